@@ -1,0 +1,50 @@
+/**
+ * `flowwarden dev`: the zero-setup demo. Embedded Postgres (unless DATABASE_URL is set), all
+ * roles in one process, pretty logs, and demo flows that fire every few seconds so a newcomer sees
+ * runs complete within 10 s (and, with the guard, a failing flow get disabled).
+ */
+import type { Ctx, Values } from './context.ts';
+import { runPod } from './context.ts';
+import { applyDefinitions, validateDefinitions } from '../apply.ts';
+import { loadHandlersModule } from '../targets/function.ts';
+import type { FlowInputRaw } from '../flows/spec.ts';
+
+export const DEMO_FLOWS: FlowInputRaw[] = [
+  {
+    name: 'demo-hello',
+    description: 'Completes instantly, every 3 seconds (built-in noop handler).',
+    target: { type: 'function', handler: 'noop' },
+    schedules: [{ name: 'every-3s', every: '3s', catchup: 'skip' }],
+  },
+  {
+    name: 'demo-sleepy',
+    description: 'Sleeps 4 s, fired every 2 s with overlap: skip, so some runs are Skipped.',
+    target: { type: 'function', handler: 'sleep' },
+    schedules: [{ name: 'every-2s', every: '2s', overlap: 'skip', catchup: 'skip', parameters: { ms: 4000 } }],
+  },
+  {
+    name: 'demo-cron',
+    description: 'A 6-field cron (seconds) in a non-UTC timezone: every 5 seconds.',
+    target: { type: 'function', handler: 'noop' },
+    schedules: [{ name: 'every-5s', cron: '*/5 * * * * *', timezone: 'Europe/Berlin', catchup: 'skip' }],
+  },
+  {
+    name: 'demo-flaky',
+    description: 'Fails on purpose every 4 s: the guard disables it after 3 failures in a row.',
+    target: { type: 'function', handler: 'fail' },
+    schedules: [{ name: 'every-4s', every: '4s', catchup: 'skip', parameters: { message: 'demo failure: upstream table missing' } }],
+  },
+];
+
+export async function runDev(base: Omit<Ctx, 'db'>, values: Values): Promise<void> {
+  const handlers = values.handlers ?? base.config.handlersModule;
+  if (handlers) await loadHandlersModule(handlers);
+  const flows = validateDefinitions({ flows: DEMO_FLOWS }, 'demo flows', base.config.maxParametersBytes);
+  await runPod(base, ['all'], async (app) => {
+    await applyDefinitions(app.pool, flows, base.config.maxParametersBytes);
+    base.log.info(
+      { flows: flows.map((f) => f.name), api: app.address },
+      'dev: demo flows applied — watch runs complete below, or run `npm run flowwarden -- runs list` in another terminal; Ctrl-C to stop',
+    );
+  });
+}

@@ -1,0 +1,132 @@
+/**
+ * Configuration: read from the environment in exactly this one place, validated once, passed down.
+ * Every setting has a named default next to its type. See the table in README.md.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { UserInputError } from './errors.ts';
+
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const DEFAULTS = {
+  dataDir: '.flowwarden',
+  embeddedPort: 54329,
+  port: 8080,
+  host: '0.0.0.0',
+  logLevel: 'info',
+  concurrency: 10,
+  tickIntervalMs: 1000,
+  horizonSeconds: 10,
+  claimBatch: 500,
+  catchupGraceSeconds: 30,
+  lateAfterSeconds: 15,
+  lateSweepIntervalMs: 5000,
+  healthSweepIntervalMs: 30_000,
+  maxConsecutiveFailures: 3,
+  drainTimeoutSeconds: 20,
+  httpTimeoutMs: 10_000,
+  maxParametersBytes: 64 * 1024,
+  pollIntervalSeconds: 5,
+} as const;
+
+const EnvSchema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  FLOWWARDEN_DATA_DIR: z.string().default(DEFAULTS.dataDir),
+  FLOWWARDEN_EMBEDDED_PORT: int(1024, 65535).default(DEFAULTS.embeddedPort),
+  FLOWWARDEN_PORT: int(0, 65535).default(DEFAULTS.port),
+  FLOWWARDEN_HOST: z.string().default(DEFAULTS.host),
+  FLOWWARDEN_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  FLOWWARDEN_READ_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  FLOWWARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  FLOWWARDEN_LOG_PRETTY: bool.optional(),
+  FLOWWARDEN_CONCURRENCY: int(1, 500).default(DEFAULTS.concurrency),
+  FLOWWARDEN_TICK_INTERVAL_MS: int(50, 60_000).default(DEFAULTS.tickIntervalMs),
+  FLOWWARDEN_HORIZON_SECONDS: int(0, 300).default(DEFAULTS.horizonSeconds),
+  FLOWWARDEN_CATCHUP_GRACE_SECONDS: int(1, 3600).default(DEFAULTS.catchupGraceSeconds),
+  FLOWWARDEN_LATE_AFTER_SECONDS: int(1, 86_400).default(DEFAULTS.lateAfterSeconds),
+  FLOWWARDEN_MAX_CONSECUTIVE_FAILURES: int(1, 1000).default(DEFAULTS.maxConsecutiveFailures),
+  FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: int(0, 3600).default(DEFAULTS.drainTimeoutSeconds),
+  FLOWWARDEN_HTTP_TIMEOUT_MS: int(100, 600_000).default(DEFAULTS.httpTimeoutMs),
+  FLOWWARDEN_HTTP_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  FLOWWARDEN_HANDLERS: z.string().optional(),
+  FLOWWARDEN_NOTIFY_URLS: z.string().optional(),
+  PREFECT_API_URL: z.string().url().optional(),
+  PREFECT_API_KEY: z.string().optional(),
+});
+
+export interface Config {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  embeddedPort: number;
+  port: number;
+  host: string;
+  adminToken: string | undefined;
+  readToken: string | undefined;
+  logLevel: string;
+  logPretty: boolean;
+  concurrency: number;
+  tickIntervalMs: number;
+  horizonSeconds: number;
+  claimBatch: number;
+  catchupGraceSeconds: number;
+  lateAfterSeconds: number;
+  lateSweepIntervalMs: number;
+  healthSweepIntervalMs: number;
+  maxConsecutiveFailures: number;
+  drainTimeoutSeconds: number;
+  httpTimeoutMs: number;
+  httpSecret: string | undefined;
+  handlersModule: string | undefined;
+  notifyUrls: string[];
+  maxParametersBytes: number;
+  prefect: { apiUrl: string | undefined; apiKey: string | undefined; pollIntervalSeconds: number };
+}
+
+/** Parse the environment. Throws UserInputError listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const details = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new UserInputError(`invalid environment: ${details.join('; ')}`, details);
+  }
+  const e = parsed.data;
+  const config: Config = {
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.FLOWWARDEN_DATA_DIR),
+    embeddedPort: e.FLOWWARDEN_EMBEDDED_PORT,
+    port: e.FLOWWARDEN_PORT,
+    host: e.FLOWWARDEN_HOST,
+    adminToken: e.FLOWWARDEN_ADMIN_TOKEN,
+    readToken: e.FLOWWARDEN_READ_TOKEN,
+    logLevel: e.FLOWWARDEN_LOG_LEVEL,
+    logPretty: e.FLOWWARDEN_LOG_PRETTY ?? false,
+    concurrency: e.FLOWWARDEN_CONCURRENCY,
+    tickIntervalMs: e.FLOWWARDEN_TICK_INTERVAL_MS,
+    horizonSeconds: e.FLOWWARDEN_HORIZON_SECONDS,
+    claimBatch: DEFAULTS.claimBatch,
+    catchupGraceSeconds: e.FLOWWARDEN_CATCHUP_GRACE_SECONDS,
+    lateAfterSeconds: e.FLOWWARDEN_LATE_AFTER_SECONDS,
+    lateSweepIntervalMs: DEFAULTS.lateSweepIntervalMs,
+    healthSweepIntervalMs: DEFAULTS.healthSweepIntervalMs,
+    maxConsecutiveFailures: e.FLOWWARDEN_MAX_CONSECUTIVE_FAILURES,
+    drainTimeoutSeconds: e.FLOWWARDEN_DRAIN_TIMEOUT_SECONDS,
+    httpTimeoutMs: e.FLOWWARDEN_HTTP_TIMEOUT_MS,
+    httpSecret: e.FLOWWARDEN_HTTP_SECRET,
+    handlersModule: e.FLOWWARDEN_HANDLERS,
+    notifyUrls: (e.FLOWWARDEN_NOTIFY_URLS ?? '')
+      .split(/[\s,]+/)
+      .map((s) => s.trim())
+      .filter(Boolean),
+    maxParametersBytes: DEFAULTS.maxParametersBytes,
+    prefect: {
+      apiUrl: e.PREFECT_API_URL,
+      apiKey: e.PREFECT_API_KEY,
+      pollIntervalSeconds: DEFAULTS.pollIntervalSeconds,
+    },
+  };
+  return { ...config, ...overrides };
+}

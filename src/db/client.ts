@@ -1,0 +1,81 @@
+/**
+ * Database access. Query functions everywhere take a `Queryable` first: a pg Pool, a pooled
+ * client, or a client inside the caller's own transaction. That is what lets a producer enqueue
+ * atomically with its caller's writes, and what lets pg-boss ride in our transactions (`bossDb`).
+ */
+import pg from 'pg';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import type { Db as IDatabase } from 'pg-boss';
+import * as schema from '../schema/index.ts';
+
+// timestamptz → Date (default), bigint counts → number (our counts fit comfortably).
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export interface Queryable {
+  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export type Db = NodePgDatabase<typeof schema>;
+
+export function createPool(connectionString: string, options: { max?: number; applicationName?: string } = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'flowwarden',
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client erroring (server restart) must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** A drizzle view over any Queryable (pool, client, or a client inside a transaction). */
+export function dz(db: Queryable): Db {
+  return drizzle(db as pg.Pool, { schema });
+}
+
+/** pg-boss's `db` option over the same connection, so jobs commit or roll back with our rows. */
+export function bossDb(db: Queryable): IDatabase {
+  return { executeSql: (text, values) => db.query(text, values as unknown[]) };
+}
+
+/**
+ * Run `fn` in a transaction. With a Pool, checks out a client, BEGIN/COMMIT/ROLLBACK; with a
+ * client that is already in the caller's transaction (`inTransaction: true`), just runs `fn` on it.
+ */
+export async function withTransaction<T>(
+  db: Queryable | pg.Pool,
+  fn: (tx: Queryable) => Promise<T>,
+  options: { inTransaction?: boolean } = {},
+): Promise<T> {
+  if (options.inTransaction) return fn(db);
+  if (db instanceof pg.Pool) {
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+  await db.query('BEGIN');
+  try {
+    const result = await fn(db);
+    await db.query('COMMIT');
+    return result;
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** Postgres's clock: all scheduling decisions use it, never the pod's. */
+export async function dbNow(db: Queryable): Promise<Date> {
+  const { rows } = await db.query<{ now: Date }>('select now() as now');
+  return rows[0]!.now;
+}

@@ -1,0 +1,59 @@
+/**
+ * Migrations: drizzle (domain tables, files in drizzle/) then pg-boss (queue tables).
+ *
+ * Several pods starting at once against an empty database must not trip over each other, so the
+ * domain migration runs under a session advisory lock; pg-boss serialises its own migrations the
+ * same way. A pod that waited on the lock finds the migrations already applied and moves on.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator';
+import { PgBoss } from 'pg-boss';
+import { BOSS_SCHEMA } from '../queue/catalog.ts';
+import { readFileSync } from 'node:fs';
+
+export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../drizzle');
+const LOCK_KEY = 0x466c6f77; // 'Flow'
+
+export async function migrateDomain(connectionString: string): Promise<void> {
+  const client = new pg.Client({ connectionString, application_name: 'flowwarden-migrate' });
+  await client.connect();
+  try {
+    await client.query('select pg_advisory_lock($1)', [LOCK_KEY]);
+    try {
+      await drizzleMigrate(drizzle(client), { migrationsFolder: MIGRATIONS_FOLDER, migrationsSchema: 'flowwarden_migrations' });
+    } finally {
+      await client.query('select pg_advisory_unlock($1)', [LOCK_KEY]);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Installs or upgrades pg-boss's schema (start with migrate on, then stop without workers). */
+export async function migrateQueue(connectionString: string): Promise<void> {
+  const boss = new PgBoss({ connectionString, schema: BOSS_SCHEMA, supervise: false, schedule: false, max: 2 });
+  boss.on('error', () => {});
+  await boss.start();
+  await boss.stop({ graceful: false });
+}
+
+export async function migrateAll(connectionString: string): Promise<void> {
+  await migrateDomain(connectionString);
+  await migrateQueue(connectionString);
+}
+
+/** The number of drizzle migrations shipped with this build (readiness compares it with the DB). */
+export function shippedMigrationCount(): number {
+  const journal = JSON.parse(readFileSync(path.join(MIGRATIONS_FOLDER, 'meta/_journal.json'), 'utf8')) as { entries: unknown[] };
+  return journal.entries.length;
+}
+
+export async function appliedMigrationCount(db: { query: pg.Pool['query'] } | pg.Pool): Promise<number> {
+  const { rows } = await (db as pg.Pool).query<{ n: number }>(
+    `select count(*)::int as n from flowwarden_migrations.__drizzle_migrations`,
+  );
+  return rows[0]?.n ?? 0;
+}

@@ -1,0 +1,48 @@
+/**
+ * Error classification used across workers, targets and the CLI.
+ *
+ * - `PermanentError`: retrying cannot help (bad input, a 4xx from a peer, a validation failure).
+ *   Workers fail the run/job at once.
+ * - `RateLimitedError`: the peer asked us to wait (HTTP 429). Carries the wait in milliseconds.
+ * - anything else is treated as transient: the worker rethrows and pg-boss retries with backoff.
+ *
+ * `UserInputError` is a PermanentError meant for humans (CLI, API): its message says what was
+ * wrong, where, and how to fix it. `details` lists every problem when there are several.
+ */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class UserInputError extends PermanentError {
+  override name = 'UserInputError';
+  readonly details: string[];
+  constructor(message: string, details: string[] = []) {
+    super(message);
+    this.details = details;
+  }
+}
+
+export class NotFoundError extends UserInputError {
+  override name = 'NotFoundError';
+}
+
+export class RateLimitedError extends Error {
+  override name = 'RateLimitedError';
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number) {
+    super(message);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+export function isPermanent(err: unknown): err is PermanentError {
+  return err instanceof PermanentError;
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,143 @@
+/**
+ * The declarative shape of flows and schedules: what `flowwarden apply -f`, the producer client and
+ * the API accept. Parsed with zod; `formatIssues` turns zod issues into "path: problem" lines.
+ */
+import { z } from 'zod';
+import { TargetSpec } from '../targets/spec.ts';
+import { validateScheduleSpec } from '../scheduling/fire-times.ts';
+import { UserInputError } from '../errors.ts';
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const Name = z.string().regex(NAME_RE, 'must start with a letter or digit and use only letters, digits, _ . : - (max 128)');
+
+export const HealthPolicy = z
+  .object({
+    /** Disable after this many consecutive FAILED/CRASHED runs since the baseline. */
+    maxConsecutiveFailures: z.number().int().min(1).max(1000).optional(),
+    /** Task names whose failure disables the flow at once... */
+    criticalTasks: z.array(z.string().min(1)).optional(),
+    /** ...unless the failure message matches one of these regular expressions. */
+    ignorePatterns: z
+      .array(
+        z.string().refine((p) => {
+          try {
+            new RegExp(p);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'must be a valid regular expression'),
+      )
+      .optional(),
+    /** Set false to exempt the flow from auto-disable (it is still reported). */
+    autoDisable: z.boolean().optional(),
+  })
+  .strict();
+export type HealthPolicy = z.infer<typeof HealthPolicy>;
+
+/** "90", "90s", "5m", "2h", "1d" → seconds. */
+export function parseDuration(value: string | number): number | null {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : null;
+  const m = /^\s*(\d+)\s*(s|m|h|d)?\s*$/.exec(value);
+  if (!m) return null;
+  const n = Number(m[1]);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  return n > 0 ? n * unit : null;
+}
+
+const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const s = parseDuration(v);
+  if (s === null) {
+    ctx.addIssue({ code: 'custom', message: `'${v}' is not a duration; use seconds or e.g. '30s', '5m', '2h', '1d'` });
+    return z.NEVER;
+  }
+  return s;
+});
+
+export const ScheduleInput = z
+  .object({
+    name: Name.default('default'),
+    cron: z.string().min(1).optional(),
+    every: Duration.optional(),
+    timezone: z.string().min(1).default('UTC'),
+    anchor: z.coerce.date().optional(),
+    parameters: z.record(z.string(), z.unknown()).default({}),
+    enabled: z.boolean().default(true),
+    note: z.string().max(1000).optional(),
+    catchup: z.enum(['skip', 'latest', 'all']).default('latest'),
+    catchupWindow: Duration.optional(),
+    catchupMax: z.number().int().min(1).max(1000).optional(),
+    overlap: z.enum(['allow', 'skip']).default('allow'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if ((s.cron === undefined) === (s.every === undefined)) {
+      ctx.addIssue({ code: 'custom', message: "give exactly one of 'cron' (e.g. '*/5 * * * *') or 'every' (e.g. '30s')" });
+      return;
+    }
+    try {
+      validateScheduleSpec(
+        s.cron !== undefined
+          ? { kind: 'cron', cron: s.cron, timezone: s.timezone }
+          : { kind: 'interval', everySeconds: s.every!, anchor: s.anchor ?? new Date(0) },
+      );
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message, path: [s.cron !== undefined ? 'cron' : 'every'] });
+    }
+  });
+export type ScheduleInput = z.infer<typeof ScheduleInput>;
+export type ScheduleInputRaw = z.input<typeof ScheduleInput>;
+
+export const FlowInput = z
+  .object({
+    name: Name,
+    description: z.string().max(2000).optional(),
+    target: TargetSpec,
+    lateAfter: Duration.optional(),
+    health: HealthPolicy.default({}),
+    schedules: z.array(ScheduleInput).default([]),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    const seen = new Set<string>();
+    f.schedules.forEach((s, i) => {
+      if (seen.has(s.name)) {
+        ctx.addIssue({ code: 'custom', path: ['schedules', i, 'name'], message: `duplicate schedule name '${s.name}' in flow '${f.name}'` });
+      }
+      seen.add(s.name);
+    });
+  });
+export type FlowInput = z.infer<typeof FlowInput>;
+export type FlowInputRaw = z.input<typeof FlowInput>;
+
+export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): string[] {
+  return issues.map((i) => {
+    const p = [prefix, ...i.path.map((x) => (typeof x === 'number' ? `[${x}]` : `.${String(x)}`))].join('').replace(/^\./, '');
+    return `${p || '(root)'}: ${i.message}`;
+  });
+}
+
+export function parseFlowInput(raw: unknown, where = 'flow'): FlowInput {
+  const r = FlowInput.safeParse(raw);
+  if (!r.success) {
+    const details = formatIssues(r.error.issues, where);
+    throw new UserInputError(`invalid ${where}: ${details.join('; ')}`, details);
+  }
+  return r.data;
+}
+
+export function parseScheduleInput(raw: unknown, where = 'schedule'): ScheduleInput {
+  const r = ScheduleInput.safeParse(raw);
+  if (!r.success) {
+    const details = formatIssues(r.error.issues, where);
+    throw new UserInputError(`invalid ${where}: ${details.join('; ')}`, details);
+  }
+  return r.data;
+}
+
+export function checkParametersSize(parameters: unknown, maxBytes: number, where: string): void {
+  const size = Buffer.byteLength(JSON.stringify(parameters ?? {}));
+  if (size > maxBytes) {
+    throw new UserInputError(`${where}: parameters are ${size} bytes; the limit is ${maxBytes} bytes — pass a reference (a key or URL) instead of the data itself`);
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Split a rendered notification into chunks that each fit a chat channel's message limit.
+ *
+ * Design
+ * - Greedy, left to right: each chunk takes as much text as fits. Break points, in order of
+ *   preference: a line boundary (after "\n"); else, inside an over-long line, after a run of
+ *   spaces; else a hard split at a grapheme boundary (Intl.Segmenter), so an emoji, a ZWJ
+ *   sequence, a flag or a letter with combining marks is never cut. If a single grapheme is
+ *   longer than the room left (pathological), we fall back to a code-point boundary: a UTF-16
+ *   surrogate pair is never split.
+ * - Length is measured in UTF-16 code units (`str.length`). Discord documents its limit in
+ *   "characters"; UTF-16 length is always >= the code-point count (`[...str].length`), so a chunk
+ *   within the limit in UTF-16 units is within it under either measure.
+ * - Code fences are tracked line by line: a line starting with ``` (up to 3 spaces of indent)
+ *   opens a fence unless the rest of the line holds another ``` (a one-line block); inside a
+ *   fence, any line starting with ``` closes it. When a chunk ends inside a fence we append a
+ *   closing fence (``` on its own line: "```" if the chunk ends with "\n", else "\n```") and the
+ *   next chunk starts by reopening it with the same info string ("```ts\n"). An unclosed fence at
+ *   the end of the input is closed the same way. The added text counts toward the limit, so
+ *   every chunk holds an even number of fence lines.
+ * - Content is never lost or altered: `splitMessage` returns each chunk as
+ *   `{ reopen, body, close }` where `reopen`/`close` are the added fence lines, and the bodies
+ *   concatenate to the input exactly, whitespace at split points included (a split after
+ *   spaces leaves the spaces at the end of the earlier chunk). Discord trims leading/trailing
+ *   whitespace of a message when displaying it; that is cosmetic and accepted.
+ * - A split point is never chosen where the following text starts with ``` (mid-line), so a
+ *   continuation chunk cannot begin with something that reads as a fence line.
+ * - We avoid leaving a whitespace-only tail as the last chunk (Discord rejects "empty"
+ *   messages) by moving the last line of content into the final chunk when possible. A
+ *   whitespace-only input (or empty input) returns [] — there is nothing to send.
+ *
+ * Failure modes / known limits: fence detection is line based (CommonMark-like), while
+ * Discord's own parser also recognises ``` mid-line; text that uses mid-line fences may render
+ * differently per chunk, but content is still complete. A fence line longer than the whole limit
+ * gets hard-split like any other line.
+ */
+
+export const FENCE = '```';
+/** Smallest accepted limit: room for a bare reopen ("```\n"), a close ("\n```") and some text. */
+export const MIN_CHUNK_LIMIT = 16;
+export const DEFAULT_CHUNK_LIMIT = 2000;
+
+export interface ChunkOptions {
+  /** Maximum chunk length in UTF-16 code units (default 2000, Discord's message limit). */
+  limit?: number;
+}
+
+/** One chunk: `reopen` and `close` are fence lines added by the chunker; `body` is original text. */
+export interface ChunkPart {
+  reopen: string;
+  body: string;
+  close: string;
+}
+
+export interface OpenFence {
+  /** The info string of the opening fence ("ts", "json", "" for a bare fence). */
+  info: string;
+}
+
+const FENCE_LINE = /^ {0,3}```(.*)$/;
+const FENCE_START = /^ {0,3}```/;
+
+/**
+ * Classify one line (without its terminator) given the current fence state.
+ * Returns the fence state after the line.
+ */
+export function fenceAfterLine(line: string, open: OpenFence | null): OpenFence | null {
+  const m = FENCE_LINE.exec(line.endsWith('\r') ? line.slice(0, -1) : line);
+  if (!m) return open;
+  if (open) return null;
+  const rest = m[1] ?? '';
+  if (rest.includes(FENCE)) return null; // ```one-line block``` — not an opener
+  return { info: rest.trim() };
+}
+
+/** True if the line (without terminator) would toggle fence state from `open`. */
+export function isFenceToggle(line: string, open: OpenFence | null): boolean {
+  const after = fenceAfterLine(line, open);
+  return (after === null) !== (open === null);
+}
+
+export function renderPart(part: ChunkPart): string {
+  return part.reopen + part.body + part.close;
+}
+
+/** The original text back from the parts (bodies only, added fences dropped). */
+export function joinBodies(parts: readonly ChunkPart[]): string {
+  return parts.map((p) => p.body).join('');
+}
+
+export function chunkMessage(text: string, opts: ChunkOptions = {}): string[] {
+  return splitMessage(text, opts).map(renderPart);
+}
+
+interface Line {
+  start: number;
+  /** Index after the terminator ("\n"), or text length for a last line without one. */
+  end: number;
+  /** Index of the terminator ("\r\n" or "\n"), or `end` when there is none. */
+  contentEnd: number;
+  before: OpenFence | null;
+  after: OpenFence | null;
+}
+
+function scanLines(text: string): Line[] {
+  const lines: Line[] = [];
+  let open: OpenFence | null = null;
+  let start = 0;
+  while (start < text.length) {
+    const nl = text.indexOf('\n', start);
+    const end = nl === -1 ? text.length : nl + 1;
+    let contentEnd = nl === -1 ? text.length : nl;
+    if (nl !== -1 && contentEnd > start && text[contentEnd - 1] === '\r') contentEnd -= 1;
+    const after = fenceAfterLine(text.slice(start, contentEnd), open);
+    lines.push({ start, end, contentEnd, before: open, after });
+    open = after;
+    start = end;
+  }
+  return lines;
+}
+
+const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
+function isSpace(ch: string | undefined): boolean {
+  return ch === ' ' || ch === '\t';
+}
+
+export function splitMessage(text: string, opts: ChunkOptions = {}): ChunkPart[] {
+  const limit = opts.limit ?? DEFAULT_CHUNK_LIMIT;
+  if (!Number.isInteger(limit) || limit < MIN_CHUNK_LIMIT) {
+    throw new RangeError(`chunk limit must be an integer >= ${MIN_CHUNK_LIMIT}, got ${limit}`);
+  }
+  if (text.trim() === '') return [];
+
+  const n = text.length;
+  const lines = scanLines(text);
+  // Index where the trailing whitespace begins; a remainder starting at or after it is blank.
+  const trailingStart = text.trimEnd().length;
+
+  const lineIndexAt = (pos: number): number => {
+    let lo = 0;
+    let hi = lines.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lines[mid]!.start <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  // Fence state at a position: a line's fence effect applies once its first character is taken.
+  const fenceAt = (pos: number): OpenFence | null => {
+    if (pos >= n) return lines[lines.length - 1]!.after;
+    const line = lines[lineIndexAt(pos)]!;
+    return pos === line.start ? line.before : line.after;
+  };
+  const closeLen = (end: number): number =>
+    fenceAt(end) ? (text[end - 1] === '\n' ? FENCE.length : FENCE.length + 1) : 0;
+  const startsFence = (pos: number): boolean => FENCE_START.test(text.slice(pos, pos + 6));
+
+  const reopenFor = (open: OpenFence): string => {
+    const full = FENCE + open.info + '\n';
+    // Keep the language unless it would crowd out the content (absurdly long info strings).
+    return full.length + FENCE.length + 1 + 8 <= limit ? full : FENCE + '\n';
+  };
+
+  const splitWithinLine = (pos: number, budget: number): number => {
+    const line = lines[lineIndexAt(pos)]!;
+    const maxLen = budget - (line.after ? FENCE.length + 1 : 0);
+    let maxEnd = Math.min(pos + maxLen, line.contentEnd);
+    if (maxEnd <= pos) maxEnd = Math.min(pos + maxLen, line.end);
+    // 1. The line's content fits without its terminator: split just before the newline.
+    if (maxEnd === line.contentEnd && maxEnd > pos) return maxEnd;
+    // 2. After a run of spaces, keeping some non-space text in this chunk.
+    let firstNonSpace = pos;
+    while (firstNonSpace < maxEnd && isSpace(text[firstNonSpace])) firstNonSpace++;
+    for (let p = maxEnd; p > firstNonSpace; p--) {
+      if (isSpace(text[p - 1]) && !isSpace(text[p]) && !startsFence(p)) return p;
+    }
+    // 3. Hard split at the last grapheme boundary that fits.
+    const windowEnd = Math.min(n, maxEnd + 16);
+    const boundaries: number[] = [];
+    for (const s of segmenter.segment(text.slice(pos, windowEnd))) {
+      const b = pos + s.index;
+      if (b > maxEnd) break;
+      if (b > pos) boundaries.push(b);
+    }
+    if (windowEnd === maxEnd) boundaries.push(maxEnd);
+    for (let i = boundaries.length - 1; i >= 0; i--) {
+      const b = boundaries[i]!;
+      if (!startsFence(b)) return b;
+    }
+    // 4. One grapheme longer than the room (e.g. thousands of combining marks): code points.
+    let p = maxEnd;
+    if (isLowSurrogate(text.charCodeAt(p)) && isHighSurrogate(text.charCodeAt(p - 1))) p -= 1;
+    return p > pos ? p : maxEnd;
+  };
+
+  const parts: ChunkPart[] = [];
+  let pos = 0;
+  while (pos < n) {
+    const open = fenceAt(pos);
+    const reopen = open ? reopenFor(open) : '';
+    const budget = limit - reopen.length;
+
+    // Line-boundary candidates that fit, including the close fence they would need.
+    const fits: number[] = [];
+    for (let li = lineIndexAt(pos); li < lines.length; li++) {
+      const e = lines[li]!.end;
+      if (e - pos > budget) break;
+      if (e <= pos) continue;
+      if (e - pos + closeLen(e) <= budget) fits.push(e);
+    }
+
+    let end: number;
+    if (fits.length > 0) {
+      fits.reverse(); // largest first
+      // Prefer not to leave a whitespace-only remainder (it would become an "empty" message).
+      const notBlankTail = fits.filter((e) => e >= n || e < trailingStart);
+      const ranked = notBlankTail.length > 0 ? notBlankTail : fits;
+      end = ranked[0]!;
+      // Avoid ending right after an opening fence line or right before a closing one (an empty
+      // code block in one of the two chunks) when a smaller candidate exists.
+      const second = ranked[1];
+      if (second !== undefined && isAwkward(end)) end = second;
+    } else {
+      end = splitWithinLine(pos, budget);
+    }
+
+    const body = text.slice(pos, end);
+    const close = fenceAt(end) ? (body.endsWith('\n') ? FENCE : '\n' + FENCE) : '';
+    parts.push({ reopen, body, close });
+    pos = end;
+  }
+  return parts;
+
+  function isAwkward(end: number): boolean {
+    if (end >= n || !fenceAt(end)) return false;
+    const next = lines[lineIndexAt(end)]!;
+    const prev = lines[lineIndexAt(end - 1)]!;
+    const endsAfterOpener = prev.before === null && prev.after !== null;
+    const nextIsCloser = next.start === end && next.after === null;
+    return endsAfterOpener || nextIsCloser;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The typed client other services use to publish work:
+ *
+ *   const fw = await FlowwardenClient.connect({ connectionString: process.env.DATABASE_URL });
+ *   await fw.triggerRun('nightly-etl', { date: '2026-11-22' }, { idempotencyKey: 'etl:2026-11-22' });
+ *
+ * Every method takes `{ db }`: a pg client inside the caller's own open transaction. The run row
+ * and its dispatch job are then written in that transaction and commit or roll back with the
+ * caller's own writes. Without `db` the client opens (and commits) a transaction itself.
+ */
+import pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { createPool, withTransaction, type Queryable } from '../db/client.ts';
+import { startBoss } from '../queue/boss.ts';
+import {
+  reportRunStateTx,
+  triggerRunTx,
+  upsertFlowTx,
+  upsertScheduleTx,
+  type ReportOptions,
+  type TriggerOptions,
+  type UpsertFlowOutcome,
+} from './operations.ts';
+import type { FlowInputRaw, ScheduleInputRaw } from '../flows/spec.ts';
+import type { RunRow } from '../queries/runs.ts';
+import type { UpsertScheduleResult } from '../queries/flows.ts';
+import type { StateType } from '../runs/states.ts';
+
+export interface TxOption {
+  /** A client inside the caller's open transaction. */
+  db?: Queryable;
+}
+
+export interface ClientOptions {
+  connectionString?: string;
+  pool?: pg.Pool;
+  boss?: PgBoss;
+  maxParametersBytes?: number;
+}
+
+export class FlowwardenClient {
+  readonly #pool: pg.Pool;
+  readonly #boss: PgBoss;
+  readonly #owned: { pool: boolean; boss: boolean };
+  readonly #maxParametersBytes: number | undefined;
+
+  private constructor(pool: pg.Pool, boss: PgBoss, owned: { pool: boolean; boss: boolean }, maxParametersBytes?: number) {
+    this.#pool = pool;
+    this.#boss = boss;
+    this.#owned = owned;
+    this.#maxParametersBytes = maxParametersBytes;
+  }
+
+  static async connect(options: ClientOptions): Promise<FlowwardenClient> {
+    if (!options.pool && !options.connectionString) throw new Error('FlowwardenClient.connect needs a connectionString or a pool');
+    const pool = options.pool ?? createPool(options.connectionString!, { max: 5, applicationName: 'flowwarden-producer' });
+    const boss = options.boss ?? (await startBoss({ connectionString: options.connectionString ?? poolUrl(options), role: 'producer' }));
+    return new FlowwardenClient(pool, boss, { pool: !options.pool, boss: !options.boss }, options.maxParametersBytes);
+  }
+
+  #tx<T>(opt: TxOption | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return opt?.db ? fn(opt.db) : withTransaction(this.#pool, fn);
+  }
+
+  triggerRun(flow: string, parameters: Record<string, unknown> = {}, options: TriggerOptions & TxOption = {}): Promise<{ runId: string; created: boolean }> {
+    return this.#tx(options, (tx) => triggerRunTx(this.#boss, tx, flow, parameters, { origin: 'api', maxParametersBytes: this.#maxParametersBytes, ...options }));
+  }
+
+  reportRunState(runId: string, state: StateType, options: ReportOptions & TxOption = {}): Promise<RunRow> {
+    return this.#tx(options, (tx) => reportRunStateTx(this.#boss, tx, runId, state, options));
+  }
+
+  upsertFlow(flow: FlowInputRaw, options: TxOption = {}): Promise<UpsertFlowOutcome> {
+    return this.#tx(options, (tx) => upsertFlowTx(tx, flow, { maxParametersBytes: this.#maxParametersBytes }));
+  }
+
+  upsertSchedule(flow: string, schedule: ScheduleInputRaw, options: TxOption = {}): Promise<UpsertScheduleResult> {
+    return this.#tx(options, (tx) => upsertScheduleTx(tx, flow, schedule, { maxParametersBytes: this.#maxParametersBytes }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#owned.boss) await this.#boss.stop({ graceful: false });
+    if (this.#owned.pool) await this.#pool.end();
+  }
+}
+
+function poolUrl(options: ClientOptions): string {
+  const o = (options.pool as unknown as { options?: { connectionString?: string } }).options;
+  if (!o?.connectionString) throw new Error('pass connectionString (or boss) together with pool');
+  return o.connectionString;
+}

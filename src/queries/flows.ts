@@ -1,0 +1,124 @@
+/**
+ * Flow and schedule writes/reads. Functions of (db, params); `db` may be the caller's transaction.
+ */
+import { asc, eq } from 'drizzle-orm';
+import type { Queryable } from '../db/client.ts';
+import { dz } from '../db/client.ts';
+import { flows, schedules } from '../schema/index.ts';
+import type { FlowInput, ScheduleInput } from '../flows/spec.ts';
+import { nextFireAfter, type ScheduleSpec } from '../scheduling/fire-times.ts';
+import type { TargetSpec } from '../targets/spec.ts';
+import type { HealthPolicy } from '../flows/spec.ts';
+import { NotFoundError } from '../errors.ts';
+
+export type FlowRow = typeof flows.$inferSelect & { target: TargetSpec; health: HealthPolicy };
+export type ScheduleRow = typeof schedules.$inferSelect;
+
+export function scheduleSpecOf(s: Pick<ScheduleRow, 'kind' | 'cron' | 'intervalSeconds' | 'timezone' | 'anchor'>): ScheduleSpec {
+  return s.kind === 'cron'
+    ? { kind: 'cron', cron: s.cron!, timezone: s.timezone }
+    : { kind: 'interval', everySeconds: s.intervalSeconds!, anchor: s.anchor };
+}
+
+export async function getFlowByName(db: Queryable, name: string): Promise<FlowRow | null> {
+  const rows = await dz(db).select().from(flows).where(eq(flows.name, name));
+  return (rows[0] as FlowRow | undefined) ?? null;
+}
+
+export async function requireFlow(db: Queryable, name: string): Promise<FlowRow> {
+  const flow = await getFlowByName(db, name);
+  if (!flow) throw new NotFoundError(`flow '${name}' not found: check the name (flowwarden flows list) or create it with flowwarden apply -f FILE`);
+  return flow;
+}
+
+export async function listFlows(db: Queryable, options: { limit?: number; after?: string } = {}): Promise<FlowRow[]> {
+  const q = dz(db).select().from(flows).orderBy(asc(flows.name)).limit(options.limit ?? 1000);
+  return (await q) as FlowRow[];
+}
+
+export async function listSchedules(db: Queryable, flowId: string): Promise<ScheduleRow[]> {
+  return dz(db).select().from(schedules).where(eq(schedules.flowId, flowId)).orderBy(asc(schedules.name));
+}
+
+export interface UpsertFlowResult {
+  flow: FlowRow;
+  created: boolean;
+}
+
+/** Create or update a flow by name (the stable identity). Does not touch its schedules. */
+export async function upsertFlowRow(tx: Queryable, input: Omit<FlowInput, 'schedules'>): Promise<UpsertFlowResult> {
+  const { rows } = await tx.query<{ id: string; created: boolean }>(
+    `insert into flowwarden.flows (name, description, target, health, late_after_seconds)
+     values ($1, $2, $3, $4, $5)
+     on conflict (name) do update set
+       description = excluded.description, target = excluded.target, health = excluded.health,
+       late_after_seconds = excluded.late_after_seconds, updated_at = now()
+     returning id, (xmax = 0) as created`,
+    [input.name, input.description ?? null, input.target, input.health ?? {}, input.lateAfter ?? null],
+  );
+  const flow = (await dz(tx).select().from(flows).where(eq(flows.id, rows[0]!.id)))[0] as FlowRow;
+  return { flow, created: rows[0]!.created };
+}
+
+export interface UpsertScheduleResult {
+  schedule: ScheduleRow;
+  created: boolean;
+  /** The flow is held disabled by the guard: the schedule was written but kept disabled. */
+  heldDisabled: boolean;
+}
+
+/**
+ * Create or update a schedule by (flow, name). next_run_at is recomputed from Postgres's now when
+ * the timing changed or the schedule is being (re-)enabled; otherwise the tick keeps owning it.
+ * A flow the guard holds disabled keeps its schedules disabled: re-applying a file never silently
+ * re-enables it (reactivation does).
+ */
+export async function upsertScheduleRow(tx: Queryable, flow: FlowRow, input: ScheduleInput, now: Date): Promise<UpsertScheduleResult> {
+  const anchor = input.anchor ?? now;
+  const spec: ScheduleSpec = input.cron !== undefined
+    ? { kind: 'cron', cron: input.cron, timezone: input.timezone }
+    : { kind: 'interval', everySeconds: input.every!, anchor };
+  const next = nextFireAfter(spec, now);
+  const held = flow.disabledAt !== null;
+  const { rows } = await tx.query<{ id: string; created: boolean }>(
+    `insert into flowwarden.schedules as s (flow_id, name, kind, cron, interval_seconds, timezone, anchor, parameters,
+        enabled, note, catchup, catchup_window_seconds, catchup_max, overlap, next_run_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+     on conflict (flow_id, name) do update set
+       next_run_at = case
+         when s.kind is distinct from excluded.kind or s.cron is distinct from excluded.cron
+           or s.interval_seconds is distinct from excluded.interval_seconds or s.timezone is distinct from excluded.timezone
+           or (s.kind = 'interval' and s.anchor is distinct from excluded.anchor and $16)
+           or (not s.enabled and excluded.enabled) or s.next_run_at is null
+         then excluded.next_run_at else s.next_run_at end,
+       kind = excluded.kind, cron = excluded.cron, interval_seconds = excluded.interval_seconds,
+       timezone = excluded.timezone,
+       anchor = case when $16 then excluded.anchor else s.anchor end,
+       parameters = excluded.parameters, enabled = excluded.enabled, note = excluded.note,
+       catchup = excluded.catchup, catchup_window_seconds = excluded.catchup_window_seconds,
+       catchup_max = excluded.catchup_max, overlap = excluded.overlap, updated_at = now()
+     returning id, (xmax = 0) as created`,
+    [
+      flow.id, input.name, spec.kind, input.cron ?? null, input.every ?? null, input.timezone, anchor, input.parameters,
+      input.enabled && !held, held && input.enabled ? `held disabled by flowwarden guard: ${flow.disabledReason ?? 'flow disabled'}` : input.note ?? null,
+      input.catchup, input.catchupWindow ?? 3600, input.catchupMax ?? 100, input.overlap, next,
+      input.anchor !== undefined,
+    ],
+  );
+  const schedule = (await dz(tx).select().from(schedules).where(eq(schedules.id, rows[0]!.id)))[0]!;
+  return { schedule, created: rows[0]!.created, heldDisabled: held && input.enabled };
+}
+
+/** Pause or resume one schedule with a note. Resuming recomputes next_run_at from now (no catch-up for a pause). */
+export async function setScheduleEnabled(tx: Queryable, scheduleId: string, enabled: boolean, note: string | null, now: Date): Promise<ScheduleRow> {
+  const rows = await dz(tx).select().from(schedules).where(eq(schedules.id, scheduleId));
+  const s = rows[0];
+  if (!s) throw new NotFoundError(`schedule ${scheduleId} not found`);
+  const next = enabled && !s.enabled ? nextFireAfter(scheduleSpecOf(s), now) : s.nextRunAt;
+  const updated = await dz(tx)
+    .update(schedules)
+    .set({ enabled, note, nextRunAt: next, updatedAt: now })
+    .where(eq(schedules.id, scheduleId))
+    .returning();
+  return updated[0]!;
+}

@@ -1,0 +1,212 @@
+/**
+ * Run queries: functions of (db, params); `db` may be a transaction. The state-changing ones lock
+ * the run row (`FOR UPDATE`) so concurrent workers and API reports serialise per run.
+ */
+import { eq } from 'drizzle-orm';
+import type { Queryable } from '../db/client.ts';
+import { dz } from '../db/client.ts';
+import { runStateHistory, taskResults } from '../schema/index.ts';
+import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from '../runs/states.ts';
+import { NotFoundError } from '../errors.ts';
+
+export interface RunRow {
+  id: string;
+  flowId: string;
+  flowName: string;
+  scheduleId: string | null;
+  scheduledFor: Date;
+  stateType: StateType;
+  stateName: string;
+  stateMessage: string | null;
+  parameters: Record<string, unknown>;
+  idempotencyKey: string | null;
+  origin: string;
+  dispatchAttempt: number | null;
+  externalId: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  updatedAt: Date;
+}
+
+const RUN_COLUMNS = `r.id, r.flow_id as "flowId", f.name as "flowName", r.schedule_id as "scheduleId",
+  r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
+  r.state_message as "stateMessage", r.parameters, r.idempotency_key as "idempotencyKey", r.origin,
+  r.dispatch_attempt as "dispatchAttempt", r.external_id as "externalId", r.created_at as "createdAt",
+  r.started_at as "startedAt", r.ended_at as "endedAt", r.updated_at as "updatedAt"`;
+
+export async function getRun(db: Queryable, runId: string, options: { forUpdate?: boolean } = {}): Promise<RunRow | null> {
+  const { rows } = await db.query<RunRow>(
+    `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+     where r.id = $1 ${options.forUpdate ? 'for update of r' : ''}`,
+    [runId],
+  );
+  return rows[0] ?? null;
+}
+
+export interface TaskInput {
+  name: string;
+  stateType: StateType;
+  message?: string | null;
+}
+
+export interface TransitionInput {
+  runId: string;
+  to: StateType;
+  name?: string;
+  message?: string | null;
+  tasks?: TaskInput[];
+  externalId?: string | null;
+  dispatchAttempt?: number | null;
+}
+
+export interface TransitionResult {
+  run: RunRow;
+  from: State;
+}
+
+/**
+ * Validate and apply one state transition, recording it in run_state_history (and task results).
+ * Must run inside a transaction: the run row is locked first. Throws InvalidTransitionError.
+ */
+export async function transitionRun(tx: Queryable, input: TransitionInput): Promise<TransitionResult> {
+  const current = await getRun(tx, input.runId, { forUpdate: true });
+  if (!current) throw new NotFoundError(`run ${input.runId} not found: check the id (flowwarden runs list)`);
+  return transitionLockedRun(tx, current, input);
+}
+
+/** As transitionRun, for a run the caller already holds locked. */
+export async function transitionLockedRun(tx: Queryable, current: RunRow, input: TransitionInput): Promise<TransitionResult> {
+  const from: State = { type: current.stateType, name: current.stateName };
+  const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
+  checkTransition(current.id, from, to);
+  const { rows } = await tx.query<{ updatedAt: Date; startedAt: Date | null; endedAt: Date | null }>(
+    `update flowwarden.runs set
+       state_type = $2, state_name = $3, state_message = $4,
+       external_id = coalesce($5, external_id),
+       dispatch_attempt = coalesce($6, dispatch_attempt),
+       started_at = case when $2 = 'RUNNING' and started_at is null then now() else started_at end,
+       ended_at = case when $7 then now() else ended_at end,
+       updated_at = now()
+     where id = $1
+     returning updated_at as "updatedAt", started_at as "startedAt", ended_at as "endedAt"`,
+    [current.id, to.type, to.name, input.message ?? null, input.externalId ?? null, input.dispatchAttempt ?? null, isTerminal(to.type)],
+  );
+  await tx.query(
+    `insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+     values ($1, $2, $3, $4, $5, $6)`,
+    [current.id, from.type, from.name, to.type, to.name, input.message ?? null],
+  );
+  if (input.tasks?.length) await insertTaskResults(tx, current.id, input.tasks);
+  const row = rows[0]!;
+  return {
+    from,
+    run: {
+      ...current,
+      stateType: to.type,
+      stateName: to.name,
+      stateMessage: input.message ?? null,
+      externalId: input.externalId ?? current.externalId,
+      dispatchAttempt: input.dispatchAttempt ?? current.dispatchAttempt,
+      updatedAt: row.updatedAt,
+      startedAt: row.startedAt,
+      endedAt: row.endedAt,
+    },
+  };
+}
+
+export async function insertTaskResults(tx: Queryable, runId: string, tasks: TaskInput[]): Promise<void> {
+  await tx.query(
+    `insert into flowwarden.task_results (run_id, name, state_type, message)
+     select $1, t.name, t.state_type, t.message
+     from unnest($2::text[], $3::text[], $4::text[]) as t(name, state_type, message)`,
+    [runId, tasks.map((t) => t.name), tasks.map((t) => t.stateType), tasks.map((t) => t.message ?? null)],
+  );
+}
+
+export interface NewRun {
+  flowId: string;
+  scheduleId?: string | null;
+  scheduledFor: Date;
+  parameters: Record<string, unknown>;
+  idempotencyKey?: string | null;
+  origin: 'schedule' | 'manual' | 'api' | 'watch';
+}
+
+/**
+ * Insert a manually triggered run. With an idempotency key, a second insert returns the existing
+ * run (`created: false`) instead of creating another.
+ */
+export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ id: string; created: boolean }> {
+  const { rows } = await tx.query<{ id: string }>(
+    `insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, idempotency_key, origin)
+     values ($1, $2, $3, 'SCHEDULED', 'Scheduled', $4, $5, $6)
+     on conflict (idempotency_key) do nothing
+     returning id`,
+    [run.flowId, run.scheduleId ?? null, run.scheduledFor, run.parameters, run.idempotencyKey ?? null, run.origin],
+  );
+  if (rows[0]) {
+    await tx.query(
+      `insert into flowwarden.run_state_history (run_id, to_type, to_name, message) values ($1, 'SCHEDULED', 'Scheduled', $2)`,
+      [rows[0].id, `created (${run.origin})`],
+    );
+    return { id: rows[0].id, created: true };
+  }
+  const existing = await tx.query<{ id: string }>(`select id from flowwarden.runs where idempotency_key = $1`, [run.idempotencyKey]);
+  return { id: existing.rows[0]!.id, created: false };
+}
+
+export interface RunFilter {
+  flowName?: string;
+  stateType?: StateType;
+  before?: Date;
+  limit: number;
+}
+
+export async function listRuns(db: Queryable, filter: RunFilter): Promise<RunRow[]> {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (filter.flowName) {
+    values.push(filter.flowName);
+    where.push(`f.name = $${values.length}`);
+  }
+  if (filter.stateType) {
+    values.push(filter.stateType);
+    where.push(`r.state_type = $${values.length}`);
+  }
+  if (filter.before) {
+    values.push(filter.before);
+    where.push(`r.scheduled_for < $${values.length}`);
+  }
+  values.push(filter.limit);
+  const { rows } = await db.query<RunRow>(
+    `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+     ${where.length ? `where ${where.join(' and ')}` : ''}
+     order by r.scheduled_for desc, r.id desc limit $${values.length}`,
+    values,
+  );
+  return rows;
+}
+
+export async function runHistory(db: Queryable, runId: string) {
+  return dz(db)
+    .select({
+      fromType: runStateHistory.fromType,
+      fromName: runStateHistory.fromName,
+      toType: runStateHistory.toType,
+      toName: runStateHistory.toName,
+      message: runStateHistory.message,
+      at: runStateHistory.at,
+    })
+    .from(runStateHistory)
+    .where(eq(runStateHistory.runId, runId))
+    .orderBy(runStateHistory.id);
+}
+
+export async function runTasks(db: Queryable, runId: string) {
+  return dz(db)
+    .select({ name: taskResults.name, stateType: taskResults.stateType, message: taskResults.message, at: taskResults.createdAt })
+    .from(taskResults)
+    .where(eq(taskResults.runId, runId))
+    .orderBy(taskResults.id);
+}

@@ -1,0 +1,91 @@
+/**
+ * The scheduler's statements. Raw SQL: SKIP LOCKED claims and set-based writes are what the
+ * builder cannot say.
+ */
+import type { Queryable } from '../db/client.ts';
+
+export interface DueSchedule {
+  id: string;
+  flowId: string;
+  kind: 'cron' | 'interval';
+  cron: string | null;
+  intervalSeconds: number | null;
+  timezone: string;
+  anchor: Date;
+  parameters: Record<string, unknown>;
+  catchup: 'skip' | 'latest' | 'all';
+  catchupWindowSeconds: number;
+  catchupMax: number;
+  nextRunAt: Date;
+}
+
+/**
+ * Claim schedules due up to `until` (Postgres now + horizon). Each pod runs this every tick; SKIP
+ * LOCKED hands every due schedule to exactly one of them for the rest of the transaction, and the
+ * others move on to other rows instead of queueing behind the lock.
+ * Index: schedules_due_idx (enabled, next_run_at).
+ */
+export async function claimDueSchedules(tx: Queryable, until: Date, limit: number): Promise<DueSchedule[]> {
+  const { rows } = await tx.query<DueSchedule>(
+    `select s.id, s.flow_id as "flowId", s.kind, s.cron, s.interval_seconds as "intervalSeconds", s.timezone,
+            s.anchor, s.parameters, s.catchup, s.catchup_window_seconds as "catchupWindowSeconds",
+            s.catchup_max as "catchupMax", s.next_run_at as "nextRunAt"
+       from flowwarden.schedules s
+      where s.enabled and s.next_run_at <= $1
+      order by s.next_run_at
+      limit $2
+      for update skip locked`,
+    [until, limit],
+  );
+  return rows;
+}
+
+export interface PlannedRun {
+  flowId: string;
+  scheduleId: string;
+  scheduledFor: Date;
+  parameters: Record<string, unknown>;
+}
+
+/**
+ * Insert the planned runs (one statement) and their first history row. The unique index on
+ * (schedule_id, scheduled_for) makes a second insert of the same fire a no-op, so only rows this
+ * transaction created come back — and only those get dispatch jobs.
+ */
+export async function insertScheduledRuns(tx: Queryable, planned: PlannedRun[]): Promise<Array<{ id: string; scheduledFor: Date }>> {
+  if (planned.length === 0) return [];
+  const { rows } = await tx.query<{ id: string; scheduledFor: Date }>(
+    `with ins as (
+       insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, origin)
+       select p.flow_id, p.schedule_id, p.scheduled_for, 'SCHEDULED', 'Scheduled', p.parameters, 'schedule'
+         from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) as p(flow_id, schedule_id, scheduled_for, parameters)
+       on conflict (schedule_id, scheduled_for) do nothing
+       returning id, scheduled_for
+     ), hist as (
+       insert into flowwarden.run_state_history (run_id, to_type, to_name, message)
+       select id, 'SCHEDULED', 'Scheduled', 'created by schedule' from ins
+     )
+     select id, scheduled_for as "scheduledFor" from ins`,
+    [
+      planned.map((p) => p.flowId),
+      planned.map((p) => p.scheduleId),
+      planned.map((p) => p.scheduledFor),
+      planned.map((p) => JSON.stringify(p.parameters)),
+    ],
+  );
+  return rows;
+}
+
+export async function advanceSchedules(
+  tx: Queryable,
+  updates: Array<{ id: string; nextRunAt: Date; lastRunAt: Date | null }>,
+): Promise<void> {
+  if (updates.length === 0) return;
+  await tx.query(
+    `update flowwarden.schedules s
+        set next_run_at = v.next_run_at, last_run_at = coalesce(v.last_run_at, s.last_run_at), updated_at = now()
+       from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as v(id, next_run_at, last_run_at)
+      where s.id = v.id`,
+    [updates.map((u) => u.id), updates.map((u) => u.nextRunAt), updates.map((u) => u.lastRunAt)],
+  );
+}

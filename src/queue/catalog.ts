@@ -1,0 +1,64 @@
+/**
+ * The queue catalog. Queue names are stored in the database, so they are constants here, once,
+ * with a payload type per queue. Producers send through `sendJob`/`insertJobs`, which only accept a
+ * payload of the queue's type. Queue *options* (retries, expiry, policy) live with each worker in
+ * src/workers/<queue>.ts.
+ */
+import type { PgBoss, SendOptions, JobInsert } from 'pg-boss';
+
+export const BOSS_SCHEMA = 'flowwarden_queue';
+
+export const QUEUES = {
+  dispatch: 'fw.dispatch',
+  poll: 'fw.poll',
+  health: 'fw.health',
+  notify: 'fw.notify',
+} as const;
+
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export interface QueuePayloads {
+  'fw.dispatch': { runId: string };
+  'fw.poll': { runId: string; polls: number };
+  'fw.health': { flowId: string; reason: 'run.failed' | 'sweep' };
+  'fw.notify': { notificationId: string };
+}
+
+/** Events published with pg-boss pub/sub: a new consumer is one `subscribe`. */
+export const EVENTS = {
+  runCompleted: 'run.completed',
+  runFailed: 'run.failed',
+  runLate: 'run.late',
+  flowDisabled: 'flow.disabled',
+  flowReactivated: 'flow.reactivated',
+} as const;
+
+export type EventName = (typeof EVENTS)[keyof typeof EVENTS];
+
+export interface EventPayload {
+  event: EventName;
+  flowId: string;
+  flowName: string;
+  runId?: string;
+  message?: string;
+  at: string;
+  details?: Record<string, unknown>;
+}
+
+export function sendJob<Q extends QueueName>(
+  boss: PgBoss,
+  queue: Q,
+  data: QueuePayloads[Q],
+  options: SendOptions = {},
+): Promise<string | null> {
+  return boss.send(queue, data as object, options);
+}
+
+export function insertJobs<Q extends QueueName>(
+  boss: PgBoss,
+  queue: Q,
+  jobs: Array<Omit<JobInsert<QueuePayloads[Q]>, 'data'> & { data: QueuePayloads[Q] }>,
+  options: SendOptions = {},
+): Promise<string[] | null> {
+  return boss.insert(queue, jobs as JobInsert[], options);
+}

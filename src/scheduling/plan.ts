@@ -1,0 +1,92 @@
+/**
+ * Which fire times a claimed schedule materialises on this tick — pure, `now` injected, so tests
+ * can walk through days, DST changes and outages in milliseconds.
+ *
+ * Fire times in (nextRunAt - ε, now + horizon] are candidates. Those older than `now - grace` were
+ * *missed* (no pod ran when they came due); the catch-up policy decides what happens to them:
+ *   skip   — dropped;
+ *   latest — only the most recent missed fire runs (the default: "run once to catch up");
+ *   all    — every missed fire within the catch-up window runs, the most recent `catchupMax`.
+ * Fires within the grace period or ahead of now (up to the horizon) always run: they are on time.
+ * The schedule's next_run_at then moves to the first fire after the horizon.
+ */
+import { fireTimesBetween, nextFireAfter, type ScheduleSpec } from './fire-times.ts';
+
+export interface PlanInput {
+  spec: ScheduleSpec;
+  nextRunAt: Date;
+  catchup: 'skip' | 'latest' | 'all';
+  catchupWindowSeconds: number;
+  catchupMax: number;
+}
+
+export interface PlanOptions {
+  now: Date;
+  horizonSeconds: number;
+  graceSeconds: number;
+  /** Hard cap of fires materialised for one schedule in one tick. */
+  maxPerTick?: number;
+}
+
+export interface Plan {
+  fireTimes: Date[];
+  missedDropped: number;
+  nextRunAt: Date;
+}
+
+const HARD_CAP = 1000;
+
+/** The latest fire time in (after, until], searching backwards in widening windows. */
+function latestFireIn(spec: ScheduleSpec, after: Date, until: Date): Date | null {
+  for (const span of [60_000, 3_600_000, 86_400_000, 31 * 86_400_000, 400 * 86_400_000]) {
+    const from = new Date(Math.max(after.getTime(), until.getTime() - span));
+    const times = fireTimesBetween(spec, from, until, 100_000);
+    if (times.length > 0) return times[times.length - 1]!;
+    if (from.getTime() === after.getTime()) return null;
+  }
+  return null;
+}
+
+export function planFires(input: PlanInput, options: PlanOptions): Plan {
+  const { spec } = input;
+  const nowMs = options.now.getTime();
+  const horizonEnd = new Date(nowMs + options.horizonSeconds * 1000);
+  const missedBefore = new Date(nowMs - options.graceSeconds * 1000); // fires < this were missed
+  const cap = Math.min(options.maxPerTick ?? HARD_CAP, HARD_CAP);
+  const start = new Date(input.nextRunAt.getTime() - 1); // nextRunAt itself is a candidate
+
+  const fireTimes: Date[] = [];
+  let missedDropped = 0;
+
+  if (input.nextRunAt < missedBefore) {
+    const missedUntil = new Date(missedBefore.getTime() - 1);
+    if (input.catchup === 'latest') {
+      const latest = latestFireIn(spec, start, missedUntil);
+      if (latest) fireTimes.push(latest);
+    } else if (input.catchup === 'all') {
+      const windowStart = new Date(Math.max(start.getTime(), nowMs - input.catchupWindowSeconds * 1000 - 1));
+      const keep = Math.min(input.catchupMax, cap);
+      // Walk the window in pages and keep the most recent `keep` fires.
+      let cursor = windowStart;
+      for (;;) {
+        const page = fireTimesBetween(spec, cursor, missedUntil, 1000);
+        fireTimes.push(...page);
+        if (fireTimes.length > keep) fireTimes.splice(0, fireTimes.length - keep);
+        if (page.length < 1000) break;
+        cursor = page[page.length - 1]!;
+      }
+    }
+    // skip: nothing from the missed range.
+  }
+  const onTimeFrom = new Date(Math.max(start.getTime(), missedBefore.getTime() - 1));
+  const onTime = fireTimesBetween(spec, onTimeFrom, horizonEnd, cap);
+  fireTimes.push(...onTime);
+  if (fireTimes.length > cap) {
+    missedDropped += fireTimes.length - cap;
+    fireTimes.splice(0, fireTimes.length - cap);
+  }
+  // Resume after the last materialised fire if the cap cut the on-time range short, else after the horizon.
+  const last = onTime[onTime.length - 1];
+  const nextRunAt = onTime.length >= cap && last ? nextFireAfter(spec, last) : nextFireAfter(spec, horizonEnd);
+  return { fireTimes, missedDropped, nextRunAt };
+}

@@ -1,0 +1,146 @@
+/**
+ * flowwarden's domain tables (drizzle). Migrations in drizzle/ are generated from this file with
+ * `npm run db:generate`; never edit them by hand.
+ *
+ * Everything lives in the `flowwarden` schema; pg-boss keeps its queue tables in `flowwarden_queue`.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgSchema,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+export const fw = pgSchema('flowwarden');
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** A named unit of work. `name` is the stable identity; everything else may change on redeploy. */
+export const flows = fw.table('flows', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  description: text('description'),
+  /** Where runs execute: see src/targets/types.ts (TargetSpec). */
+  target: jsonb('target').notNull(),
+  /** Health-rule overrides: see src/guard/policy.ts. Empty object = global defaults. */
+  health: jsonb('health').notNull().default(sql`'{}'::jsonb`),
+  /** Per-flow late threshold; null = global default. */
+  lateAfterSeconds: integer('late_after_seconds'),
+  /** Baseline for health rules: creation, or the last reactivation. */
+  validSince: tz('valid_since').notNull().defaultNow(),
+  /** Set while the guard (or an operator) holds the flow disabled; null otherwise. */
+  disabledAt: tz('disabled_at'),
+  disabledReason: text('disabled_reason'),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+});
+
+export const schedules = fw.table(
+  'schedules',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    flowId: uuid('flow_id')
+      .notNull()
+      .references(() => flows.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    kind: text('kind', { enum: ['cron', 'interval'] }).notNull(),
+    cron: text('cron'),
+    intervalSeconds: integer('interval_seconds'),
+    timezone: text('timezone').notNull().default('UTC'),
+    /** Interval schedules fire at anchor + k * interval. */
+    anchor: tz('anchor').notNull().defaultNow(),
+    parameters: jsonb('parameters').notNull().default(sql`'{}'::jsonb`),
+    enabled: boolean('enabled').notNull().default(true),
+    note: text('note'),
+    catchup: text('catchup', { enum: ['skip', 'latest', 'all'] }).notNull().default('latest'),
+    catchupWindowSeconds: integer('catchup_window_seconds').notNull().default(3600),
+    catchupMax: integer('catchup_max').notNull().default(100),
+    overlap: text('overlap', { enum: ['allow', 'skip'] }).notNull().default('allow'),
+    /** The next fire time not yet materialised as a run. Owned by the scheduler tick. */
+    nextRunAt: tz('next_run_at'),
+    lastRunAt: tz('last_run_at'),
+    createdAt: tz('created_at').notNull().defaultNow(),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('schedules_flow_name_key').on(t.flowId, t.name),
+    // The tick's claim: enabled AND next_run_at <= now + horizon ORDER BY next_run_at.
+    index('schedules_due_idx').on(t.enabled, t.nextRunAt),
+  ],
+);
+
+export const runs = fw.table(
+  'runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    flowId: uuid('flow_id')
+      .notNull()
+      .references(() => flows.id, { onDelete: 'cascade' }),
+    scheduleId: uuid('schedule_id').references(() => schedules.id, { onDelete: 'set null' }),
+    /** When the run should start (the schedule's fire time, or the trigger time). */
+    scheduledFor: tz('scheduled_for').notNull(),
+    stateType: text('state_type').notNull(),
+    stateName: text('state_name').notNull(),
+    stateMessage: text('state_message'),
+    parameters: jsonb('parameters').notNull().default(sql`'{}'::jsonb`),
+    idempotencyKey: text('idempotency_key'),
+    /** 'schedule' | 'manual' | 'api' | 'watch' */
+    origin: text('origin').notNull().default('schedule'),
+    /** pg-boss retryCount of the dispatch attempt that owns the run (see docs/state-machine.md). */
+    dispatchAttempt: integer('dispatch_attempt'),
+    externalId: text('external_id'),
+    createdAt: tz('created_at').notNull().defaultNow(),
+    startedAt: tz('started_at'),
+    endedAt: tz('ended_at'),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    // Exactly one run per (schedule, fire time), however many pods tick.
+    uniqueIndex('runs_schedule_fire_key').on(t.scheduleId, t.scheduledFor),
+    uniqueIndex('runs_idempotency_key').on(t.idempotencyKey),
+    index('runs_flow_created_idx').on(t.flowId, t.createdAt),
+    // Late sweep and overlap checks only ever look at unfinished runs.
+    index('runs_open_idx')
+      .on(t.stateType, t.scheduledFor)
+      .where(sql`state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`),
+  ],
+);
+
+export const runStateHistory = fw.table(
+  'run_state_history',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    fromType: text('from_type'),
+    fromName: text('from_name'),
+    toType: text('to_type').notNull(),
+    toName: text('to_name').notNull(),
+    message: text('message'),
+    at: tz('at').notNull().defaultNow(),
+  },
+  (t) => [index('run_state_history_run_idx').on(t.runId, t.id)],
+);
+
+export const taskResults = fw.table(
+  'task_results',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    stateType: text('state_type').notNull(),
+    message: text('message'),
+    createdAt: tz('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('task_results_run_idx').on(t.runId)],
+);

@@ -1,0 +1,104 @@
+/**
+ * `http` targets: POST a signed JSON run request.
+ *
+ * Signature: `x-flowwarden-signature: sha256=<hex HMAC-SHA256 of the exact body bytes>` with the
+ * flow's secret; the body carries the run id (also sent as `idempotency-key`) and a timestamp so a
+ * receiver can reject replays. Results:
+ * - sync: 2xx → COMPLETED (an optional JSON body `{ state: 'FAILED', message, tasks }` may report
+ *   a failure), 4xx → FAILED at once (permanent), 408/429/5xx/timeouts/resets → retried.
+ * - async: 2xx (usually 202) → RUNNING; the endpoint reports the final state via the API later.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { KyInstance } from 'ky';
+import type { HttpTargetSpec } from './spec.ts';
+import type { RunContext, TargetOutcome } from './types.ts';
+import { PermanentError, RateLimitedError } from '../errors.ts';
+import { parseRetryAfter } from '../http.ts';
+import type { TaskInput } from '../queries/runs.ts';
+
+export const SIGNATURE_HEADER = 'x-flowwarden-signature';
+
+export function signBody(body: string, secret: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+export function verifySignature(body: string, signature: string | undefined, secret: string): boolean {
+  if (!signature) return false;
+  const expected = Buffer.from(signBody(body, secret));
+  const given = Buffer.from(signature);
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '[invalid url]';
+  }
+}
+
+export async function runHttpTarget(
+  http: KyInstance,
+  target: HttpTargetSpec,
+  ctx: RunContext,
+  defaults: { secret: string | undefined; timeoutMs: number },
+): Promise<TargetOutcome> {
+  const secret = target.secret ?? defaults.secret;
+  if (!secret) {
+    throw new PermanentError(
+      `flow ${ctx.flow}: http target has no signing secret; set target.secret or FLOWWARDEN_HTTP_SECRET`,
+    );
+  }
+  const body = JSON.stringify({
+    runId: ctx.runId,
+    flow: ctx.flow,
+    scheduledFor: ctx.scheduledFor.toISOString(),
+    parameters: ctx.parameters,
+    attempt: ctx.attempt,
+    mode: target.mode,
+    sentAt: new Date().toISOString(),
+  });
+  let res: Response;
+  try {
+    res = await http.post(target.url, {
+      body,
+      timeout: target.timeoutMs ?? defaults.timeoutMs,
+      signal: ctx.signal,
+      headers: {
+        ...target.headers,
+        'content-type': 'application/json',
+        'idempotency-key': ctx.runId,
+        [SIGNATURE_HEADER]: signBody(body, secret),
+      },
+    });
+  } catch (err) {
+    // Timeouts, resets, DNS: transient, the queue retries with backoff.
+    throw new Error(`POST ${safeUrl(target.url)} failed: ${(err as Error).name}: ${(err as Error).message}`);
+  }
+  const text = await res.text().catch(() => '');
+  const where = `POST ${safeUrl(target.url)} → ${res.status}`;
+  if (res.status === 429) {
+    throw new RateLimitedError(`${where}: rate limited`, parseRetryAfter(res.headers.get('retry-after')) ?? 1000);
+  }
+  if (res.status === 408 || res.status >= 500) throw new Error(`${where}: ${text.slice(0, 200)}`);
+  if (res.status >= 400) throw new PermanentError(`${where}: ${text.slice(0, 500)}`);
+  if (res.status < 200 || res.status >= 300) throw new PermanentError(`${where}: unexpected status`);
+
+  let reported: { state?: string; message?: string; tasks?: TaskInput[]; externalId?: string } = {};
+  if (text) {
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (parsed && typeof parsed === 'object') reported = parsed as typeof reported;
+    } catch {
+      // A non-JSON 2xx body is fine: the status code is the result.
+    }
+  }
+  if (target.mode === 'async') {
+    return { kind: 'running', externalId: reported.externalId, message: reported.message ?? `accepted (${res.status})` };
+  }
+  if (reported.state === 'FAILED' || reported.state === 'CRASHED') {
+    return { kind: 'failed', stateType: reported.state, message: reported.message ?? `${where}: reported ${reported.state}`, tasks: reported.tasks };
+  }
+  return { kind: 'completed', message: reported.message ?? `${res.status}`, tasks: reported.tasks };
+}

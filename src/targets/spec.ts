@@ -1,0 +1,52 @@
+/**
+ * Target specifications: where a flow's runs execute. Validated with zod at every edge (apply
+ * files, API, producer) and stored as jsonb on the flow.
+ */
+import { z } from 'zod';
+
+export const FunctionTarget = z
+  .object({
+    type: z.literal('function'),
+    /** Name of a handler registered in the worker (defineFlow). Defaults to the flow's name. */
+    handler: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const HttpTarget = z
+  .object({
+    type: z.literal('http'),
+    url: z.string().url(),
+    /** sync: the status code is the result. async: 2xx accepts the run; state is reported later. */
+    mode: z.enum(['sync', 'async']).default('sync'),
+    /** HMAC-SHA256 key for the x-flowwarden-signature header; default FLOWWARDEN_HTTP_SECRET. */
+    secret: z.string().min(16, 'must be at least 16 characters').optional(),
+    timeoutMs: z.number().int().min(100).max(600_000).optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+export const PrefectTarget = z
+  .object({
+    type: z.literal('prefect'),
+    /** A deployment id (UUID) or 'flow-name/deployment-name'. */
+    deployment: z.string().min(1),
+    tags: z.array(z.string()).optional(),
+    jobVariables: z.record(z.string(), z.unknown()).optional(),
+    pollIntervalSeconds: z.number().min(0.05).max(3600).optional(),
+    maxPolls: z.number().int().min(1).optional(),
+    /** watch: import runs Prefect schedules itself instead of dispatching our own. */
+    watch: z.boolean().optional(),
+  })
+  .strict();
+
+export const TargetSpec = z.discriminatedUnion('type', [FunctionTarget, HttpTarget, PrefectTarget]);
+export type TargetSpec = z.infer<typeof TargetSpec>;
+export type HttpTargetSpec = z.infer<typeof HttpTarget>;
+export type FunctionTargetSpec = z.infer<typeof FunctionTarget>;
+export type PrefectTargetSpec = z.infer<typeof PrefectTarget>;
+
+/** For display: secrets never leave the process. */
+export function redactTarget(target: TargetSpec): TargetSpec {
+  if (target.type === 'http' && target.secret) return { ...target, secret: '[redacted]' };
+  return target;
+}

