@@ -77,7 +77,7 @@ try {
   const template = `fw_template_${process.pid}`;
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
-  const version = (await admin.query<{ v: string }>('show server_version')).rows[0]!.v;
+  const version = (await admin.query<{ server_version: string }>('show server_version')).rows[0]!.server_version;
   await admin.query(`drop database if exists ${template}`);
   await admin.query(`create database ${template}`);
   await admin.end();

@@ -144,3 +144,97 @@ export const taskResults = fw.table(
   },
   (t) => [index('task_results_run_idx').on(t.runId)],
 );
+
+/**
+ * The guard's record of disabled flows: one row per disable; `reactivatedAt` closes it. The open
+ * row (reactivated_at is null) is what holds a flow disabled. Rows are never deleted: they are the
+ * full history of disables and reactivations. `flowName` is the stable identity (ids may change
+ * when a flow is re-created).
+ */
+export const disabledFlows = fw.table(
+  'disabled_flows',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    flowId: uuid('flow_id').references(() => flows.id, { onDelete: 'set null' }),
+    flowName: text('flow_name').notNull(),
+    reason: text('reason').notNull(),
+    /** 'consecutive_failures' | 'critical_task' | 'manual' */
+    rule: text('rule').notNull(),
+    /** e.g. { runIds: [...], task: '...', message: '...' } */
+    evidence: jsonb('evidence').notNull().default(sql`'{}'::jsonb`),
+    disabledBy: text('disabled_by').notNull().default('guard'),
+    disabledAt: tz('disabled_at').notNull().defaultNow(),
+    reactivatedAt: tz('reactivated_at'),
+    reactivatedBy: text('reactivated_by'),
+    /** How many times the enforce pass had to re-disable schedules re-enabled behind its back. */
+    enforceCount: integer('enforce_count').notNull().default(0),
+    lastEnforcedAt: tz('last_enforced_at'),
+  },
+  (t) => [
+    uniqueIndex('disabled_flows_open_key').on(t.flowName).where(sql`reactivated_at is null`),
+    index('disabled_flows_name_idx').on(t.flowName, t.disabledAt),
+  ],
+);
+
+/** Chat channels (Discord, Slack, generic webhook) and which events they receive. */
+export const notificationChannels = fw.table('notification_channels', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  /** 'discord' | 'slack' | 'webhook' | 'console' */
+  kind: text('kind').notNull(),
+  /** A secret: never logged or returned by the API. */
+  url: text('url'),
+  /** Event names (run.failed, run.late, flow.disabled, flow.reactivated, ...); empty = all. */
+  events: text('events').array().notNull().default(sql`'{}'::text[]`),
+  /** Flow names; null = every flow. */
+  flows: text('flows').array(),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+});
+
+/**
+ * Events waiting to be posted to a channel. The notify worker takes every pending event of a
+ * channel at once, so a burst becomes one digest message instead of hundreds of posts.
+ */
+export const notificationEvents = fw.table(
+  'notification_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    channelId: uuid('channel_id')
+      .notNull()
+      .references(() => notificationChannels.id, { onDelete: 'cascade' }),
+    event: text('event').notNull(),
+    flowName: text('flow_name'),
+    text: text('text').notNull(),
+    createdAt: tz('created_at').notNull().defaultNow(),
+    /** Set when the event was folded into a message. */
+    messageId: uuid('message_id'),
+  },
+  (t) => [index('notification_events_pending_idx').on(t.channelId, t.id).where(sql`message_id is null`)],
+);
+
+/**
+ * One rendered message to one channel, split into chunks. `chunksDelivered` advances after each
+ * chunk is accepted, so a retry resumes at the first undelivered chunk and never re-sends one.
+ */
+export const notificationMessages = fw.table(
+  'notification_messages',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    channelId: uuid('channel_id')
+      .notNull()
+      .references(() => notificationChannels.id, { onDelete: 'cascade' }),
+    text: text('text').notNull(),
+    chunks: jsonb('chunks').notNull(),
+    chunksTotal: integer('chunks_total').notNull(),
+    chunksDelivered: integer('chunks_delivered').notNull().default(0),
+    /** 'pending' | 'delivered' | 'failed' */
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    createdAt: tz('created_at').notNull().defaultNow(),
+    deliveredAt: tz('delivered_at'),
+  },
+  (t) => [index('notification_messages_channel_idx').on(t.channelId, t.createdAt)],
+);

@@ -1,0 +1,136 @@
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { PgBoss } from 'pg-boss';
+import { startTestApp, type TestApp } from './support/app.ts';
+import { Scheduler } from '../src/scheduling/tick.ts';
+import { createPool } from '../src/db/client.ts';
+import { silentLogger } from '../src/log.ts';
+import { startBoss } from '../src/queue/boss.ts';
+import { upsertFlowTx } from '../src/producers/operations.ts';
+import { withTransaction } from '../src/db/client.ts';
+import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
+import type { FlowInputRaw } from '../src/flows/spec.ts';
+
+let app: TestApp;
+before(async () => {
+  app = await startTestApp();
+});
+after(async () => {
+  await app.close();
+});
+
+const T0 = new Date('2026-11-22T10:00:00.000Z');
+const at = (secondsAfterT0: number) => new Date(T0.getTime() + secondsAfterT0 * 1000);
+
+async function defineFlow(def: FlowInputRaw): Promise<string> {
+  const out = await withTransaction(app.pool, async (tx) => {
+    // Pin next_run_at to the simulated clock: tests walk time with runOnce({ now }).
+    const r = await upsertFlowTx(tx, def);
+    return r;
+  });
+  return out.flow.id;
+}
+
+async function setNextRunAt(flowName: string, when: Date): Promise<void> {
+  await app.pool.query(
+    `update flowwarden.schedules s set next_run_at = $2, anchor = $2 from flowwarden.flows f where f.id = s.flow_id and f.name = $1`,
+    [flowName, when],
+  );
+}
+
+async function runsOf(flowName: string): Promise<Array<{ id: string; scheduledFor: Date; stateType: string; stateName: string }>> {
+  const { rows } = await app.pool.query(
+    `select r.id, r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName"
+       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = $1 order by r.scheduled_for`,
+    [flowName],
+  );
+  return rows;
+}
+
+async function dispatchJobsFor(runIds: string[]): Promise<number> {
+  const { rows } = await app.pool.query<{ n: number }>(
+    `select count(*)::int as n from ${BOSS_SCHEMA}.job where name = $1 and id = any($2::uuid[])`,
+    [QUEUES.dispatch, runIds],
+  );
+  return rows[0]!.n;
+}
+
+describe('scheduler tick', () => {
+  test('a schedule fires exactly once per fire time across three scheduler instances', async () => {
+    await defineFlow({ name: 'three-pods', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '1s' }] });
+    // A second flow with a 6-field cron so both kinds race.
+    await defineFlow({ name: 'three-pods-cron', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', cron: '*/2 * * * * *', timezone: 'America/New_York' }] });
+    await setNextRunAt('three-pods', T0);
+    await setNextRunAt('three-pods-cron', T0);
+
+    // Three independent "pods": own pool, own pg-boss, own Scheduler.
+    const pods = await Promise.all(
+      [1, 2, 3].map(async () => {
+        const pool = createPool(app.db.url, { max: 3 });
+        const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
+        const scheduler = new Scheduler(pool, boss, { tickIntervalMs: 1000, horizonSeconds: 2, catchupGraceSeconds: 30, claimBatch: 1 }, silentLogger);
+        return { pool, boss, scheduler };
+      }),
+    );
+    try {
+      // Walk 60 simulated seconds in 250 ms steps; all three pods tick concurrently at every step.
+      for (let ms = 0; ms <= 60_000; ms += 250) {
+        const now = new Date(T0.getTime() + ms);
+        await Promise.all(pods.map((p) => p.scheduler.runOnce({ now })));
+      }
+    } finally {
+      for (const p of pods) {
+        await p.boss.stop({ graceful: false });
+        await p.pool.end();
+      }
+    }
+    const every = await runsOf('three-pods');
+    const cron = await runsOf('three-pods-cron');
+    // Horizon 2 s past the last tick at T0+60 s: fires T0 .. T0+62 inclusive.
+    assert.equal(every.length, 63);
+    assert.deepEqual(every.map((r) => r.scheduledFor.getTime()), Array.from({ length: 63 }, (_, i) => at(i).getTime()));
+    assert.equal(cron.length, 32); // every even second from T0 to T0+62
+    assert.equal(new Set(cron.map((r) => r.scheduledFor.getTime())).size, 32);
+    const ids = [...every, ...cron].map((r) => r.id);
+    assert.equal(await dispatchJobsFor(ids), ids.length, 'one dispatch job per run');
+  });
+
+  test('catch-up skip, latest and all after a simulated outage', async () => {
+    for (const policy of ['skip', 'latest', 'all'] as const) {
+      await defineFlow({
+        name: `outage-${policy}`,
+        target: { type: 'function', handler: 'noop' },
+        schedules: [{ name: 's', every: '1m', catchup: policy, catchupWindow: '10m', catchupMax: 5 }],
+      });
+      await setNextRunAt(`outage-${policy}`, T0);
+    }
+    // Nothing ran for an hour; the first tick after the outage happens at T0 + 60m + 10s.
+    const now = at(3600 + 10);
+    await app.scheduler.runOnce({ now });
+    const onTime = (rs: Array<{ scheduledFor: Date }>) => rs.filter((r) => r.scheduledFor >= at(3600 - 30));
+    const missed = (rs: Array<{ scheduledFor: Date }>) => rs.filter((r) => r.scheduledFor < at(3600 - 30));
+
+    const skip = await runsOf('outage-skip');
+    assert.equal(missed(skip).length, 0, 'skip: no missed fire runs');
+    const latest = await runsOf('outage-latest');
+    assert.deepEqual(missed(latest).map((r) => r.scheduledFor.toISOString()), [at(3540).toISOString()], 'latest: only the most recent missed fire');
+    const all = await runsOf('outage-all');
+    assert.deepEqual(
+      missed(all).map((r) => r.scheduledFor.toISOString()),
+      [3300, 3360, 3420, 3480, 3540].map((s) => at(s).toISOString()),
+      'all: the most recent catchupMax fires within the window',
+    );
+    // The on-time fire at T0+60m (10 s ago, inside the grace period) runs under every policy.
+    for (const rs of [skip, latest, all]) assert.deepEqual(onTime(rs).map((r) => r.scheduledFor.toISOString()), [at(3600).toISOString()]);
+    // And the schedules resume after the horizon, not from the outage.
+    const { rows } = await app.pool.query(`select next_run_at from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id where f.name like 'outage-%'`);
+    for (const r of rows) assert.equal(r.next_run_at.toISOString(), at(3660).toISOString());
+  });
+
+  test('a paused schedule creates no runs; resuming starts from now without catch-up', async () => {
+    await defineFlow({ name: 'pausable', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '10s', enabled: false, note: 'maintenance' }] });
+    await setNextRunAt('pausable', T0);
+    await app.scheduler.runOnce({ now: at(100) });
+    assert.equal((await runsOf('pausable')).length, 0);
+  });
+});

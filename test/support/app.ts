@@ -1,0 +1,80 @@
+/**
+ * A flowwarden app on a fresh test database. Background loops are off unless asked for: tests
+ * drive `scheduler.runOnce({ now })` and wait on state, never on sleeps.
+ */
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createApp, type App, type Role } from '../../src/app.ts';
+import { silentLogger, createLogger } from '../../src/log.ts';
+import { HandlerRegistry, registerBuiltins } from '../../src/targets/function.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+
+export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const TEST_READ_TOKEN = 'test-read-token-0123456789';
+export const TEST_HTTP_SECRET = 'test-http-secret-0123456789';
+
+export interface TestApp extends App {
+  db: TestDatabase;
+  registry: HandlerRegistry;
+  close(): Promise<void>;
+}
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return loadConfig({}, {
+    port: 0,
+    host: '127.0.0.1',
+    adminToken: TEST_ADMIN_TOKEN,
+    readToken: TEST_READ_TOKEN,
+    httpSecret: TEST_HTTP_SECRET,
+    concurrency: 4,
+    tickIntervalMs: 100,
+    drainTimeoutSeconds: 5,
+    ...overrides,
+  });
+}
+
+export async function startTestApp(options: {
+  config?: Partial<Config>;
+  roles?: Role[];
+  registry?: HandlerRegistry;
+  /** Start workers/tick/API listener (default false). */
+  start?: boolean;
+  db?: TestDatabase;
+} = {}): Promise<TestApp> {
+  const db = options.db ?? (await createTestDatabase());
+  const registry = options.registry ?? new HandlerRegistry();
+  registerBuiltins(registry);
+  const log = process.env.TEST_LOG ? createLogger({ level: process.env.TEST_LOG }) : silentLogger;
+  const app = await createApp({
+    config: testConfig(options.config),
+    log,
+    databaseUrl: db.url,
+    roles: options.roles ?? ['all'],
+    registry,
+    migrate: false,
+    autoStart: options.start ?? false,
+  });
+  return Object.assign(app, {
+    db,
+    registry,
+    async close() {
+      await app.stop({ timeoutMs: 1000 });
+      if (!options.db) await db.drop();
+    },
+  });
+}
+
+/** Wait until `check` returns a truthy value (polling state, not sleeping blindly). */
+export async function waitFor<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
