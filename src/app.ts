@@ -22,6 +22,7 @@ import type { WorkerDeps } from './workers/types.ts';
 import { defaultRegistry, type HandlerRegistry } from './targets/function.ts';
 import { createHttp } from './http.ts';
 import { buildApi } from './api/server.ts';
+import { GuardActionRegistry } from './guard/actions.ts';
 
 export type Role = 'all' | 'scheduler' | 'worker' | 'api';
 
@@ -69,6 +70,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     log,
     http: createHttp({ timeoutMs: config.httpTimeoutMs }),
     registry: options.registry ?? defaultRegistry,
+    guardActions: new GuardActionRegistry(),
     extensions: new Map(),
   };
   const scheduler = new Scheduler(pool, boss, config, log);

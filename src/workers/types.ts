@@ -6,6 +6,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { HandlerRegistry } from '../targets/function.ts';
 import type { QueueName } from '../queue/catalog.ts';
+import type { GuardActionRegistry } from '../guard/actions.ts';
 
 /** What every worker handler gets: built once in src/app.ts. */
 export interface WorkerDeps {
@@ -15,6 +16,8 @@ export interface WorkerDeps {
   log: Logger;
   http: KyInstance;
   registry: HandlerRegistry;
+  /** Actions connectors add to disable/enforce/reactivate (src/guard/actions.ts). */
+  guardActions: GuardActionRegistry;
   /** Extension point for connectors (Prefect) registered by later components. */
   extensions: Map<string, unknown>;
 }
