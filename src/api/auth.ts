@@ -3,7 +3,7 @@
  * The operate (admin) token also grants read. Async http targets may instead use a run-scoped
  * token (HMAC of the run id with the signing secret) that only allows reporting that run's state.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export type Scope = 'read' | 'operate';
@@ -33,9 +33,7 @@ export function scopeOf(token: string | undefined, auth: AuthConfig): Scope | nu
   return null;
 }
 
-export function runReportToken(runId: string, secret: string): string {
-  return `run.${createHmac('sha256', secret).update(`report:${runId}`).digest('base64url')}`;
-}
+export { runReportToken } from '../targets/http.ts';
 
 export function requireScope(auth: AuthConfig, needed: Scope) {
   return async (req: FastifyRequest, reply: FastifyReply) => {

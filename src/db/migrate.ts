@@ -32,12 +32,17 @@ export async function migrateDomain(connectionString: string): Promise<void> {
   }
 }
 
-/** Installs or upgrades pg-boss's schema (start with migrate on, then stop without workers). */
+/** Installs or upgrades pg-boss's schema and creates/updates flowwarden's queues. */
 export async function migrateQueue(connectionString: string): Promise<void> {
   const boss = new PgBoss({ connectionString, schema: BOSS_SCHEMA, supervise: false, schedule: false, max: 2 });
   boss.on('error', () => {});
   await boss.start();
-  await boss.stop({ graceful: false });
+  try {
+    const { ensureQueues } = await import('../workers/index.ts');
+    await ensureQueues(boss);
+  } finally {
+    await boss.stop({ graceful: false });
+  }
 }
 
 export async function migrateAll(connectionString: string): Promise<void> {

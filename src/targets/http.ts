@@ -22,6 +22,11 @@ export function signBody(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
+/** A token that lets an async endpoint report the state of this one run (and nothing else). */
+export function runReportToken(runId: string, secret: string): string {
+  return `run.${createHmac('sha256', secret).update(`report:${runId}`).digest('base64url')}`;
+}
+
 export function verifySignature(body: string, signature: string | undefined, secret: string): boolean {
   if (!signature) return false;
   const expected = Buffer.from(signBody(body, secret));
@@ -57,6 +62,7 @@ export async function runHttpTarget(
     parameters: ctx.parameters,
     attempt: ctx.attempt,
     mode: target.mode,
+    ...(target.mode === 'async' ? { reportToken: runReportToken(ctx.runId, secret), reportPath: `/api/runs/${ctx.runId}/state` } : {}),
     sentAt: new Date().toISOString(),
   });
   let res: Response;

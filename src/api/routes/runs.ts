@@ -56,7 +56,14 @@ export function runRoutes(ctx: ApiContext) {
     app.post<{ Params: { id: string } }>('/runs/:id/state', { preHandler: requireScope(auth, 'operate') }, async (req, reply) => {
       const token = bearer(req);
       if (!scopeOf(token, auth)) {
-        const secret = ctx.config.httpSecret;
+        // A run-scoped token: signed with the flow's http secret (or the global one).
+        const owner = uuid.safeParse(req.params.id).success
+          ? await ctx.pool.query<{ secret: string | null }>(
+              `select f.target->>'secret' as secret from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.id = $1`,
+              [req.params.id],
+            )
+          : { rows: [] };
+        const secret = owner.rows[0]?.secret ?? ctx.config.httpSecret;
         if (!secret || token !== runReportToken(req.params.id, secret)) {
           return reply.code(403).send({ error: 'forbidden', message: 'this token may not report state for this run' });
         }

@@ -1,0 +1,170 @@
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { runCli } from './support/cli.ts';
+
+let db: TestDatabase;
+let pool: pg.Pool;
+let dir: string;
+
+before(async () => {
+  db = await createTestDatabase();
+  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-cli-'));
+});
+after(async () => {
+  await pool.end();
+  await db.drop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const cli = (...args: string[]) => runCli(args, { DATABASE_URL: db.url });
+
+function file(name: string, content: string): string {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, content);
+  return p;
+}
+
+async function count(table: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.${table}`);
+  return rows[0]!.n;
+}
+
+const GOOD = `
+flows:
+  - name: nightly-etl
+    description: Loads yesterday's data
+    target: { type: function, handler: noop }
+    schedules:
+      - name: nightly
+        cron: "30 2 * * *"
+        timezone: Europe/Berlin
+        parameters: { source: warehouse }
+  - name: every-minute
+    target: { type: http, url: "http://127.0.0.1:9/run", mode: async }
+    schedules:
+      - { name: tick, every: 1m, overlap: skip }
+`;
+
+describe('flowwarden apply', () => {
+  test('applies a YAML file idempotently and lists the flows', async () => {
+    const f = file('good.yaml', GOOD);
+    const first = await cli('apply', '-f', f);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /flow\s+nightly-etl\s+created/);
+    const second = await cli('apply', '-f', f);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /flow\s+nightly-etl\s+updated/);
+    assert.equal(await count('flows'), 2);
+    assert.equal(await count('schedules'), 2);
+
+    const list = await cli('flows', 'list', '--json');
+    assert.equal(list.code, 0, list.stderr);
+    const flows = JSON.parse(list.stdout) as Array<{ name: string; target: { type: string } }>;
+    assert.deepEqual(flows.map((x) => x.name), ['every-minute', 'nightly-etl']);
+    const show = await cli('flows', 'show', 'nightly-etl', '--json');
+    const shown = JSON.parse(show.stdout) as { schedules: Array<{ cron: string; timezone: string; nextRunAt: string }> };
+    assert.equal(shown.schedules[0]!.cron, '30 2 * * *');
+    assert.equal(shown.schedules[0]!.timezone, 'Europe/Berlin');
+    assert.ok(shown.schedules[0]!.nextRunAt);
+  });
+
+  test('reports every problem with its path and writes nothing', async () => {
+    const flowsBefore = await count('flows');
+    const schedulesBefore = await count('schedules');
+    const big = 'x'.repeat(70_000);
+    const f = file('bad.yaml', `
+flows:
+  - name: ok-flow
+    target: { type: function }
+    schedules: [{ name: s, every: 10s }]
+  - name: bad-cron
+    target: { type: function }
+    schedules: [{ name: s, cron: "61 * * * *" }]
+  - name: bad-tz
+    target: { type: function }
+    schedules: [{ name: s, cron: "0 * * * *", timezone: Mars/Base }]
+  - name: ok-flow
+    target: { type: function }
+  - name: huge
+    target: { type: function }
+    schedules: [{ name: s, every: 1h, parameters: { blob: "${big}" } }]
+`);
+    const r = await cli('apply', '-f', f);
+    assert.equal(r.code, 1);
+    const [first, ...details] = r.stderr.trim().split('\n');
+    assert.match(first!, /^flowwarden: error: .*bad\.yaml: 4 problems, nothing was applied$/);
+    const text = details.join('\n');
+    assert.match(text, /flows\[1\]\.schedules\[0\]\.cron: .*minute/);
+    assert.match(text, /flows\[2\]\.schedules\[0\]\.cron: .*Mars\/Base/);
+    assert.match(text, /flows\[3\]\.name: duplicate flow name 'ok-flow' \(also flows\[0\]\)/);
+    assert.match(text, /flows\[4\]\.schedules\[0\]\.parameters: parameters are \d+ bytes; the limit is 65536/);
+    assert.equal(await count('flows'), flowsBefore);
+    assert.equal(await count('schedules'), schedulesBefore);
+  });
+
+  test('malformed YAML is a one-line error with the line number', async () => {
+    const r = await cli('apply', '-f', file('broken.yaml', 'flows:\n  - name: x\n   target: [\n'));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^flowwarden: error: .*broken\.yaml: malformed YAML .*line \d+/);
+  });
+
+  test('a missing file and a missing -f are clear errors', async () => {
+    const missing = await cli('apply', '-f', path.join(dir, 'nope.yaml'));
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /cannot read .*nope\.yaml: ENOENT/);
+    const noFlag = await cli('apply');
+    assert.equal(noFlag.code, 1);
+    assert.match(noFlag.stderr, /apply needs -f FILE/);
+  });
+});
+
+describe('flowwarden runs', () => {
+  test('trigger, list and show a run with --json', async () => {
+    await cli('apply', '-f', file('good2.yaml', GOOD));
+    const t = await cli('runs', 'trigger', 'nightly-etl', '--params', '{"day":"2026-11-22"}', '--idempotency-key', 'k1', '--json');
+    assert.equal(t.code, 0, t.stderr);
+    const run = JSON.parse(t.stdout) as { id: string; flow: string; stateType: string; stateName: string; scheduledFor: string; created: boolean };
+    assert.equal(run.flow, 'nightly-etl');
+    assert.equal(run.stateType, 'SCHEDULED');
+    assert.equal(run.created, true);
+    const again = JSON.parse((await cli('runs', 'trigger', 'nightly-etl', '--idempotency-key', 'k1', '--json')).stdout) as { id: string; created: boolean };
+    assert.equal(again.id, run.id);
+    assert.equal(again.created, false);
+
+    const list = JSON.parse((await cli('runs', 'list', '--flow', 'nightly-etl', '--limit', '5', '--json')).stdout) as Array<Record<string, unknown>>;
+    assert.equal(list.length, 1);
+    for (const key of ['id', 'flow', 'scheduledFor', 'stateType', 'stateName']) assert.ok(key in list[0]!, key);
+    const show = JSON.parse((await cli('runs', 'show', run.id, '--json')).stdout) as { history: Array<{ toType: string }> };
+    assert.equal(show.history[0]!.toType, 'SCHEDULED');
+  });
+
+  test('bad input exits non-zero with a one-line reason', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['runs', 'trigger', 'no-such-flow'], /flow 'no-such-flow' not found/],
+      [['runs', 'trigger', 'nightly-etl', '--params', '{oops'], /--params is not valid JSON/],
+      [['runs', 'list', '--state', 'DONE'], /--state 'DONE' is not a state type/],
+      [['runs', 'list', '--limit', '0'], /--limit must be a whole number/],
+      [['runs', 'show', 'abc'], /runs show needs a run ID/],
+      [['flows', 'show', 'nope'], /flow 'nope' not found/],
+      [['frobnicate'], /unknown command 'frobnicate'/],
+      [['runs', 'list', '--bogus'], /Unknown option '--bogus'/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await cli(...args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr.split('\n')[0]!, re, args.join(' '));
+    }
+  });
+
+  test('an invalid environment is reported before anything runs', async () => {
+    const r = await runCli(['runs', 'list'], { DATABASE_URL: 'not a url' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /invalid environment: DATABASE_URL/);
+  });
+});

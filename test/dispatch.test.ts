@@ -1,0 +1,191 @@
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import type { JobWithMetadata } from 'pg-boss';
+import { startTestApp, TEST_HTTP_SECRET, type TestApp } from './support/app.ts';
+import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
+import { withTransaction } from '../src/db/client.ts';
+import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { dispatchWorker } from '../src/workers/dispatch.ts';
+import { QUEUES } from '../src/queue/catalog.ts';
+import { getRun, runHistory } from '../src/queries/runs.ts';
+import { silentLogger } from '../src/log.ts';
+import type { FlowInputRaw } from '../src/flows/spec.ts';
+
+let app: TestApp;
+let target: FakeTarget;
+let calls = 0;
+
+before(async () => {
+  app = await startTestApp({ config: { httpTimeoutMs: 500 } });
+  target = await startFakeTarget(TEST_HTTP_SECRET);
+  app.registry.define('count', () => {
+    calls++;
+    return { message: `call ${calls}` };
+  });
+});
+after(async () => {
+  await target.close();
+  await app.close();
+});
+
+async function flow(def: FlowInputRaw): Promise<void> {
+  await withTransaction(app.pool, (tx) => upsertFlowTx(tx, def));
+}
+
+async function trigger(flowName: string, parameters: Record<string, unknown> = {}): Promise<string> {
+  const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, flowName, parameters));
+  return runId;
+}
+
+/** Fetch the run's real dispatch job from pg-boss (ignoring startAfter, as a retry would be later). */
+async function fetchJob(runId: string): Promise<JobWithMetadata<{ runId: string }>> {
+  for (let i = 0; i < 50; i++) {
+    const jobs = await app.boss.fetch<{ runId: string }>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 20 });
+    const mine = jobs.find((j) => j.data.runId === runId);
+    // Put back anything that is not ours.
+    for (const j of jobs) if (j !== mine) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
+    if (mine) return { ...mine, signal: new AbortController().signal };
+  }
+  throw new Error(`no dispatch job for ${runId}`);
+}
+
+const handle = (job: JobWithMetadata<{ runId: string }>) => dispatchWorker.handle(app.deps, job, silentLogger);
+
+describe('dispatch', () => {
+  test('a job delivered twice calls the function target once', async () => {
+    await flow({ name: 'counted', target: { type: 'function', handler: 'count' } });
+    const runId = await trigger('counted');
+    const job = await fetchJob(runId);
+    const before = calls;
+    await handle(job);
+    await handle(job); // the same delivery again (e.g. a duplicate fetch)
+    assert.equal(calls - before, 1);
+    const run = await getRun(app.pool, runId);
+    assert.equal(run?.stateType, 'COMPLETED');
+    const history = await runHistory(app.pool, runId);
+    assert.deepEqual(history.map((h) => h.toType), ['SCHEDULED', 'PENDING', 'RUNNING', 'COMPLETED']);
+  });
+
+  test('a function handler that throws fails the run with its message', async () => {
+    await flow({ name: 'failing', target: { type: 'function', handler: 'fail' } });
+    const runId = await trigger('failing', { message: 'table missing' });
+    await handle(await fetchJob(runId));
+    const run = await getRun(app.pool, runId);
+    assert.equal(run?.stateType, 'FAILED');
+    assert.equal(run?.stateMessage, 'table missing');
+  });
+
+  test('an unknown handler fails the run at once with a clear message', async () => {
+    await flow({ name: 'nohandler', target: { type: 'function', handler: 'does-not-exist' } });
+    const runId = await trigger('nohandler');
+    await handle(await fetchJob(runId));
+    const run = await getRun(app.pool, runId);
+    assert.equal(run?.stateType, 'FAILED');
+    assert.match(run!.stateMessage!, /no handler 'does-not-exist' is registered/);
+  });
+
+  test('a function run whose worker died mid-handler is CRASHED on redelivery, not re-run', async () => {
+    await flow({ name: 'crashy', target: { type: 'function', handler: 'count' } });
+    const runId = await trigger('crashy');
+    const job = await fetchJob(runId);
+    // Simulate the first attempt getting as far as RUNNING, then the pod dying.
+    await app.pool.query(`update flowwarden.runs set state_type = 'RUNNING', state_name = 'Running', dispatch_attempt = 0 where id = $1`, [runId]);
+    const before = calls;
+    await handle({ ...job, retryCount: 1 });
+    assert.equal(calls, before);
+    assert.equal((await getRun(app.pool, runId))?.stateType, 'CRASHED');
+  });
+
+  test('http sync target: signed request, 2xx completes the run', async () => {
+    await flow({ name: 'http-sync', target: { type: 'http', url: target.url, mode: 'sync' } });
+    target.script = [200];
+    const runId = await trigger('http-sync', { day: '2026-11-22' });
+    const n = target.calls.length;
+    await handle(await fetchJob(runId));
+    const call = target.calls[n]!;
+    assert.equal(call.signatureValid, true);
+    assert.equal(call.headers['idempotency-key'], runId);
+    assert.equal(call.body.runId, runId);
+    assert.deepEqual(call.body.parameters, { day: '2026-11-22' });
+    assert.equal((await getRun(app.pool, runId))?.stateType, 'COMPLETED');
+  });
+
+  test('http target with a wrong secret is refused by the endpoint (401) and fails without retry', async () => {
+    await flow({ name: 'http-badsig', target: { type: 'http', url: target.url, secret: 'another-secret-0123456789' } });
+    const runId = await trigger('http-badsig');
+    await handle(await fetchJob(runId));
+    const run = await getRun(app.pool, runId);
+    assert.equal(run?.stateType, 'FAILED');
+    assert.match(run!.stateMessage!, /401/);
+  });
+
+  test('http async target: 202 leaves the run RUNNING until the endpoint reports back', async () => {
+    await flow({ name: 'http-async', target: { type: 'http', url: target.url, mode: 'async' } });
+    target.script = [{ status: 202, body: { externalId: 'job-42' } }];
+    const runId = await trigger('http-async');
+    await handle(await fetchJob(runId));
+    const run = await getRun(app.pool, runId);
+    assert.equal(run?.stateType, 'RUNNING');
+    assert.equal(run?.externalId, 'job-42');
+  });
+
+  test('transient failures retry with the same idempotency key, then complete', async () => {
+    await flow({ name: 'http-flaky', target: { type: 'http', url: target.url } });
+    target.script = [503, 'reset', 200];
+    const runId = await trigger('http-flaky');
+    const job = await fetchJob(runId);
+    const n = target.calls.length;
+    await assert.rejects(handle({ ...job, retryCount: 0 }), /503/);
+    assert.equal((await getRun(app.pool, runId))?.stateName, 'AwaitingRetry');
+    await assert.rejects(handle({ ...job, retryCount: 1 }));
+    await handle({ ...job, retryCount: 2 });
+    const run = await getRun(app.pool, runId);
+    assert.equal(run?.stateType, 'COMPLETED');
+    const sent = target.calls.slice(n);
+    assert.equal(sent.length, 3);
+    assert.ok(sent.every((c) => c.headers['idempotency-key'] === runId));
+  });
+
+  test('a 4xx fails the run at once; the last transient attempt fails it too', async () => {
+    await flow({ name: 'http-4xx', target: { type: 'http', url: target.url } });
+    target.script = [422];
+    const runA = await trigger('http-4xx');
+    const n = target.calls.length;
+    await handle(await fetchJob(runA)); // no throw: permanent, not retried
+    assert.equal(target.calls.length - n, 1);
+    assert.equal((await getRun(app.pool, runA))?.stateType, 'FAILED');
+
+    target.script = [500];
+    const runB = await trigger('http-4xx');
+    const job = await fetchJob(runB);
+    await handle({ ...job, retryCount: job.retryLimit }); // the last attempt
+    const run = await getRun(app.pool, runB);
+    assert.equal(run?.stateType, 'FAILED');
+    assert.match(run!.stateMessage!, /gave up after \d+ attempts/);
+  });
+
+  test('overlap skip: a run is Skipped while the previous run of its schedule is RUNNING', async () => {
+    await flow({ name: 'no-overlap', target: { type: 'function', handler: 'count' }, schedules: [{ name: 's', every: '1s', overlap: 'skip' }] });
+    const now = new Date();
+    await app.pool.query(`update flowwarden.schedules s set next_run_at = $1, anchor = $1 from flowwarden.flows f where f.id = s.flow_id and f.name = 'no-overlap'`, [now]);
+    await app.scheduler.runOnce({ now });
+    const { rows } = await app.pool.query<{ id: string }>(
+      `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'no-overlap' order by scheduled_for limit 2`,
+    );
+    const [first, second] = rows.map((r) => r.id);
+    await app.pool.query(`update flowwarden.runs set state_type = 'RUNNING', state_name = 'Running' where id = $1`, [first]);
+    await handle(await fetchJob(second!));
+    const run = await getRun(app.pool, second!);
+    assert.equal(run?.stateType, 'CANCELLED');
+    assert.equal(run?.stateName, 'Skipped');
+    assert.match(run!.stateMessage!, /still RUNNING \(overlap: skip\)/);
+  });
+
+  test('workers started for real pick up a due run and complete it', async () => {
+    await flow({ name: 'live', target: { type: 'function', handler: 'noop' } });
+    await app.start();
+    const runId = await trigger('live');
+    const { waitFor } = await import('./support/app.ts');
+    await waitFor(async () => (await getRun(app.pool, runId))?.stateType === 'COMPLETED', { what: 'run completed' });
+  });
+});

@@ -1,0 +1,76 @@
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestApp, type TestApp } from './support/app.ts';
+import { FlowwardenClient } from '../src/producers/client.ts';
+import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
+import { UserInputError } from '../src/errors.ts';
+
+let app: TestApp;
+let client: FlowwardenClient;
+before(async () => {
+  app = await startTestApp();
+  client = await FlowwardenClient.connect({ connectionString: app.db.url });
+  await client.upsertFlow({ name: 'orders-export', target: { type: 'function', handler: 'noop' } });
+  await app.pool.query('create table public.orders (id serial primary key, note text)');
+});
+after(async () => {
+  await client.close();
+  await app.close();
+});
+
+async function jobsFor(runId: string): Promise<number> {
+  const { rows } = await app.pool.query(`select count(*)::int as n from ${BOSS_SCHEMA}.job where name = $1 and id = $2`, [QUEUES.dispatch, runId]);
+  return rows[0].n;
+}
+
+describe('producer client', () => {
+  test("triggerRun inside the caller's transaction commits with the caller's own writes", async () => {
+    const c = await app.pool.connect();
+    try {
+      await c.query('begin');
+      await c.query(`insert into public.orders (note) values ('committed')`);
+      const { runId } = await client.triggerRun('orders-export', { order: 1 }, { db: c });
+      await c.query('commit');
+      assert.equal(await jobsFor(runId), 1);
+      const { rows } = await app.pool.query('select state_type from flowwarden.runs where id = $1', [runId]);
+      assert.equal(rows[0].state_type, 'SCHEDULED');
+    } finally {
+      c.release();
+    }
+  });
+
+  test("a rolled-back caller transaction leaves neither run nor job", async () => {
+    const c = await app.pool.connect();
+    let runId = '';
+    try {
+      await c.query('begin');
+      await c.query(`insert into public.orders (note) values ('rolled back')`);
+      ({ runId } = await client.triggerRun('orders-export', { order: 2 }, { db: c }));
+      await c.query('rollback');
+    } finally {
+      c.release();
+    }
+    const { rows } = await app.pool.query('select count(*)::int as n from flowwarden.runs where id = $1', [runId]);
+    assert.equal(rows[0].n, 0);
+    assert.equal(await jobsFor(runId), 0);
+  });
+
+  test('upsertSchedule validates and reportRunState enforces the state machine', async () => {
+    await assert.rejects(client.upsertSchedule('orders-export', { name: 'bad', cron: 'not a cron' }), UserInputError);
+    await assert.rejects(client.upsertSchedule('orders-export', { name: 'tz', cron: '0 * * * *', timezone: 'Nowhere/City' }), /Nowhere\/City/);
+    const s = await client.upsertSchedule('orders-export', { name: 'hourly', cron: '0 * * * *', timezone: 'Asia/Tokyo' });
+    assert.equal(s.created, true);
+    assert.ok(s.schedule.nextRunAt);
+
+    const { runId } = await client.triggerRun('orders-export');
+    await client.reportRunState(runId, 'RUNNING');
+    const done = await client.reportRunState(runId, 'COMPLETED', { message: 'ok', tasks: [{ name: 'write', stateType: 'COMPLETED' }] });
+    assert.equal(done.stateType, 'COMPLETED');
+    await assert.rejects(client.reportRunState(runId, 'RUNNING'), /invalid state transition/);
+  });
+
+  test('unknown flow and non-object parameters are clear errors', async () => {
+    await assert.rejects(client.triggerRun('missing-flow'), /flow 'missing-flow' not found/);
+    await assert.rejects(client.triggerRun('orders-export', [] as unknown as Record<string, unknown>), /parameters must be a JSON object/);
+  });
+});
