@@ -1,7 +1,8 @@
 /**
  * One flowwarden process: components with start/stop, wired in one place.
  *
- * Roles: `scheduler` (the tick), `worker` (queue consumers), `api` (HTTP), `all` (everything).
+ * Roles: `scheduler` (the tick and the guard's maintenance loops: late sweep, health sweep/enforce),
+ * `worker` (queue consumers, incl. health evaluation), `api` (HTTP), `all` (everything).
  * Every pod may run every role; nothing here assumes a leader.
  *
  * Shutdown (stop): first stop claiming (scheduler tick, pg-boss fetch loops), then let in-flight
@@ -17,12 +18,16 @@ import { createPool } from './db/client.ts';
 import { migrateAll } from './db/migrate.ts';
 import { startBoss } from './queue/boss.ts';
 import { Scheduler } from './scheduling/tick.ts';
+import { Waker } from './scheduling/waker.ts';
 import { ensureQueues, startWorkers, WORKERS } from './workers/index.ts';
 import type { WorkerDeps } from './workers/types.ts';
 import { defaultRegistry, type HandlerRegistry } from './targets/function.ts';
 import { createHttp } from './http.ts';
 import { buildApi } from './api/server.ts';
 import { GuardActionRegistry } from './guard/actions.ts';
+import { setupNotifications } from './notify/setup.ts';
+import { LateSweeper } from './guard/late.ts';
+import { HealthSweeper, installGuardHooks } from './guard/health.ts';
 
 export type Role = 'all' | 'scheduler' | 'worker' | 'api';
 
@@ -45,6 +50,10 @@ export interface App {
   boss: PgBoss;
   deps: WorkerDeps;
   scheduler: Scheduler;
+  /** Marks runs Late (scheduler role). */
+  lateSweeper: LateSweeper;
+  /** Enforces holds and requests health evaluations (scheduler role). */
+  healthSweeper: HealthSweeper;
   api: FastifyInstance | undefined;
   /** The API's address once listening. */
   address: string | undefined;
@@ -63,6 +72,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const pool = createPool(options.databaseUrl, { max: Math.max(10, config.concurrency + 5) });
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: Math.max(10, config.concurrency + 2) });
   await ensureQueues(boss);
+  // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
+  await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
   const deps: WorkerDeps = {
     pool,
     boss,
@@ -74,8 +85,21 @@ export async function createApp(options: AppOptions): Promise<App> {
     extensions: new Map(),
   };
   const scheduler = new Scheduler(pool, boss, config, log);
+  const lateSweeper = new LateSweeper(pool, boss, config, log);
+  const healthSweeper = new HealthSweeper(deps);
+  // Every failed run (whatever role reports it) requests a debounced health evaluation.
+  installGuardHooks(log);
   const api = has(roles, 'api') ? await buildApi(deps, { databaseUrl: options.databaseUrl }) : undefined;
   let workerIds: string[] = [];
+  // Wake this pod's dispatch workers exactly at the fire times its tick materialised.
+  const waker = new Waker(() => {
+    for (const id of dispatchWorkerIds) boss.notifyWorker(id);
+  });
+  let dispatchWorkerIds: string[] = [];
+  if (has(roles, 'worker')) {
+    scheduler.onCreated = (runs) => waker.schedule(runs.map((r) => r.scheduledFor));
+    scheduler.onClockOffset = (offset) => (waker.offsetMs = offset);
+  }
   let stopped = false;
 
   const app: App = {
@@ -85,11 +109,20 @@ export async function createApp(options: AppOptions): Promise<App> {
     boss,
     deps,
     scheduler,
+    lateSweeper,
+    healthSweeper,
     api,
     address: undefined,
     async start() {
-      if (has(roles, 'worker')) workerIds = await startWorkers(deps, WORKERS);
-      if (has(roles, 'scheduler')) scheduler.start();
+      if (has(roles, 'worker')) {
+        workerIds = await startWorkers(deps, WORKERS);
+        dispatchWorkerIds = workerIds.slice(0, 1);
+      }
+      if (has(roles, 'scheduler')) {
+        scheduler.start();
+        lateSweeper.start();
+        healthSweeper.start();
+      }
       if (api) {
         app.address = await api.listen({ port: config.port, host: config.host });
         log.info({ address: app.address }, 'api listening');
@@ -102,6 +135,9 @@ export async function createApp(options: AppOptions): Promise<App> {
       const timeoutMs = stopOptions.timeoutMs ?? config.drainTimeoutSeconds * 1000;
       log.info({ timeoutMs }, 'draining: no new work is claimed');
       await scheduler.stop();
+      await lateSweeper.stop();
+      await healthSweeper.stop();
+      waker.stop();
       // pg-boss stops fetching first, waits for handlers up to the deadline, then fails what is left
       // so it is retried by another pod instead of sitting active until expiry.
       await boss.stop({ graceful: true, timeout: Math.max(timeoutMs, 1000), close: true });

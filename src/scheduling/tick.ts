@@ -42,6 +42,8 @@ export class Scheduler {
   readonly #loop: Loop;
   /** Called after each batch commits, with the runs it created (metrics, tests). */
   onCreated: ((runs: Array<{ id: string; scheduledFor: Date }>) => void) | undefined;
+  /** Called with Postgres time minus local time each time the tick reads Postgres's clock. */
+  onClockOffset: ((offsetMs: number) => void) | undefined;
 
   constructor(pool: pg.Pool, boss: PgBoss, config: TickConfig, log: Logger) {
     this.#pool = pool;
@@ -73,7 +75,11 @@ export class Scheduler {
 
   async #runBatch(nowOverride: Date | undefined): Promise<{ claimed: number; created: number }> {
     const created = await withTransaction(this.#pool, async (tx) => {
-      const now = nowOverride ?? (await dbNow(tx));
+      let now = nowOverride;
+      if (!now) {
+        now = await dbNow(tx);
+        this.onClockOffset?.(now.getTime() - Date.now());
+      }
       const until = new Date(now.getTime() + this.#config.horizonSeconds * 1000);
       const due = await claimDueSchedules(tx, until, this.#config.claimBatch);
       if (due.length === 0) return { claimed: 0, runs: [] };
