@@ -12,22 +12,31 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
+import { configSecrets, type Config } from './config.ts';
+import { registerSecrets, type Logger } from './log.ts';
 import { createPool } from './db/client.ts';
 import { migrateAll } from './db/migrate.ts';
 import { startBoss } from './queue/boss.ts';
 import { Scheduler } from './scheduling/tick.ts';
 import { Waker } from './scheduling/waker.ts';
-import { ensureQueues, startWorkers, WORKERS } from './workers/index.ts';
+import { ensureQueues, startPools, startWorkers, WORKERS } from './workers/index.ts';
+import type { JobPool } from './workers/pool.ts';
+import { DISPATCH_CHANNEL, Listener } from './db/listen.ts';
 import type { WorkerDeps } from './workers/types.ts';
 import { defaultRegistry, type HandlerRegistry } from './targets/function.ts';
 import { createHttp } from './http.ts';
 import { buildApi } from './api/server.ts';
 import { GuardActionRegistry } from './guard/actions.ts';
+import { installPrefect, type PrefectInstall } from './prefect/index.ts';
+import type { PrefectClient } from './targets/prefect-client.ts';
 import { setupNotifications } from './notify/setup.ts';
 import { LateSweeper } from './guard/late.ts';
 import { HealthSweeper, installGuardHooks } from './guard/health.ts';
+import { Metrics } from './metrics.ts';
+import { Inflight } from './util/inflight.ts';
+
+/** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
+export const ABORT_GRACE_MS = 2000;
 
 export type Role = 'all' | 'scheduler' | 'worker' | 'api';
 
@@ -41,6 +50,8 @@ export interface AppOptions {
   migrate?: boolean;
   /** Start the background loops and HTTP listener (default true); tests drive runOnce() instead. */
   autoStart?: boolean;
+  /** A Prefect client to use instead of one built from PREFECT_API_URL (tests, dev --prefect-fake). */
+  prefectClient?: PrefectClient;
 }
 
 export interface App {
@@ -54,6 +65,8 @@ export interface App {
   lateSweeper: LateSweeper;
   /** Enforces holds and requests health evaluations (scheduler role). */
   healthSweeper: HealthSweeper;
+  /** The Prefect connector and watch importer, when PREFECT_API_URL is set (or a client injected). */
+  prefect: PrefectInstall | undefined;
   api: FastifyInstance | undefined;
   /** The API's address once listening. */
   address: string | undefined;
@@ -67,9 +80,16 @@ function has(roles: Role[], role: Exclude<Role, 'all'>): boolean {
 
 export async function createApp(options: AppOptions): Promise<App> {
   const { config, log } = options;
+  // Loggers from createLogger redact these values from every line (src/log.ts).
+  registerSecrets(configSecrets(config));
   const roles = options.roles ?? ['all'];
   if (options.migrate !== false) await migrateAll(options.databaseUrl);
   const pool = createPool(options.databaseUrl, { max: Math.max(10, config.concurrency + 5) });
+  // One registry per app (tests run several apps in one process); gauges read Postgres at scrape time.
+  const metrics = new Metrics({ log });
+  metrics.attach(pool);
+  const stopping = new AbortController();
+  const inflight = new Inflight();
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: Math.max(10, config.concurrency + 2) });
   await ensureQueues(boss);
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
@@ -83,8 +103,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     registry: options.registry ?? defaultRegistry,
     guardActions: new GuardActionRegistry(),
     extensions: new Map(),
+    metrics,
+    stopping: stopping.signal,
   };
   const scheduler = new Scheduler(pool, boss, config, log);
+  // Prefect: dispatch connector, guard actions, watch importer (docs/prefect.md).
+  const prefect = installPrefect(deps, options.prefectClient ? { client: options.prefectClient } : {});
   const lateSweeper = new LateSweeper(pool, boss, config, log);
   const healthSweeper = new HealthSweeper(deps);
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
@@ -92,14 +116,22 @@ export async function createApp(options: AppOptions): Promise<App> {
   const api = has(roles, 'api') ? await buildApi(deps, { databaseUrl: options.databaseUrl }) : undefined;
   let workerIds: string[] = [];
   // Wake this pod's dispatch workers exactly at the fire times its tick materialised.
-  const waker = new Waker(() => {
-    for (const id of dispatchWorkerIds) boss.notifyWorker(id);
-  });
-  let dispatchWorkerIds: string[] = [];
+  let pools: JobPool[] = [];
+  const wakePools = () => {
+    for (const p of pools) p.wake();
+  };
+  const waker = new Waker(wakePools);
+  // New dispatch jobs (manual triggers, API) NOTIFY on commit: wake this pod's pools at once.
+  const listener = new Listener(options.databaseUrl, DISPATCH_CHANNEL, wakePools, log);
   if (has(roles, 'worker')) {
     scheduler.onCreated = (runs) => waker.schedule(runs.map((r) => r.scheduledFor));
     scheduler.onClockOffset = (offset) => (waker.offsetMs = offset);
   }
+  const wakeOnCreated = scheduler.onCreated;
+  scheduler.onCreated = (runs) => {
+    metrics.runsCreated(runs.length);
+    wakeOnCreated?.(runs);
+  };
   let stopped = false;
 
   const app: App = {
@@ -111,12 +143,15 @@ export async function createApp(options: AppOptions): Promise<App> {
     scheduler,
     lateSweeper,
     healthSweeper,
+    prefect,
     api,
     address: undefined,
     async start() {
       if (has(roles, 'worker')) {
-        workerIds = await startWorkers(deps, WORKERS);
-        dispatchWorkerIds = workerIds.slice(0, 1);
+        workerIds = await startWorkers(deps, WORKERS, { inflight });
+        pools = startPools(deps, WORKERS, { inflight });
+        await listener.start();
+        prefect?.watcher.start();
       }
       if (has(roles, 'scheduler')) {
         scheduler.start();
@@ -133,17 +168,36 @@ export async function createApp(options: AppOptions): Promise<App> {
       if (stopped) return;
       stopped = true;
       const timeoutMs = stopOptions.timeoutMs ?? config.drainTimeoutSeconds * 1000;
+      // /readyz answers 503 from here on, so load balancers stop sending API traffic during the drain.
+      stopping.abort();
+      metrics.setDraining(true);
       log.info({ timeoutMs }, 'draining: no new work is claimed');
       await scheduler.stop();
       await lateSweeper.stop();
       await healthSweeper.stop();
+      await prefect?.watcher.stop();
       waker.stop();
-      // pg-boss stops fetching first, waits for handlers up to the deadline, then fails what is left
-      // so it is retried by another pod instead of sitting active until expiry.
-      await boss.stop({ graceful: true, timeout: Math.max(timeoutMs, 1000), close: true });
+      await listener.stop();
+      // One deadline for everything, in parallel: the dispatch pools and pg-boss's own workers stop
+      // fetching at once, let in-flight jobs finish until the deadline, then fail what is left for
+      // retry (handed back: another pod takes it after the retry delay, not after expiry) and abort
+      // its signal. pg-boss's connections stay open until the pools have recorded their hand-backs.
+      const inFlightAtDrain = inflight.size;
+      await Promise.all([
+        ...pools.map((p) => p.stop(timeoutMs)),
+        boss.stop({ graceful: true, timeout: Math.max(timeoutMs, 1000), close: false }),
+      ]);
+      // Aborted handlers get a moment to record their outcome (dispatch settles an aborted function
+      // run as CRASHED) before the pools close; handlers that ignore their signal are abandoned.
+      const abandoned = (await inflight.settled(ABORT_GRACE_MS)) ? 0 : inflight.size;
+      const handedBack = inflight.aborted + abandoned;
+      if (handedBack > 0) {
+        log.warn({ handedBack, abandoned, timeoutMs }, 'drain deadline reached: in-flight jobs handed back to the queue for retry');
+      }
+      await boss.stop({ close: true });
       if (api) await api.close();
       await pool.end();
-      log.info('stopped');
+      log.info({ inFlightAtDrain, handedBack }, 'stopped');
     },
   };
   if (options.autoStart !== false) await app.start();

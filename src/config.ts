@@ -1,6 +1,6 @@
 /**
  * Configuration: read from the environment in exactly this one place, validated once, passed down.
- * Every setting has a named default next to its type. See the table in README.md.
+ * Every setting has a named default next to its type. See the table in docs/operations.md.
  */
 import path from 'node:path';
 import { z } from 'zod';
@@ -129,4 +129,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     },
   };
   return { ...config, ...overrides };
+}
+
+/** Every secret value in the config, for log redaction by value (src/log.ts registerSecrets). */
+export function configSecrets(config: Config): Array<string | undefined> {
+  return [config.adminToken, config.readToken, config.httpSecret, config.prefect.apiKey, config.databaseUrl, ...config.notifyUrls];
 }

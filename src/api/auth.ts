@@ -35,11 +35,16 @@ export function scopeOf(token: string | undefined, auth: AuthConfig): Scope | nu
 
 export { runReportToken } from '../targets/http.ts';
 
-export function requireScope(auth: AuthConfig, needed: Scope) {
+/**
+ * A hook (use as onRequest, so it runs before the body is even parsed) that answers 401 without a
+ * known token and 403 when the token's scope is too small. Run-scoped tokens (`run.…`) pass only
+ * where `allowRunToken` is set; that route must then check the token against its run itself.
+ */
+export function requireScope(auth: AuthConfig, needed: Scope, options: { allowRunToken?: boolean } = {}) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const token = bearer(req);
     const scope = scopeOf(token, auth);
-    if (!token || (!scope && !token.startsWith('run.'))) {
+    if (!token || (!scope && !(options.allowRunToken && token.startsWith('run.')))) {
       return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'send Authorization: Bearer <token> (FLOWWARDEN_ADMIN_TOKEN or FLOWWARDEN_READ_TOKEN)' });
     }
     if (scope === 'operate' || (scope === 'read' && needed === 'read')) return;

@@ -7,6 +7,13 @@ import type { WorkerDeps } from '../workers/types.ts';
 import { errorHandler } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
 import { runRoutes } from './routes/runs.ts';
+import { flowRoutes } from './routes/flows.ts';
+import { channelRoutes } from './routes/channels.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { queueRoutes } from './routes/queues.ts';
+import { ApiDocs } from './openapi.ts';
+
+const API_VERSION = '0.1.0';
 
 export interface ApiContext extends WorkerDeps {
   databaseUrl: string;
@@ -20,7 +27,15 @@ export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string 
   });
   app.setErrorHandler(errorHandler);
   const ctx: ApiContext = { ...deps, databaseUrl: options.databaseUrl };
+  // Every route registered from here on is listed in GET /api/openapi.json (src/api/openapi.ts).
+  const docs = new ApiDocs();
+  docs.watch(app);
   await app.register(healthRoutes(ctx));
-  await app.register(runRoutes(ctx), { prefix: '/api' });
+  await app.register(runRoutes(ctx, docs), { prefix: '/api' });
+  await app.register(flowRoutes(ctx, docs), { prefix: '/api' });
+  await app.register(channelRoutes(ctx, docs), { prefix: '/api' });
+  await app.register(queueRoutes(ctx, docs), { prefix: '/api' });
+  app.get('/api/openapi.json', async () => docs.document({ title: 'flowwarden', version: API_VERSION }));
+  await app.register(adminRoutes(ctx), { prefix: '/admin' });
   return app;
 }

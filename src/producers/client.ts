@@ -3,6 +3,7 @@
  *
  *   const fw = await FlowwardenClient.connect({ connectionString: process.env.DATABASE_URL });
  *   await fw.triggerRun('nightly-etl', { date: '2026-11-22' }, { idempotencyKey: 'etl:2026-11-22' });
+ *   await fw.notify('ops', 'nightly export finished: 1.2M rows');
  *
  * Every method takes `{ db }`: a pg client inside the caller's own open transaction. The run row
  * and its dispatch job are then written in that transaction and commit or roll back with the
@@ -25,6 +26,9 @@ import type { FlowInputRaw, ScheduleInputRaw } from '../flows/spec.ts';
 import type { RunRow } from '../queries/runs.ts';
 import type { UpsertScheduleResult } from '../queries/flows.ts';
 import type { StateType } from '../runs/states.ts';
+import { notifyTx } from '../notify/operations.ts';
+import { disableFlowTx, reactivateFlowTx, type DisableOutcome, type ReactivateOutcome } from '../guard/operations.ts';
+import { installGuardHooks } from '../guard/health.ts';
 
 export interface TxOption {
   /** A client inside the caller's open transaction. */
@@ -55,6 +59,8 @@ export class FlowwardenClient {
     if (!options.pool && !options.connectionString) throw new Error('FlowwardenClient.connect needs a connectionString or a pool');
     const pool = options.pool ?? createPool(options.connectionString!, { max: 5, applicationName: 'flowwarden-producer' });
     const boss = options.boss ?? (await startBoss({ connectionString: options.connectionString ?? poolUrl(options), role: 'producer' }));
+    // A run this client reports FAILED requests the flow's health evaluation, as in a pod.
+    installGuardHooks();
     return new FlowwardenClient(pool, boss, { pool: !options.pool, boss: !options.boss }, options.maxParametersBytes);
   }
 
@@ -74,8 +80,26 @@ export class FlowwardenClient {
     return this.#tx(options, (tx) => upsertFlowTx(tx, flow, { maxParametersBytes: this.#maxParametersBytes }));
   }
 
+  /** Hold a flow disabled (schedules off, not-yet-started scheduled runs cancelled) until reactivated. */
+  disableFlow(flow: string, options: { reason: string; by?: string } & TxOption): Promise<DisableOutcome> {
+    return this.#tx(options, (tx) => disableFlowTx(this.#boss, tx, flow, options));
+  }
+
+  /** Reactivate a disabled flow: schedules back on from now, new health baseline. Not disabled → UserInputError. */
+  reactivateFlow(flow: string, options: { by: string } & TxOption): Promise<ReactivateOutcome> {
+    return this.#tx(options, (tx) => reactivateFlowTx(this.#boss, tx, flow, options));
+  }
+
   upsertSchedule(flow: string, schedule: ScheduleInputRaw, options: TxOption = {}): Promise<UpsertScheduleResult> {
     return this.#tx(options, (tx) => upsertScheduleTx(tx, flow, schedule, { maxParametersBytes: this.#maxParametersBytes }));
+  }
+
+  /**
+   * Post `text` to a notification channel by name (chunked to the channel's limit, delivered in
+   * order, resumed without re-sending on retry). Unknown channel → UserInputError (NotFoundError).
+   */
+  notify(channel: string, text: string, options: TxOption = {}): Promise<{ eventId: number }> {
+    return this.#tx(options, (tx) => notifyTx(this.#boss, tx, channel, text));
   }
 
   async close(): Promise<void> {

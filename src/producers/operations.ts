@@ -12,6 +12,7 @@ import { QUEUES, sendJob } from '../queue/catalog.ts';
 import { applyTransition } from '../runs/service.ts';
 import { isStateType, type StateType, STATE_TYPES } from '../runs/states.ts';
 import { UserInputError } from '../errors.ts';
+import { DISPATCH_CHANNEL } from '../db/listen.ts';
 
 export const DEFAULT_MAX_PARAMETERS_BYTES = 64 * 1024;
 
@@ -51,6 +52,8 @@ export async function triggerRunTx(
   });
   if (created) {
     await sendJob(boss, QUEUES.dispatch, { runId: id }, { id, startAfter: scheduledFor, db: bossDb(tx) });
+    // Wake dispatch pools in every pod when this commits (a latency hint; polling is the floor).
+    await tx.query(`select pg_notify($1, '')`, [DISPATCH_CHANNEL]);
   }
   return { runId: id, created };
 }

@@ -1,7 +1,7 @@
 /**
  * Flow and schedule writes/reads. Functions of (db, params); `db` may be the caller's transaction.
  */
-import { asc, eq } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { flows, schedules } from '../schema/index.ts';
@@ -121,4 +121,33 @@ export async function setScheduleEnabled(tx: Queryable, scheduleId: string, enab
     .where(eq(schedules.id, scheduleId))
     .returning();
   return updated[0]!;
+}
+
+/**
+ * A page of flows by name (byte order, `collate "C"`, so the keyset comparison and the sort agree
+ * whatever the database collation). `after`: the last name of the previous page.
+ */
+export async function pageFlows(db: Queryable, options: { after?: string; disabled?: boolean; limit: number }): Promise<FlowRow[]> {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (options.after !== undefined) {
+    values.push(options.after);
+    where.push(`name collate "C" > $${values.length}`);
+  }
+  if (options.disabled !== undefined) where.push(options.disabled ? 'disabled_at is not null' : 'disabled_at is null');
+  values.push(options.limit);
+  const { rows } = await db.query<{ id: string }>(
+    `select id from flowwarden.flows ${where.length ? `where ${where.join(' and ')}` : ''}
+      order by name collate "C" limit $${values.length}`,
+    values,
+  );
+  if (rows.length === 0) return [];
+  const found = (await dz(db).select().from(flows).where(inArray(flows.id, rows.map((r) => r.id)))) as FlowRow[];
+  const byId = new Map(found.map((f) => [f.id, f]));
+  return rows.map((r) => byId.get(r.id)!).filter(Boolean);
+}
+
+export async function getScheduleByName(db: Queryable, flowId: string, name: string): Promise<ScheduleRow | null> {
+  const rows = await dz(db).select().from(schedules).where(and(eq(schedules.flowId, flowId), eq(schedules.name, name)));
+  return rows[0] ?? null;
 }

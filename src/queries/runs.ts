@@ -210,3 +210,49 @@ export async function runTasks(db: Queryable, runId: string) {
     .where(eq(taskResults.runId, runId))
     .orderBy(taskResults.id);
 }
+
+export interface RunPageFilter {
+  flowName?: string;
+  stateTypes?: StateType[];
+  /** scheduled_for >= since */
+  since?: Date;
+  /** scheduled_for < until */
+  until?: Date;
+  /** Keyset cursor: the last row of the previous page (scheduled_for as `sortKey` text, id). */
+  after?: readonly [scheduledFor: string, id: string];
+  /** Rows to fetch (the API asks for its page size + 1). */
+  limit: number;
+}
+
+/**
+ * A page of runs, newest scheduled first, for the API and admin page. Keyset pagination on
+ * (scheduled_for desc, id desc); the cursor carries scheduled_for as text with microseconds
+ * (`sortKey`, UTC ISO 8601) so they survive the round trip (a JS Date would truncate them and skip
+ * or repeat rows). Index: runs_flow_created_idx / runs_open_idx help the filtered cases; an unfiltered
+ * walk is a sort over runs (fine for operator-sized pages).
+ */
+export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Array<RunRow & { sortKey: string }>> {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    values.push(value);
+    where.push(sql(`$${values.length}`));
+  };
+  if (filter.flowName) add((p) => `f.name = ${p}`, filter.flowName);
+  if (filter.stateTypes?.length) add((p) => `r.state_type = any(${p}::text[])`, filter.stateTypes);
+  if (filter.since) add((p) => `r.scheduled_for >= ${p}`, filter.since);
+  if (filter.until) add((p) => `r.scheduled_for < ${p}`, filter.until);
+  if (filter.after) {
+    values.push(filter.after[0], filter.after[1]);
+    where.push(`(r.scheduled_for, r.id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
+  }
+  values.push(filter.limit);
+  const { rows } = await db.query<RunRow & { sortKey: string }>(
+    `select ${RUN_COLUMNS}, to_char(r.scheduled_for at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "sortKey"
+       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+     ${where.length ? `where ${where.join(' and ')}` : ''}
+     order by r.scheduled_for desc, r.id desc limit $${values.length}`,
+    values,
+  );
+  return rows;
+}

@@ -13,6 +13,8 @@ export const QUEUES = {
   poll: 'fw.poll',
   health: 'fw.health',
   notify: 'fw.notify',
+  /** Fan-in of every pg-boss event (subscribed in src/notify/setup.ts) into notification_events. */
+  events: 'fw.events',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -20,8 +22,11 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export interface QueuePayloads {
   'fw.dispatch': { runId: string };
   'fw.poll': { runId: string; polls: number };
-  'fw.health': { flowId: string; reason: 'run.failed' | 'sweep' };
-  'fw.notify': { notificationId: string };
+  /** run.failed/sweep: evaluate rules (or enforce a held flow); disabled/reactivated: run connector GuardActions for an operator's change. */
+  'fw.health': { flowId: string; reason: 'run.failed' | 'sweep' | 'disabled' | 'reactivated' };
+  /** Deliver a channel's undelivered messages and pending events (src/workers/notify.ts). */
+  'fw.notify': { channelId: string };
+  'fw.events': EventPayload;
 }
 
 /** Events published with pg-boss pub/sub: a new consumer is one `subscribe`. */

@@ -7,12 +7,13 @@ import type { PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/client.ts';
 import { bossDb } from '../db/client.ts';
 import { transitionLockedRun, transitionRun, type RunRow, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
-import { EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
+import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
 import { FAILURE_TYPES } from './states.ts';
 
 /** Hooks the guard installs (health trigger); kept as a seam so the core has no guard dependency. */
 export interface TransitionHooks {
-  onFailure?: (tx: Queryable, run: RunRow) => Promise<void>;
+  /** Called inside the failing transition's transaction; `boss` is the caller's (send with `db: bossDb(tx)`). */
+  onFailure?: (tx: Queryable, run: RunRow, boss: PgBoss) => Promise<void>;
 }
 
 const hooks: TransitionHooks = {};
@@ -22,6 +23,22 @@ export function setTransitionHooks(h: TransitionHooks): void {
 
 export async function publishEvent(boss: PgBoss, tx: Queryable, payload: EventPayload): Promise<void> {
   await boss.publish(payload.event, payload as unknown as object, { db: bossDb(tx) });
+}
+
+/**
+ * Publish many events in the caller's transaction with one insert per subscribed queue (instead
+ * of one insert per event and queue, as `publish` does): the late sweep marks runs in batches of
+ * hundreds. Subscribers are read from pg-boss's subscription table, as `publish` itself does.
+ */
+export async function publishEvents(boss: PgBoss, tx: Queryable, payloads: EventPayload[]): Promise<void> {
+  const byEvent = new Map<EventName, EventPayload[]>();
+  for (const p of payloads) byEvent.set(p.event, [...(byEvent.get(p.event) ?? []), p]);
+  for (const [event, list] of byEvent) {
+    const { rows } = await tx.query<{ name: string }>(`select name from ${BOSS_SCHEMA}.subscription where event = $1`, [event]);
+    for (const { name } of rows) {
+      await boss.insert(name, list.map((p) => ({ data: p as unknown as object })), { db: bossDb(tx) });
+    }
+  }
 }
 
 function eventFor(run: RunRow): EventName | null {
@@ -44,7 +61,7 @@ async function after(boss: PgBoss, tx: Queryable, result: TransitionResult): Pro
       details: { stateType: run.stateType, stateName: run.stateName, scheduledFor: run.scheduledFor.toISOString() },
     });
   }
-  if (FAILURE_TYPES.has(run.stateType)) await hooks.onFailure?.(tx, run);
+  if (FAILURE_TYPES.has(run.stateType)) await hooks.onFailure?.(tx, run, boss);
   return result;
 }
 

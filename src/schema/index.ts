@@ -238,3 +238,37 @@ export const notificationMessages = fw.table(
   },
   (t) => [index('notification_messages_channel_idx').on(t.channelId, t.createdAt)],
 );
+
+/**
+ * Prefect watch mode: one cursor per watched flow. `cursor` is the expected_start_time high-water
+ * mark of the Prefect runs already imported; the importer locks the row (FOR UPDATE SKIP LOCKED) for
+ * each page, so pods running the importer at once take turns instead of importing twice.
+ */
+export const prefectWatchCursors = fw.table('prefect_watch_cursors', {
+  flowId: uuid('flow_id')
+    .primaryKey()
+    .references(() => flows.id, { onDelete: 'cascade' }),
+  deploymentId: text('deployment_id'),
+  cursor: tz('cursor').notNull(),
+  importedCount: integer('imported_count').notNull().default(0),
+  lastPassAt: tz('last_pass_at'),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+});
+
+/**
+ * Prefect deployment schedules the guard switched off, so reactivation switches on exactly those
+ * (not a schedule an operator had turned off on purpose). Rows are deleted on reactivation.
+ */
+export const prefectScheduleHolds = fw.table(
+  'prefect_schedule_holds',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    flowId: uuid('flow_id')
+      .notNull()
+      .references(() => flows.id, { onDelete: 'cascade' }),
+    deploymentId: text('deployment_id').notNull(),
+    scheduleId: text('schedule_id').notNull(),
+    heldAt: tz('held_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('prefect_schedule_holds_key').on(t.flowId, t.scheduleId)],
+);

@@ -79,8 +79,11 @@ export async function runHttpTarget(
       },
     });
   } catch (err) {
-    // Timeouts, resets, DNS: transient, the queue retries with backoff.
-    throw new Error(`POST ${safeUrl(target.url)} failed: ${(err as Error).name}: ${(err as Error).message}`);
+    // Timeouts, resets, DNS: transient, the queue retries with backoff. ky's messages quote the full
+    // URL, whose query or path may carry a token: only the scrubbed form goes into logs and run state.
+    let detail = (err as Error).message;
+    for (const form of [target.url, URL.canParse(target.url) ? new URL(target.url).href : target.url]) detail = detail.split(form).join(safeUrl(target.url));
+    throw new Error(`POST ${safeUrl(target.url)} failed: ${(err as Error).name}: ${detail}`);
   }
   const text = await res.text().catch(() => '');
   const where = `POST ${safeUrl(target.url)} → ${res.status}`;

@@ -233,6 +233,8 @@ type Instant = Date | string;
  * changed since" is asked with `endTimeAfter` (finished runs) or `startTimeAfter`.
  */
 export interface FilterFlowRunsInput {
+  /** Re-read known runs by id (at most PREFECT_MAX_LIMIT per call). */
+  flowRunIds?: string[];
   deploymentIds?: string[];
   stateTypes?: PrefectStateType[];
   expectedStartAfter?: Instant;
@@ -550,6 +552,7 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
     async filterFlowRuns(input, callOpts = {}) {
       const page = limitOf(input.limit, input.offset);
       const flowRuns: Record<string, unknown> = {};
+      if (input.flowRunIds) flowRuns.id = { any_: input.flowRunIds };
       if (input.deploymentIds) flowRuns.deployment_id = { any_: input.deploymentIds };
       if (input.stateTypes) flowRuns.state = { type: { any_: input.stateTypes } };
       if (input.expectedStartAfter !== undefined || input.expectedStartBefore !== undefined) {

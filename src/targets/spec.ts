@@ -47,6 +47,13 @@ export type PrefectTargetSpec = z.infer<typeof PrefectTarget>;
 
 /** For display: secrets never leave the process. */
 export function redactTarget(target: TargetSpec): TargetSpec {
-  if (target.type === 'http' && target.secret) return { ...target, secret: '[redacted]' };
+  if (target.type === 'http' && (target.secret || target.headers)) {
+    return {
+      ...target,
+      ...(target.secret ? { secret: '[redacted]' } : {}),
+      // Header values are often credentials (Authorization, X-Api-Key): show the names only.
+      ...(target.headers ? { headers: Object.fromEntries(Object.keys(target.headers).map((k) => [k, '[redacted]'])) } : {}),
+    };
+  }
   return target;
 }

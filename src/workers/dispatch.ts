@@ -27,6 +27,7 @@ import type { RunContext, TargetOutcome } from '../targets/types.ts';
 import { errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
+import type { DispatchOutcome } from '../metrics.ts';
 
 const Payload = z.object({ runId: z.string().uuid() });
 
@@ -36,7 +37,7 @@ export interface DispatchConnector {
 }
 
 type Claim =
-  | { kind: 'dispatch'; run: RunRow; flow: FlowRow }
+  | { kind: 'dispatch'; run: RunRow; flow: FlowRow; /** First claim only: claim time - fire time (Postgres clock). */ lagSeconds?: number }
   | { kind: 'skip'; reason: string };
 
 async function claim(deps: WorkerDeps, tx: Queryable, runId: string, attempt: number): Promise<Claim> {
@@ -77,7 +78,7 @@ async function claim(deps: WorkerDeps, tx: Queryable, runId: string, attempt: nu
       }
     }
     const { run: claimed } = await applyLockedTransition(deps.boss, tx, run, { to: 'PENDING', dispatchAttempt: attempt, message: `dispatch attempt ${attempt + 1}` });
-    return { kind: 'dispatch', run: claimed, flow };
+    return { kind: 'dispatch', run: claimed, flow, lagSeconds: (claimed.updatedAt.getTime() - run.scheduledFor.getTime()) / 1000 };
   }
   if (run.stateType === 'PENDING' && previous < attempt) {
     if (run.stateName === 'AwaitingRetry') {
@@ -147,6 +148,10 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
     return;
   }
   const { run, flow } = claimed;
+  const targetType = (flow.target as TargetSpec).type;
+  if (claimed.lagSeconds !== undefined) deps.metrics.fireLag(targetType, claimed.lagSeconds);
+  const started = performance.now();
+  const observe = (outcome: DispatchOutcome) => deps.metrics.dispatchDone(targetType, outcome, (performance.now() - started) / 1000);
   const ctx: RunContext = {
     runId, flow: flow.name, scheduledFor: run.scheduledFor, parameters: run.parameters, attempt,
     signal: job.signal, log: log.child({ flow: flow.name }),
@@ -162,6 +167,7 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
         kind: 'failed',
         message: lastAttempt && !isPermanent(err) ? `gave up after ${attempt + 1} attempts: ${message}` : message,
       });
+      observe('failed');
       return;
     }
     log.info({ err: message, attempt }, 'dispatch failed; will retry with backoff');
@@ -171,9 +177,22 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
         await applyLockedTransition(deps.boss, tx, current, { to: 'PENDING', name: 'AwaitingRetry', message: `attempt ${attempt + 1} failed: ${message}` });
       }
     });
+    observe(job.signal.aborted ? 'handed_back' : 'retry');
     throw err;
   }
+  if (job.signal.aborted && outcome.kind === 'failed' && targetType === 'function') {
+    // pg-boss gave the job up while the handler ran (drain deadline at shutdown, or expiry): it has
+    // already failed the job for retry and aborted the signal, and the handler failed on the abort.
+    // Function handlers are not re-run, so settle the run now as CRASHED; the retry is a no-op.
+    await recordOutcome(deps, runId, {
+      kind: 'failed', stateType: 'CRASHED',
+      message: `the worker gave the run up before the handler finished (pod shutdown past the drain deadline, or job expiry): ${outcome.message}`,
+    });
+    observe('crashed');
+    return;
+  }
   await recordOutcome(deps, runId, outcome);
+  observe(outcome.kind === 'completed' ? 'completed' : outcome.kind === 'running' ? 'accepted' : outcome.stateType === 'CRASHED' ? 'crashed' : 'failed');
 }
 
 export const dispatchWorker: WorkerDefinition<typeof Payload> = {
@@ -195,5 +214,6 @@ export const dispatchWorker: WorkerDefinition<typeof Payload> = {
     notifyPollingIntervalSeconds: 0.5,
   }),
   payload: Payload,
+  consumer: 'pool',
   handle,
 };

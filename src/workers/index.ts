@@ -4,9 +4,18 @@
  */
 import type { PgBoss } from 'pg-boss';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
+import { JobPool } from './pool.ts';
+import type { Inflight } from '../util/inflight.ts';
 import { dispatchWorker } from './dispatch.ts';
+import { healthWorker } from './health.ts';
+import { eventsWorker } from './events.ts';
+import { notifyWorker } from './notify.ts';
+import { pollWorker } from './poll.ts';
 
-export const WORKERS: WorkerDefinition[] = [dispatchWorker as unknown as WorkerDefinition];
+// dispatch stays first: src/app.ts wakes the first worker id at fire times.
+export const WORKERS: WorkerDefinition[] = [dispatchWorker as unknown as WorkerDefinition, healthWorker as unknown as WorkerDefinition,
+  eventsWorker as unknown as WorkerDefinition, notifyWorker as unknown as WorkerDefinition,
+  pollWorker as unknown as WorkerDefinition];
 
 /** Create (or update) every queue with its options. Idempotent; safe from many pods at once. */
 export async function ensureQueues(boss: PgBoss, workers: WorkerDefinition[] = WORKERS): Promise<void> {
@@ -23,10 +32,11 @@ export async function ensureQueues(boss: PgBoss, workers: WorkerDefinition[] = W
   }
 }
 
-/** Subscribe each worker's handler; returns the pg-boss worker ids. */
-export async function startWorkers(deps: WorkerDeps, workers: WorkerDefinition[] = WORKERS): Promise<string[]> {
+/** Subscribe each worker's handler; returns the pg-boss worker ids. `inflight` tracks handler calls for shutdown. */
+export async function startWorkers(deps: WorkerDeps, workers: WorkerDefinition[] = WORKERS, options: { inflight?: Inflight } = {}): Promise<string[]> {
   const ids: string[] = [];
   for (const w of workers) {
+    if (w.consumer === 'pool') continue;
     const id = await deps.boss.work(w.queue, w.workOptions(deps.config), async (jobs) => {
       for (const job of jobs) {
         const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.data as object) });
@@ -36,10 +46,37 @@ export async function startWorkers(deps: WorkerDeps, workers: WorkerDefinition[]
           log.error({ issues: parsed.error.issues }, 'dropping job with invalid payload');
           continue;
         }
-        await w.handle(deps, { ...job, data: parsed.data }, log);
+        const work = w.handle(deps, { ...job, data: parsed.data }, log);
+        await (options.inflight ? options.inflight.track(work, job.signal) : work);
       }
     });
     ids.push(id);
   }
   return ids;
+}
+
+/** Start a JobPool for every worker that asks for one (the dispatch queue). */
+export function startPools(deps: WorkerDeps, workers: WorkerDefinition[] = WORKERS, options: { inflight?: Inflight } = {}): JobPool[] {
+  const pools: JobPool[] = [];
+  for (const w of workers) {
+    if (w.consumer !== 'pool') continue;
+    const pool = new JobPool(
+      deps.boss,
+      { queue: w.queue, capacity: deps.config.concurrency, pollIntervalMs: 500 },
+      async (job) => {
+        const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.data as object) });
+        const parsed = w.payload.safeParse(job.data);
+        if (!parsed.success) {
+          log.error({ issues: parsed.error.issues }, 'dropping job with invalid payload');
+          return;
+        }
+        const work = w.handle(deps, { ...job, data: parsed.data }, log);
+        await (options.inflight ? options.inflight.track(work, job.signal) : work);
+      },
+      deps.log,
+    );
+    pool.start();
+    pools.push(pool);
+  }
+  return pools;
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import type { HandlerRegistry } from '../targets/function.ts';
 import type { QueueName } from '../queue/catalog.ts';
 import type { GuardActionRegistry } from '../guard/actions.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** What every worker handler gets: built once in src/app.ts. */
 export interface WorkerDeps {
@@ -20,6 +21,10 @@ export interface WorkerDeps {
   guardActions: GuardActionRegistry;
   /** Extension point for connectors (Prefect) registered by later components. */
   extensions: Map<string, unknown>;
+  /** This app's Prometheus metrics (src/metrics.ts): e.g. deps.metrics.notificationDelivered('discord'). */
+  metrics: Metrics;
+  /** Aborted when the pod starts draining: long loops stop early, /readyz answers 503. */
+  stopping: AbortSignal;
 }
 
 /** One queue: its options, payload schema and a plain handler. Wired by src/workers/index.ts. */
@@ -28,5 +33,10 @@ export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
   queueOptions: Omit<Queue, 'name'>;
   workOptions: (config: Config) => WorkOptions & { includeMetadata: true };
   payload: S;
+  /**
+   * 'pool': consumed by the capacity-driven JobPool (src/workers/pool.ts) instead of boss.work();
+   * for the hot dispatch queue, where throughput and no head-of-line blocking matter.
+   */
+  consumer?: 'work' | 'pool';
   handle: (deps: WorkerDeps, job: JobWithMetadata<z.infer<S>>, log: Logger) => Promise<void>;
 }

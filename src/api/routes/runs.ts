@@ -1,13 +1,21 @@
+/**
+ * Runs: list (filters, cursor pages), show (state history, task results), trigger, cancel, and
+ * the state reports of asynchronous targets.
+ */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
-import { requireScope, bearer, scopeOf, runReportToken } from '../auth.ts';
+import { bearer, scopeOf, runReportToken } from '../auth.ts';
+import { route, type ApiDocs } from '../openapi.ts';
+import { ConflictError } from '../errors.ts';
+import { badCursor, decodeCursor, pageOf } from '../validate.ts';
+import { CancelBody, FlowParams, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
 import { withTransaction } from '../../db/client.ts';
-import { getRun, runHistory, runTasks } from '../../queries/runs.ts';
+import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { reportRunStateTx, triggerRunTx } from '../../producers/operations.ts';
+import { applyLockedTransition } from '../../runs/service.ts';
 import { runJson } from '../../runs/json.ts';
-import { NotFoundError, UserInputError } from '../../errors.ts';
-import { formatIssues } from '../../flows/spec.ts';
+import { NotFoundError } from '../../errors.ts';
 import { STATE_TYPES } from '../../runs/states.ts';
 
 const ReportBody = z
@@ -26,60 +34,96 @@ const TriggerBody = z
   .object({
     parameters: z.record(z.string(), z.unknown()).default({}),
     idempotencyKey: z.string().min(1).max(200).optional(),
-    scheduledFor: z.coerce.date().optional(),
+    scheduledFor: z.coerce.date().optional().describe('ISO 8601; default now'),
   })
   .strict();
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, where: string): T {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) {
-    const details = formatIssues(r.error.issues, where);
-    throw new UserInputError(`invalid ${where}: ${details.join('; ')}`, details);
-  }
-  return r.data;
+/** scheduled_for with microseconds as pageRuns prints it (the runs cursor carries it verbatim). */
+const PG_TIMESTAMPTZ = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+/** A run with its state history and task results (GET /api/runs/:id, admin run page). */
+export async function runDetail(ctx: Pick<ApiContext, 'pool'>, id: string) {
+  const run = await getRun(ctx.pool, id);
+  if (!run) throw new NotFoundError(`run ${id} not found`);
+  const [history, tasks] = await Promise.all([runHistory(ctx.pool, run.id), runTasks(ctx.pool, run.id)]);
+  return { ...runJson(run), history, tasks };
 }
 
-const uuid = z.string().uuid();
-
-export function runRoutes(ctx: ApiContext) {
+export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
   const auth = { adminToken: ctx.config.adminToken, readToken: ctx.config.readToken };
   return async (app: FastifyInstance) => {
-    app.get<{ Params: { id: string } }>('/runs/:id', { preHandler: requireScope(auth, 'read') }, async (req) => {
-      if (!uuid.safeParse(req.params.id).success) throw new UserInputError(`'${req.params.id}' is not a run id (a UUID)`);
-      const run = await getRun(ctx.pool, req.params.id);
-      if (!run) throw new NotFoundError(`run ${req.params.id} not found`);
-      return { ...runJson(run), history: await runHistory(ctx.pool, run.id), tasks: await runTasks(ctx.pool, run.id) };
+    route(app, docs, auth, {
+      method: 'GET', url: '/runs', scope: 'read', tag: 'runs', summary: 'List runs, newest scheduled first, with filters',
+      query: RunListQuery,
+      responses: { 200: { description: 'a page of runs', schema: page(RunJson) } },
+    }, async ({ query }) => {
+      const after = decodeCursor(query.cursor, ['string', 'string'] as const);
+      if (after && !(PG_TIMESTAMPTZ.test(after[0]) && z.uuid().safeParse(after[1]).success)) throw badCursor();
+      const rows = await pageRuns(ctx.pool, { flowName: query.flow, stateTypes: query.state, since: query.since, until: query.until, after, limit: query.limit + 1 });
+      return pageOf(rows, query.limit, (r) => [r.sortKey, r.id], runJson);
+    });
+
+    route(app, docs, auth, {
+      method: 'GET', url: '/runs/:id', scope: 'read', tag: 'runs', summary: 'Show a run with its state history and task results',
+      params: RunParams, errors: { 404: 'no such run' },
+      responses: { 200: { description: 'the run', schema: RunDetailJson } },
+    }, async ({ params }) => runDetail(ctx, params.id));
+
+    route(app, docs, auth, {
+      method: 'POST', url: '/runs/:id/cancel', scope: 'operate', tag: 'runs', summary: 'Cancel a run that has not been dispatched yet (SCHEDULED → CANCELLED)',
+      description: 'Only a SCHEDULED run (Scheduled or Late) can be cancelled; its queued dispatch job then finds it no longer SCHEDULED and does nothing.',
+      params: RunParams, body: CancelBody, errors: { 404: 'no such run', 409: 'the run is already dispatched or finished' },
+      responses: { 200: { description: 'cancelled', schema: RunJson } },
+    }, async ({ params, body }) => {
+      const run = await withTransaction(ctx.pool, async (tx) => {
+        const current = await getRun(tx, params.id, { forUpdate: true });
+        if (!current) throw new NotFoundError(`run ${params.id} not found`);
+        if (current.stateType !== 'SCHEDULED') {
+          throw new ConflictError(`run ${current.id} is ${current.stateType}/${current.stateName}: only a run not yet dispatched (SCHEDULED) can be cancelled`);
+        }
+        const { run } = await applyLockedTransition(ctx.boss, tx, current, {
+          to: 'CANCELLED',
+          name: 'Cancelled',
+          message: body.reason ? `cancelled via API: ${body.reason}` : 'cancelled via API',
+        });
+        return run;
+      });
+      return runJson(run);
     });
 
     // Asynchronous targets report state here: with the operate token, or the run-scoped token
     // they received in the run request (reportToken).
-    app.post<{ Params: { id: string } }>('/runs/:id/state', { preHandler: requireScope(auth, 'operate') }, async (req, reply) => {
+    route(app, docs, auth, {
+      method: 'POST', url: '/runs/:id/state', scope: 'operate', allowRunToken: true, tag: 'runs',
+      summary: "Report a run's state (async targets; operate token or the run's own report token)",
+      params: RunParams, body: ReportBody, errors: { 404: 'no such run', 409: 'invalid state transition' },
+      responses: { 200: { description: 'the run after the transition', schema: RunJson } },
+    }, async ({ params, body, req, reply }) => {
       const token = bearer(req);
       if (!scopeOf(token, auth)) {
         // A run-scoped token: signed with the flow's http secret (or the global one).
-        const owner = uuid.safeParse(req.params.id).success
-          ? await ctx.pool.query<{ secret: string | null }>(
-              `select f.target->>'secret' as secret from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.id = $1`,
-              [req.params.id],
-            )
-          : { rows: [] };
+        const owner = await ctx.pool.query<{ secret: string | null }>(
+          `select f.target->>'secret' as secret from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.id = $1`,
+          [params.id],
+        );
         const secret = owner.rows[0]?.secret ?? ctx.config.httpSecret;
-        if (!secret || token !== runReportToken(req.params.id, secret)) {
+        if (!secret || token !== runReportToken(params.id, secret)) {
           return reply.code(403).send({ error: 'forbidden', message: 'this token may not report state for this run' });
         }
       }
-      if (!uuid.safeParse(req.params.id).success) throw new UserInputError(`'${req.params.id}' is not a run id (a UUID)`);
-      const body = parse(ReportBody, req.body, 'state report');
       const run = await withTransaction(ctx.pool, (tx) =>
-        reportRunStateTx(ctx.boss, tx, req.params.id, body.state, { name: body.name, message: body.message, tasks: body.tasks }),
+        reportRunStateTx(ctx.boss, tx, params.id, body.state, { name: body.name, message: body.message, tasks: body.tasks }),
       );
       return runJson(run);
     });
 
-    app.post<{ Params: { name: string } }>('/flows/:name/runs', { preHandler: requireScope(auth, 'operate') }, async (req, reply) => {
-      const body = parse(TriggerBody, req.body, 'trigger request');
+    route(app, docs, auth, {
+      method: 'POST', url: '/flows/:name/runs', scope: 'operate', tag: 'runs', summary: 'Trigger a run of a flow (idempotent with idempotencyKey)',
+      params: FlowParams, body: TriggerBody, errors: { 404: 'no such flow' },
+      responses: { 201: { description: 'created', schema: RunJson }, 200: { description: 'the existing run for this idempotencyKey', schema: RunJson } },
+    }, async ({ params, body, reply }) => {
       const result = await withTransaction(ctx.pool, (tx) =>
-        triggerRunTx(ctx.boss, tx, req.params.name, body.parameters, {
+        triggerRunTx(ctx.boss, tx, params.name, body.parameters, {
           idempotencyKey: body.idempotencyKey,
           scheduledFor: body.scheduledFor,
           origin: 'api',

@@ -1,0 +1,174 @@
+/**
+ * Server-side HTML for the admin page: an `html` tagged template that escapes every interpolated
+ * value unless it is already markup made by `html` itself, so escaping is the default and cannot
+ * be forgotten. No templating dependency, no client framework, no external assets.
+ */
+
+export class Markup {
+  readonly value: string;
+  constructor(value: string) {
+    this.value = value;
+  }
+  toString(): string {
+    return this.value;
+  }
+}
+
+export function escapeHtml(value: unknown): string {
+  return String(value)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+function render(v: unknown): string {
+  if (v === null || v === undefined || v === false) return '';
+  if (v instanceof Markup) return v.value;
+  if (Array.isArray(v)) return v.map(render).join('');
+  return escapeHtml(v);
+}
+
+/** html`<td>${text}</td>`: interpolations are escaped; nested html`` and arrays of it are kept. */
+export function html(strings: TemplateStringsArray, ...values: unknown[]): Markup {
+  let out = strings[0]!;
+  values.forEach((v, i) => {
+    out += render(v) + strings[i + 1]!;
+  });
+  return new Markup(out);
+}
+
+/** A path segment for a link (flow names may contain ':' and '.'). */
+export const seg = (s: string) => encodeURIComponent(s);
+
+/** "2026-03-01 10:00:00Z" */
+export function fmtTime(d: Date | string | null | undefined): string {
+  if (!d) return '—';
+  const date = typeof d === 'string' ? new Date(d) : d;
+  return date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** "in 4m", "2h ago" relative to the database clock. */
+export function fmtRelative(d: Date | null | undefined, now: Date): string {
+  if (!d) return '';
+  const s = Math.round((d.getTime() - now.getTime()) / 1000);
+  const abs = Math.abs(s);
+  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.floor(abs / 60)}m` : abs < 86400 ? `${Math.floor(abs / 3600)}h` : `${Math.floor(abs / 86400)}d`;
+  return s >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+export function when(d: Date | null | undefined, now: Date): Markup {
+  if (!d) return html`<span class="muted">—</span>`;
+  return html`<time datetime="${d.toISOString()}" title="${fmtTime(d)}">${fmtTime(d)}</time> <span class="muted">${fmtRelative(d, now)}</span>`;
+}
+
+const STATE_CLASS: Record<string, string> = {
+  COMPLETED: 'ok',
+  FAILED: 'bad',
+  CRASHED: 'bad',
+  CANCELLED: 'muted',
+  RUNNING: 'info',
+  PENDING: 'info',
+  SCHEDULED: 'wait',
+};
+
+export function stateBadge(type: string, name: string): Markup {
+  const cls = name === 'Late' ? 'warn' : STATE_CLASS[type] ?? '';
+  return html`<span class="badge ${cls}">${name === type.charAt(0) + type.slice(1).toLowerCase() ? name : `${type} · ${name}`}</span>`;
+}
+
+export function table(headers: string[], rows: Markup[], empty: string): Markup {
+  if (rows.length === 0) return html`<p class="empty">${empty}</p>`;
+  return html`<table><thead><tr>${headers.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+const CSS = `
+:root { --fg:#1d2430; --muted:#6b7280; --line:#e3e6eb; --bg:#f6f7f9; --card:#fff; --accent:#2856c7;
+  --ok:#1f7a3f; --okbg:#e5f4ea; --bad:#b42318; --badbg:#fdecea; --warn:#8a5a00; --warnbg:#fff4d6; --info:#1d4ed8; --infobg:#e6eefc; }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color:var(--fg); background:var(--bg); }
+header { background:#141a24; color:#fff; padding:0 24px; display:flex; align-items:center; gap:24px; height:52px; }
+header .brand { font-weight:700; letter-spacing:.3px; }
+header nav a { color:#cfd6e4; text-decoration:none; margin-right:16px; }
+header nav a.active, header nav a:hover { color:#fff; }
+header .who { margin-left:auto; color:#9aa4b5; font-size:13px; display:flex; gap:12px; align-items:center; }
+header .who button { background:none; border:1px solid #3a4456; color:#cfd6e4; border-radius:6px; padding:3px 10px; cursor:pointer; }
+main { max-width:1180px; margin:0 auto; padding:24px; }
+h1 { font-size:22px; margin:0 0 4px; } h2 { font-size:16px; margin:0 0 10px; }
+.sub { color:var(--muted); margin:0 0 20px; }
+.cards { display:grid; grid-template-columns:repeat(5, 1fr); gap:12px; margin-bottom:20px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:12px 14px; }
+.card .n { font-size:24px; font-weight:650; } .card .l { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.5px; }
+.card.bad .n { color:var(--bad); } .card.warn .n { color:var(--warn); }
+section { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:16px 18px; margin-bottom:16px; }
+.grid2 { display:grid; grid-template-columns:1fr 1fr; gap:16px; } .grid2 section { margin-bottom:0; }
+table { width:100%; border-collapse:collapse; }
+th, td { text-align:left; padding:7px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase; letter-spacing:.4px; }
+tr:last-child td { border-bottom:none; }
+a { color:var(--accent); } code { white-space:nowrap; } code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
+.muted { color:var(--muted); } .empty { color:var(--muted); margin:4px 0; }
+.badge { display:inline-block; padding:1px 8px; border-radius:999px; font-size:12px; background:#eef0f3; white-space:nowrap; }
+.badge.ok { background:var(--okbg); color:var(--ok); } .badge.bad { background:var(--badbg); color:var(--bad); }
+.badge.warn { background:var(--warnbg); color:var(--warn); } .badge.info { background:var(--infobg); color:var(--info); }
+.badge.wait { background:#eef0f3; color:#374151; }
+.banner { border-radius:10px; padding:14px 16px; margin-bottom:16px; border:1px solid; }
+.banner.bad { background:var(--badbg); border-color:#f5c2bd; } .banner.ok { background:var(--okbg); border-color:#b7dfc3; }
+.banner.warn { background:var(--warnbg); border-color:#f1d98f; }
+.banner h2 { margin-bottom:6px; }
+dl.kv { display:grid; grid-template-columns:max-content 1fr; gap:6px 18px; margin:0; } dl.kv dt { color:var(--muted); }
+dl.kv dd { margin:0; }
+form.inline { display:flex; gap:8px; align-items:center; margin-top:10px; flex-wrap:wrap; }
+input[type=text], input[type=password] { padding:7px 10px; border:1px solid #c9ced6; border-radius:6px; font:inherit; min-width:220px; }
+button.primary { background:var(--accent); color:#fff; border:0; border-radius:6px; padding:8px 14px; font:inherit; font-weight:600; cursor:pointer; }
+button.primary:hover { filter:brightness(1.08); }
+meter { width:140px; height:10px; vertical-align:middle; margin-right:8px; }
+.login { max-width:380px; margin:80px auto; background:var(--card); border:1px solid var(--line); border-radius:12px; padding:28px; }
+.login label { display:block; margin:14px 0 6px; font-weight:600; } .login input { width:100%; }
+.login .err { color:var(--bad); margin-top:10px; }
+.login button { margin-top:16px; width:100%; }
+@media (max-width: 900px) { .cards { grid-template-columns:repeat(2, 1fr); } .grid2 { grid-template-columns:1fr; } }
+`;
+
+export interface LayoutOptions {
+  title: string;
+  nonce: string;
+  active?: 'overview' | 'flows' | 'queues';
+  /** Logged-in session: shows the navigation and logout. */
+  session?: { scope: string; csrf: string };
+}
+
+export function layout(opts: LayoutOptions, body: Markup): string {
+  const nav = opts.session
+    ? html`<nav>
+        <a href="/admin" class="${opts.active === 'overview' ? 'active' : ''}">Overview</a>
+        <a href="/admin/flows" class="${opts.active === 'flows' ? 'active' : ''}">Flows</a>
+        <a href="/admin/queues" class="${opts.active === 'queues' ? 'active' : ''}">Queues</a>
+      </nav>
+      <div class="who"><span>scope: ${opts.session.scope}</span>
+        <form method="post" action="/admin/logout"><input type="hidden" name="csrf" value="${opts.session.csrf}"><button type="submit">Log out</button></form>
+      </div>`
+    : '';
+  return `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${opts.title} · flowwarden</title>
+<link rel="icon" href="data:,">
+<style nonce="${opts.nonce}">${new Markup(CSS)}</style>
+<script src="/admin/app.js" defer></script>
+</head><body>
+<header><span class="brand">flowwarden</span>${nav}</header>
+<main>${body}</main>
+</body></html>`}`;
+}
+
+/** The page's only script: confirmation before destructive form posts (data-confirm). */
+export const ADMIN_JS = `'use strict';
+document.addEventListener('submit', function (event) {
+  var form = event.target;
+  var question = form && form.getAttribute && form.getAttribute('data-confirm');
+  if (!question) return;
+  var who = form.querySelector('input[name="by"]');
+  if (who) question = question + '\\n\\nRecorded as reactivated by: ' + who.value;
+  if (!window.confirm(question)) event.preventDefault();
+});
+`;

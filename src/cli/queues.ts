@@ -1,0 +1,27 @@
+/** `flowwarden queues [--json]`: live job counts per pg-boss queue (flowwarden.v_queue_depth). */
+import type { Ctx, Values } from './context.ts';
+import { withPool } from './context.ts';
+import { printJson, printTable } from './output.ts';
+import { queueDepth, queueJson } from '../queries/inspect.ts';
+
+/** 0 → '-', 75.2 → '1m15s', 7322 → '2h2m'. */
+export function formatAge(seconds: number): string {
+  if (!(seconds > 0)) return '-';
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
+  const s = Math.floor(seconds);
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+export async function cmdQueues(base: Omit<Ctx, 'db'>, values: Values): Promise<void> {
+  await withPool(base, async (pool) => {
+    const queues = (await queueDepth(pool)).map(queueJson);
+    if (values.json) return printJson(queues);
+    printTable(
+      queues.map((q) => ({ ...q, oldest: formatAge(q.oldestReadyAgeSeconds) })),
+      ['queue', 'queued', 'ready', 'deferred', 'retry', 'active', 'failed', 'oldest'],
+    );
+    process.stdout.write('\nqueued = ready + deferred (start time ahead); oldest = longest wait of a ready job\n');
+  });
+}

@@ -1,0 +1,301 @@
+/**
+ * Flow health: the rules that disable a failing flow, the enforce pass that keeps a disabled flow
+ * disabled, and the periodic sweep. See docs/guard.md.
+ *
+ * Triggers:
+ *   - every FAILED/CRASHED transition (the onFailure hook, inside the failing transaction) sends a
+ *     health job debounced per flow: pg-boss singletonKey = flowId, HEALTH_DEBOUNCE_SECONDS slots,
+ *     next-slot debouncing. The first failure is evaluated at once; any burst within a slot folds
+ *     into one trailing evaluation at the next slot, so 500 failures give a handful of jobs;
+ *   - the periodic sweep (every pod, config.healthSweepIntervalMs): enforces holds set-based in
+ *     place, then sends one throttled job per flow that violates a rule by the set-based pre-filter
+ *     (flowsNeedingEvaluation) or holds an open hold
+ *     (singletonKey `sweep:<flowId>`, one slot per sweep interval → one job per flow per interval
+ *     however many pods sweep).
+ *
+ * Rules (per-flow overrides in flows.health, global defaults from config), counted only over runs
+ * created or scheduled at/after the baseline (flows.valid_since: creation or last reactivation):
+ *   consecutive_failures  the newest N terminal runs are all FAILED/CRASHED (CANCELLED is ignored:
+ *                         it neither counts nor resets; COMPLETED resets);
+ *   critical_task         a task named in criticalTasks FAILED/CRASHED with a message matching none
+ *                         of ignorePatterns.
+ *
+ * Concurrency: evaluation and enforcement lock the flow row (FOR NO KEY UPDATE) and re-check under
+ * the lock, so concurrent evaluations of one flow disable it once and count one enforcement.
+ */
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
+import {
+  cancelScheduledRuns,
+  disableFlowSchedules,
+  failedCriticalTasks,
+  flowsNeedingEvaluation,
+  getFlowById,
+  heldFlowIds,
+  openHold,
+  recentTerminalRuns,
+  recordEnforcement,
+  setFlowDisabled,
+  violatedHolds,
+  type FailedTask,
+  type TerminalRun,
+} from '../queries/guard.ts';
+import type { FlowRow } from '../queries/flows.ts';
+import type { HealthPolicy } from '../flows/spec.ts';
+import { EVENTS, QUEUES, insertJobs } from '../queue/catalog.ts';
+import { publishEvent, setTransitionHooks } from '../runs/service.ts';
+import { FAILURE_TYPES, type StateType } from '../runs/states.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { Loop } from '../util/loop.ts';
+import type { GuardActionRegistry } from './actions.ts';
+import { disableLockedFlow, reactivateHint, runDisableActions, type DisableOutcome, type GuardRule } from './operations.ts';
+import { errorMessage } from '../errors.ts';
+
+/** Debounce slot for failure-triggered evaluations of one flow. */
+export const HEALTH_DEBOUNCE_SECONDS = 5;
+/** How far back the periodic sweep looks for failures (the failure hook is the fast path). */
+export const HEALTH_SWEEP_WINDOW_SECONDS = 3600;
+
+export interface GuardDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  config: Pick<Config, 'maxConsecutiveFailures' | 'healthSweepIntervalMs'>;
+  log: Logger;
+  guardActions: GuardActionRegistry;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The failure trigger
+
+/** Send a debounced health job for the flow inside the caller's transaction. */
+export async function requestHealthCheck(boss: PgBoss, tx: Queryable, flowId: string): Promise<void> {
+  const data: { flowId: string; reason: 'run.failed' } = { flowId, reason: 'run.failed' };
+  await boss.sendDebounced(QUEUES.health, data, { db: bossDb(tx) }, HEALTH_DEBOUNCE_SECONDS, flowId);
+}
+
+/**
+ * Install the onFailure hook (idempotent; the hook gets the caller's boss, so several apps in one
+ * process are fine). A failure to enqueue never fails the run's transition: it is logged and the
+ * periodic sweep picks the flow up.
+ */
+export function installGuardHooks(log?: Logger): void {
+  setTransitionHooks({
+    onFailure: async (tx, run, boss) => {
+      try {
+        await requestHealthCheck(boss, tx, run.flowId);
+      } catch (err) {
+        log?.warn({ err: errorMessage(err), flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
+      }
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules (pure)
+
+export interface ResolvedPolicy {
+  maxConsecutiveFailures: number;
+  criticalTasks: string[];
+  ignorePatterns: RegExp[];
+  autoDisable: boolean;
+}
+
+export function resolvePolicy(health: HealthPolicy | null | undefined, defaults: { maxConsecutiveFailures: number }): ResolvedPolicy {
+  const h = health ?? {};
+  return {
+    maxConsecutiveFailures: h.maxConsecutiveFailures ?? defaults.maxConsecutiveFailures,
+    criticalTasks: h.criticalTasks ?? [],
+    // Patterns were validated when the flow was written; a bad one here is skipped, not fatal.
+    ignorePatterns: (h.ignorePatterns ?? []).flatMap((p) => {
+      try {
+        return [new RegExp(p)];
+      } catch {
+        return [];
+      }
+    }),
+    autoDisable: h.autoDisable ?? true,
+  };
+}
+
+export type Verdict =
+  | { healthy: true }
+  | { healthy: false; rule: Exclude<GuardRule, 'manual'>; reason: string; evidence: Record<string, unknown> };
+
+const clip = (s: string | null | undefined, n = 300) => (s && s.length > n ? `${s.slice(0, n - 1)}…` : s ?? '');
+
+/** `runs`: newest first, terminal, CANCELLED excluded (as recentTerminalRuns returns them). */
+export function consecutiveFailuresVerdict(runs: TerminalRun[], n: number): Verdict {
+  const streak: TerminalRun[] = [];
+  for (const r of runs) {
+    if (!FAILURE_TYPES.has(r.stateType as StateType)) break;
+    streak.push(r);
+  }
+  if (streak.length < n) return { healthy: true };
+  const last = clip(streak[0]!.message);
+  return {
+    healthy: false,
+    rule: 'consecutive_failures',
+    reason: `${streak.length} consecutive failures${last ? ` (last: ${last})` : ''}`,
+    evidence: { runIds: streak.map((r) => r.id), message: streak[0]!.message },
+  };
+}
+
+/** `tasks`: failed results of critical tasks, newest first. */
+export function criticalTaskVerdict(tasks: FailedTask[], policy: ResolvedPolicy): Verdict {
+  for (const t of tasks) {
+    const message = t.message ?? '';
+    if (policy.ignorePatterns.some((re) => re.test(message))) continue;
+    return {
+      healthy: false,
+      rule: 'critical_task',
+      reason: `critical task '${t.name}' ${t.stateType.toLowerCase()}${message ? `: ${clip(message)}` : ''}`,
+      evidence: { runIds: [t.runId], task: t.name, message: t.message },
+    };
+  }
+  return { healthy: true };
+}
+
+export async function judgeFlow(db: Queryable, flow: FlowRow, policy: ResolvedPolicy): Promise<Verdict> {
+  const since = flow.validSince;
+  const runs = await recentTerminalRuns(db, flow.id, since, policy.maxConsecutiveFailures);
+  const streak = consecutiveFailuresVerdict(runs, policy.maxConsecutiveFailures);
+  if (!streak.healthy) return streak;
+  return criticalTaskVerdict(await failedCriticalTasks(db, flow.id, since, policy.criticalTasks), policy);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+export type HealthOutcome =
+  | { action: 'none'; why: 'not found' | 'held' | 'healthy' }
+  | { action: 'reported'; flow: FlowRow; verdict: Exclude<Verdict, { healthy: true }> }
+  | { action: 'disabled'; flow: FlowRow; verdict: Exclude<Verdict, { healthy: true }>; outcome: DisableOutcome };
+
+/** Evaluate one flow's rules and disable it if one fires. Safe to run concurrently and repeatedly. */
+export async function evaluateFlowHealth(deps: GuardDeps, flowId: string): Promise<HealthOutcome> {
+  const result = await withTransaction(deps.pool, async (tx): Promise<HealthOutcome> => {
+    const flow = await getFlowById(tx, flowId, { lock: true });
+    if (!flow) return { action: 'none', why: 'not found' };
+    if (flow.disabledAt || (await openHold(tx, flow.name))) return { action: 'none', why: 'held' };
+    const policy = resolvePolicy(flow.health, deps.config);
+    const verdict = await judgeFlow(tx, flow, policy);
+    if (verdict.healthy) return { action: 'none', why: 'healthy' };
+    if (!policy.autoDisable) return { action: 'reported', flow, verdict };
+    const outcome = await disableLockedFlow(deps.boss, tx, flow, { reason: verdict.reason, rule: verdict.rule, evidence: verdict.evidence, by: 'guard' });
+    return { action: 'disabled', flow: outcome.flow, verdict, outcome };
+  });
+  const log = deps.log.child({ component: 'guard', flow: result.action === 'none' ? undefined : result.flow.name });
+  if (result.action === 'disabled') {
+    const { flow, verdict, outcome } = result;
+    log.warn(
+      { rule: verdict.rule, evidence: verdict.evidence, schedulesDisabled: outcome.schedulesDisabled, runsCancelled: outcome.runsCancelled },
+      `flow ${flow.name} disabled by guard: ${verdict.reason} — ${reactivateHint(flow.name)}`,
+    );
+    await runDisableActions(deps.guardActions, log, flow, verdict.reason);
+  } else if (result.action === 'reported') {
+    log.warn({ rule: result.verdict.rule, evidence: result.verdict.evidence }, `flow ${result.flow.name} is unhealthy (${result.verdict.reason}) but health.autoDisable is false: left enabled`);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enforce
+
+export interface Enforcement {
+  flowName: string;
+  enforceCount: number;
+  schedulesDisabled: number;
+  flowWasUnmarked: boolean;
+}
+
+/**
+ * Re-disable every held flow (open disabled_flows row) that something switched back on behind the
+ * guard's back: a schedule enabled by manual SQL, a flow re-created under the same name, its
+ * disabled mark cleared by hand. Set-based detection, then one short transaction per violated
+ * flow that re-checks under the flow lock (so concurrent pods count one enforcement).
+ */
+export async function enforceHolds(deps: GuardDeps): Promise<Enforcement[]> {
+  const done: Enforcement[] = [];
+  for (const v of await violatedHolds(deps.pool)) {
+    const e = await withTransaction(deps.pool, async (tx): Promise<Enforcement | null> => {
+      const flow = await getFlowById(tx, v.flowId, { lock: true });
+      const hold = flow ? await openHold(tx, flow.name) : null;
+      if (!flow || !hold) return null;
+      const flowWasUnmarked = flow.disabledAt === null;
+      if (flowWasUnmarked) {
+        await setFlowDisabled(tx, flow.id, hold.reason);
+        await cancelScheduledRuns(tx, flow.id, `flow is held disabled by the guard: ${hold.reason}`);
+      }
+      const schedulesDisabled = await disableFlowSchedules(tx, flow.id, hold.reason);
+      if (!flowWasUnmarked && schedulesDisabled === 0) return null; // another pod got here first
+      const updated = await recordEnforcement(tx, hold.id, flow.id);
+      await publishEvent(deps.boss, tx, {
+        event: EVENTS.flowDisabled,
+        flowId: flow.id,
+        flowName: flow.name,
+        message: `re-enabled behind the guard's back; disabled again (${hold.reason}) — ${reactivateHint(flow.name)}`,
+        at: (updated.lastEnforcedAt ?? new Date()).toISOString(),
+        details: { enforced: true, enforceCount: updated.enforceCount, schedulesDisabled, flowWasUnmarked, rule: hold.rule, holdId: hold.id },
+      });
+      return { flowName: flow.name, enforceCount: updated.enforceCount, schedulesDisabled, flowWasUnmarked };
+    });
+    if (e) {
+      done.push(e);
+      deps.log.warn(
+        { component: 'guard', flow: e.flowName, enforceCount: e.enforceCount, schedulesDisabled: e.schedulesDisabled, flowWasUnmarked: e.flowWasUnmarked },
+        `flow ${e.flowName} is held disabled by the guard but was re-enabled (not by reactivation): disabled again (enforcement #${e.enforceCount}) — ${reactivateHint(e.flowName)}`,
+      );
+    }
+  }
+  return done;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The periodic sweep
+
+export interface SweepResult {
+  enforced: Enforcement[];
+  /** Flows a throttled health job was requested for (failing or held). */
+  requested: number;
+}
+
+export class HealthSweeper {
+  readonly #deps: GuardDeps;
+  readonly #loop: Loop;
+
+  constructor(deps: GuardDeps) {
+    this.#deps = { ...deps, log: deps.log.child({ component: 'health-sweep' }) };
+    this.#loop = new Loop('health-sweep', deps.config.healthSweepIntervalMs, () => this.runOnce().then(() => undefined), this.#deps.log);
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  /** One pass: enforce holds in place, then request evaluations (failing flows) and connector enforcement (held flows). */
+  async runOnce(options: { now?: Date } = {}): Promise<SweepResult> {
+    const enforced = await enforceHolds(this.#deps);
+    const failing = await flowsNeedingEvaluation(this.#deps.pool, {
+      defaultMaxFailures: this.#deps.config.maxConsecutiveFailures,
+      windowSeconds: HEALTH_SWEEP_WINDOW_SECONDS,
+      now: options.now,
+    });
+    const held = await heldFlowIds(this.#deps.pool);
+    const ids = [...new Set([...failing, ...held])];
+    if (ids.length > 0) {
+      const slot = Math.max(1, Math.round(this.#deps.config.healthSweepIntervalMs / 1000));
+      await insertJobs(
+        this.#deps.boss,
+        QUEUES.health,
+        ids.map((flowId) => ({ data: { flowId, reason: 'sweep' as const }, singletonKey: `sweep:${flowId}`, singletonSeconds: slot })),
+      );
+    }
+    return { enforced, requested: ids.length };
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Delivering one stored message, chunk by chunk, in order, resumable.
+ *
+ * Design
+ * - The chunks were fixed when the message was stored (notification_messages.chunks), so a retry
+ *   posts exactly the same pieces. `chunks_delivered` is the index of the first undelivered
+ *   chunk; it advances (compare-and-set, its own small write) right after the peer accepts a chunk.
+ *   A retry starts there, so a chunk recorded as delivered is never posted again.
+ * - 429: wait the peer's `retry_after` (RateLimitedError.retryAfterMs) in the same job, honouring
+ *   the job's abort signal, up to MAX_RATE_LIMIT_WAIT_MS per wait and MAX_RATE_LIMIT_WAITS waits
+ *   per message; beyond that it is treated as transient (the queue retries with backoff).
+ * - PermanentError (a 4xx such as Discord's 400 "Invalid Form Body"): the message is marked
+ *   failed with the peer's words in last_error and is never retried; the rest of the channel's
+ *   messages go on.
+ * - Anything else (5xx, timeouts, resets, aborts) is transient: last_error is recorded and the
+ *   error thrown, so pg-boss retries the job with backoff. On the job's last attempt the message is
+ *   marked failed instead ("gave up after N attempts"), so one dead webhook cannot hold the
+ *   channel's later messages forever.
+ *
+ * Known limit (inherent to chat webhooks, which take no idempotency key): if the process dies, or
+ * the database write fails, between the peer's 2xx and our write of `chunks_delivered`, that one
+ * chunk is posted again by the retry. Everything before it is never re-sent.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KyInstance } from 'ky';
+import type { Queryable } from '../db/client.ts';
+import type { Logger } from '../log.ts';
+import { errorMessage, PermanentError, RateLimitedError } from '../errors.ts';
+import { buildPayload, postChunk, type Channel } from './channels.ts';
+import {
+  advanceDelivered,
+  failMessage,
+  markAttempt,
+  messageEventName,
+  recordMessageError,
+  type ChannelRow,
+  type MessageRow,
+} from '../queries/notifications.ts';
+
+export const MAX_RATE_LIMIT_WAIT_MS = 60_000;
+export const MAX_RATE_LIMIT_WAITS = 20;
+
+export interface DeliverContext {
+  db: Queryable;
+  http: KyInstance;
+  log: Logger;
+  signal?: AbortSignal;
+  /** The job's last attempt: a transient failure fails the message instead of throwing. */
+  lastAttempt: boolean;
+  attempt: number;
+}
+
+export type DeliverOutcome = 'delivered' | 'failed' | 'gave-up' | 'superseded';
+
+export async function deliverMessage(ctx: DeliverContext, channel: ChannelRow, message: MessageRow): Promise<DeliverOutcome> {
+  const log = ctx.log.child({ channel: channel.name, messageId: message.id });
+  const total = message.chunksTotal;
+  let next = message.chunksDelivered;
+  if (next >= total) return 'delivered';
+  await markAttempt(ctx.db, message.id);
+  const event = channel.kind === 'webhook' ? await messageEventName(ctx.db, message.id) : undefined;
+  let waits = 0;
+  if (next > 0) log.info({ resumeAt: next, total }, 'resuming a partly delivered message');
+
+  while (next < total) {
+    const chunk = message.chunks[next]!;
+    try {
+      if (channel.kind === 'console') {
+        log.warn({ chunk: `${next + 1}/${total}` }, chunk);
+      } else {
+        const target: Channel = { kind: channel.kind, url: channel.url ?? '' };
+        await postChunk(ctx.http, target, buildPayload(channel.kind, chunk, { index: next, total, event }), { signal: ctx.signal });
+      }
+    } catch (err) {
+      if (err instanceof RateLimitedError && err.retryAfterMs <= MAX_RATE_LIMIT_WAIT_MS && waits < MAX_RATE_LIMIT_WAITS) {
+        waits++;
+        log.info({ waitMs: err.retryAfterMs, chunk: next, waits }, 'rate limited; waiting as asked');
+        await sleep(err.retryAfterMs, undefined, { signal: ctx.signal });
+        continue;
+      }
+      const reason = errorMessage(err);
+      if (err instanceof PermanentError) {
+        await failMessage(ctx.db, message.id, `chunk ${next + 1}/${total}: ${reason}`);
+        log.warn({ err: reason, chunk: next, total }, 'message rejected by the channel; not retried');
+        return 'failed';
+      }
+      if (ctx.lastAttempt) {
+        await failMessage(ctx.db, message.id, `gave up after ${ctx.attempt + 1} attempts at chunk ${next + 1}/${total}: ${reason}`);
+        log.error({ err: reason, chunk: next, total }, 'message delivery gave up after the last retry');
+        return 'gave-up';
+      }
+      await recordMessageError(ctx.db, message.id, `chunk ${next + 1}/${total}: ${reason}`).catch(() => {});
+      log.info({ err: reason, chunk: next, total }, 'chunk delivery failed; the job retries with backoff');
+      // Includes a 429 asking for longer than we wait in-process: the queue's backoff takes over.
+      throw err;
+    }
+    if (!(await advanceDelivered(ctx.db, message.id, next + 1))) {
+      log.warn({ chunk: next }, 'message progress moved under us (another deliverer); stopping');
+      return 'superseded';
+    }
+    next++;
+  }
+  log.info({ chunks: total }, 'message delivered');
+  return 'delivered';
+}

@@ -1,0 +1,217 @@
+/**
+ * The Prefect connector: dispatch a run as a Prefect flow run, then follow it with poll jobs.
+ *
+ * Dispatch (called by the dispatch worker, which has already claimed the run as PENDING):
+ *   resolve the deployment (id or 'flow/deployment', TTL-cached) → create the flow run with the run's
+ *   parameters, the target's tags and job variables, and the idempotency key
+ *   prefectIdempotencyKey(deploymentId, runId) → in one transaction: record the Prefect id
+ *   (runs.external_id), move the run to RUNNING, enqueue the first poll job.
+ *   A retried dispatch (timeout, lost response, pod crash after the create) sends the same key, and
+ *   Prefect answers 200 with the run it already has: one Prefect run per flowwarden run, always.
+ *
+ * Poll (QUEUES.poll, one job per poll, id derived from runId + poll number, so a redelivered or
+ *   duplicated poll is a no-op): read the flow run; non-terminal → mirror the state and send the next
+ *   poll `interval` seconds later (Postgres's clock); terminal → fetch its task runs and move our run
+ *   to COMPLETED / FAILED / CRASHED / CANCELLED with Prefect's message and the task results;
+ *   `maxPolls` reached → FAILED named TimedOut (the Prefect run itself is left alone).
+ *
+ * Failure modes: a 4xx (unknown deployment, bad parameters, rejected key) is permanent and fails the
+ *   run with Prefect's message; 429 waits out a short Retry-After in the job (see retry.ts);
+ *   5xx/timeouts are retried by the queue with backoff. A poll that keeps failing transiently
+ *   until its last retry fails the run rather than leave it RUNNING forever.
+ */
+import type { PgBoss } from 'pg-boss';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { DispatchConnector } from '../workers/dispatch.ts';
+import type { WorkerDeps } from '../workers/types.ts';
+import type { FlowRow } from '../queries/flows.ts';
+import { getRun, type TaskInput } from '../queries/runs.ts';
+import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
+import { prefectIdempotencyKey, type PrefectClient, type PrefectFlowRun } from '../targets/prefect-client.ts';
+import { withTransaction } from '../db/client.ts';
+import { applyLockedTransition } from '../runs/service.ts';
+import { isTerminal } from '../runs/states.ts';
+import { errorMessage, isPermanent } from '../errors.ts';
+import { sendPoll } from '../workers/poll.ts';
+import { DeploymentResolver } from './deployments.ts';
+import { DEFAULT_MAX_INLINE_WAIT_MS, withRateLimit } from './retry.ts';
+import { describeFlowRun, fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
+
+/** Tag added to every flow run flowwarden creates, so they are easy to find in Prefect's UI. */
+export const FLOWWARDEN_TAG = 'flowwarden';
+
+export interface PrefectConnectorOptions {
+  client: PrefectClient;
+  config: Config;
+  log: Logger;
+  /** Longest 429 Retry-After waited out inside a job (default 10 s). */
+  maxInlineWaitMs?: number;
+  /** Deployment resolution cache TTL (default 60 s). */
+  deploymentTtlMs?: number;
+}
+
+export interface PollInput {
+  runId: string;
+  polls: number;
+}
+
+export interface PollContext {
+  signal?: AbortSignal;
+  log: Logger;
+  /** This delivery is the queue's last retry: a transient failure now fails the run. */
+  lastAttempt?: boolean;
+}
+
+export type PollResult =
+  | { kind: 'noop'; reason: string }
+  | { kind: 'waiting'; nextPoll: number; state: string }
+  | { kind: 'finished'; state: string }
+  | { kind: 'timed-out' };
+
+export interface PrefectConnector extends DispatchConnector {
+  readonly client: PrefectClient;
+  readonly deployments: DeploymentResolver;
+  readonly maxInlineWaitMs: number;
+  /** Run one Prefect call with the rate-limit policy (short 429 waits inside the job). */
+  call<T>(what: string, fn: () => Promise<T>, opts?: { signal?: AbortSignal; log?: Logger }): Promise<T>;
+  poll(deps: WorkerDeps, input: PollInput, ctx: PollContext): Promise<PollResult>;
+  /** Seconds between polls for a target: its own pollIntervalSeconds, else the configured default. */
+  intervalFor(target: PrefectTargetSpec): number;
+}
+
+export function createPrefectConnector(options: PrefectConnectorOptions): PrefectConnector {
+  const { client, config } = options;
+  const deployments = new DeploymentResolver(client, options.deploymentTtlMs === undefined ? {} : { ttlMs: options.deploymentTtlMs });
+  const maxInlineWaitMs = options.maxInlineWaitMs ?? DEFAULT_MAX_INLINE_WAIT_MS;
+
+  const connector: PrefectConnector = {
+    client,
+    deployments,
+    maxInlineWaitMs,
+
+    call(what, fn, opts = {}) {
+      return withRateLimit(fn, { what, maxInlineWaitMs, ...(opts.signal ? { signal: opts.signal } : {}), log: opts.log ?? options.log });
+    },
+
+    intervalFor(target) {
+      return target.pollIntervalSeconds ?? config.prefect.pollIntervalSeconds;
+    },
+
+    async dispatch(deps, run, flow, ctx) {
+      const target = flow.target as PrefectTargetSpec;
+      const opts = { signal: ctx.signal, log: ctx.log };
+      const deployment = await connector.call('resolveDeployment', () => deployments.resolve(target.deployment, { signal: ctx.signal }), opts);
+      const idempotencyKey = prefectIdempotencyKey(deployment.id, run.id);
+      const tags = [...new Set([FLOWWARDEN_TAG, ...(target.tags ?? [])])];
+      const { run: fr, created } = await connector.call(
+        'createFlowRun',
+        () =>
+          client.createFlowRun(
+            deployment.id,
+            {
+              idempotencyKey,
+              parameters: run.parameters,
+              tags,
+              ...(target.jobVariables ? { jobVariables: target.jobVariables } : {}),
+            },
+            { signal: ctx.signal },
+          ),
+        opts,
+      );
+      const mapped = mappedStateOf(fr);
+      const message =
+        `${describeFlowRun(fr)} ${created ? 'created' : 'already existed for this run (same idempotency key)'} ` +
+        `from deployment '${target.deployment}'; Prefect state ${mapped.stateName}`;
+      ctx.log.info({ flowRunId: fr.id, created, prefectState: mapped.stateName }, created ? 'Prefect flow run created' : 'Prefect flow run already existed');
+      await withTransaction(deps.pool, async (tx) => {
+        const current = await getRun(tx, run.id, { forUpdate: true });
+        if (!current || isTerminal(current.stateType)) return;
+        if (current.stateType === 'PENDING') {
+          await applyLockedTransition(deps.boss, tx, current, {
+            to: 'RUNNING',
+            name: mapped.stateType === 'RUNNING' ? mapped.stateName : 'Running',
+            message,
+            externalId: fr.id,
+          });
+        } else if (current.externalId !== fr.id) {
+          await tx.query(`update flowwarden.runs set external_id = $2, updated_at = now() where id = $1`, [run.id, fr.id]);
+        }
+        await sendPoll(deps.boss, tx, run.id, 0, mapped.terminal ? 0 : connector.intervalFor(target));
+      });
+      return { kind: 'running', externalId: fr.id, message, poll: true };
+    },
+
+    async poll(deps, input, ctx) {
+      const run = await getRun(deps.pool, input.runId);
+      if (!run) return { kind: 'noop', reason: 'run no longer exists' };
+      if (isTerminal(run.stateType)) return { kind: 'noop', reason: `already ${run.stateType}` };
+      if (!run.externalId) return { kind: 'noop', reason: 'no Prefect flow run recorded for this run' };
+      const flow = await flowOf(deps, run.flowId);
+      const target = flow?.target as TargetSpec | undefined;
+      if (!target || target.type !== 'prefect') return { kind: 'noop', reason: 'the flow no longer targets Prefect' };
+      const opts = { signal: ctx.signal, log: ctx.log };
+
+      let fr: PrefectFlowRun;
+      let tasks: TaskInput[] = [];
+      try {
+        fr = await connector.call('readFlowRun', () => client.readFlowRun(run.externalId!, { signal: ctx.signal }), opts);
+        if (mappedStateOf(fr).terminal) {
+          const byRun = await fetchTaskResults(client, [fr.id], (what, fn) => connector.call(what, fn, opts), { signal: ctx.signal });
+          tasks = byRun.get(fr.id) ?? [];
+        }
+      } catch (err) {
+        if (!isPermanent(err) && !ctx.lastAttempt) throw err;
+        const why = isPermanent(err) ? errorMessage(err) : `gave up following it after repeated errors: ${errorMessage(err)}`;
+        ctx.log.warn({ err: errorMessage(err), flowRunId: run.externalId }, 'cannot follow the Prefect flow run; failing the run');
+        await finish(deps.boss, deps, run.id, { to: 'FAILED', message: `Prefect flow run ${run.externalId}: ${why}` });
+        return { kind: 'finished', state: 'FAILED' };
+      }
+
+      const mapped = mappedStateOf(fr);
+      const interval = connector.intervalFor(target);
+      return withTransaction(deps.pool, async (tx): Promise<PollResult> => {
+        const current = await getRun(tx, run.id, { forUpdate: true });
+        if (!current || isTerminal(current.stateType)) return { kind: 'noop', reason: 'finished meanwhile' };
+        if (mapped.terminal) {
+          await mirrorLockedRun(deps.boss, tx, current, fr, { tasks });
+          ctx.log.info({ flowRunId: fr.id, state: mapped.stateType, tasks: tasks.length }, `Prefect flow run ${mapped.stateName}`);
+          return { kind: 'finished', state: mapped.stateType };
+        }
+        const latest = (await mirrorLockedRun(deps.boss, tx, current, fr)) ?? current;
+        const done = input.polls + 1;
+        if (target.maxPolls !== undefined && done >= target.maxPolls) {
+          await applyLockedTransition(deps.boss, tx, latest, {
+            to: 'FAILED',
+            name: 'TimedOut',
+            message:
+              `${describeFlowRun(fr)} was still ${mapped.stateName} after ${done} polls ` +
+              `(every ${interval}s, maxPolls ${target.maxPolls}); flowwarden stopped waiting and left the Prefect run alone`,
+          });
+          ctx.log.warn({ flowRunId: fr.id, polls: done }, 'poll limit reached: run TimedOut');
+          return { kind: 'timed-out' };
+        }
+        await sendPoll(deps.boss, tx, run.id, done, interval);
+        return { kind: 'waiting', nextPoll: done, state: mapped.stateName };
+      });
+    },
+  };
+  return connector;
+}
+
+async function flowOf(deps: WorkerDeps, flowId: string): Promise<Pick<FlowRow, 'id' | 'name' | 'target'> | undefined> {
+  const { rows } = await deps.pool.query<Pick<FlowRow, 'id' | 'name' | 'target'>>(
+    `select id, name, target from flowwarden.flows where id = $1`,
+    [flowId],
+  );
+  return rows[0];
+}
+
+async function finish(boss: PgBoss, deps: WorkerDeps, runId: string, input: { to: 'FAILED'; message: string }): Promise<void> {
+  await withTransaction(deps.pool, async (tx) => {
+    const current = await getRun(tx, runId, { forUpdate: true });
+    if (!current || isTerminal(current.stateType)) return;
+    await applyLockedTransition(boss, tx, current, input);
+  });
+}
+

@@ -1,0 +1,43 @@
+/**
+ * The Prefect connector, wired into one process: the dispatch connector (deps.extensions 'prefect',
+ * also used by the poll worker), the guard actions, and the watch importer. Installed when
+ * PREFECT_API_URL is set, or when a Prefect client is injected (tests, `dev --prefect-fake`).
+ */
+import type { WorkerDeps } from '../workers/types.ts';
+import { createPrefectClient, type PrefectClient } from '../targets/prefect-client.ts';
+import { createPrefectConnector, type PrefectConnector } from './connector.ts';
+import { prefectGuardActions } from './guard.ts';
+import { PrefectWatcher, type WatchOptions } from './watch.ts';
+
+export interface PrefectInstall {
+  client: PrefectClient;
+  connector: PrefectConnector;
+  watcher: PrefectWatcher;
+}
+
+export interface InstallPrefectOptions {
+  client?: PrefectClient;
+  watch?: WatchOptions;
+  maxInlineWaitMs?: number;
+}
+
+export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions = {}): PrefectInstall | undefined {
+  const { apiUrl, apiKey } = deps.config.prefect;
+  if (!options.client && !apiUrl) return undefined;
+  const client = options.client ?? createPrefectClient({ apiUrl: apiUrl!, ...(apiKey ? { apiKey } : {}), http: deps.http });
+  const log = deps.log.child({ component: 'prefect' });
+  const connector = createPrefectConnector({
+    client,
+    config: deps.config,
+    log,
+    ...(options.maxInlineWaitMs !== undefined ? { maxInlineWaitMs: options.maxInlineWaitMs } : {}),
+  });
+  deps.extensions.set('prefect', connector);
+  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log }));
+  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, options.watch);
+  log.info({ api: client.apiUrl }, 'Prefect connector installed');
+  return { client, connector, watcher };
+}
+
+export { createPrefectConnector, PrefectWatcher, prefectGuardActions };
+export type { PrefectConnector, WatchOptions };

@@ -1,0 +1,90 @@
+/**
+ * Mirroring a Prefect flow run onto one of our runs: the state (through validated transitions, so
+ * history and events follow as for any other run) and, for finished runs, the task results the
+ * critical-task health rule reads.
+ *
+ * Mapping (mapPrefectState): SCHEDULED/PENDING/RUNNING map through; PAUSED and CANCELLING read as
+ * RUNNING (alive); AwaitingRetry is a non-terminal SCHEDULED state; COMPLETED, FAILED, CRASHED and
+ * CANCELLED are terminal and carry Prefect's state message. A mapped state that would move a run
+ * backwards (our RUNNING, Prefect AwaitingRetry) is not applied: our state machine never regresses.
+ */
+import type { PgBoss } from 'pg-boss';
+import type { Queryable } from '../db/client.ts';
+import {
+  mapPrefectState,
+  PREFECT_MAX_LIMIT,
+  type CallOptions,
+  type MappedState,
+  type PrefectClient,
+  type PrefectFlowRun,
+  type PrefectTaskRun,
+} from '../targets/prefect-client.ts';
+import type { RunRow, TaskInput } from '../queries/runs.ts';
+import { applyLockedTransition } from '../runs/service.ts';
+import { transitionAllowed } from '../runs/states.ts';
+
+export function mappedStateOf(fr: Pick<PrefectFlowRun, 'state_type' | 'state_name' | 'state'>): MappedState {
+  return mapPrefectState(fr.state_type ?? fr.state?.type, fr.state_name ?? fr.state?.name);
+}
+
+/** Prefect names task runs '<task name>-<counter>' (run_dbt-0); health rules name the task (run_dbt). */
+export function taskNameOf(taskRun: Pick<PrefectTaskRun, 'name'>): string {
+  return taskRun.name.replace(/-\d+$/, '') || taskRun.name;
+}
+
+export function taskInputOf(taskRun: PrefectTaskRun): TaskInput {
+  const mapped = mapPrefectState(taskRun.state_type ?? taskRun.state?.type, taskRun.state_name ?? taskRun.state?.name);
+  return { name: taskNameOf(taskRun), stateType: mapped.stateType, message: taskRun.state?.message ?? null };
+}
+
+/** Task runs of the given flow runs, every page, grouped by flow run id. */
+export async function fetchTaskResults(
+  client: PrefectClient,
+  flowRunIds: string[],
+  call: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
+  opts: CallOptions = {},
+): Promise<Map<string, TaskInput[]>> {
+  const out = new Map<string, TaskInput[]>(flowRunIds.map((id) => [id, []]));
+  for (let i = 0; i < flowRunIds.length; i += PREFECT_MAX_LIMIT) {
+    const ids = flowRunIds.slice(i, i + PREFECT_MAX_LIMIT);
+    for (let offset = 0; ; offset += PREFECT_MAX_LIMIT) {
+      const page = await call('filterTaskRuns', () =>
+        client.filterTaskRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT, offset, sort: 'EXPECTED_START_TIME_ASC' }, opts),
+      );
+      for (const tr of page) if (tr.flow_run_id) out.get(tr.flow_run_id)?.push(taskInputOf(tr));
+      if (page.length < PREFECT_MAX_LIMIT) break;
+    }
+  }
+  return out;
+}
+
+export function describeFlowRun(fr: Pick<PrefectFlowRun, 'id' | 'name'>): string {
+  return `Prefect flow run '${fr.name}' (${fr.id})`;
+}
+
+/**
+ * Apply Prefect's state to a run the caller holds locked, when it is a valid forward move.
+ * Returns the updated run, or null when nothing changed.
+ */
+export async function mirrorLockedRun(
+  boss: PgBoss,
+  tx: Queryable,
+  run: RunRow,
+  fr: PrefectFlowRun,
+  options: { tasks?: TaskInput[]; message?: string } = {},
+): Promise<RunRow | null> {
+  const mapped = mappedStateOf(fr);
+  const from = { type: run.stateType, name: run.stateName };
+  const to = { type: mapped.stateType, name: mapped.stateName };
+  if (from.type === to.type && from.name === to.name) return null;
+  if (!transitionAllowed(from, to)) return null;
+  const message = fr.state?.message ?? options.message ?? `${describeFlowRun(fr)} is ${mapped.stateName}`;
+  const { run: updated } = await applyLockedTransition(boss, tx, run, {
+    to: to.type,
+    name: to.name,
+    message,
+    externalId: fr.id,
+    ...(mapped.terminal && options.tasks?.length ? { tasks: options.tasks } : {}),
+  });
+  return updated;
+}

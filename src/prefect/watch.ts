@@ -1,0 +1,288 @@
+/**
+ * Watch mode: import the runs Prefect schedules itself, so late detection, health rules and
+ * notifications work over an existing Prefect without moving its schedules.
+ *
+ * Each pass, for every flow whose target is `{ type: prefect, watch: true }`:
+ *   1. Import, page by page. Each page is one transaction that locks the flow's cursor row
+ *      (FOR UPDATE SKIP LOCKED: a pod that finds it locked leaves that flow to the pod holding it),
+ *      asks Prefect for the deployment's flow runs with expected_start_time in
+ *      [cursor - overlap, now], sorted EXPECTED_START_TIME_ASC, limit ≤ 200, inserts the ones we do
+ *      not have (idempotency key 'prefect:<flow run id>', origin 'watch', external_id), mirrors their
+ *      state, and moves the cursor to the last expected start seen — then commits. The next page (on
+ *      this pod or another) starts from the committed cursor: no gap. The unique idempotency key
+ *      makes any overlap re-read harmless: no duplicate.
+ *      `after_` is inclusive, so runs sharing the cursor's timestamp are re-read rather than skipped;
+ *      a page made only of that timestamp is stepped over with an offset. The first page of a pass
+ *      re-reads `overlap` before the cursor to pick up runs created late with a past expected start
+ *      (a "run now" from Prefect's UI racing the import).
+ *      Runs in the future are not imported until due (Prefect pre-creates up to ~100 of them).
+ *   2. Refresh: every watched run still SCHEDULED/PENDING/RUNNING is re-read by id, 200 per request,
+ *      and moved forward (valid transitions only, recorded in history; FAILED/CRASHED runs get
+ *      their task results for the critical-task rule).
+ * Runs flowwarden itself created in Prefect (idempotency key 'flowwarden:…') are skipped: the
+ * dispatch/poll path already owns them.
+ *
+ * The loop never throws: a failing flow is logged and retried on the next pass from its cursor.
+ */
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from '../log.ts';
+import { dbNow, withTransaction, type Queryable } from '../db/client.ts';
+import { Loop } from '../util/loop.ts';
+import { getRun, type TaskInput } from '../queries/runs.ts';
+import type { FlowRow } from '../queries/flows.ts';
+import {
+  advanceWatchCursor,
+  ensureWatchCursor,
+  insertWatchedRun,
+  listOpenWatchedRuns,
+  listWatchedFlows,
+  lockWatchCursor,
+  lockWatchedRuns,
+  setRunTimes,
+} from '../queries/prefect.ts';
+import type { PrefectTargetSpec } from '../targets/spec.ts';
+import { PREFECT_MAX_LIMIT, type PrefectFlowRun } from '../targets/prefect-client.ts';
+import { FAILURE_TYPES } from '../runs/states.ts';
+import { errorMessage } from '../errors.ts';
+import type { PrefectConnector } from './connector.ts';
+import { fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
+
+export const WATCH_DEFAULTS = {
+  intervalMs: 15_000,
+  /** Page size for /flow_runs/filter (Prefect's maximum is 200). */
+  pageSize: PREFECT_MAX_LIMIT,
+  /** How far back a new watch starts importing. */
+  lookbackSeconds: 86_400,
+  /** Re-read window before the cursor on each pass's first page. */
+  overlapSeconds: 120,
+  /** Pages per flow per pass, so one busy deployment cannot starve the others. */
+  maxPagesPerPass: 50,
+  /** Open runs re-read per pass. */
+  maxOpenPerPass: 2_000,
+} as const;
+
+export interface WatchOptions {
+  intervalMs?: number;
+  pageSize?: number;
+  lookbackSeconds?: number;
+  overlapSeconds?: number;
+  maxPagesPerPass?: number;
+  maxOpenPerPass?: number;
+}
+
+export interface WatchDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  log: Logger;
+}
+
+export interface WatchPassResult {
+  flows: number;
+  imported: number;
+  updated: number;
+  pages: number;
+  /** Flows another pod was importing at that moment (left to it). */
+  busy: number;
+  errors: string[];
+}
+
+const FLOWWARDEN_KEY_PREFIX = 'flowwarden:';
+
+export class PrefectWatcher {
+  readonly #deps: WatchDeps;
+  readonly #connector: PrefectConnector;
+  readonly #opts: Required<WatchOptions>;
+  readonly #loop: Loop;
+  readonly #log: Logger;
+
+  constructor(deps: WatchDeps, connector: PrefectConnector, options: WatchOptions = {}) {
+    this.#deps = deps;
+    this.#connector = connector;
+    this.#opts = { ...WATCH_DEFAULTS, ...stripUndefined(options) };
+    if (this.#opts.pageSize < 1 || this.#opts.pageSize > PREFECT_MAX_LIMIT) {
+      throw new RangeError(`watch pageSize must be 1..${PREFECT_MAX_LIMIT}, got ${this.#opts.pageSize}`);
+    }
+    this.#log = deps.log.child({ loop: 'prefect-watch' });
+    this.#loop = new Loop('prefect-watch', this.#opts.intervalMs, async () => {
+      await this.runOnce();
+    }, this.#log);
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  /** One import + refresh pass over every watched flow. Never throws: errors are logged and returned. */
+  async runOnce(options: { maxPagesPerPass?: number } = {}): Promise<WatchPassResult> {
+    const result: WatchPassResult = { flows: 0, imported: 0, updated: 0, pages: 0, busy: 0, errors: [] };
+    let flows: FlowRow[];
+    try {
+      flows = await listWatchedFlows(this.#deps.pool);
+    } catch (err) {
+      result.errors.push(errorMessage(err));
+      this.#log.error({ err: errorMessage(err) }, 'cannot list watched flows');
+      return result;
+    }
+    result.flows = flows.length;
+    for (const flow of flows) {
+      try {
+        await this.#importFlow(flow, result, options.maxPagesPerPass ?? this.#opts.maxPagesPerPass);
+      } catch (err) {
+        result.errors.push(`${flow.name}: ${errorMessage(err)}`);
+        this.#log.warn({ flow: flow.name, err: errorMessage(err) }, 'Prefect watch import failed; next pass resumes from the cursor');
+      }
+    }
+    try {
+      result.updated += await this.#refreshOpen();
+    } catch (err) {
+      result.errors.push(`refresh: ${errorMessage(err)}`);
+      this.#log.warn({ err: errorMessage(err) }, 'Prefect watch refresh failed; retried next pass');
+    }
+    if (result.imported || result.updated) this.#log.info({ imported: result.imported, updated: result.updated }, 'Prefect watch pass');
+    return result;
+  }
+
+  async #importFlow(flow: FlowRow, result: WatchPassResult, maxPages: number): Promise<void> {
+    const target = flow.target as PrefectTargetSpec;
+    const connector = this.#connector;
+    const log = this.#log.child({ flow: flow.name });
+    const deployment = await connector.call('resolveDeployment', () => connector.deployments.resolve(target.deployment), { log });
+    const pool = this.#deps.pool;
+    const now = await dbNow(pool);
+    await ensureWatchCursor(pool, flow.id, deployment.id, new Date(now.getTime() - this.#opts.lookbackSeconds * 1000));
+
+    let offset = 0;
+    let lastCursor: number | undefined;
+    for (let page = 0; page < maxPages; page++) {
+      const outcome = await withTransaction(pool, async (tx) => {
+        const cursor = await lockWatchCursor(tx, flow.id);
+        if (!cursor) return { kind: 'busy' as const };
+        if (lastCursor !== cursor.cursor.getTime()) offset = 0; // another pod moved it: start clean
+        const after = new Date(cursor.cursor.getTime() - (page === 0 ? this.#opts.overlapSeconds * 1000 : 0));
+        const upper = await dbNow(tx);
+        const rows = await connector.call(
+          'filterFlowRuns',
+          () =>
+            connector.client.filterFlowRuns({
+              deploymentIds: [deployment.id],
+              expectedStartAfter: after,
+              expectedStartBefore: upper,
+              sort: 'EXPECTED_START_TIME_ASC',
+              limit: this.#opts.pageSize,
+              offset,
+            }),
+          { log },
+        );
+        const counts = await this.#upsertPage(tx, flow, rows);
+        const times = rows.map((r) => Date.parse(r.expected_start_time ?? '')).filter(Number.isFinite);
+        const newest = times.length ? Math.max(...times) : cursor.cursor.getTime();
+        const full = rows.length === this.#opts.pageSize;
+        // A full page that did not move the cursor (all at one timestamp): step over it with an offset.
+        offset = full && newest <= cursor.cursor.getTime() ? offset + rows.length : 0;
+        await advanceWatchCursor(tx, flow.id, { cursor: new Date(newest), deploymentId: deployment.id, imported: counts.imported });
+        lastCursor = Math.max(newest, cursor.cursor.getTime());
+        return { kind: 'page' as const, ...counts, more: full };
+      });
+      if (outcome.kind === 'busy') {
+        result.busy += 1;
+        return;
+      }
+      result.pages += 1;
+      result.imported += outcome.imported;
+      result.updated += outcome.updated;
+      if (!outcome.more) return;
+    }
+  }
+
+  /** Insert the page's new runs and mirror every run's state. Caller holds the cursor lock. */
+  async #upsertPage(tx: Queryable, flow: FlowRow, rows: PrefectFlowRun[]): Promise<{ imported: number; updated: number }> {
+    const ours = rows.filter((r) => !(r.idempotency_key ?? '').startsWith(FLOWWARDEN_KEY_PREFIX));
+    let imported = 0;
+    const known = await lockWatchedRuns(tx, ours.map((r) => r.id));
+    for (const fr of ours) {
+      if (known.has(fr.id)) continue;
+      const id = await insertWatchedRun(tx, {
+        flowId: flow.id,
+        flowRunId: fr.id,
+        flowRunName: fr.name,
+        scheduledFor: new Date(fr.expected_start_time ?? fr.created ?? Date.now()),
+        parameters: fr.parameters,
+      });
+      if (id) {
+        known.set(fr.id, id);
+        imported += 1;
+      }
+    }
+    const updated = await this.#mirror(tx, ours, known);
+    return { imported, updated };
+  }
+
+  /** Mirror Prefect's state onto our runs (ids by Prefect id), fetching task results for failures. */
+  async #mirror(tx: Queryable, flowRuns: PrefectFlowRun[], runIds: Map<string, string>): Promise<number> {
+    const connector = this.#connector;
+    const pending: Array<{ fr: PrefectFlowRun; runId: string }> = [];
+    for (const fr of flowRuns) {
+      const runId = runIds.get(fr.id);
+      if (runId) pending.push({ fr, runId });
+    }
+    // Lock in id order, as lockWatchedRuns does: two pods mirroring overlapping sets cannot deadlock.
+    pending.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
+    const runs = new Map<string, Awaited<ReturnType<typeof getRun>>>();
+    for (const p of pending) runs.set(p.runId, await getRun(tx, p.runId, { forUpdate: true }));
+    // Task results only for runs about to become FAILED/CRASHED: one batched request per 200 runs.
+    const needTasks = pending
+      .filter(({ fr, runId }) => {
+        const m = mappedStateOf(fr);
+        const run = runs.get(runId);
+        return m.terminal && FAILURE_TYPES.has(m.stateType) && run && run.stateType !== m.stateType;
+      })
+      .map(({ fr }) => fr.id);
+    const tasks: Map<string, TaskInput[]> = needTasks.length
+      ? await fetchTaskResults(connector.client, needTasks, (what, fn) => connector.call(what, fn, { log: this.#log }))
+      : new Map();
+    let updated = 0;
+    for (const { fr, runId } of pending) {
+      const run = runs.get(runId);
+      if (!run) continue;
+      const moved = await mirrorLockedRun(this.#deps.boss, tx, run, fr, { tasks: tasks.get(fr.id) ?? [] });
+      if (moved) {
+        updated += 1;
+        await setRunTimes(tx, runId, toDate(fr.start_time), toDate(fr.end_time));
+      }
+    }
+    return updated;
+  }
+
+  /** Re-read watched runs that are not finished yet and move them forward. */
+  async #refreshOpen(): Promise<number> {
+    const open = await listOpenWatchedRuns(this.#deps.pool, this.#opts.maxOpenPerPass);
+    let updated = 0;
+    for (let i = 0; i < open.length; i += PREFECT_MAX_LIMIT) {
+      const batch = open.slice(i, i + PREFECT_MAX_LIMIT);
+      const ids = batch.map((r) => r.externalId);
+      const flowRuns = await this.#connector.call(
+        'filterFlowRuns',
+        () => this.#connector.client.filterFlowRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT }),
+        { log: this.#log },
+      );
+      const byId = new Map(batch.map((r) => [r.externalId, r.id]));
+      updated += await withTransaction(this.#deps.pool, (tx) => this.#mirror(tx, flowRuns, byId));
+    }
+    return updated;
+  }
+}
+
+function toDate(iso: string | null): Date | null {
+  if (!iso) return null;
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? new Date(t) : null;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,100 @@
+/**
+ * events — fan every published event (run.failed, run.late, flow.disabled, ...) into
+ * notification_events, one row per subscribed channel, and send each channel's notify job,
+ * debounced per channel (src/notify/operations.ts enqueueNotify): a burst of events becomes one
+ * notify job per channel, which posts one digest.
+ *
+ * Exactly once: the job is completed inside the same transaction as the inserts (pg-boss
+ * `complete` with `db`, fenced to this attempt). A second delivery of the same job (the first
+ * attempt's pod died after commit, or its claim lapsed) finds the job no longer active for it and
+ * writes nothing.
+ *
+ * No channel at all configured: the console sink — each event is logged at warn (pretty under
+ * `flowwarden dev`), so a fresh install shows what it would have posted. Channels configured but
+ * none subscribed to this event: nothing happens.
+ */
+import { z } from 'zod';
+import type { JobWithMetadata } from 'pg-boss';
+import { EVENTS, QUEUES, type EventPayload } from '../queue/catalog.ts';
+import type { WorkerDefinition, WorkerDeps } from './types.ts';
+import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
+import type { Logger } from '../log.ts';
+import { countChannels, insertEvent, matchingChannels } from '../queries/notifications.ts';
+import { enqueueNotify } from '../notify/operations.ts';
+import { eventText } from '../notify/render.ts';
+
+const Payload = z.object({
+  event: z.enum(Object.values(EVENTS) as [string, ...string[]]),
+  flowId: z.string(),
+  flowName: z.string(),
+  runId: z.string().optional(),
+  message: z.string().optional(),
+  at: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type FanInResult = { kind: 'channels'; channels: string[] } | { kind: 'console' } | { kind: 'duplicate' };
+
+/**
+ * Insert the event for every matching channel and enqueue their notify jobs, in `tx`. When `job`
+ * is given, it is completed in the same transaction first (see the module comment).
+ */
+export async function fanIn(
+  deps: Pick<WorkerDeps, 'boss'>,
+  tx: Queryable,
+  payload: EventPayload,
+  log: Logger,
+  job?: { id: string; retryCount: number },
+): Promise<FanInResult> {
+  if (job) {
+    const done = await deps.boss.complete(QUEUES.events, { id: job.id, retryCount: job.retryCount }, null, { db: bossDb(tx) });
+    // pg-boss types CommandResponse as {}; at runtime it carries `affected` (rows settled).
+    if ((done as { affected?: number }).affected === 0) return { kind: 'duplicate' };
+  }
+  const text = eventText(payload);
+  const channels = await matchingChannels(tx, payload.event, payload.flowName);
+  if (channels.length === 0) {
+    if ((await countChannels(tx)) === 0) {
+      log.warn({ event: payload.event, flow: payload.flowName, runId: payload.runId }, `notification (no channel configured): ${text}`);
+      return { kind: 'console' };
+    }
+    return { kind: 'channels', channels: [] };
+  }
+  for (const channel of channels) {
+    await insertEvent(tx, { channelId: channel.id, event: payload.event, flowName: payload.flowName, text });
+    await enqueueNotify(deps.boss, tx, channel.id);
+  }
+  return { kind: 'channels', channels: channels.map((c) => c.name) };
+}
+
+async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
+  const result = await withTransaction(deps.pool, (tx) => fanIn(deps, tx, job.data as EventPayload, log, job));
+  if (result.kind === 'duplicate') log.debug('event already fanned in by an earlier attempt');
+  else if (result.kind === 'channels' && result.channels.length > 0) log.debug({ channels: result.channels }, 'event queued for channels');
+}
+
+export const eventsWorker: WorkerDefinition<typeof Payload> = {
+  queue: QUEUES.events,
+  queueOptions: {
+    retryLimit: 5,
+    retryDelay: 1,
+    retryBackoff: true,
+    retryDelayMax: 60,
+    expireInSeconds: 300,
+    deleteAfterSeconds: 86400,
+    notify: true,
+  },
+  // Batches: a late sweep publishes hundreds of events at once, and they should all be fanned in
+  // within one debounce window so they become one digest. Each job settles in its own transaction,
+  // so a failure in a batch only retries the jobs not yet fanned in.
+  workOptions: (config) => ({
+    includeMetadata: true,
+    localConcurrency: Math.min(config.concurrency, 4),
+    batchSize: 20,
+    burstWhenBatchFull: true,
+    pollingIntervalSeconds: 0.5,
+    notifyPollingIntervalSeconds: 0.5,
+  }),
+  payload: Payload,
+  handle,
+};

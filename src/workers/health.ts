@@ -1,0 +1,80 @@
+/**
+ * health — evaluate a flow's health rules, or act for a held flow.
+ *
+ * Payload { flowId, reason }:
+ *   run.failed, sweep → the flow is not held: evaluate the rules (src/guard/health.ts) and disable
+ *                       it if one fires, then run connector onDisable actions;
+ *                       the flow is held (sweep only): connector enforce actions (e.g. switch a
+ *                       Prefect deployment's schedule back off);
+ *   disabled          → an operator disabled it (CLI/API): connector onDisable actions;
+ *   reactivated       → an operator reactivated it: connector onReactivate actions.
+ * Idempotent: evaluation locks the flow and re-checks; connector actions are idempotent by contract.
+ * Dedup: failure jobs are debounced per flow (singletonKey = flowId), sweep jobs throttled per flow.
+ * Errors: rethrown → pg-boss retries with backoff (a few times: the next failure or sweep re-asks).
+ */
+import { z } from 'zod';
+import type { JobWithMetadata } from 'pg-boss';
+import { QUEUES } from '../queue/catalog.ts';
+import type { WorkerDefinition, WorkerDeps } from './types.ts';
+import { getFlowById, guardHistory } from '../queries/guard.ts';
+import { evaluateFlowHealth } from '../guard/health.ts';
+import { runDisableActions, runEnforceActions, runReactivateActions } from '../guard/operations.ts';
+import type { Logger } from '../log.ts';
+
+const Payload = z.object({
+  flowId: z.string().uuid(),
+  reason: z.enum(['run.failed', 'sweep', 'disabled', 'reactivated']),
+});
+
+async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
+  const { flowId, reason } = job.data;
+  const flow = await getFlowById(deps.pool, flowId);
+  if (!flow) {
+    log.debug('flow no longer exists');
+    return;
+  }
+  const history = reason === 'run.failed' ? [] : await guardHistory(deps.pool, flow.name);
+  const open = history.find((h) => h.reactivatedAt === null);
+  const held = flow.disabledAt !== null || open !== undefined;
+  switch (reason) {
+    case 'disabled':
+      if (held) await runDisableActions(deps.guardActions, log, flow, flow.disabledReason ?? open?.reason ?? 'disabled');
+      return;
+    case 'reactivated':
+      if (!held) await runReactivateActions(deps.guardActions, log, flow, history[0]?.reactivatedBy ?? 'operator');
+      return;
+    case 'sweep':
+      if (held) {
+        const acted = await runEnforceActions(deps.guardActions, log, flow);
+        if (acted.length > 0) log.warn({ flow: flow.name, actions: acted }, `flow ${flow.name} is held disabled: ${acted.join(', ')} had to switch it off again`);
+        return;
+      }
+      break;
+    case 'run.failed':
+      break;
+  }
+  const outcome = await evaluateFlowHealth(deps, flowId);
+  log.debug({ flow: flow.name, action: outcome.action }, 'health evaluated');
+}
+
+export const healthWorker: WorkerDefinition<typeof Payload> = {
+  queue: QUEUES.health,
+  queueOptions: {
+    retryLimit: 3,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 60,
+    expireInSeconds: 300,
+    deleteAfterSeconds: 86400,
+    notify: true,
+  },
+  workOptions: () => ({
+    includeMetadata: true,
+    localConcurrency: 2,
+    batchSize: 1,
+    pollingIntervalSeconds: 1,
+    notifyPollingIntervalSeconds: 1,
+  }),
+  payload: Payload,
+  handle,
+};

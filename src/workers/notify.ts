@@ -1,0 +1,166 @@
+/**
+ * notify — post a channel's notifications. Payload `{ channelId }`; jobs are debounced per channel
+ * (src/notify/operations.ts enqueueNotify), so one job usually covers a whole burst.
+ *
+ * One job, under a per-channel lock:
+ *   1. resume the channel's undelivered messages (status pending), oldest first — a previous
+ *      attempt died or failed transiently part-way; it continues at the first undelivered chunk;
+ *   2. take every pending event of the channel (FOR UPDATE SKIP LOCKED), render them into messages
+ *      (producer messages verbatim; other events as one text or one digest), chunk each to the
+ *      channel's limit and store them with their events linked — one transaction;
+ *   3. deliver those (src/notify/deliver.ts), and repeat 2–3 while events keep arriving (bounded).
+ *
+ * The lock is a session advisory lock on a connection this job holds (so it goes away with a dead
+ * pod's connection): two jobs for one channel never post at the same time, which keeps chunks in
+ * order and makes "never re-sent" hold under concurrency. A job that finds the lock taken re-sends
+ * the debounced job and returns (the holder may already be past its last take).
+ *
+ * Errors: a transient delivery failure is rethrown (pg-boss retries with backoff; the retry resumes
+ * at step 1). Permanent rejections fail only that message. A deleted or disabled channel: nothing
+ * to do.
+ */
+import { z } from 'zod';
+import type { JobWithMetadata } from 'pg-boss';
+import type pg from 'pg';
+import { QUEUES } from '../queue/catalog.ts';
+import type { WorkerDefinition, WorkerDeps } from './types.ts';
+import { withTransaction, type Queryable } from '../db/client.ts';
+import type { Logger } from '../log.ts';
+import { channelLimit } from '../notify/channels.ts';
+import { chunkMessage } from '../notify/chunk.ts';
+import { renderMessages } from '../notify/render.ts';
+import { deliverMessage, type DeliverContext } from '../notify/deliver.ts';
+import { enqueueNotify } from '../notify/operations.ts';
+import {
+  channelHasPendingEvents,
+  getChannelById,
+  insertMessage,
+  pendingMessages,
+  takePendingEvents,
+  type ChannelRow,
+} from '../queries/notifications.ts';
+
+const Payload = z.object({ channelId: z.string().uuid() });
+
+/** First key of the two-int advisory lock: "notify" locks never collide with other lock users. */
+export const NOTIFY_LOCK_CLASS = 0x6e6f7466; // 'notf'
+/** Events taken per round; rounds per job. More than that waits for the next job. */
+export const TAKE_LIMIT = 1000;
+export const MAX_ROUNDS = 10;
+/** Console channels have no limit of their own; keep log lines readable. */
+const CONSOLE_LIMIT = 4000;
+
+export function limitFor(channel: Pick<ChannelRow, 'kind'>): number {
+  return channel.kind === 'console' ? CONSOLE_LIMIT : channelLimit(channel.kind);
+}
+
+/** Take the channel's pending events and store them as rendered, chunked messages. Returns how many messages. */
+export async function foldPendingEvents(tx: Queryable, channel: ChannelRow): Promise<number> {
+  const events = await takePendingEvents(tx, channel.id, TAKE_LIMIT);
+  if (events.length === 0) return 0;
+  const limit = limitFor(channel);
+  const messages = renderMessages(channel.name, events);
+  for (const m of messages) {
+    await insertMessage(tx, { channelId: channel.id, text: m.text, chunks: chunkMessage(m.text, { limit }), eventIds: m.eventIds });
+  }
+  return messages.length;
+}
+
+/** Deliver every undelivered message of the channel, in order. False when one gave up (last attempt). */
+async function deliverPending(ctx: DeliverContext, channel: ChannelRow): Promise<boolean> {
+  for (const message of await pendingMessages(ctx.db, channel.id)) {
+    const outcome = await deliverMessage(ctx, channel, message);
+    if (outcome === 'gave-up') return false;
+  }
+  return true;
+}
+
+interface ChannelLock {
+  client: pg.PoolClient;
+  release(): Promise<void>;
+}
+
+async function tryLockChannel(pool: pg.Pool, channelId: string): Promise<ChannelLock | null> {
+  const client = await pool.connect();
+  try {
+    const { rows } = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock($1, hashtext($2)) as ok`, [NOTIFY_LOCK_CLASS, channelId]);
+    if (!rows[0]?.ok) {
+      client.release();
+      return null;
+    }
+  } catch (err) {
+    client.release(err as Error);
+    throw err;
+  }
+  return {
+    client,
+    async release() {
+      try {
+        await client.query(`select pg_advisory_unlock($1, hashtext($2))`, [NOTIFY_LOCK_CLASS, channelId]);
+        client.release();
+      } catch (err) {
+        // Destroy the connection: closing it drops the lock.
+        client.release(err as Error);
+      }
+    },
+  };
+}
+
+export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{ channelId: string }>, 'data' | 'retryCount' | 'retryLimit' | 'signal'>, log: Logger): Promise<void> {
+  const { channelId } = job.data;
+  const lock = await tryLockChannel(deps.pool, channelId);
+  if (!lock) {
+    log.debug('another worker is posting to this channel; re-queued');
+    await enqueueNotify(deps.boss, deps.pool, channelId);
+    return;
+  }
+  try {
+    const db = lock.client;
+    const channel = await getChannelById(db, channelId);
+    if (!channel || !channel.enabled) {
+      log.debug('channel deleted or disabled; nothing to post');
+      return;
+    }
+    const ctx: DeliverContext = {
+      db,
+      http: deps.http,
+      log: log.child({ channel: channel.name }),
+      signal: job.signal,
+      lastAttempt: job.retryCount >= job.retryLimit,
+      attempt: job.retryCount,
+    };
+    if (!(await deliverPending(ctx, channel))) return;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const made = await withTransaction(db, (tx) => foldPendingEvents(tx, channel));
+      if (made === 0) break;
+      if (!(await deliverPending(ctx, channel))) return;
+    }
+    // Events that committed while we were posting, or beyond MAX_ROUNDS: make sure a job follows.
+    if (await channelHasPendingEvents(db, channel.id)) await enqueueNotify(deps.boss, db, channel.id);
+  } finally {
+    await lock.release();
+  }
+}
+
+export const notifyWorker: WorkerDefinition<typeof Payload> = {
+  queue: QUEUES.notify,
+  queueOptions: {
+    // Backoff 2, 4, 8, ... s capped at 5 min: a webhook down for ~20 min before a message gives up.
+    retryLimit: 8,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    // Long enough for a many-chunk message under 429 waits (each ≤ 60 s, at most 20 per message).
+    expireInSeconds: 1800,
+    deleteAfterSeconds: 7 * 86400,
+  },
+  workOptions: (config) => ({
+    includeMetadata: true,
+    localConcurrency: Math.min(config.concurrency, 4),
+    batchSize: 1,
+    pollingIntervalSeconds: 0.5,
+    notifyPollingIntervalSeconds: 0.5,
+  }),
+  payload: Payload,
+  handle: handleNotify,
+};

@@ -1,0 +1,158 @@
+/**
+ * The admin page end to end in a real browser (Debian's Chromium via playwright-core): sign in,
+ * find the flow the guard disabled, open it, reactivate it through the confirm dialog, and check
+ * the database. Chromium is required: CI installs it (apt-get install -y chromium); a missing
+ * browser fails this file rather than skipping it.
+ *
+ * SCREENSHOTS=1 also writes docs/admin-overview.png and docs/admin-flow.png.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
+import { withTransaction } from '../src/db/client.ts';
+import { upsertFlowTx, triggerRunTx, reportRunStateTx } from '../src/producers/operations.ts';
+import { lockFlowByName } from '../src/queries/guard.ts';
+import { disableLockedFlow } from '../src/guard/operations.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+const SHOTS = process.env.SCREENSHOTS === '1';
+
+let app: TestApp;
+let browser: Browser | undefined;
+
+before(async () => {
+  assert.ok(
+    fs.existsSync(CHROMIUM),
+    `Chromium not found at ${CHROMIUM}: the admin page browser test needs it. Install it with: apt-get install -y chromium`,
+  );
+  app = await startTestApp({ roles: ['api'], start: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+});
+
+after(async () => {
+  await browser?.close();
+  await app?.close();
+});
+
+async function failedRun(flow: string, message: string): Promise<void> {
+  await withTransaction(app.pool, async (tx) => {
+    const { runId } = await triggerRunTx(app.boss, tx, flow, {});
+    await reportRunStateTx(app.boss, tx, runId, 'RUNNING');
+    await reportRunStateTx(app.boss, tx, runId, 'FAILED', { message });
+  });
+}
+
+/** A flow the guard disabled after three consecutive failures, as the health worker does it. */
+async function flowDisabledByGuard(name: string): Promise<void> {
+  await withTransaction(app.pool, (tx) =>
+    upsertFlowTx(tx, {
+      name,
+      description: 'Syncs invoices from the billing provider',
+      target: { type: 'function' },
+      schedules: [
+        { name: 'hourly', cron: '0 * * * *' },
+        { name: 'nightly-full', cron: '30 2 * * *', timezone: 'Europe/Berlin' },
+      ],
+    }),
+  );
+  for (let i = 1; i <= 3; i++) await failedRun(name, `HTTP 503 from billing API (attempt ${i})`);
+  await withTransaction(app.pool, async (tx) => {
+    const flow = await lockFlowByName(tx, name);
+    await disableLockedFlow(app.boss, tx, flow!, {
+      reason: '3 consecutive failures (last: HTTP 503 from billing API (attempt 3))',
+      rule: 'consecutive_failures',
+      by: 'guard',
+      evidence: {},
+    });
+  });
+}
+
+test('an operator signs in, finds the flow the guard disabled and reactivates it', async () => {
+  await withTransaction(app.pool, (tx) =>
+    upsertFlowTx(tx, { name: 'daily-report', target: { type: 'function' }, schedules: [{ name: 'morning', cron: '0 9 * * *', timezone: 'Europe/London' }] }),
+  );
+  await flowDisabledByGuard('billing-sync');
+  const state0 = (await app.pool.query(`select disabled_at from flowwarden.flows where name = 'billing-sync'`)).rows[0];
+  assert.ok(state0.disabled_at, 'precondition: the flow is disabled');
+
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(m.text());
+  });
+  page.on('pageerror', (e) => problems.push(e.message));
+
+  // Not signed in: the overview sends us to the login form.
+  await page.goto(`${app.address}/admin`);
+  assert.match(page.url(), /\/admin\/login$/);
+  await page.fill('input[name="token"]', 'wrong-token');
+  await page.click('button[type="submit"]');
+  assert.match(await page.textContent('.err') ?? '', /not valid/);
+  await page.fill('input[name="token"]', TEST_ADMIN_TOKEN);
+  await page.click('button[type="submit"]');
+  await page.waitForURL(`${app.address}/admin`);
+  problems.length = 0; // the refused sign-in above logs its 401; from here on nothing may fail
+
+  // The overview lists the disabled flow with the guard's reason.
+  const disabled = page.locator('#disabled');
+  await disabled.getByRole('link', { name: 'billing-sync' }).waitFor();
+  assert.match(await disabled.textContent() ?? '', /3 consecutive failures/);
+  assert.match(await page.locator('#failing').textContent() ?? '', /HTTP 503 from billing API/);
+  assert.match(await page.locator('#due').textContent() ?? '', /daily-report/);
+  if (SHOTS) await page.screenshot({ path: path.join('docs', 'admin-overview.png'), fullPage: true });
+
+  // The flow page: disabled banner, health rule at its threshold, schedules held off.
+  await disabled.getByRole('link', { name: 'billing-sync' }).click();
+  await page.waitForURL(/\/admin\/flows\/billing-sync$/);
+  assert.equal(await page.textContent('h1'), 'billing-sync');
+  assert.match(await page.textContent('#disabled-banner') ?? '', /Disabled by the guard/);
+  assert.match(await page.textContent('#health') ?? '', /3 \/ 3/);
+  assert.match(await page.textContent('#schedules') ?? '', /held disabled by flowwarden guard/);
+  if (SHOTS) {
+    await page.fill('input[name="by"]', 'Dana Ops');
+    await page.screenshot({ path: path.join('docs', 'admin-flow.png'), fullPage: true });
+  }
+
+  // Reactivate: the name goes with it, and the browser asks first.
+  await page.fill('input[name="by"]', 'Dana Ops');
+  let asked = '';
+  page.once('dialog', async (dialog) => {
+    asked = dialog.message();
+    await dialog.accept();
+  });
+  await page.click('#disabled-banner button[type="submit"]');
+  await page.locator('#notice').waitFor();
+  assert.match(asked, /Reactivate flow billing-sync\?/);
+  assert.match(asked, /Dana Ops/);
+  assert.match(await page.textContent('#notice') ?? '', /Flow reactivated/);
+  assert.equal(await page.locator('#disabled-banner').count(), 0);
+  assert.match(await page.textContent('#health') ?? '', /0 \/ 3/);
+  assert.match(await page.textContent('#guard-history') ?? '', /Dana Ops \(admin page\)/);
+
+  // The run page shows the state history.
+  await page.locator('#runs a.mono').first().click();
+  await page.locator('#history').waitFor();
+  assert.match(await page.textContent('#history') ?? '', /Running[\s\S]*Failed/);
+
+  await page.goto(`${app.address}/admin/queues`);
+  assert.match(await page.textContent('main') ?? '', /fw\.dispatch/);
+
+  assert.deepEqual(problems, [], 'no console errors or CSP violations');
+  await page.close();
+
+  // The database agrees.
+  const flow = (await app.pool.query(`select disabled_at, disabled_reason from flowwarden.flows where name = 'billing-sync'`)).rows[0];
+  assert.equal(flow.disabled_at, null);
+  const holds = (await app.pool.query(`select reactivated_at, reactivated_by from flowwarden.disabled_flows where flow_name = 'billing-sync'`)).rows;
+  assert.equal(holds.length, 1);
+  assert.ok(holds[0].reactivated_at);
+  assert.equal(holds[0].reactivated_by, 'Dana Ops (admin page)');
+  const schedules = (await app.pool.query(
+    `select s.name, s.enabled from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id where f.name = 'billing-sync' order by s.name`,
+  )).rows;
+  assert.deepEqual(schedules, [{ name: 'hourly', enabled: true }, { name: 'nightly-full', enabled: true }]);
+});

@@ -1,0 +1,412 @@
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import type { JobWithMetadata } from 'pg-boss';
+import { startTestApp, waitFor, type TestApp } from './support/app.ts';
+import { startFakePrefect, type FakePrefect, type FakeStep } from './support/fake-prefect.ts';
+import { createPool, withTransaction } from '../src/db/client.ts';
+import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { dispatchWorker } from '../src/workers/dispatch.ts';
+import { pollJobId, pollWorker, sendPoll } from '../src/workers/poll.ts';
+import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
+import { getRun, runHistory, runTasks, type RunRow } from '../src/queries/runs.ts';
+import { createLogger, silentLogger } from '../src/log.ts';
+import { isTerminal } from '../src/runs/states.ts';
+import { startBoss } from '../src/queue/boss.ts';
+import { createPrefectClient, prefectIdempotencyKey, type PrefectClient } from '../src/targets/prefect-client.ts';
+import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
+import { PrefectWatcher } from '../src/prefect/watch.ts';
+import { RateLimitedError } from '../src/errors.ts';
+import type { FlowInputRaw } from '../src/flows/spec.ts';
+import type { FlowRow } from '../src/queries/flows.ts';
+import { requireFlow } from '../src/queries/flows.ts';
+
+let app: TestApp;
+let fake: FakePrefect;
+let connector: PrefectConnector;
+
+before(async () => {
+  fake = await startFakePrefect();
+  app = await startTestApp({
+    config: {
+      httpTimeoutMs: 400,
+      prefect: { apiUrl: fake.apiUrl, apiKey: fake.apiKey, pollIntervalSeconds: 0.05 },
+    },
+  });
+  assert.ok(app.prefect, 'PREFECT_API_URL set → the Prefect connector is installed');
+  connector = app.prefect.connector;
+});
+after(async () => {
+  await app.close();
+  await fake.close();
+});
+
+async function flow(def: FlowInputRaw): Promise<FlowRow> {
+  const out = await withTransaction(app.pool, (tx) => upsertFlowTx(tx, def));
+  return out.flow;
+}
+
+async function trigger(flowName: string, parameters: Record<string, unknown> = {}): Promise<string> {
+  const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, flowName, parameters));
+  return runId;
+}
+
+function dispatchJob(runId: string, attempt: number): JobWithMetadata<{ runId: string }> {
+  return {
+    id: runId, name: QUEUES.dispatch, data: { runId }, retryCount: attempt, retryLimit: 5,
+    signal: new AbortController().signal,
+  } as unknown as JobWithMetadata<{ runId: string }>;
+}
+
+const dispatch = (runId: string, attempt = 0) => dispatchWorker.handle(app.deps, dispatchJob(runId, attempt), silentLogger);
+
+async function run(runId: string): Promise<RunRow> {
+  const r = await getRun(app.pool, runId);
+  assert.ok(r, `run ${runId} exists`);
+  return r;
+}
+
+/** Work the poll queue the way a worker does (fetch, handle, complete) until the run is terminal. */
+async function pollUntilDone(runId: string): Promise<RunRow> {
+  return waitFor(async () => {
+    const jobs = await app.boss.fetch<{ runId: string; polls: number }>(QUEUES.poll, { includeMetadata: true, batchSize: 10 });
+    for (const job of jobs) {
+      await pollWorker.handle(app.deps, { ...job, signal: new AbortController().signal }, silentLogger);
+      await app.boss.complete(QUEUES.poll, job.id);
+    }
+    const r = await run(runId);
+    return isTerminal(r.stateType) ? r : false;
+  }, { timeoutMs: 15_000, what: `run ${runId} to finish` });
+}
+
+function flowRunsOf(deploymentId: string) {
+  return [...fake.state.flowRuns.values()].filter((r) => r.deployment_id === deploymentId);
+}
+
+describe('prefect target', () => {
+  test('a dispatch retried after a timeout and a lost response creates exactly one Prefect flow run', async () => {
+    const dep = fake.addDeployment({ flowName: 'etl', name: 'prod', runScript: [{ type: 'RUNNING' }, { type: 'COMPLETED' }] });
+    await flow({
+      name: 'pf-retry',
+      target: { type: 'prefect', deployment: 'etl/prod', tags: ['nightly'], jobVariables: { image: 'etl:1' } },
+    });
+    const runId = await trigger('pf-retry', { date: '2026-01-01' });
+
+    // Attempt 1: Prefect never answers: the client times out (transient) and the queue will retry.
+    fake.failNext('create_flow_run', 'timeout');
+    await assert.rejects(dispatch(runId, 0), /timed out/);
+    assert.equal((await run(runId)).stateName, 'AwaitingRetry');
+    assert.equal(flowRunsOf(dep.id).length, 0);
+
+    // Attempt 2: Prefect creates the run but the response is lost on the way back.
+    let lose = true;
+    const real = connector.client;
+    const lossy: PrefectClient = {
+      ...real,
+      async createFlowRun(...args) {
+        const out = await real.createFlowRun(...args);
+        if (lose) {
+          lose = false;
+          throw new Error('Prefect POST create_flow_run: network error (ECONNRESET)');
+        }
+        return out;
+      },
+    };
+    app.deps.extensions.set('prefect', createPrefectConnector({ client: lossy, config: app.config, log: silentLogger }));
+    try {
+      await assert.rejects(dispatch(runId, 1), /ECONNRESET/);
+      assert.equal(flowRunsOf(dep.id).length, 1, 'the lost attempt did create the Prefect run');
+      // Attempt 3: same idempotency key → Prefect answers 200 with the run it has.
+      await dispatch(runId, 2);
+    } finally {
+      app.deps.extensions.set('prefect', connector);
+    }
+
+    const created = flowRunsOf(dep.id);
+    assert.equal(created.length, 1, 'one Prefect flow run for one flowwarden run');
+    const fr = created[0]!;
+    assert.deepEqual(fake.requestsTo('create_flow_run').map((r) => r.status), ['timeout', 201, 200]);
+    assert.equal(fr.idempotency_key, prefectIdempotencyKey(dep.id, runId));
+    assert.deepEqual(fr.parameters, { date: '2026-01-01' });
+    assert.ok(fr.tags.includes('nightly') && fr.tags.includes('flowwarden'));
+    assert.deepEqual(fr.job_variables, { image: 'etl:1' });
+
+    const r = await run(runId);
+    assert.equal(r.stateType, 'RUNNING');
+    assert.equal(r.externalId, fr.id);
+    const done = await pollUntilDone(runId);
+    assert.equal(done.stateType, 'COMPLETED');
+  });
+
+  const terminalCases: Array<{ state: 'COMPLETED' | 'FAILED' | 'CRASHED' | 'CANCELLED'; script: FakeStep[]; message?: string }> = [
+    { state: 'COMPLETED', script: [{ type: 'PENDING' }, { type: 'RUNNING' }, { type: 'COMPLETED', message: 'All states completed.' }], message: 'All states completed.' },
+    {
+      state: 'FAILED',
+      // AwaitingRetry is a SCHEDULED state in Prefect: not terminal, and it does not move our RUNNING run back.
+      script: [{ type: 'RUNNING' }, { type: 'SCHEDULED', name: 'AwaitingRetry' }, { type: 'RUNNING', name: 'Retrying' }, { type: 'FAILED', message: 'Flow run encountered an exception: dbt failed' }],
+      message: 'Flow run encountered an exception: dbt failed',
+    },
+    { state: 'CRASHED', script: [{ type: 'RUNNING' }, { type: 'CRASHED', message: 'Flow run infrastructure exited with non-zero status code 137.' }], message: 'Flow run infrastructure exited with non-zero status code 137.' },
+    { state: 'CANCELLED', script: [{ type: 'RUNNING' }, { type: 'CANCELLING' }, { type: 'CANCELLED', message: 'Cancelled by user.' }], message: 'Cancelled by user.' },
+  ];
+  for (const c of terminalCases) {
+    test(`polling follows a Prefect flow run to ${c.state} with Prefect's message`, async () => {
+      const name = `to-${c.state.toLowerCase()}`;
+      const dep = fake.addDeployment({ flowName: name, name: 'd', runScript: c.script });
+      await flow({ name, target: { type: 'prefect', deployment: dep.id } });
+      const runId = await trigger(name);
+      await dispatch(runId);
+      const fr = flowRunsOf(dep.id)[0]!;
+      if (c.state === 'FAILED') {
+        fake.addTaskRun(fr.id, { name: 'extract-0', state: { type: 'COMPLETED' } });
+        fake.addTaskRun(fr.id, { name: 'run_dbt-0', state: { type: 'FAILED', message: 'Database Error in model orders' } });
+      }
+      const done = await pollUntilDone(runId);
+      assert.equal(done.stateType, c.state);
+      assert.equal(done.stateMessage, c.message);
+      const history = await runHistory(app.pool, runId);
+      assert.deepEqual(history.at(-1)?.toType, c.state);
+      assert.ok(!history.some((h) => h.toType === 'SCHEDULED' && h.fromType === 'RUNNING'), 'never regressed');
+      if (c.state === 'FAILED') {
+        const tasks = await runTasks(app.pool, runId);
+        assert.deepEqual(
+          tasks.map((t) => [t.name, t.stateType, t.message]).sort(),
+          [['extract', 'COMPLETED', null], ['run_dbt', 'FAILED', 'Database Error in model orders']],
+        );
+        assert.ok(history.some((h) => h.toName === 'Retrying'), 'the retry is mirrored as RUNNING/Retrying');
+      }
+      if (c.state === 'CANCELLED') assert.ok(history.some((h) => h.toName === 'Cancelling'));
+    });
+  }
+
+  test('hitting maxPolls fails the run as TimedOut and leaves the Prefect run alone', async () => {
+    const dep = fake.addDeployment({ flowName: 'slow', name: 'd', runScript: [{ type: 'RUNNING' }] });
+    await flow({ name: 'slow', target: { type: 'prefect', deployment: 'slow/d', maxPolls: 3, pollIntervalSeconds: 0.05 } });
+    const runId = await trigger('slow');
+    await dispatch(runId);
+    const fr = flowRunsOf(dep.id)[0]!;
+    const done = await pollUntilDone(runId);
+    assert.equal(done.stateType, 'FAILED');
+    assert.equal(done.stateName, 'TimedOut');
+    assert.match(done.stateMessage ?? '', /still Running after 3 polls/);
+    assert.match(done.stateMessage ?? '', /left the Prefect run alone/);
+    assert.equal(fake.requestsTo((m, p) => m === 'GET' && p === `/flow_runs/${fr.id}`).length, 3);
+    assert.equal(fake.state.flowRuns.get(fr.id)?.state_type, 'RUNNING', 'nothing was cancelled in Prefect');
+  });
+
+  test('poll jobs are idempotent: a duplicate is not enqueued and a poll of a finished run does nothing', async () => {
+    const dep = fake.addDeployment({ flowName: 'idem', name: 'd', runScript: [{ type: 'COMPLETED' }] });
+    await flow({ name: 'idem', target: { type: 'prefect', deployment: dep.id } });
+    const runId = await trigger('idem');
+    await dispatch(runId);
+    await dispatch(runId, 1); // a duplicate delivery of the dispatch: no second run, no second poll
+    assert.equal(flowRunsOf(dep.id).length, 1);
+    await withTransaction(app.pool, (tx) => sendPoll(app.boss, tx, runId, 0, 0));
+    const { rows } = await app.pool.query<{ n: number }>(
+      `select count(*)::int as n from ${BOSS_SCHEMA}.job where name = $1 and data->>'runId' = $2`,
+      [QUEUES.poll, runId],
+    );
+    assert.equal(rows[0]!.n, 1);
+    assert.equal(pollJobId(runId, 0), pollJobId(runId, 0));
+    assert.notEqual(pollJobId(runId, 0), pollJobId(runId, 1));
+    await pollUntilDone(runId);
+    const reads = fake.requestsTo('GET /flow_runs/:id').length;
+    const again = await connector.poll(app.deps, { runId, polls: 0 }, { log: silentLogger });
+    assert.equal(again.kind, 'noop');
+    assert.equal(fake.requestsTo('GET /flow_runs/:id').length, reads, 'no Prefect call for a finished run');
+  });
+
+  test('an unknown or malformed deployment reference fails the run with a clear message', async () => {
+    await flow({ name: 'missing-dep', target: { type: 'prefect', deployment: 'nope/missing' } });
+    const a = await trigger('missing-dep');
+    await dispatch(a);
+    const ra = await run(a);
+    assert.equal(ra.stateType, 'FAILED');
+    assert.match(ra.stateMessage ?? '', /'nope\/missing' not found.*check the flow and deployment names/);
+
+    await flow({ name: 'bad-ref', target: { type: 'prefect', deployment: 'just-a-name' } });
+    const b = await trigger('bad-ref');
+    await dispatch(b);
+    assert.match((await run(b)).stateMessage ?? '', /use a deployment id \(UUID\) or 'flow-name\/deployment-name'/);
+  });
+
+  test('a short 429 Retry-After is waited out inside the poll; a long one goes back to the queue', async () => {
+    const dep = fake.addDeployment({ flowName: 'limited', name: 'd', runScript: [{ type: 'RUNNING' }, { type: 'RUNNING' }, { type: 'COMPLETED' }] });
+    await flow({ name: 'limited', target: { type: 'prefect', deployment: dep.id } });
+    const runId = await trigger('limited');
+    await dispatch(runId);
+    const fr = flowRunsOf(dep.id)[0]!;
+    const route = `GET /flow_runs/${fr.id}`;
+
+    fake.failNext(route, '429', 1, { retryAfter: '0.3' });
+    const t0 = performance.now();
+    const first = await connector.poll(app.deps, { runId, polls: 0 }, { log: silentLogger });
+    assert.equal(first.kind, 'waiting');
+    assert.ok(performance.now() - t0 >= 280, 'waited as long as Retry-After asked');
+    assert.deepEqual(fake.requestsTo(route).map((r) => r.status), [429, 200]);
+
+    fake.failNext(route, '429', 1, { retryAfter: '120' });
+    const t1 = performance.now();
+    await assert.rejects(
+      connector.poll(app.deps, { runId, polls: 1 }, { log: silentLogger }),
+      (err: unknown) => err instanceof RateLimitedError && err.retryAfterMs === 120_000,
+    );
+    assert.ok(performance.now() - t1 < 5_000, 'a long wait is not slept in the job');
+    assert.equal((await run(runId)).stateType, 'RUNNING');
+    assert.equal((await pollUntilDone(runId)).stateType, 'COMPLETED');
+  });
+
+  test('the API key never appears in logs, even when Prefect fails', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const log = createLogger({ level: 'trace', destination: sink });
+    const client = createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey, timeoutMs: 300 });
+    const noisy = createPrefectConnector({ client, config: app.config, log });
+    const dep = fake.addDeployment({ flowName: 'noisy', name: 'd' });
+    await flow({ name: 'noisy', target: { type: 'prefect', deployment: dep.id } });
+    const runId = await trigger('noisy');
+    app.deps.extensions.set('prefect', noisy);
+    try {
+      fake.failNext('create_flow_run', '429', 1, { retryAfter: '0.05' });
+      fake.failNext('create_flow_run', '500', 1);
+      await assert.rejects(dispatchWorker.handle(app.deps, dispatchJob(runId, 0), log));
+      await dispatchWorker.handle(app.deps, dispatchJob(runId, 1), log);
+    } finally {
+      app.deps.extensions.set('prefect', connector);
+    }
+    assert.ok(lines.length > 0);
+    assert.ok(!lines.join('\n').includes(fake.apiKey), 'the key is not in any log line');
+  });
+});
+
+describe('prefect watch mode', () => {
+  test('two pods import a day of Prefect-scheduled runs with no duplicate and no gap, then keep them current', async () => {
+    const dep = fake.addDeployment({ flowName: 'nightly-sync', name: 'prod', schedules: [{ schedule: { interval: 300 } }] });
+    const now = Date.now();
+    const first = now - 24 * 3600_000 + 60_000; // 288 runs, every 5 minutes, over the last day
+    const seeded: string[] = [];
+    for (let i = 0; i < 288; i++) {
+      const state: FakeStep = i === 287 ? { type: 'RUNNING' } : i === 286 ? { type: 'SCHEDULED', name: 'Late' } : i % 50 === 7 ? { type: 'FAILED', message: `boom ${i}` } : { type: 'COMPLETED' };
+      seeded.push(fake.addFlowRun(dep.id, { expectedStartTime: new Date(first + i * 300_000), state }).id);
+    }
+    // A failed run's task results feed the critical-task rule.
+    fake.addTaskRun(seeded[7]!, { name: 'run_dbt-0', state: { type: 'FAILED', message: 'dbt exploded' } });
+    // Not imported: runs Prefect pre-created for the future, and a run flowwarden itself created.
+    const future = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now + 3600_000) });
+    const ours = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 1000), idempotencyKey: 'flowwarden:x:y' });
+    // Another deployment of the same Prefect flow is not ours either.
+    const other = fake.addDeployment({ flowName: 'nightly-sync', name: 'staging' });
+    fake.addFlowRun(other.id, { expectedStartTime: new Date(now - 60_000) });
+
+    const watched = await flow({ name: 'watched-sync', target: { type: 'prefect', deployment: 'nightly-sync/prod', watch: true } });
+
+    // Two pods: own pool, own pg-boss, own Prefect client and importer.
+    const pods = await Promise.all([1, 2].map(async () => {
+      const pool = createPool(app.db.url, { max: 3 });
+      const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
+      const client = createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey });
+      const c = createPrefectConnector({ client, config: app.config, log: silentLogger });
+      const watcher = new PrefectWatcher({ pool, boss, log: silentLogger }, c, { pageSize: 50, lookbackSeconds: 2 * 86400 });
+      return { pool, boss, watcher };
+    }));
+    try {
+      const importedBy = [0, 0];
+      // Concurrently, one page per pass, then alternately: both interleavings of the cursor.
+      for (let round = 0; round < 2; round++) {
+        const results = await Promise.all(pods.map((p) => p.watcher.runOnce({ maxPagesPerPass: 1 })));
+        results.forEach((r, i) => {
+          assert.deepEqual(r.errors, []);
+          importedBy[i]! += r.imported;
+        });
+      }
+      for (let round = 0; round < 6; round++) {
+        const r = await pods[round % 2]!.watcher.runOnce({ maxPagesPerPass: 1 });
+        assert.deepEqual(r.errors, []);
+        importedBy[round % 2]! += r.imported;
+      }
+      assert.equal(importedBy[0]! + importedBy[1]!, 288, 'each run was inserted by exactly one pod');
+      assert.ok(importedBy[0]! > 0 && importedBy[1]! > 0, `both pods took pages (${importedBy.join(' + ')})`);
+      const { rows } = await app.pool.query<{ externalId: string; n: number; stateType: string; stateName: string; origin: string; key: string }>(
+        `select external_id as "externalId", count(*)::int as n, min(state_type) as "stateType", min(state_name) as "stateName",
+                min(origin) as origin, min(idempotency_key) as key
+           from flowwarden.runs where flow_id = $1 group by external_id`,
+        [watched.id],
+      );
+      assert.equal(rows.length, 288, 'every run of the day, once');
+      assert.ok(rows.every((r) => r.n === 1), 'no duplicate');
+      assert.deepEqual(new Set(rows.map((r) => r.externalId)), new Set(seeded), 'no gap, nothing else');
+      assert.ok(!rows.some((r) => r.externalId === future.id || r.externalId === ours.id));
+      assert.ok(rows.every((r) => r.origin === 'watch' && r.key === `prefect:${r.externalId}`));
+      const byId = new Map(rows.map((r) => [r.externalId, r]));
+      assert.equal(byId.get(seeded[7]!)?.stateType, 'FAILED');
+      assert.equal(byId.get(seeded[286]!)?.stateName, 'Late');
+      assert.equal(byId.get(seeded[287]!)?.stateType, 'RUNNING');
+      assert.equal(byId.get(seeded[0]!)?.stateType, 'COMPLETED');
+      const history = await app.pool.query<{ n: number }>(
+        `select count(*)::int as n from flowwarden.run_state_history h join flowwarden.runs r on r.id = h.run_id
+          where r.flow_id = $1 and h.from_type is null`,
+        [watched.id],
+      );
+      assert.equal(history.rows[0]!.n, 288, 'each run was created once (one creation record each)');
+      const failedRun = (await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1`, [seeded[7]])).rows[0]!;
+      assert.deepEqual((await runTasks(app.pool, failedRun.id)).map((t) => [t.name, t.stateType, t.message]), [['run_dbt', 'FAILED', 'dbt exploded']]);
+      assert.match((await run(failedRun.id)).stateMessage ?? '', /boom 7/);
+
+      // Later passes move unfinished runs forward, through valid transitions recorded in history.
+      fake.advance(seeded[287]!, 'COMPLETED');
+      fake.advance(seeded[286]!, 'RUNNING');
+      const later = await pods[0]!.watcher.runOnce();
+      assert.deepEqual(later.errors, []);
+      const running = (await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1`, [seeded[287]])).rows[0]!;
+      assert.equal((await run(running.id)).stateType, 'COMPLETED');
+      const h = await runHistory(app.pool, running.id);
+      assert.deepEqual(h.map((x) => x.toType), ['SCHEDULED', 'RUNNING', 'COMPLETED']);
+      const late = (await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1`, [seeded[286]])).rows[0]!;
+      assert.deepEqual((await runHistory(app.pool, late.id)).map((x) => `${x.toType}/${x.toName}`), ['SCHEDULED/Scheduled', 'SCHEDULED/Late', 'RUNNING/Running']);
+      // A run that comes due later is imported by a later pass.
+      const fresh = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 500), state: { type: 'PENDING' } });
+      await pods[1]!.watcher.runOnce();
+      const count = await app.pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where external_id = $1`, [fresh.id]);
+      assert.equal(count.rows[0]!.n, 1);
+    } finally {
+      for (const p of pods) {
+        await p.boss.stop({ graceful: false, close: true });
+        await p.pool.end();
+      }
+    }
+  });
+});
+
+describe('prefect guard actions', () => {
+  test('disable switches off the deployment schedules, enforce undoes a redeploy, reactivate restores only ours', async () => {
+    const dep = fake.addDeployment({
+      flowName: 'guarded',
+      name: 'prod',
+      schedules: [{ slug: 'hourly' }, { slug: 'manual-off', active: false }],
+    });
+    await flow({ name: 'guarded', target: { type: 'prefect', deployment: 'guarded/prod', watch: true } });
+    const f = await requireFlow(app.pool, 'guarded');
+    const actions = app.deps.guardActions.actions.find((a) => a.name === 'prefect');
+    assert.ok(actions?.onDisable && actions.enforce && actions.onReactivate);
+    const active = () => Object.fromEntries(dep.schedules.map((s) => [s.slug, s.active]));
+
+    await actions.onDisable(f, 'three failures in a row');
+    assert.deepEqual(active(), { hourly: false, 'manual-off': false });
+    assert.equal(await actions.enforce(f), false, 'nothing to undo');
+
+    // A redeploy switches the schedule back on and adds a new one.
+    dep.schedules[0]!.active = true;
+    dep.schedules.push({ ...dep.schedules[0]!, id: crypto.randomUUID(), slug: 'new-daily', active: true });
+    assert.equal(await actions.enforce(f), true, 'had to switch schedules off again');
+    assert.deepEqual(active(), { hourly: false, 'manual-off': false, 'new-daily': false });
+
+    await actions.onReactivate(f, 'ops@example.com');
+    assert.deepEqual(active(), { hourly: true, 'manual-off': false, 'new-daily': true }, 'the operator’s own off switch stays off');
+    const holds = await app.pool.query(`select 1 from flowwarden.prefect_schedule_holds where flow_id = $1`, [f.id]);
+    assert.equal(holds.rowCount, 0);
+
+    // Flows not targeting Prefect are not its business.
+    const fn = await flow({ name: 'not-prefect', target: { type: 'function', handler: 'noop' } });
+    assert.equal(await actions.enforce(fn), false);
+  });
+});

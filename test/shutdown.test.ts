@@ -1,0 +1,219 @@
+/**
+ * Shutdown with real processes: `node src/cli/main.ts start` against a test database, a handler that
+ * runs until the test releases it, and real signals. Every wait is on observable state (the run row,
+ * the pg-boss job row, the pod's log output, the process exit), never on a sleep.
+ */
+import { test, after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { waitFor } from './support/app.ts';
+import { withTransaction } from '../src/db/client.ts';
+import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { startBoss } from '../src/queue/boss.ts';
+import { ABORT_GRACE_MS } from '../src/app.ts';
+
+const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
+const HANDLERS = path.resolve(import.meta.dirname, 'fixtures/slow-handlers.ts');
+
+let dir: string;
+const cleanups: Array<() => Promise<void>> = [];
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-shutdown-'));
+});
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Pod {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves when the combined stdout/stderr matches. */
+  waitForOutput(re: RegExp, timeoutMs?: number): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+function startPod(db: TestDatabase, env: Record<string, string> = {}): Pod {
+  const child = spawn(process.execPath, [MAIN, 'start', '--handlers', HANDLERS], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      DATABASE_URL: db.url,
+      FLOWWARDEN_PORT: '0',
+      FLOWWARDEN_HOST: '127.0.0.1',
+      FLOWWARDEN_LOG_LEVEL: 'info',
+      FLOWWARDEN_TICK_INTERVAL_MS: '200',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const listeners = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    for (const l of listeners) l();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  return {
+    child,
+    output: () => out,
+    exited,
+    waitForOutput: (re, timeoutMs = 20_000) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (re.test(out)) {
+            listeners.delete(check);
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`timed out waiting for ${re} in pod output:\n${out}`));
+        }, timeoutMs);
+        listeners.add(check);
+        check();
+        void exited.then(() => {
+          if (!re.test(out)) {
+            listeners.delete(check);
+            clearTimeout(timer);
+            reject(new Error(`pod exited before ${re} appeared:\n${out}`));
+          }
+        });
+      }),
+  };
+}
+
+interface Env {
+  db: TestDatabase;
+  pool: pg.Pool;
+  boss: PgBoss;
+}
+
+async function setup(): Promise<Env> {
+  const db = await createTestDatabase();
+  const pool = new pg.Pool({ connectionString: db.url, max: 3 });
+  const boss = await startBoss({ connectionString: db.url, role: 'producer' });
+  cleanups.push(async () => {
+    await boss.stop({ graceful: false });
+    await pool.end();
+    await db.drop();
+  });
+  await withTransaction(pool, (tx) => upsertFlowTx(tx, { name: 'slow', target: { type: 'function', handler: 'wait-for-file' } }));
+  return { db, pool, boss };
+}
+
+async function trigger(env: Env, parameters: Record<string, unknown>): Promise<string> {
+  const { runId } = await withTransaction(env.pool, (tx) => triggerRunTx(env.boss, tx, 'slow', parameters));
+  return runId;
+}
+
+async function runState(env: Env, runId: string): Promise<{ stateType: string; stateName: string; message: string | null }> {
+  const { rows } = await env.pool.query(`select state_type as "stateType", state_name as "stateName", state_message as message from flowwarden.runs where id = $1`, [runId]);
+  return rows[0];
+}
+
+async function jobState(env: Env, runId: string): Promise<string | undefined> {
+  const { rows } = await env.pool.query<{ state: string }>(`select state::text from flowwarden_queue.job where name = 'fw.dispatch' and id = $1`, [runId]);
+  return rows[0]?.state;
+}
+
+const untilRunning = (env: Env, runId: string) =>
+  waitFor(async () => (await runState(env, runId))?.stateType === 'RUNNING', { what: 'the run to be RUNNING', timeoutMs: 20_000 });
+
+describe('SIGTERM drains the pod', () => {
+  test('a run that finishes within the drain deadline completes and the pod exits 0', async () => {
+    const env = await setup();
+    const release = path.join(dir, 'release-a');
+    const pod = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '60' });
+    const runId = await trigger(env, { release });
+    await untilRunning(env, runId);
+
+    pod.child.kill('SIGTERM');
+    await pod.waitForOutput(/draining: no new work is claimed/);
+    // Draining, not gone: the run is still in the handler and its job still held by this pod.
+    assert.equal(pod.child.exitCode, null);
+    assert.equal((await runState(env, runId)).stateType, 'RUNNING');
+    assert.equal(await jobState(env, runId), 'active');
+
+    fs.writeFileSync(release, '');
+    const exit = await pod.exited;
+    assert.equal(exit.code, 0, pod.output());
+    assert.equal((await runState(env, runId)).stateType, 'COMPLETED');
+    assert.equal(await jobState(env, runId), 'completed');
+    assert.match(pod.output(), /"msg":"stopped"/);
+  });
+
+  test('past the deadline the pod hands the job back, settles the aborted run as CRASHED and exits in time', async () => {
+    const env = await setup();
+    const pod = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '1' });
+    const runId = await trigger(env, { release: path.join(dir, 'never-b') });
+    await untilRunning(env, runId);
+
+    const signalledAt = Date.now();
+    pod.child.kill('SIGTERM');
+    const exit = await pod.exited;
+    assert.equal(exit.code, 0, pod.output());
+    assert.ok(exit.at - signalledAt < 1000 + ABORT_GRACE_MS + 4000, `exited ${exit.at - signalledAt} ms after SIGTERM`);
+    // Handed back: failed for retry, not left active until its expiry.
+    assert.equal(await jobState(env, runId), 'retry');
+    const run = await runState(env, runId);
+    assert.equal(run.stateType, 'CRASHED');
+    assert.match(run.message ?? '', /gave the run up before the handler finished/);
+    assert.match(pod.output(), /drain deadline reached: in-flight jobs handed back/);
+  });
+
+  test('a handler that ignores its abort signal is abandoned; the redelivered job marks the run CRASHED on another pod', async () => {
+    const env = await setup();
+    const pod = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '1' });
+    const runId = await trigger(env, { release: path.join(dir, 'never-b2'), ignoreAbort: true });
+    await untilRunning(env, runId);
+
+    const signalledAt = Date.now();
+    pod.child.kill('SIGTERM');
+    const exit = await pod.exited;
+    assert.equal(exit.code, 0, pod.output());
+    assert.ok(exit.at - signalledAt < 1000 + ABORT_GRACE_MS + 4000, `exited ${exit.at - signalledAt} ms after SIGTERM`);
+    assert.equal(await jobState(env, runId), 'retry');
+    assert.equal((await runState(env, runId)).stateType, 'RUNNING', 'nobody settled it yet');
+
+    // Not lost: the next pod takes the retry, sees a function run that was RUNNING under an older
+    // attempt, and settles it CRASHED instead of running the handler a second time.
+    const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
+    await waitFor(async () => (await runState(env, runId)).stateType === 'CRASHED', { what: 'the run to be CRASHED by redelivery', timeoutMs: 30_000 });
+    await waitFor(async () => (await jobState(env, runId)) === 'completed', { what: 'the retried job to complete' });
+    next.child.kill('SIGTERM');
+    assert.equal((await next.exited).code, 0, next.output());
+  });
+
+  test('a second SIGTERM exits at once without waiting for in-flight work', async () => {
+    const env = await setup();
+    const pod = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '120' });
+    const runId = await trigger(env, { release: path.join(dir, 'never-c') });
+    await untilRunning(env, runId);
+
+    pod.child.kill('SIGTERM');
+    await pod.waitForOutput(/draining: no new work is claimed/);
+    const secondAt = Date.now();
+    pod.child.kill('SIGTERM');
+    const exit = await pod.exited;
+    assert.equal(exit.code, 130, pod.output());
+    assert.ok(exit.at - secondAt < 3000, `exited ${exit.at - secondAt} ms after the second SIGTERM`);
+    assert.match(pod.output(), /second signal: exiting now/);
+  });
+});
