@@ -35,13 +35,28 @@ const RUN_COLUMNS = `r.id, r.flow_id as "flowId", f.name as "flowName", r.schedu
   r.dispatch_attempt as "dispatchAttempt", r.external_id as "externalId", r.created_at as "createdAt",
   r.started_at as "startedAt", r.ended_at as "endedAt", r.updated_at as "updatedAt"`;
 
-export async function getRun(db: Queryable, runId: string, options: { forUpdate?: boolean } = {}): Promise<RunRow | null> {
-  const { rows } = await db.query<RunRow>(
-    `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+/** The run's flow as dispatch needs it (id, name, target, health, hold). */
+export interface RunFlow {
+  id: string;
+  name: string;
+  target: unknown;
+  health: unknown;
+  disabledAt: Date | null;
+  disabledReason: string | null;
+}
+
+export async function getRun(db: Queryable, runId: string, options: { forUpdate?: boolean; withFlow?: boolean } = {}): Promise<(RunRow & { flow?: RunFlow }) | null> {
+  const flowCols = options.withFlow
+    ? `, json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health, 'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow`
+    : '';
+  const { rows } = await db.query<RunRow & { flow?: RunFlow }>(
+    `select ${RUN_COLUMNS}${flowCols} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
      where r.id = $1 ${options.forUpdate ? 'for update of r' : ''}`,
     [runId],
   );
-  return rows[0] ?? null;
+  const row = rows[0];
+  if (row?.flow && row.flow.disabledAt) row.flow.disabledAt = new Date(row.flow.disabledAt);
+  return row ?? null;
 }
 
 export interface TaskInput {
@@ -113,6 +128,92 @@ export async function transitionLockedRun(tx: Queryable, current: RunRow, input:
       endedAt: row.endedAt,
     },
   };
+}
+
+/** Lock several runs at once, in id order (a fixed order keeps concurrent batches deadlock-free). */
+export async function getRunsForUpdate(tx: Queryable, runIds: string[]): Promise<RunRow[]> {
+  const { rows } = await tx.query<RunRow>(
+    `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+      where r.id = any($1::uuid[]) order by r.id for update of r`,
+    [runIds],
+  );
+  return rows;
+}
+
+/**
+ * Apply many validated transitions in three statements (runs, history, task results) instead of
+ * two per run. Each item's run must be locked by the caller; invalid transitions throw before
+ * anything is written (filter them first with `transitionAllowed` when a batch may contain them).
+ */
+export async function transitionLockedRuns(tx: Queryable, items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }>): Promise<TransitionResult[]> {
+  if (items.length === 0) return [];
+  const planned = items.map(({ current, input }) => {
+    const from: State = { type: current.stateType, name: current.stateName };
+    const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
+    checkTransition(current.id, from, to);
+    return { current, input, from, to };
+  });
+  const { rows } = await tx.query<{ id: string; updatedAt: Date; startedAt: Date | null; endedAt: Date | null }>(
+    `update flowwarden.runs r set
+       state_type = v.to_type, state_name = v.to_name, state_message = v.message,
+       external_id = coalesce(v.external_id, r.external_id),
+       dispatch_attempt = coalesce(v.dispatch_attempt, r.dispatch_attempt),
+       started_at = case when v.to_type = 'RUNNING' and r.started_at is null then now() else r.started_at end,
+       ended_at = case when v.terminal then now() else r.ended_at end,
+       updated_at = now()
+      from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[])
+           as v(id, to_type, to_name, message, external_id, terminal, dispatch_attempt)
+     where r.id = v.id
+     returning r.id, r.updated_at as "updatedAt", r.started_at as "startedAt", r.ended_at as "endedAt"`,
+    [
+      planned.map((p) => p.current.id),
+      planned.map((p) => p.to.type),
+      planned.map((p) => p.to.name),
+      planned.map((p) => p.input.message ?? null),
+      planned.map((p) => p.input.externalId ?? null),
+      planned.map((p) => isTerminal(p.to.type)),
+      planned.map((p) => p.input.dispatchAttempt ?? null),
+    ],
+  );
+  await tx.query(
+    `insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+     select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+    [
+      planned.map((p) => p.current.id),
+      planned.map((p) => p.from.type),
+      planned.map((p) => p.from.name),
+      planned.map((p) => p.to.type),
+      planned.map((p) => p.to.name),
+      planned.map((p) => p.input.message ?? null),
+    ],
+  );
+  const withTasks = planned.filter((p) => p.input.tasks?.length);
+  if (withTasks.length) {
+    const flat = withTasks.flatMap((p) => p.input.tasks!.map((t) => ({ runId: p.current.id, ...t })));
+    await tx.query(
+      `insert into flowwarden.task_results (run_id, name, state_type, message)
+       select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])`,
+      [flat.map((t) => t.runId), flat.map((t) => t.name), flat.map((t) => t.stateType), flat.map((t) => t.message ?? null)],
+    );
+  }
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return planned.map((p) => {
+    const row = byId.get(p.current.id)!;
+    return {
+      from: p.from,
+      run: {
+        ...p.current,
+        stateType: p.to.type,
+        stateName: p.to.name,
+        stateMessage: p.input.message ?? null,
+        externalId: p.input.externalId ?? p.current.externalId,
+        dispatchAttempt: p.input.dispatchAttempt ?? p.current.dispatchAttempt,
+        updatedAt: row.updatedAt,
+        startedAt: row.startedAt,
+        endedAt: row.endedAt,
+      },
+    };
+  });
 }
 
 export async function insertTaskResults(tx: Queryable, runId: string, tasks: TaskInput[]): Promise<void> {

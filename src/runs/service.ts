@@ -6,7 +6,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/client.ts';
 import { bossDb } from '../db/client.ts';
-import { transitionLockedRun, transitionRun, type RunRow, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
+import { transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
 import { FAILURE_TYPES } from './states.ts';
 
@@ -41,6 +41,26 @@ export async function publishEvents(boss: PgBoss, tx: Queryable, payloads: Event
   }
 }
 
+/**
+ * run.completed fires on every successful run; fanning it out costs a job per run, so it is only
+ * published while some channel actually listens for it (checked at most every 5 s per process).
+ */
+let completedWanted: { value: boolean; until: number } = { value: false, until: 0 };
+async function completedIsWanted(tx: Queryable): Promise<boolean> {
+  if (Date.now() < completedWanted.until) return completedWanted.value;
+  const { rows } = await tx.query<{ wanted: boolean }>(
+    `select exists (select 1 from flowwarden.notification_channels
+                     where enabled and (events = '{}' or 'run.completed' = any(events))) as wanted`,
+  );
+  completedWanted = { value: rows[0]?.wanted ?? false, until: Date.now() + 5000 };
+  return completedWanted.value;
+}
+
+/** For tests: forget the cached answer. */
+export function resetEventCaches(): void {
+  completedWanted = { value: false, until: 0 };
+}
+
 function eventFor(run: RunRow): EventName | null {
   if (run.stateType === 'COMPLETED') return EVENTS.runCompleted;
   if (FAILURE_TYPES.has(run.stateType)) return EVENTS.runFailed;
@@ -50,7 +70,7 @@ function eventFor(run: RunRow): EventName | null {
 async function after(boss: PgBoss, tx: Queryable, result: TransitionResult): Promise<TransitionResult> {
   const { run } = result;
   const event = eventFor(run);
-  if (event) {
+  if (event && (event !== EVENTS.runCompleted || (await completedIsWanted(tx)))) {
     await publishEvent(boss, tx, {
       event,
       flowId: run.flowId,
@@ -72,4 +92,31 @@ export async function applyTransition(boss: PgBoss, tx: Queryable, input: Transi
 
 export async function applyLockedTransition(boss: PgBoss, tx: Queryable, run: RunRow, input: Omit<TransitionInput, 'runId'>): Promise<TransitionResult> {
   return after(boss, tx, await transitionLockedRun(tx, run, { ...input, runId: run.id }));
+}
+
+/** Many transitions of locked runs in one go: set-based writes, one event insert per subscriber. */
+export async function applyLockedTransitions(
+  boss: PgBoss,
+  tx: Queryable,
+  items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }>,
+): Promise<TransitionResult[]> {
+  const results = await transitionLockedRuns(tx, items);
+  const events: EventPayload[] = [];
+  const publishCompleted = results.some((r) => r.run.stateType === 'COMPLETED') && (await completedIsWanted(tx));
+  for (const { run } of results) {
+    const event = eventFor(run);
+    if (!event || (event === EVENTS.runCompleted && !publishCompleted)) continue;
+    events.push({
+      event,
+      flowId: run.flowId,
+      flowName: run.flowName,
+      runId: run.id,
+      message: run.stateMessage ?? undefined,
+      at: run.updatedAt.toISOString(),
+      details: { stateType: run.stateType, stateName: run.stateName, scheduledFor: run.scheduledFor.toISOString() },
+    });
+  }
+  if (events.length) await publishEvents(boss, tx, events);
+  for (const { run } of results) if (FAILURE_TYPES.has(run.stateType)) await hooks.onFailure?.(tx, run, boss);
+  return results;
 }

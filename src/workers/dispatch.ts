@@ -19,7 +19,8 @@ import { QUEUES } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { withTransaction, type Queryable } from '../db/client.ts';
 import { getRun, type RunRow } from '../queries/runs.ts';
-import { applyLockedTransition, applyTransition } from '../runs/service.ts';
+import { applyLockedTransition, applyLockedTransitions, applyTransition } from '../runs/service.ts';
+import { OutcomeWriter } from '../runs/outcomes.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import { runFunctionTarget } from '../targets/function.ts';
 import { runHttpTarget } from '../targets/http.ts';
@@ -41,13 +42,10 @@ type Claim =
   | { kind: 'skip'; reason: string };
 
 async function claim(deps: WorkerDeps, tx: Queryable, runId: string, attempt: number): Promise<Claim> {
-  const run = await getRun(tx, runId, { forUpdate: true });
+  const run = await getRun(tx, runId, { forUpdate: true, withFlow: true });
   if (!run) return { kind: 'skip', reason: 'run no longer exists' };
-  const { rows } = await tx.query<FlowRow>(
-    `select id, name, target, health, disabled_at as "disabledAt", disabled_reason as "disabledReason" from flowwarden.flows where id = $1`,
-    [run.flowId],
-  );
-  const flow = rows[0]!;
+  // The claim only needs these columns of the flow; the connector seam takes the FlowRow type.
+  const flow = run.flow as unknown as FlowRow;
   const previous = run.dispatchAttempt ?? -1;
 
   if (run.stateType === 'SCHEDULED') {
@@ -77,8 +75,13 @@ async function claim(deps: WorkerDeps, tx: Queryable, runId: string, attempt: nu
         }
       }
     }
-    const { run: claimed } = await applyLockedTransition(deps.boss, tx, run, { to: 'PENDING', dispatchAttempt: attempt, message: `dispatch attempt ${attempt + 1}` });
-    return { kind: 'dispatch', run: claimed, flow, lagSeconds: (claimed.updatedAt.getTime() - run.scheduledFor.getTime()) / 1000 };
+    let { run: claimed } = await applyLockedTransition(deps.boss, tx, run, { to: 'PENDING', dispatchAttempt: attempt, message: `dispatch attempt ${attempt + 1}` });
+    const lagSeconds = (claimed.updatedAt.getTime() - run.scheduledFor.getTime()) / 1000;
+    if ((flow.target as TargetSpec).type === 'function') {
+      // The handler starts right after this commits: record RUNNING in the same transaction.
+      ({ run: claimed } = await applyLockedTransition(deps.boss, tx, claimed, { to: 'RUNNING' }));
+    }
+    return { kind: 'dispatch', run: claimed, flow, lagSeconds };
   }
   if (run.stateType === 'PENDING' && previous < attempt) {
     if (run.stateName === 'AwaitingRetry') {
@@ -101,7 +104,9 @@ async function callTarget(deps: WorkerDeps, run: RunRow, flow: FlowRow, ctx: Run
   const target = flow.target as TargetSpec;
   switch (target.type) {
     case 'function': {
-      await withTransaction(deps.pool, (tx) => applyTransition(deps.boss, tx, { runId: run.id, to: 'RUNNING' }));
+      if (run.stateType !== 'RUNNING') {
+        await withTransaction(deps.pool, (tx) => applyTransition(deps.boss, tx, { runId: run.id, to: 'RUNNING' }));
+      }
       return runFunctionTarget(deps.registry, target.handler ?? flow.name, ctx);
     }
     case 'http':
@@ -114,35 +119,147 @@ async function callTarget(deps: WorkerDeps, run: RunRow, flow: FlowRow, ctx: Run
   }
 }
 
-export async function recordOutcome(deps: WorkerDeps, runId: string, outcome: TargetOutcome): Promise<void> {
-  const log = deps.log.child({ queue: QUEUES.dispatch, runId });
-  await withTransaction(deps.pool, async (tx) => {
-    const run = await getRun(tx, runId, { forUpdate: true });
-    if (!run) return;
-    if (outcome.kind !== 'running') {
-      const state = outcome.kind === 'completed' ? 'COMPLETED' : outcome.stateType ?? 'FAILED';
-      log[outcome.kind === 'completed' ? 'info' : 'warn']({ flow: run.flowName, state, message: outcome.message }, `run ${state.toLowerCase()}`);
+/**
+ * Group claim: the pool fetches several jobs at once and their handlers start together, so their
+ * claims are taken together too. One transaction locks the batch's runs (id order) and moves the
+ * plain cases — SCHEDULED, flow enabled, overlap allow — with set-based writes (PENDING, and RUNNING
+ * for function targets); every other case (overlap skip, disabled flow, redelivery) goes through
+ * the per-run `claim` in the same transaction. If the batch fails, each run is claimed alone.
+ */
+interface ClaimItem {
+  runId: string;
+  attempt: number;
+  resolve: (c: Claim) => void;
+  reject: (err: unknown) => void;
+}
+
+class ClaimBatcher {
+  readonly #deps: WorkerDeps;
+  #queue: ClaimItem[] = [];
+  #scheduled = false;
+
+  constructor(deps: WorkerDeps) {
+    this.#deps = deps;
+  }
+
+  claim(runId: string, attempt: number): Promise<Claim> {
+    return new Promise<Claim>((resolve, reject) => {
+      this.#queue.push({ runId, attempt, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => void this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const all = this.#queue;
+    this.#queue = [];
+    this.#scheduled = false;
+    // One claim per run per batch: duplicates (the same job twice) go through the single path.
+    const batch: ClaimItem[] = [];
+    const singles: ClaimItem[] = [];
+    const seen = new Set<string>();
+    for (const i of all) (seen.has(i.runId) ? singles : batch).push(i), seen.add(i.runId);
+    try {
+      const claims = batch.length === 1
+        ? new Map([[batch[0]!.runId, await withTransaction(this.#deps.pool, (tx) => claim(this.#deps, tx, batch[0]!.runId, batch[0]!.attempt))]])
+        : await withTransaction(this.#deps.pool, (tx) => claimMany(this.#deps, tx, batch));
+      for (const i of batch) i.resolve(claims.get(i.runId)!);
+    } catch {
+      for (const i of batch) singles.push(i);
     }
-    if (outcome.kind === 'completed') {
-      await applyLockedTransition(deps.boss, tx, run, { to: 'COMPLETED', message: outcome.message ?? null, tasks: outcome.tasks });
-    } else if (outcome.kind === 'failed') {
-      await applyLockedTransition(deps.boss, tx, run, {
-        to: outcome.stateType ?? 'FAILED', name: outcome.name, message: outcome.message, tasks: outcome.tasks,
-      });
-    } else if (run.stateType !== 'RUNNING') {
-      // An async endpoint may already have reported a later state; only move forward.
-      if (run.stateType === 'PENDING') {
-        await applyLockedTransition(deps.boss, tx, run, { to: 'RUNNING', message: outcome.message ?? null, externalId: outcome.externalId ?? null });
+    for (const i of singles) {
+      try {
+        i.resolve(await withTransaction(this.#deps.pool, (tx) => claim(this.#deps, tx, i.runId, i.attempt)));
+      } catch (err) {
+        i.reject(err);
       }
     }
-  });
+  }
+}
+
+async function claimMany(deps: WorkerDeps, tx: Queryable, items: ClaimItem[]): Promise<Map<string, Claim>> {
+  const { rows } = await tx.query<RunRow & { flow: FlowRow; overlap: string | null }>(
+    `select r.id, r.flow_id as "flowId", f.name as "flowName", r.schedule_id as "scheduleId",
+            r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
+            r.state_message as "stateMessage", r.parameters, r.idempotency_key as "idempotencyKey", r.origin,
+            r.dispatch_attempt as "dispatchAttempt", r.external_id as "externalId", r.created_at as "createdAt",
+            r.started_at as "startedAt", r.ended_at as "endedAt", r.updated_at as "updatedAt",
+            json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health,
+                              'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow,
+            s.overlap
+       from flowwarden.runs r
+       join flowwarden.flows f on f.id = r.flow_id
+       left join flowwarden.schedules s on s.id = r.schedule_id
+      where r.id = any($1::uuid[])
+      order by r.id
+      for update of r`,
+    [items.map((i) => i.runId)],
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const out = new Map<string, Claim>();
+  const fast: Array<{ item: ClaimItem; run: RunRow; flow: FlowRow }> = [];
+  for (const item of items) {
+    const row = byId.get(item.runId);
+    if (!row) {
+      out.set(item.runId, { kind: 'skip', reason: 'run no longer exists' });
+      continue;
+    }
+    const { flow, overlap, ...run } = row;
+    const plain = run.stateType === 'SCHEDULED' && !(flow.disabledAt && run.origin === 'schedule') && overlap !== 'skip';
+    if (plain) fast.push({ item, run, flow });
+    else out.set(item.runId, await claim(deps, tx, item.runId, item.attempt));
+  }
+  if (fast.length) {
+    const pending = await applyLockedTransitions(deps.boss, tx, fast.map(({ item, run }) => ({
+      current: run, input: { to: 'PENDING' as const, dispatchAttempt: item.attempt, message: `dispatch attempt ${item.attempt + 1}` },
+    })));
+    const running = new Map(
+      (await applyLockedTransitions(deps.boss, tx, pending
+        .filter((p) => (byId.get(p.run.id)!.flow.target as TargetSpec).type === 'function')
+        .map((p) => ({ current: p.run, input: { to: 'RUNNING' as const } })))).map((r) => [r.run.id, r.run]),
+    );
+    for (const p of pending) {
+      const row = byId.get(p.run.id)!;
+      out.set(p.run.id, {
+        kind: 'dispatch',
+        run: running.get(p.run.id) ?? p.run,
+        flow: row.flow,
+        lagSeconds: (p.run.updatedAt.getTime() - row.scheduledFor.getTime()) / 1000,
+      });
+    }
+  }
+  return out;
+}
+
+const claimers = new WeakMap<object, ClaimBatcher>();
+function claimBatcher(deps: WorkerDeps): ClaimBatcher {
+  let c = claimers.get(deps.pool);
+  if (!c) {
+    c = new ClaimBatcher(deps);
+    claimers.set(deps.pool, c);
+  }
+  return c;
+}
+
+const writers = new WeakMap<object, OutcomeWriter>();
+
+/** Record a target's outcome (group-committed with other outcomes of the same moment). */
+export function recordOutcome(deps: WorkerDeps, runId: string, outcome: TargetOutcome): Promise<void> {
+  let writer = writers.get(deps.pool);
+  if (!writer) {
+    writer = new OutcomeWriter(deps.pool, deps.boss, deps.log.child({ queue: QUEUES.dispatch }));
+    writers.set(deps.pool, writer);
+  }
+  return writer.record(runId, outcome);
 }
 
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
   const runId = job.data.runId;
   const attempt = job.retryCount;
   const lastAttempt = job.retryCount >= job.retryLimit;
-  const claimed = await withTransaction(deps.pool, (tx) => claim(deps, tx, runId, attempt));
+  const claimed = await claimBatcher(deps).claim(runId, attempt);
   if (claimed.kind === 'skip') {
     log.debug({ reason: claimed.reason }, 'nothing to dispatch');
     return;

@@ -1,0 +1,125 @@
+/**
+ * Group commit for run outcomes. Dispatch handlers finish independently (no batch waits for its
+ * slowest job), but the write that records each outcome is the hot path, so outcomes arriving
+ * within the same moment are written together: one transaction locks the runs (in id order), and
+ * the state changes, history rows, task results and events go out as a few set-based statements.
+ * Each caller's promise settles when its own outcome is committed.
+ *
+ * Failure mode: if a batch fails (a deadlock, a broken connection), every item is retried alone, so
+ * one bad item cannot fail the others and each caller sees its own error.
+ */
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { withTransaction, type Queryable } from '../db/client.ts';
+import { getRunsForUpdate, type RunRow, type TransitionInput } from '../queries/runs.ts';
+import { applyLockedTransitions } from './service.ts';
+import { transitionAllowed, DEFAULT_NAMES, type State } from './states.ts';
+import type { TargetOutcome } from '../targets/types.ts';
+import type { Logger } from '../log.ts';
+
+interface Item {
+  runId: string;
+  outcome: TargetOutcome;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const MAX_BATCH = 200;
+
+/** What an outcome means for a run in its current state (null: nothing to write). */
+export function transitionFor(run: RunRow, outcome: TargetOutcome): Omit<TransitionInput, 'runId'> | null {
+  if (outcome.kind === 'completed') return { to: 'COMPLETED', message: outcome.message ?? null, tasks: outcome.tasks };
+  if (outcome.kind === 'failed') return { to: outcome.stateType ?? 'FAILED', name: outcome.name, message: outcome.message, tasks: outcome.tasks };
+  // Accepted elsewhere: only move forward (an async endpoint may already have reported later).
+  if (run.stateType === 'PENDING') return { to: 'RUNNING', message: outcome.message ?? null, externalId: outcome.externalId ?? null };
+  return null;
+}
+
+export class OutcomeWriter {
+  readonly #pool: pg.Pool;
+  readonly #boss: PgBoss;
+  readonly #log: Logger;
+  #queue: Item[] = [];
+  #flushing = false;
+
+  constructor(pool: pg.Pool, boss: PgBoss, log: Logger) {
+    this.#pool = pool;
+    this.#boss = boss;
+    this.#log = log;
+  }
+
+  record(runId: string, outcome: TargetOutcome): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ runId, outcome, resolve, reject });
+      if (!this.#flushing) {
+        this.#flushing = true;
+        setImmediate(() => void this.#flushLoop());
+      }
+    });
+  }
+
+  async #flushLoop(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        // One item per run per batch; a second outcome for the same run waits for the next batch.
+        const batch: Item[] = [];
+        const seen = new Set<string>();
+        const rest: Item[] = [];
+        for (const item of this.#queue) {
+          if (batch.length < MAX_BATCH && !seen.has(item.runId)) {
+            batch.push(item);
+            seen.add(item.runId);
+          } else rest.push(item);
+        }
+        this.#queue = rest;
+        try {
+          await withTransaction(this.#pool, (tx) => this.#write(tx, batch));
+          for (const i of batch) i.resolve();
+        } catch (err) {
+          if (batch.length === 1) {
+            batch[0]!.reject(err);
+            continue;
+          }
+          for (const i of batch) {
+            try {
+              await withTransaction(this.#pool, (tx) => this.#write(tx, [i]));
+              i.resolve();
+            } catch (e) {
+              i.reject(e);
+            }
+          }
+        }
+      }
+    } finally {
+      this.#flushing = false;
+      if (this.#queue.length > 0) {
+        this.#flushing = true;
+        setImmediate(() => void this.#flushLoop());
+      }
+    }
+  }
+
+  async #write(tx: Queryable, batch: Item[]): Promise<void> {
+    const runs = new Map((await getRunsForUpdate(tx, batch.map((i) => i.runId))).map((r) => [r.id, r]));
+    const items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }> = [];
+    for (const { runId, outcome } of batch) {
+      const run = runs.get(runId);
+      if (!run) continue;
+      const input = transitionFor(run, outcome);
+      if (!input) continue;
+      const from: State = { type: run.stateType, name: run.stateName };
+      const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
+      if (!transitionAllowed(from, to)) {
+        // e.g. an async endpoint reported the final state before the dispatch response arrived.
+        this.#log.info({ runId, from, to }, 'outcome not recorded: the run already moved on');
+        continue;
+      }
+      if (outcome.kind !== 'running') {
+        const level = outcome.kind === 'completed' ? 'info' : 'warn';
+        this.#log[level]({ runId, flow: run.flowName, state: to.type, message: input.message }, `run ${to.type.toLowerCase()}`);
+      }
+      items.push({ current: run, input });
+    }
+    await applyLockedTransitions(this.#boss, tx, items);
+  }
+}
