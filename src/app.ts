@@ -110,6 +110,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   // Prefect: dispatch connector, guard actions, watch importer (docs/prefect.md).
   const prefect = installPrefect(deps, options.prefectClient ? { client: options.prefectClient } : {});
   const lateSweeper = new LateSweeper(pool, boss, config, log);
+  lateSweeper.onMarked = (n) => metrics.runsMarkedLate(n);
   const healthSweeper = new HealthSweeper(deps);
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
   installGuardHooks(log);

@@ -3,6 +3,7 @@
  * roles in one process, pretty logs, and demo flows that fire every few seconds so a newcomer sees
  * runs complete within 10 s (and, with the guard, a failing flow get disabled).
  */
+import { randomBytes } from 'node:crypto';
 import type { Ctx, Values } from './context.ts';
 import { runPod } from './context.ts';
 import { applyDefinitions, validateDefinitions } from '../apply.ts';
@@ -44,12 +45,20 @@ export async function runDev(base: Omit<Ctx, 'db'>, values: Values): Promise<voi
   // --prefect-fake: a fake Prefect in-process and a demo flow targeting it (docs/prefect.md).
   const prefect = values['prefect-fake'] ? await startDemoPrefect() : undefined;
   if (prefect) base = { ...base, config: { ...base.config, prefect: { ...base.config.prefect, apiUrl: prefect.apiUrl, apiKey: prefect.apiKey } } };
+  // The admin page and API need a token; dev makes one up for the session unless one is configured.
+  const generatedToken = base.config.adminToken ? undefined : `dev-${randomBytes(12).toString('hex')}`;
+  if (generatedToken) base = { ...base, config: { ...base.config, adminToken: generatedToken } };
   const flows = validateDefinitions({ flows: prefect ? [...DEMO_FLOWS, DEMO_PREFECT_FLOW] : DEMO_FLOWS }, 'demo flows', base.config.maxParametersBytes);
   await runPod(base, ['all'], async (app) => {
     const applied = await applyDefinitions(app.pool, flows, base.config.maxParametersBytes);
     // A data folder reused from an earlier session may hold a demo flow disabled: say so up front.
     for (const { flow } of applied) {
       if (flow.disabledAt) base.log.warn({ flow: flow.name }, `flow ${flow.name} is held disabled by the guard since an earlier session (${flow.disabledReason}) — ${reactivateHint(flow.name)}`);
+    }
+    const page = app.address ? `${app.address.replace('0.0.0.0', 'localhost')}/admin` : undefined;
+    if (page) {
+      // Printed, not logged: the logger redacts every configured token, and this one is meant to be read.
+      process.stdout.write(`\n  admin page: ${page}\n  sign in with: ${generatedToken ?? 'your FLOWWARDEN_ADMIN_TOKEN'}\n\n`);
     }
     base.log.info(
       { flows: flows.map((f) => f.name), api: app.address },

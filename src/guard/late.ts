@@ -42,6 +42,8 @@ export class LateSweeper {
   readonly #config: LateConfig;
   readonly #log: Logger;
   readonly #loop: Loop;
+  /** Called with the number of runs each batch marked (metrics). */
+  onMarked: ((count: number) => void) | undefined;
 
   constructor(pool: pg.Pool, boss: PgBoss, config: LateConfig, log: Logger) {
     this.#pool = pool;
@@ -83,6 +85,7 @@ export class LateSweeper {
       });
       result.batches++;
       result.marked += marked.length;
+      this.onMarked?.(marked.length);
       if (marked.length > 0) {
         const flows = [...new Set(marked.map((r) => r.flowName))];
         this.#log.info({ count: marked.length, flows: flows.slice(0, 20) }, `marked ${marked.length} run${marked.length === 1 ? '' : 's'} late (${flows.slice(0, 5).join(', ')}${flows.length > 5 ? ', …' : ''})`);

@@ -48,6 +48,8 @@ export interface DeliverContext {
   /** The job's last attempt: a transient failure fails the message instead of throwing. */
   lastAttempt: boolean;
   attempt: number;
+  /** Counters (deliveries, failures) for /metrics. */
+  metrics?: { notificationDelivered(kind: string): void; notificationFailed(kind: string, permanent?: boolean): void };
 }
 
 export type DeliverOutcome = 'delivered' | 'failed' | 'gave-up' | 'superseded';
@@ -79,6 +81,7 @@ export async function deliverMessage(ctx: DeliverContext, channel: ChannelRow, m
         continue;
       }
       const reason = errorMessage(err);
+      ctx.metrics?.notificationFailed(channel.kind, err instanceof PermanentError);
       if (err instanceof PermanentError) {
         await failMessage(ctx.db, message.id, `chunk ${next + 1}/${total}: ${reason}`);
         log.warn({ err: reason, chunk: next, total }, 'message rejected by the channel; not retried');
@@ -94,6 +97,7 @@ export async function deliverMessage(ctx: DeliverContext, channel: ChannelRow, m
       // Includes a 429 asking for longer than we wait in-process: the queue's backoff takes over.
       throw err;
     }
+    ctx.metrics?.notificationDelivered(channel.kind);
     if (!(await advanceDelivered(ctx.db, message.id, next + 1))) {
       log.warn({ chunk: next }, 'message progress moved under us (another deliverer); stopping');
       return 'superseded';

@@ -119,7 +119,8 @@ export interface TerminalRun {
 /**
  * The most recent terminal runs since the baseline, newest first, CANCELLED excluded (it neither
  * counts nor resets a streak). A run belongs to the baseline window when it was created or
- * scheduled at/after it. Index: runs_flow_created_idx (flow_id, created_at), scanned backwards and
+ * scheduled at/after it — imported Prefect runs (origin 'watch') by their scheduled time only, so a
+ * day of history imported when a flow is first watched never counts against it. Index: runs_flow_created_idx (flow_id, created_at), scanned backwards and
  * stopped at `limit`.
  */
 export async function recentTerminalRuns(db: Queryable, flowId: string, since: Date, limit: number): Promise<TerminalRun[]> {
@@ -128,7 +129,7 @@ export async function recentTerminalRuns(db: Queryable, flowId: string, since: D
        from flowwarden.runs r
       where r.flow_id = $1
         and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED')
-        and (r.created_at >= $2 or r.scheduled_for >= $2)
+        and (r.scheduled_for >= $2 or (r.origin <> 'watch' and r.created_at >= $2))
       order by r.created_at desc, r.scheduled_for desc, r.id desc
       limit $3`,
     [flowId, since, limit],
@@ -151,7 +152,7 @@ export async function failedCriticalTasks(db: Queryable, flowId: string, since: 
        from flowwarden.task_results t
        join flowwarden.runs r on r.id = t.run_id
       where r.flow_id = $1
-        and (r.created_at >= $2 or r.scheduled_for >= $2)
+        and (r.scheduled_for >= $2 or (r.origin <> 'watch' and r.created_at >= $2))
         and t.name = any($3::text[])
         and t.state_type in ('FAILED', 'CRASHED')
       order by t.id desc
@@ -198,7 +199,7 @@ export async function flowsNeedingEvaluation(db: Queryable, params: { defaultMax
                    from flowwarden.runs r
                   where r.flow_id = f.id
                     and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED')
-                    and (r.created_at >= f.valid_since or r.scheduled_for >= f.valid_since)
+                    and (r.scheduled_for >= f.valid_since or (r.origin <> 'watch' and r.created_at >= f.valid_since))
                   order by r.created_at desc, r.scheduled_for desc, r.id desc
                   limit coalesce((f.health->>'maxConsecutiveFailures')::int, $1::int)) x
        ) streak

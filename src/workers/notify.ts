@@ -128,6 +128,7 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
       signal: job.signal,
       lastAttempt: job.retryCount >= job.retryLimit,
       attempt: job.retryCount,
+      metrics: deps.metrics,
     };
     if (!(await deliverPending(ctx, channel))) return;
     for (let round = 0; round < MAX_ROUNDS; round++) {
