@@ -252,11 +252,15 @@ describe('digest and fan-in', () => {
     const discord = await fake('discord');
     await upsertChannel(app.pool, { name: 'ops', url: discord.url });
     const id = await channelId('ops');
+    const started = Date.now();
     for (let i = 0; i < 200; i++) {
       await fanInOne(payload(EVENTS.runFailed, `flow-${i % 3}`, { runId: `run-${i}`, message: `boom ${i}`, details: { stateType: 'FAILED', stateName: 'Failed' } }));
     }
-    // At most one job per debounce slot (2 s); the loop may straddle a slot boundary.
-    assert.ok((await notifyJobs(id)) <= 3, 'the notify job is debounced per channel');
+    // At most one job per debounce slot (2 s) the loop spanned (plus the slot it straddles into):
+    // on a loaded machine the loop takes longer and legitimately spans more slots.
+    const slots = Math.ceil((Date.now() - started) / 2000) + 1;
+    const jobs = await notifyJobs(id);
+    assert.ok(jobs <= slots && jobs <= 20, `the notify job is debounced per channel (${jobs} jobs over ${slots} slots)`);
 
     await runNotifyWithRetries(app.deps, id);
     assert.equal(discord.received.length, 1);

@@ -4,7 +4,8 @@
  * atomically with its caller's writes, and what lets pg-boss ride in our transactions (`bossDb`).
  */
 import pg from 'pg';
-import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { nodePg } from './drizzle.ts';
 import type { Db as IDatabase } from 'pg-boss';
 import * as schema from '../schema/index.ts';
 
@@ -26,12 +27,17 @@ export function createPool(connectionString: string, options: { max?: number; ap
   });
   // An idle client erroring (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // pg-pool drops its error listener while a client is checked out, so a server restart while a
+  // client sits between two queries (inside withTransaction, holding an advisory lock) emitted an
+  // unhandled 'error' and killed the pod (found by test/chaos/postgres-restart.chaos.ts). The
+  // client's pending and later queries still fail, and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
 /** A drizzle view over any Queryable (pool, client, or a client inside a transaction). */
 export function dz(db: Queryable): Db {
-  return drizzle(db as pg.Pool, { schema });
+  return nodePg.drizzle(db as pg.Pool, { schema });
 }
 
 /** pg-boss's `db` option over the same connection, so jobs commit or roll back with our rows. */

@@ -8,8 +8,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { drizzle } from 'drizzle-orm/node-postgres';
-import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator';
+import { migrator, nodePg } from './drizzle.ts';
 import { PgBoss } from 'pg-boss';
 import { BOSS_SCHEMA } from '../queue/catalog.ts';
 import { readFileSync } from 'node:fs';
@@ -23,7 +22,7 @@ export async function migrateDomain(connectionString: string): Promise<void> {
   try {
     await client.query('select pg_advisory_lock($1)', [LOCK_KEY]);
     try {
-      await drizzleMigrate(drizzle(client), { migrationsFolder: MIGRATIONS_FOLDER, migrationsSchema: 'flowwarden_migrations' });
+      await migrator.migrate(nodePg.drizzle(client), { migrationsFolder: MIGRATIONS_FOLDER, migrationsSchema: 'flowwarden_migrations' });
     } finally {
       await client.query('select pg_advisory_unlock($1)', [LOCK_KEY]);
     }

@@ -1,7 +1,9 @@
 /**
  * Flow and schedule writes/reads. Functions of (db, params); `db` may be the caller's transaction.
  */
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { orm } from '../db/drizzle.ts';
+
+const { and, asc, eq, inArray } = orm;
 import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { flows, schedules } from '../schema/index.ts';

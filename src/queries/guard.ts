@@ -9,7 +9,9 @@
  * on the guard. Runs are taken with SKIP LOCKED: a run locked by a dispatch is being dispatched, and
  * dispatch itself re-checks `flows.disabled_at` under its own lock.
  */
-import { desc, eq, inArray, sql } from 'drizzle-orm';
+import { orm } from '../db/drizzle.ts';
+
+const { desc, eq, inArray, sql } = orm;
 import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { disabledFlows, flows } from '../schema/index.ts';

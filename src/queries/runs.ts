@@ -2,7 +2,9 @@
  * Run queries: functions of (db, params); `db` may be a transaction. The state-changing ones lock
  * the run row (`FOR UPDATE`) so concurrent workers and API reports serialise per run.
  */
-import { eq } from 'drizzle-orm';
+import { orm } from '../db/drizzle.ts';
+
+const { eq } = orm;
 import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';

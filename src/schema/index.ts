@@ -4,19 +4,10 @@
  *
  * Everything lives in the `flowwarden` schema; pg-boss keeps its queue tables in `flowwarden_queue`.
  */
-import { sql } from 'drizzle-orm';
-import {
-  bigserial,
-  boolean,
-  index,
-  integer,
-  jsonb,
-  pgSchema,
-  text,
-  timestamp,
-  uniqueIndex,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { orm, pgCore } from '../db/drizzle.ts';
+
+const { sql } = orm;
+const { bigserial, boolean, index, integer, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } = pgCore;
 
 export const fw = pgSchema('flowwarden');
 

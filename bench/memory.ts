@@ -1,0 +1,76 @@
+/**
+ * 6. Memory: a worker pod's RSS (a real `flowwarden start --role worker` process), idle and while
+ *    it dispatches MEMORY_RUNS due runs as fast as it can (the throughput benchmark's load).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { benchServer, fmt, freshDatabase, log, waitUntil, type BenchResult } from './support.ts';
+
+const RUNS = Number(process.env.BENCH_MEMORY_RUNS ?? 20_000);
+const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
+
+function rssMb(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export async function benchMemory(): Promise<BenchResult> {
+  const { machine } = await benchServer();
+  const db = await freshDatabase();
+  const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  const child = spawn(process.execPath, [MAIN, 'start', '--role', 'worker'], {
+    env: { ...process.env, DATABASE_URL: db.url, FLOWWARDEN_PORT: '0', FLOWWARDEN_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  try {
+    // Let it settle: started, queues polled, JIT warm.
+    await new Promise((r) => setTimeout(r, 5000));
+    const idleSamples: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      idleSamples.push(rssMb(child.pid!));
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const idle = Math.max(...idleSamples);
+    log(`memory: idle RSS ${fmt(idle)} MB; loading ${RUNS} runs`);
+    await pool.query(`insert into flowwarden.flows (name, target) values ('mem-noop', '{"type":"function","handler":"noop"}')`);
+    const { PgBoss } = await import('pg-boss');
+    const boss = new PgBoss({ connectionString: db.url, schema: 'flowwarden_queue', supervise: false, schedule: false });
+    await boss.start();
+    const { rows } = await pool.query<{ id: string }>(
+      `insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin)
+       select f.id, now(), 'SCHEDULED', 'Scheduled', 'manual' from flowwarden.flows f, generate_series(1, $1::int) where f.name = 'mem-noop' returning id`,
+      [RUNS],
+    );
+    for (let i = 0; i < rows.length; i += 1000) await boss.insert('fw.dispatch', rows.slice(i, i + 1000).map((r) => ({ id: r.id, data: { runId: r.id } })));
+    await boss.stop({ graceful: false });
+    const loadSamples: number[] = [];
+    const sampler = setInterval(() => loadSamples.push(rssMb(child.pid!)), 200);
+    const t0 = performance.now();
+    await waitUntil(async () => (await pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`)).rows[0]!.n >= RUNS, 900_000, 250);
+    const seconds = (performance.now() - t0) / 1000;
+    clearInterval(sampler);
+    const peak = Math.max(...loadSamples);
+    return {
+      name: 'memory',
+      title: 'Memory of a worker pod (RSS)',
+      machine,
+      settings: { runs: RUNS, concurrency: 10, process: 'flowwarden start --role worker', node: process.version },
+      rows: [
+        { metric: 'idle RSS', ours: `${fmt(idle)} MB`, target: '<= 150 MB', met: idle <= 150 },
+        { metric: `peak RSS while dispatching ${RUNS} runs (${fmt(RUNS / seconds)} runs/s)`, ours: `${fmt(peak)} MB`, target: '<= 150 MB', met: peak <= 150 },
+      ],
+      raw: { idleSamples, loadSamples, seconds },
+      at: new Date().toISOString(),
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await pool.end();
+    await db.drop();
+  }
+}
+
+export const benches = { memory: benchMemory };
