@@ -22,6 +22,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { PREFECT_STATE_TYPES } from '../targets/prefect-client.ts';
 
 export type FakeStateType =
   | 'SCHEDULED'
@@ -34,17 +35,7 @@ export type FakeStateType =
   | 'PAUSED'
   | 'CANCELLING';
 
-const STATE_TYPES = [
-  'SCHEDULED',
-  'PENDING',
-  'RUNNING',
-  'COMPLETED',
-  'FAILED',
-  'CANCELLED',
-  'CRASHED',
-  'PAUSED',
-  'CANCELLING',
-] as const;
+const STATE_TYPES = PREFECT_STATE_TYPES;
 const TERMINAL = new Set<string>(['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED']);
 
 export interface FakeStep {

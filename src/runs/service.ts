@@ -67,21 +67,32 @@ function eventFor(run: RunRow): EventName | null {
   return null;
 }
 
-async function after(boss: PgBoss, tx: Queryable, result: TransitionResult): Promise<TransitionResult> {
-  const { run } = result;
-  const event = eventFor(run);
-  if (event && (event !== EVENTS.runCompleted || (await completedIsWanted(tx)))) {
-    await publishEvent(boss, tx, {
-      event,
-      flowId: run.flowId,
-      flowName: run.flowName,
-      runId: run.id,
-      message: run.stateMessage ?? undefined,
-      at: run.updatedAt.toISOString(),
-      details: { stateType: run.stateType, stateName: run.stateName, scheduledFor: run.scheduledFor.toISOString() },
-    });
+function eventPayload(event: EventName, run: RunRow): EventPayload {
+  return {
+    event,
+    flowId: run.flowId,
+    flowName: run.flowName,
+    runId: run.id,
+    message: run.stateMessage ?? undefined,
+    at: run.updatedAt.toISOString(),
+    details: { stateType: run.stateType, stateName: run.stateName, scheduledFor: run.scheduledFor.toISOString() },
+  };
+}
+
+/** The consequences of applied transitions: events (one insert per subscriber) and failure hooks. */
+async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[]): Promise<void> {
+  const publishCompleted = results.some((r) => r.run.stateType === 'COMPLETED') && (await completedIsWanted(tx));
+  const events: EventPayload[] = [];
+  for (const { run } of results) {
+    const event = eventFor(run);
+    if (event && (event !== EVENTS.runCompleted || publishCompleted)) events.push(eventPayload(event, run));
   }
-  if (FAILURE_TYPES.has(run.stateType)) await hooks.onFailure?.(tx, run, boss);
+  if (events.length) await publishEvents(boss, tx, events);
+  for (const { run } of results) if (FAILURE_TYPES.has(run.stateType)) await hooks.onFailure?.(tx, run, boss);
+}
+
+async function after(boss: PgBoss, tx: Queryable, result: TransitionResult): Promise<TransitionResult> {
+  await afterAll(boss, tx, [result]);
   return result;
 }
 
@@ -101,22 +112,6 @@ export async function applyLockedTransitions(
   items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }>,
 ): Promise<TransitionResult[]> {
   const results = await transitionLockedRuns(tx, items);
-  const events: EventPayload[] = [];
-  const publishCompleted = results.some((r) => r.run.stateType === 'COMPLETED') && (await completedIsWanted(tx));
-  for (const { run } of results) {
-    const event = eventFor(run);
-    if (!event || (event === EVENTS.runCompleted && !publishCompleted)) continue;
-    events.push({
-      event,
-      flowId: run.flowId,
-      flowName: run.flowName,
-      runId: run.id,
-      message: run.stateMessage ?? undefined,
-      at: run.updatedAt.toISOString(),
-      details: { stateType: run.stateType, stateName: run.stateName, scheduledFor: run.scheduledFor.toISOString() },
-    });
-  }
-  if (events.length) await publishEvents(boss, tx, events);
-  for (const { run } of results) if (FAILURE_TYPES.has(run.stateType)) await hooks.onFailure?.(tx, run, boss);
+  await afterAll(boss, tx, results);
   return results;
 }
