@@ -84,13 +84,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   registerSecrets(configSecrets(config));
   const roles = options.roles ?? ['all'];
   if (options.migrate !== false) await migrateAll(options.databaseUrl);
-  const pool = createPool(options.databaseUrl, { max: Math.max(10, config.concurrency + 5) });
+  // Claims and outcomes are group-committed, so connections need not grow with concurrency.
+  const pool = createPool(options.databaseUrl, { max: Math.min(30, Math.max(10, config.concurrency + 5)) });
   // One registry per app (tests run several apps in one process); gauges read Postgres at scrape time.
   const metrics = new Metrics({ log });
   metrics.attach(pool);
   const stopping = new AbortController();
   const inflight = new Inflight();
-  const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: Math.max(10, config.concurrency + 2) });
+  const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: Math.min(20, Math.max(10, config.concurrency + 2)) });
   await ensureQueues(boss);
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });

@@ -74,6 +74,8 @@ export class JobPool {
 
   async #run(): Promise<void> {
     while (!this.#stopping) {
+      // Let slots freed in the same moment (outcomes are group-committed) add up into one fetch.
+      await new Promise((r) => setImmediate(r));
       const free = this.#options.capacity - this.#inflight.size;
       let fetched = 0;
       if (free > 0) {
