@@ -85,3 +85,15 @@ export async function dbNow(db: Queryable): Promise<Date> {
   const { rows } = await db.query<{ now: Date }>('select now() as now');
   return rows[0]!.now;
 }
+
+/**
+ * Errors that mean "the database is not reachable right now" (restart, failover, network), as
+ * opposed to an error in the statement: worth retrying the same write after a pause.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  const code = e?.code ?? '';
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e?.message ?? '');
+}

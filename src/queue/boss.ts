@@ -22,6 +22,8 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     supervise: worker,
     migrate: true,
     useListenNotify: worker,
+    // The supervisor fails jobs with stale heartbeats (a dead pod's dispatches): check every 10 s.
+    ...(worker ? { monitorIntervalSeconds: 10 } : {}),
   });
   boss.on('error', (err) => options.log?.error({ err }, 'pg-boss error'));
   boss.on('warning', (w) => options.log?.warn({ warning: w }, 'pg-boss warning'));

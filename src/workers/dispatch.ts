@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
-import { withTransaction, type Queryable } from '../db/client.ts';
+import { isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { getRun, type RunRow } from '../queries/runs.ts';
 import { applyLockedTransition, applyLockedTransitions, applyTransition } from '../runs/service.ts';
 import { OutcomeWriter } from '../runs/outcomes.ts';
@@ -245,14 +245,27 @@ function claimBatcher(deps: WorkerDeps): ClaimBatcher {
 
 const writers = new WeakMap<object, OutcomeWriter>();
 
-/** Record a target's outcome (group-committed with other outcomes of the same moment). */
-export function recordOutcome(deps: WorkerDeps, runId: string, outcome: TargetOutcome): Promise<void> {
+/**
+ * Record a target's outcome (group-committed with other outcomes of the same moment). The target
+ * has already done the work, so a database outage must not turn a finished run into a CRASHED one:
+ * connection errors are retried with backoff for up to ~45 s before giving up.
+ */
+export async function recordOutcome(deps: WorkerDeps, runId: string, outcome: TargetOutcome): Promise<void> {
   let writer = writers.get(deps.pool);
   if (!writer) {
     writer = new OutcomeWriter(deps.pool, deps.boss, deps.log.child({ queue: QUEUES.dispatch }));
     writers.set(deps.pool, writer);
   }
-  return writer.record(runId, outcome);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await writer.record(runId, outcome);
+    } catch (err) {
+      if (!isConnectionError(err) || attempt >= 8) throw err;
+      const waitMs = Math.min(500 * 2 ** attempt, 10_000);
+      deps.log.warn({ runId, err: errorMessage(err), waitMs }, 'database unreachable while recording an outcome; retrying');
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
 }
 
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
@@ -320,6 +333,9 @@ export const dispatchWorker: WorkerDefinition<typeof Payload> = {
     retryBackoff: true,
     retryDelayMax: 300,
     expireInSeconds: 3600,
+    // The pool heartbeats in-flight jobs every 10 s; a job of a pod that died (SIGKILL, OOM) goes
+    // stale after 30 s and is failed for retry by pg-boss's supervisor, not after the 1 h expiry.
+    heartbeatSeconds: 30,
     deleteAfterSeconds: 7 * 86400,
     notify: true,
   },

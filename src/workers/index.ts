@@ -62,7 +62,12 @@ export function startPools(deps: WorkerDeps, workers: WorkerDefinition[] = WORKE
     if (w.consumer !== 'pool') continue;
     const pool = new JobPool(
       deps.boss,
-      { queue: w.queue, capacity: deps.config.concurrency, pollIntervalMs: 500 },
+      {
+        queue: w.queue,
+        capacity: deps.config.concurrency,
+        pollIntervalMs: 500,
+        heartbeatMs: w.queueOptions.heartbeatSeconds ? (w.queueOptions.heartbeatSeconds * 1000) / 3 : 0,
+      },
       async (job) => {
         const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.data as object) });
         const parsed = w.payload.safeParse(job.data);

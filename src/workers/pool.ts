@@ -25,6 +25,12 @@ export interface PoolOptions {
   queue: string;
   capacity: number;
   pollIntervalMs: number;
+  /**
+   * Refresh the heartbeat of every in-flight job this often (one statement for all of them). With
+   * the queue's heartbeatSeconds set, a job whose pod died is failed for retry by pg-boss's
+   * supervisor once its heartbeat is stale, instead of waiting out expireInSeconds.
+   */
+  heartbeatMs?: number;
   /** Most jobs fetched in one statement. */
   maxFetch?: number;
 }
@@ -53,7 +59,7 @@ export class JobPool {
 
   constructor(boss: PgBoss, options: PoolOptions, handler: Handler, log: Logger) {
     this.#boss = boss;
-    this.#options = { maxFetch: 100, ...options };
+    this.#options = { maxFetch: 100, heartbeatMs: 0, ...options };
     this.#handler = handler;
     this.#log = log.child({ queue: options.queue, component: 'pool' });
   }
@@ -62,9 +68,21 @@ export class JobPool {
     return this.#inflight.size;
   }
 
+  #heartbeat: NodeJS.Timeout | undefined;
+
   start(): void {
     if (this.#loop) return;
     this.#loop = this.#run();
+    if (this.#options.heartbeatMs > 0) {
+      this.#heartbeat = setInterval(() => void this.#touch(), this.#options.heartbeatMs);
+      this.#heartbeat.unref?.();
+    }
+  }
+
+  async #touch(): Promise<void> {
+    const jobs = [...this.#inflight.values()].map((e) => ({ id: e.job.id, retryCount: e.job.retryCount }));
+    if (jobs.length === 0) return;
+    await this.#boss.touch(this.#options.queue, jobs).catch((err: unknown) => this.#log.warn({ err }, 'heartbeat failed; will retry'));
   }
 
   wake(): void {
@@ -150,6 +168,7 @@ export class JobPool {
   /** Drain: stop fetching, wait for in-flight jobs until `deadlineMs`, hand back the rest. */
   async stop(deadlineMs: number): Promise<void> {
     this.#stopping = true;
+    // Keep heartbeating through the drain: in-flight jobs are still ours until they finish or are handed back.
     this.wake();
     await this.#loop;
     const all = Promise.all([...this.#inflight.values()].map((e) => e.done));
@@ -170,5 +189,6 @@ export class JobPool {
       for (const e of left) e.controller.abort(new Error('worker shutting down'));
     }
     await this.#flushing;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
   }
 }
