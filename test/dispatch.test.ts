@@ -181,6 +181,24 @@ describe('dispatch', () => {
     assert.match(run!.stateMessage!, /still RUNNING \(overlap: skip\)/);
   });
 
+  test('a run pre-created before its schedule was paused is Skipped, not dispatched', async () => {
+    await flow({ name: 'paused-later', target: { type: 'function', handler: 'count' }, schedules: [{ name: 's', every: '1s' }] });
+    const now = new Date();
+    await app.pool.query(`update flowwarden.schedules s set next_run_at = $1, anchor = $1 from flowwarden.flows f where f.id = s.flow_id and f.name = 'paused-later'`, [now]);
+    await app.scheduler.runOnce({ now });
+    await app.pool.query(`update flowwarden.schedules s set enabled = false, note = 'maintenance window' from flowwarden.flows f where f.id = s.flow_id and f.name = 'paused-later'`);
+    const { rows } = await app.pool.query<{ id: string }>(
+      `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'paused-later' order by scheduled_for limit 1`,
+    );
+    const before = calls;
+    await handle(await fetchJob(rows[0]!.id));
+    const run = await getRun(app.pool, rows[0]!.id);
+    assert.equal(calls, before);
+    assert.equal(run?.stateType, 'CANCELLED');
+    assert.equal(run?.stateName, 'Skipped');
+    assert.match(run!.stateMessage!, /schedule is paused: maintenance window/);
+  });
+
   test('workers started for real pick up a due run and complete it', async () => {
     await flow({ name: 'live', target: { type: 'function', handler: 'noop' } });
     await app.start();
@@ -189,3 +207,4 @@ describe('dispatch', () => {
     await waitFor(async () => (await getRun(app.pool, runId))?.stateType === 'COMPLETED', { what: 'run completed' });
   });
 });
+
