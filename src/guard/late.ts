@@ -22,7 +22,7 @@ import { publishEvents } from '../runs/service.ts';
 import type { Logger } from '../log.ts';
 import { Loop } from '../util/loop.ts';
 
-export const LATE_BATCH_SIZE = 500;
+export const LATE_BATCH_SIZE = 2000;
 
 export interface LateConfig {
   lateAfterSeconds: number;
