@@ -22,7 +22,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { PREFECT_STATE_TYPES } from '../targets/prefect-client.ts';
+import { FLOW_RUN_SORTS, PREFECT_STATE_TYPES, TASK_RUN_SORTS } from '../targets/prefect-client.ts';
 
 export type FakeStateType =
   | 'SCHEDULED'
@@ -261,47 +261,19 @@ const taskRunFilter = z.strictObject({
 const limit = z.number().int().min(0).max(200).default(200);
 const offset = z.number().int().min(0).default(0);
 
-const flowRunsFilterBody = z.strictObject({
-  sort: z
-    .enum([
-      'ID_DESC',
-      'START_TIME_ASC',
-      'START_TIME_DESC',
-      'EXPECTED_START_TIME_ASC',
-      'EXPECTED_START_TIME_DESC',
-      'NAME_ASC',
-      'NAME_DESC',
-      'NEXT_SCHEDULED_START_TIME_ASC',
-      'END_TIME_DESC',
-    ])
-    .default('ID_DESC'),
-  limit,
-  offset,
-  flows: flowFilter.nullish(),
-  flow_runs: flowRunFilter.nullish(),
-  task_runs: taskRunFilter.nullish(),
-  deployments: deploymentFilter.nullish(),
-});
-
-const taskRunsFilterBody = z.strictObject({
-  sort: z
-    .enum([
-      'ID_DESC',
-      'EXPECTED_START_TIME_ASC',
-      'EXPECTED_START_TIME_DESC',
-      'NAME_ASC',
-      'NAME_DESC',
-      'NEXT_SCHEDULED_START_TIME_ASC',
-      'END_TIME_DESC',
-    ])
-    .default('ID_DESC'),
-  limit,
-  offset,
-  flows: flowFilter.nullish(),
-  flow_runs: flowRunFilter.nullish(),
-  task_runs: taskRunFilter.nullish(),
-  deployments: deploymentFilter.nullish(),
-});
+/** Filter bodies for flow runs and task runs: the same filters, each with its own sort values. */
+const filterBody = (sorts: readonly [string, ...string[]]) =>
+  z.strictObject({
+    sort: z.enum(sorts).default('ID_DESC'),
+    limit,
+    offset,
+    flows: flowFilter.nullish(),
+    flow_runs: flowRunFilter.nullish(),
+    task_runs: taskRunFilter.nullish(),
+    deployments: deploymentFilter.nullish(),
+  });
+const flowRunsFilterBody = filterBody(FLOW_RUN_SORTS);
+const taskRunsFilterBody = filterBody(TASK_RUN_SORTS);
 
 const scheduleUpdate = z.strictObject({
   active: z.boolean().optional(),
