@@ -8,6 +8,7 @@ import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
 import { dispatchWorker } from '../src/workers/dispatch.ts';
 import { QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory } from '../src/queries/runs.ts';
+import { setScheduleEnabled } from '../src/queries/flows.ts';
 import { silentLogger } from '../src/log.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 
@@ -181,22 +182,22 @@ describe('dispatch', () => {
     assert.match(run!.stateMessage!, /still RUNNING \(overlap: skip\)/);
   });
 
-  test('a run pre-created before its schedule was paused is Skipped, not dispatched', async () => {
+  test('pausing a schedule cancels the runs pre-created for fire times still ahead, not the due ones', async () => {
     await flow({ name: 'paused-later', target: { type: 'function', handler: 'count' }, schedules: [{ name: 's', every: '1s' }] });
     const now = new Date();
-    await app.pool.query(`update flowwarden.schedules s set next_run_at = $1, anchor = $1 from flowwarden.flows f where f.id = s.flow_id and f.name = 'paused-later'`, [now]);
+    await app.pool.query(`update flowwarden.schedules s set next_run_at = $1, anchor = $1 from flowwarden.flows f where f.id = s.flow_id and f.name = 'paused-later'`, [new Date(now.getTime() - 5000)]);
     await app.scheduler.runOnce({ now });
-    await app.pool.query(`update flowwarden.schedules s set enabled = false, note = 'maintenance window' from flowwarden.flows f where f.id = s.flow_id and f.name = 'paused-later'`);
-    const { rows } = await app.pool.query<{ id: string }>(
-      `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'paused-later' order by scheduled_for limit 1`,
+    const { rows: [sched] } = await app.pool.query<{ id: string }>(`select s.id from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id where f.name = 'paused-later'`);
+    await withTransaction(app.pool, (tx) => setScheduleEnabled(tx, sched!.id, false, 'maintenance window', new Date()));
+    const { rows } = await app.pool.query<{ stateType: string; message: string | null; future: boolean }>(
+      `select r.state_type as "stateType", r.state_message as message, r.scheduled_for > now() as future
+         from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'paused-later'`,
     );
-    const before = calls;
-    await handle(await fetchJob(rows[0]!.id));
-    const run = await getRun(app.pool, rows[0]!.id);
-    assert.equal(calls, before);
-    assert.equal(run?.stateType, 'CANCELLED');
-    assert.equal(run?.stateName, 'Skipped');
-    assert.match(run!.stateMessage!, /schedule is paused: maintenance window/);
+    const future = rows.filter((r) => r.future);
+    const due = rows.filter((r) => !r.future);
+    assert.ok(future.length > 0 && due.length > 0);
+    assert.ok(future.every((r) => r.stateType === 'CANCELLED' && /schedule paused: maintenance window/.test(r.message ?? '')));
+    assert.ok(due.every((r) => r.stateType === 'SCHEDULED'), 'runs already due still run');
   });
 
   test('workers started for real pick up a due run and complete it', async () => {

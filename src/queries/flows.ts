@@ -108,6 +108,7 @@ export async function upsertScheduleRow(tx: Queryable, flow: FlowRow, input: Sch
     ],
   );
   const schedule = (await dz(tx).select().from(schedules).where(eq(schedules.id, rows[0]!.id)))[0]!;
+  if (!schedule.enabled && !rows[0]!.created) await cancelFutureRunsOfSchedule(tx, schedule.id, `schedule disabled${schedule.note ? `: ${schedule.note}` : ''}`);
   return { schedule, created: rows[0]!.created, heldDisabled: held && input.enabled };
 }
 
@@ -117,6 +118,7 @@ export async function setScheduleEnabled(tx: Queryable, scheduleId: string, enab
   const s = rows[0];
   if (!s) throw new NotFoundError(`schedule ${scheduleId} not found`);
   const next = enabled && !s.enabled ? nextFireAfter(scheduleSpecOf(s), now) : s.nextRunAt;
+  if (!enabled && s.enabled) await cancelFutureRunsOfSchedule(tx, scheduleId, `schedule paused${note ? `: ${note}` : ''}`);
   const updated = await dz(tx)
     .update(schedules)
     .set({ enabled, note, nextRunAt: next, updatedAt: now })
@@ -152,4 +154,33 @@ export async function pageFlows(db: Queryable, options: { after?: string; disabl
 export async function getScheduleByName(db: Queryable, flowId: string, name: string): Promise<ScheduleRow | null> {
   const rows = await dz(db).select().from(schedules).where(and(eq(schedules.flowId, flowId), eq(schedules.name, name)));
   return rows[0] ?? null;
+}
+
+/**
+ * Pausing a schedule also cancels the runs the tick already pre-created for fire times still ahead
+ * (inside the horizon): a paused schedule fires nothing from the moment it is paused. Runs whose
+ * fire time has passed (due, possibly Late) still run. One statement; SKIP LOCKED leaves a run that
+ * a dispatch is claiming right now to that dispatch.
+ */
+export async function cancelFutureRunsOfSchedule(tx: Queryable, scheduleId: string, message: string): Promise<number> {
+  const { rows } = await tx.query<{ n: number }>(
+    `with claim as (
+       select r.id, r.state_name from flowwarden.runs r
+        where r.schedule_id = $1 and r.state_type = 'SCHEDULED' and r.origin = 'schedule' and r.scheduled_for > now()
+        for update skip locked
+     ),
+     cancelled as (
+       update flowwarden.runs r
+          set state_type = 'CANCELLED', state_name = 'Skipped', state_message = $2, ended_at = now(), updated_at = now()
+         from claim c where r.id = c.id
+       returning r.id
+     ),
+     history as (
+       insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+       select c.id, 'SCHEDULED', c.state_name, 'CANCELLED', 'Skipped', $2 from claim c join cancelled x on x.id = c.id
+     )
+     select count(*)::int as n from cancelled`,
+    [scheduleId, message],
+  );
+  return rows[0]?.n ?? 0;
 }

@@ -56,17 +56,10 @@ async function claim(deps: WorkerDeps, tx: Queryable, runId: string, attempt: nu
       return { kind: 'skip', reason: 'flow disabled' };
     }
     if (run.scheduleId) {
-      const s = await tx.query<{ overlap: string; enabled: boolean; note: string | null }>(
-        `select overlap, enabled, note from flowwarden.schedules where id = $1 for update`,
+      const s = await tx.query<{ overlap: string }>(
+        `select overlap from flowwarden.schedules where id = $1 for update`,
         [run.scheduleId],
       );
-      if (s.rows[0] && !s.rows[0].enabled && run.origin === 'schedule') {
-        // Pre-created inside the horizon before the schedule was paused: a paused schedule fires nothing.
-        await applyLockedTransition(deps.boss, tx, run, {
-          to: 'CANCELLED', name: 'Skipped', message: `schedule is paused${s.rows[0].note ? `: ${s.rows[0].note}` : ''}`,
-        });
-        return { kind: 'skip', reason: 'schedule paused' };
-      }
       if (s.rows[0]?.overlap === 'skip') {
         const busy = await tx.query<{ id: string; stateType: string }>(
           `select id, state_type as "stateType" from flowwarden.runs
@@ -187,7 +180,7 @@ class ClaimBatcher {
 }
 
 async function claimMany(deps: WorkerDeps, tx: Queryable, items: ClaimItem[]): Promise<Map<string, Claim>> {
-  const { rows } = await tx.query<RunRow & { flow: FlowRow; overlap: string | null; scheduleEnabled: boolean | null }>(
+  const { rows } = await tx.query<RunRow & { flow: FlowRow; overlap: string | null }>(
     `select r.id, r.flow_id as "flowId", f.name as "flowName", r.schedule_id as "scheduleId",
             r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
             r.state_message as "stateMessage", r.parameters, r.idempotency_key as "idempotencyKey", r.origin,
@@ -195,7 +188,7 @@ async function claimMany(deps: WorkerDeps, tx: Queryable, items: ClaimItem[]): P
             r.started_at as "startedAt", r.ended_at as "endedAt", r.updated_at as "updatedAt",
             json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health,
                               'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow,
-            s.overlap, s.enabled as "scheduleEnabled"
+            s.overlap
        from flowwarden.runs r
        join flowwarden.flows f on f.id = r.flow_id
        left join flowwarden.schedules s on s.id = r.schedule_id
@@ -213,8 +206,8 @@ async function claimMany(deps: WorkerDeps, tx: Queryable, items: ClaimItem[]): P
       out.set(item.runId, { kind: 'skip', reason: 'run no longer exists' });
       continue;
     }
-    const { flow, overlap, scheduleEnabled, ...run } = row;
-    const plain = run.stateType === 'SCHEDULED' && !(flow.disabledAt && run.origin === 'schedule') && overlap !== 'skip' && scheduleEnabled !== false;
+    const { flow, overlap, ...run } = row;
+    const plain = run.stateType === 'SCHEDULED' && !(flow.disabledAt && run.origin === 'schedule') && overlap !== 'skip';
     if (plain) fast.push({ item, run, flow });
     else out.set(item.runId, await claim(deps, tx, item.runId, item.attempt));
   }
