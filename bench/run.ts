@@ -54,6 +54,11 @@ function renderDocs(): void {
 }
 
 await loadExtra();
+if (process.argv[2] === '--render') {
+  // Re-render docs/benchmarks.md from the stored results without running anything.
+  renderDocs();
+  process.exit(0);
+}
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in BENCHES));
 if (unknown.length) {

@@ -15,7 +15,7 @@ import { benchServer, fmt, freshDatabase, log, percentile, type BenchResult } fr
 
 const SCHEDULES = Number(process.env.BENCH_SCHEDULES ?? 100_000);
 const MINUTES = Number(process.env.BENCH_MINUTES ?? 10);
-const HORIZON = Number(process.env.BENCH_HORIZON_SECONDS ?? 10);
+const HORIZON = Number(process.env.BENCH_HORIZON_SECONDS ?? 30);
 const CLAIM_BATCH = Number(process.env.BENCH_CLAIM_BATCH ?? 1000);
 
 export async function benchSchedulerScale(): Promise<BenchResult> {

@@ -152,6 +152,8 @@ export class Pod {
         FLOWWARDEN_HOST: '127.0.0.1',
         FLOWWARDEN_LOG_LEVEL: 'warn',
         FLOWWARDEN_TICK_INTERVAL_MS: '200',
+        // The scenarios' drain budgets were calibrated with a 10 s pre-creation horizon.
+        FLOWWARDEN_HORIZON_SECONDS: '10',
         FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5',
         FLOWWARDEN_HTTP_SECRET: HTTP_SECRET,
         // The suite checks delivery, not the guard: crashes must not disable the flows mid-test.
