@@ -56,9 +56,13 @@ async function lateHistoryCounts(ids: string[]): Promise<Map<string, number>> {
   return new Map(rows.map((r) => [r.runId, r.n]));
 }
 
+/** run.late events for these runs, whether published one per job or in batch jobs ({ batch: [...] }). */
 async function lateEventsFor(ids: string[]): Promise<number> {
   const { rows } = await app.pool.query<{ n: number }>(
-    `select count(*)::int as n from ${BOSS_SCHEMA}.job where name = $1 and data->>'runId' = any($2::text[])`,
+    `select count(*)::int as n
+       from ${BOSS_SCHEMA}.job j
+       cross join lateral jsonb_array_elements(case when j.data ? 'batch' then j.data->'batch' else jsonb_build_array(j.data) end) e
+      where j.name = $1 and e->>'event' = 'run.late' and e->>'runId' = any($2::text[])`,
     [LATE_QUEUE, ids],
   );
   return rows[0]!.n;

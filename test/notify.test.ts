@@ -14,7 +14,7 @@ import { renderDigest, DIGEST_LINES_PER_GROUP } from '../src/notify/render.ts';
 import { setupNotifications } from '../src/notify/setup.ts';
 import { handleNotify } from '../src/workers/notify.ts';
 import { fanIn } from '../src/workers/events.ts';
-import { publishEvent } from '../src/runs/service.ts';
+import { publishEvents, publishEvent } from '../src/runs/service.ts';
 import { FlowwardenClient } from '../src/producers/client.ts';
 import { NotFoundError, UserInputError } from '../src/errors.ts';
 import type { WorkerDeps } from '../src/workers/types.ts';
@@ -458,7 +458,9 @@ describe('end to end', () => {
     const e2e = await startTestApp({ config: { notifyUrls: [`ops=${discord.url}`] }, start: true });
     try {
       await withTransaction(e2e.pool, async (tx) => {
-        for (let i = 0; i < 50; i++) await publishEvent(e2e.boss, tx, payload(EVENTS.runFailed, 'etl', { runId: `e2e-${i}`, message: 'boom' }));
+        // Half one by one, half as one batch job (how the late sweep publishes).
+        for (let i = 0; i < 25; i++) await publishEvent(e2e.boss, tx, payload(EVENTS.runFailed, 'etl', { runId: `e2e-${i}`, message: 'boom' }));
+        await publishEvents(e2e.boss, tx, Array.from({ length: 25 }, (_, i) => payload(EVENTS.runLate, 'etl', { runId: `e2e-late-${i}` })));
       });
       const folded = async () => {
         const { rows } = await e2e.pool.query<{ pending: number; undelivered: number }>(

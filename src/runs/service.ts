@@ -35,8 +35,14 @@ export async function publishEvents(boss: PgBoss, tx: Queryable, payloads: Event
   for (const p of payloads) byEvent.set(p.event, [...(byEvent.get(p.event) ?? []), p]);
   for (const [event, list] of byEvent) {
     const { rows } = await tx.query<{ name: string }>(`select name from ${BOSS_SCHEMA}.subscription where event = $1`, [event]);
+    // A burst (e.g. a late sweep) goes out as batch jobs of up to 500 events, not a job per event.
+    const jobs: object[] = [];
+    for (let i = 0; i < list.length; i += 500) {
+      const slice = list.slice(i, i + 500);
+      jobs.push(slice.length === 1 ? (slice[0] as unknown as object) : { batch: slice });
+    }
     for (const { name } of rows) {
-      await boss.insert(name, list.map((p) => ({ data: p as unknown as object })), { db: bossDb(tx) });
+      await boss.insert(name, jobs.map((data) => ({ data })), { db: bossDb(tx) });
     }
   }
 }

@@ -23,7 +23,7 @@ import { countChannels, insertEvent, matchingChannels } from '../queries/notific
 import { enqueueNotify } from '../notify/operations.ts';
 import { eventText } from '../notify/render.ts';
 
-const Payload = z.object({
+const Event = z.object({
   event: z.enum(Object.values(EVENTS) as [string, ...string[]]),
   flowId: z.string(),
   flowName: z.string(),
@@ -32,6 +32,8 @@ const Payload = z.object({
   at: z.string(),
   details: z.record(z.string(), z.unknown()).optional(),
 });
+/** One event, or a batch of them (publishEvents sends a batch as one job: a late sweep of 2,000 runs is one job). */
+const Payload = z.union([Event, z.object({ batch: z.array(Event).min(1) })]);
 
 export type FanInResult = { kind: 'channels'; channels: string[] } | { kind: 'console' } | { kind: 'duplicate' };
 
@@ -68,9 +70,17 @@ export async function fanIn(
 }
 
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
-  const result = await withTransaction(deps.pool, (tx) => fanIn(deps, tx, job.data as EventPayload, log, job));
-  if (result.kind === 'duplicate') log.debug('event already fanned in by an earlier attempt');
-  else if (result.kind === 'channels' && result.channels.length > 0) log.debug({ channels: result.channels }, 'event queued for channels');
+  const events = ('batch' in job.data ? job.data.batch : [job.data]) as EventPayload[];
+  const results = await withTransaction(deps.pool, async (tx) => {
+    // The job is settled once, with the first event; the rest of a batch rides in the same transaction.
+    const first = await fanIn(deps, tx, events[0]!, log, job);
+    if (first.kind === 'duplicate') return [first];
+    const rest: FanInResult[] = [];
+    for (const e of events.slice(1)) rest.push(await fanIn(deps, tx, e, log));
+    return [first, ...rest];
+  });
+  if (results[0]!.kind === 'duplicate') log.debug('event already fanned in by an earlier attempt');
+  else log.debug({ events: events.length }, 'events fanned in');
 }
 
 export const eventsWorker: WorkerDefinition<typeof Payload> = {
