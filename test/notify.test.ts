@@ -1,6 +1,5 @@
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { startTestApp, waitFor, type TestApp } from './support/app.ts';
 import { startFakeDiscord, startFakeSlack, startFakeWebhook, type FakeChatServer, type FailureKind } from './support/fake-chat.ts';
@@ -14,6 +13,7 @@ import { renderDigest, DIGEST_LINES_PER_GROUP } from '../src/notify/render.ts';
 import { setupNotifications } from '../src/notify/setup.ts';
 import { handleNotify } from '../src/workers/notify.ts';
 import { fanIn } from '../src/workers/events.ts';
+import { runCli as runCliProcess } from './support/cli.ts';
 import { publishEvents, publishEvent } from '../src/runs/service.ts';
 import { FlowwardenClient } from '../src/producers/client.ts';
 import { NotFoundError, UserInputError } from '../src/errors.ts';
@@ -480,17 +480,7 @@ describe('end to end', () => {
   });
 });
 
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['src/cli/main.ts', ...args], {
-      env: { ...process.env, DATABASE_URL: app.db.url, FLOWWARDEN_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+/** The real CLI on this file's database (test/support/cli.ts). */
+function runCli(args: string[]) {
+  return runCliProcess(args, { DATABASE_URL: app.db.url, FLOWWARDEN_LOG_LEVEL: 'warn' });
 }

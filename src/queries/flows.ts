@@ -12,6 +12,7 @@ import { nextFireAfter, type ScheduleSpec } from '../scheduling/fire-times.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { HealthPolicy } from '../flows/spec.ts';
 import { NotFoundError } from '../errors.ts';
+import { cancelUndispatchedRuns } from './runs.ts';
 
 export type FlowRow = typeof flows.$inferSelect & { target: TargetSpec; health: HealthPolicy };
 export type ScheduleRow = typeof schedules.$inferSelect;
@@ -163,24 +164,5 @@ export async function getScheduleByName(db: Queryable, flowId: string, name: str
  * a dispatch is claiming right now to that dispatch.
  */
 export async function cancelFutureRunsOfSchedule(tx: Queryable, scheduleId: string, message: string): Promise<number> {
-  const { rows } = await tx.query<{ n: number }>(
-    `with claim as (
-       select r.id, r.state_name from flowwarden.runs r
-        where r.schedule_id = $1 and r.state_type = 'SCHEDULED' and r.origin = 'schedule' and r.scheduled_for > now()
-        for update skip locked
-     ),
-     cancelled as (
-       update flowwarden.runs r
-          set state_type = 'CANCELLED', state_name = 'Skipped', state_message = $2, ended_at = now(), updated_at = now()
-         from claim c where r.id = c.id
-       returning r.id
-     ),
-     history as (
-       insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
-       select c.id, 'SCHEDULED', c.state_name, 'CANCELLED', 'Skipped', $2 from claim c join cancelled x on x.id = c.id
-     )
-     select count(*)::int as n from cancelled`,
-    [scheduleId, message],
-  );
-  return rows[0]?.n ?? 0;
+  return (await cancelUndispatchedRuns(tx, { scheduleId, futureOnly: true }, message)).length;
 }

@@ -16,6 +16,7 @@ import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { disabledFlows, flows } from '../schema/index.ts';
 import type { FlowRow } from './flows.ts';
+import { cancelUndispatchedRuns } from './runs.ts';
 
 /**
  * The note every schedule the guard switched off carries. `upsertScheduleRow` (src/queries/flows.ts)
@@ -263,26 +264,7 @@ export async function disableFlowSchedules(tx: Queryable, flowId: string, reason
  * operator asked for them explicitly. Index: runs_open_idx.
  */
 export async function cancelScheduledRuns(tx: Queryable, flowId: string, message: string): Promise<string[]> {
-  const { rows } = await tx.query<{ id: string }>(
-    `with claim as (
-       select r.id, r.state_name from flowwarden.runs r
-        where r.flow_id = $1 and r.state_type = 'SCHEDULED' and r.origin = 'schedule'
-        for update skip locked
-     ),
-     cancelled as (
-       update flowwarden.runs r
-          set state_type = 'CANCELLED', state_name = 'Skipped', state_message = $2, ended_at = now(), updated_at = now()
-         from claim c where r.id = c.id
-       returning r.id
-     ),
-     history as (
-       insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
-       select c.id, 'SCHEDULED', c.state_name, 'CANCELLED', 'Skipped', $2 from claim c join cancelled x on x.id = c.id
-     )
-     select id from cancelled`,
-    [flowId, message],
-  );
-  return rows.map((r) => r.id);
+  return cancelUndispatchedRuns(tx, { flowId }, message);
 }
 
 export async function insertHold(

@@ -359,3 +359,39 @@ export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Ar
   );
   return rows;
 }
+
+/**
+ * Cancel (CANCELLED/Skipped) the schedule-made runs that have not been dispatched yet, of a whole
+ * flow (the guard disabling it) or of one schedule (a pause; `futureOnly` keeps runs already due).
+ * One statement: claim SKIP LOCKED (a run a dispatch is claiming right now is left to it), update,
+ * history rows. Returns the cancelled run ids.
+ */
+export async function cancelUndispatchedRuns(
+  tx: Queryable,
+  scope: { flowId: string } | { scheduleId: string; futureOnly: boolean },
+  message: string,
+): Promise<string[]> {
+  const byFlow = 'flowId' in scope;
+  const { rows } = await tx.query<{ id: string }>(
+    `with claim as (
+       select r.id, r.state_name from flowwarden.runs r
+        where ${byFlow ? 'r.flow_id = $1' : 'r.schedule_id = $1'}
+          and r.state_type = 'SCHEDULED' and r.origin = 'schedule'
+          ${!byFlow && scope.futureOnly ? 'and r.scheduled_for > now()' : ''}
+        for update skip locked
+     ),
+     cancelled as (
+       update flowwarden.runs r
+          set state_type = 'CANCELLED', state_name = 'Skipped', state_message = $2, ended_at = now(), updated_at = now()
+         from claim c where r.id = c.id
+       returning r.id
+     ),
+     history as (
+       insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+       select c.id, 'SCHEDULED', c.state_name, 'CANCELLED', 'Skipped', $2 from claim c join cancelled x on x.id = c.id
+     )
+     select id from cancelled`,
+    [byFlow ? scope.flowId : scope.scheduleId, message],
+  );
+  return rows.map((r) => r.id);
+}
