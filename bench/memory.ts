@@ -10,6 +10,14 @@ import { benchServer, fmt, freshDatabase, log, waitUntil, type BenchResult } fro
 
 const RUNS = Number(process.env.BENCH_MEMORY_RUNS ?? 20_000);
 const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
+/**
+ * The pod is started the way `npm start` (and the Dockerfile) start one: with the Node heap flags of
+ * package.json's start script (BENCH_POD_FLAGS overrides them, e.g. '' to measure Node's defaults).
+ */
+const startScript = (JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+const POD_FLAGS = process.env.BENCH_POD_FLAGS !== undefined
+  ? process.env.BENCH_POD_FLAGS.split(' ').filter(Boolean)
+  : startScript.split(/\s+/).filter((a) => a.startsWith('--'));
 
 function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -17,11 +25,19 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-export async function benchMemory(): Promise<BenchResult> {
-  const { machine } = await benchServer();
+interface PodMemory {
+  idle: number;
+  peak: number;
+  runsPerSecond: number;
+  idleSamples: number[];
+  loadSamples: number[];
+}
+
+/** Start a worker pod with `flags`, sample its RSS idle, then while it dispatches RUNS due runs. */
+async function measurePod(flags: string[]): Promise<PodMemory> {
   const db = await freshDatabase();
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-  const child = spawn(process.execPath, [MAIN, 'start', '--role', 'worker'], {
+  const child = spawn(process.execPath, [...flags, MAIN, 'start', '--role', 'worker'], {
     env: { ...process.env, DATABASE_URL: db.url, FLOWWARDEN_PORT: '0', FLOWWARDEN_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -34,7 +50,7 @@ export async function benchMemory(): Promise<BenchResult> {
       await new Promise((r) => setTimeout(r, 300));
     }
     const idle = Math.max(...idleSamples);
-    log(`memory: idle RSS ${fmt(idle)} MB; loading ${RUNS} runs`);
+    log(`memory (${flags.join(' ') || 'Node defaults'}): idle RSS ${fmt(idle)} MB; loading ${RUNS} runs`);
     await pool.query(`insert into flowwarden.flows (name, target) values ('mem-noop', '{"type":"function","handler":"noop"}')`);
     const { PgBoss } = await import('pg-boss');
     const boss = new PgBoss({ connectionString: db.url, schema: 'flowwarden_queue', supervise: false, schedule: false });
@@ -52,25 +68,33 @@ export async function benchMemory(): Promise<BenchResult> {
     await waitUntil(async () => (await pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`)).rows[0]!.n >= RUNS, 900_000, 250);
     const seconds = (performance.now() - t0) / 1000;
     clearInterval(sampler);
-    const peak = Math.max(...loadSamples);
-    return {
-      name: 'memory',
-      title: 'Memory of a worker pod (RSS)',
-      machine,
-      settings: { runs: RUNS, concurrency: 10, process: 'flowwarden start --role worker', node: process.version },
-      rows: [
-        { metric: 'idle RSS', ours: `${fmt(idle)} MB`, target: '<= 150 MB', met: idle <= 150 },
-        { metric: `peak RSS while dispatching ${RUNS} runs (${fmt(RUNS / seconds)} runs/s)`, ours: `${fmt(peak)} MB`, target: '<= 150 MB', met: peak <= 150 },
-      ],
-      raw: { idleSamples, loadSamples, seconds },
-      at: new Date().toISOString(),
-    };
+    return { idle, peak: Math.max(...loadSamples), runsPerSecond: RUNS / seconds, idleSamples, loadSamples };
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     await pool.end();
     await db.drop();
   }
+}
+
+export async function benchMemory(): Promise<BenchResult> {
+  const { machine } = await benchServer();
+  const pod = await measurePod(POD_FLAGS);
+  // The same pod on Node's default heap sizing, for comparison (not a target).
+  const defaults = await measurePod([]);
+  return {
+    name: 'memory',
+    title: 'Memory of a worker pod (RSS)',
+    machine,
+    settings: { runs: RUNS, concurrency: 10, process: `node ${POD_FLAGS.join(' ')} src/cli/main.ts start --role worker`, node: process.version },
+    rows: [
+      { metric: 'idle RSS', ours: `${fmt(pod.idle)} MB`, target: '<= 150 MB', met: pod.idle <= 150 },
+      { metric: `peak RSS while dispatching ${RUNS} runs (${fmt(pod.runsPerSecond)} runs/s)`, ours: `${fmt(pod.peak)} MB`, target: '<= 150 MB', met: pod.peak <= 150 },
+      { metric: `for comparison, Node's default heap sizing: idle / peak (${fmt(defaults.runsPerSecond)} runs/s)`, ours: `${fmt(defaults.idle)} MB / ${fmt(defaults.peak)} MB` },
+    ],
+    raw: { pod, nodeDefaults: defaults },
+    at: new Date().toISOString(),
+  };
 }
 
 export const benches = { memory: benchMemory };

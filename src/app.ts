@@ -25,7 +25,6 @@ import { DISPATCH_CHANNEL, Listener } from './db/listen.ts';
 import type { WorkerDeps } from './workers/types.ts';
 import { defaultRegistry, type HandlerRegistry } from './targets/function.ts';
 import { createHttp } from './http.ts';
-import { buildApi } from './api/server.ts';
 import { GuardActionRegistry } from './guard/actions.ts';
 import { installPrefect, type PrefectInstall } from './prefect/index.ts';
 import type { PrefectClient } from './targets/prefect-client.ts';
@@ -115,7 +114,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const healthSweeper = new HealthSweeper(deps);
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
   installGuardHooks(log);
-  const api = has(roles, 'api') ? await buildApi(deps, { databaseUrl: options.databaseUrl }) : undefined;
+  // Loaded only where the api role runs: fastify and the admin page cost ~20 MB a worker-only pod need not pay.
+  const api = has(roles, 'api') ? await (await import('./api/server.ts')).buildApi(deps, { databaseUrl: options.databaseUrl }) : undefined;
   let workerIds: string[] = [];
   // Wake this pod's dispatch workers exactly at the fire times its tick materialised.
   let pools: JobPool[] = [];
