@@ -65,9 +65,11 @@ export class LateSweeper {
   async runOnce(options: { now?: Date } = {}): Promise<LateSweepResult> {
     const limit = this.#config.lateBatchSize ?? LATE_BATCH_SIZE;
     const result: LateSweepResult = { marked: 0, batches: 0 };
+    // Each batch starts where the previous one ended (see markLateRuns: keeps a sweep linear).
+    let from: Date | undefined;
     for (;;) {
       const marked = await withTransaction(this.#pool, async (tx) => {
-        const runs = await markLateRuns(tx, { now: options.now, defaultAfterSeconds: this.#config.lateAfterSeconds, limit });
+        const runs = await markLateRuns(tx, { now: options.now, defaultAfterSeconds: this.#config.lateAfterSeconds, limit, from });
         await publishEvents(
           this.#boss,
           tx,
@@ -85,6 +87,7 @@ export class LateSweeper {
       });
       result.batches++;
       result.marked += marked.length;
+      for (const r of marked) if (!from || r.scheduledFor > from) from = r.scheduledFor;
       this.onMarked?.(marked.length);
       if (marked.length > 0) {
         const flows = [...new Set(marked.map((r) => r.flowName))];

@@ -51,26 +51,36 @@ export interface LateRun {
  *
  * Index: runs_open_idx (state_type, scheduled_for) WHERE state_type in (SCHEDULED, PENDING,
  * RUNNING). The coarse bound `scheduled_for <= now - min(threshold)` (an InitPlan over the small
- * flows table) is the index range; the exact per-flow threshold is a filter on the joined flow.
+ * flows table) is the index range; the exact per-flow threshold is a per-row subquery on the
+ * flows primary key, not a join: a join lets the planner hash it and sort every candidate before
+ * the LIMIT (a sweep of 100,000 runs then re-sorted all remaining candidates for each batch), while
+ * the subquery keeps the index order, so a batch reads about `limit` index entries.
+ *
+ * Cursor (`from`): runs marked Late stay in that index (still SCHEDULED, and a rename must not touch
+ * an indexed column, or every mark would stop being a HOT update), so without a lower bound batch k
+ * of a sweep would walk past the (k-1)·limit runs the earlier batches just marked, and a sweep
+ * would be quadratic in its size. The sweeper passes the last fire time of the previous batch; runs
+ * before it that are still Scheduled (held by another sweeper, or inserted late) are picked up by
+ * the next sweep, which starts without a cursor.
  */
 export async function markLateRuns(
   tx: Queryable,
-  params: { now?: Date; defaultAfterSeconds: number; limit: number },
+  params: { now?: Date; defaultAfterSeconds: number; limit: number; from?: Date },
 ): Promise<LateRun[]> {
   const { rows } = await tx.query<LateRun>(
     `with clock as (
        select coalesce($1::timestamptz, now()) as now
      ),
      claim as (
-       select r.id, r.flow_id, f.name as flow_name, r.scheduled_for,
-              coalesce(f.late_after_seconds, $2::int) as after_seconds
+       select r.id, r.flow_id, r.scheduled_for
          from flowwarden.runs r
-         join flowwarden.flows f on f.id = r.flow_id
         where r.state_type = 'SCHEDULED'
           and r.state_name = 'Scheduled'
           and r.scheduled_for <= (select now from clock)
                 - make_interval(secs => (select least($2::int, coalesce(min(late_after_seconds), $2::int)) from flowwarden.flows))
-          and r.scheduled_for <= (select now from clock) - make_interval(secs => coalesce(f.late_after_seconds, $2::int))
+          and r.scheduled_for >= coalesce($4::timestamptz, '-infinity')
+          and r.scheduled_for <= (select now from clock)
+                - make_interval(secs => coalesce((select f.late_after_seconds from flowwarden.flows f where f.id = r.flow_id), $2::int))
         order by r.scheduled_for
         limit $3
         for update of r skip locked
@@ -82,16 +92,22 @@ export async function markLateRuns(
         where r.id = c.id
        returning r.id
      ),
+     info as (
+       select c.id, c.flow_id, f.name as flow_name, c.scheduled_for, coalesce(f.late_after_seconds, $2::int) as after_seconds
+         from claim c
+         join marked m on m.id = c.id
+         join flowwarden.flows f on f.id = c.flow_id
+     ),
      history as (
        insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
-       select c.id, 'SCHEDULED', 'Scheduled', 'SCHEDULED', 'Late',
-              'not started within ' || c.after_seconds || ' s of its scheduled time'
-         from claim c join marked m on m.id = c.id
+       select id, 'SCHEDULED', 'Scheduled', 'SCHEDULED', 'Late',
+              'not started within ' || after_seconds || ' s of its scheduled time'
+         from info
      )
-     select c.id, c.flow_id as "flowId", c.flow_name as "flowName", c.scheduled_for as "scheduledFor",
-            c.after_seconds as "lateAfterSeconds", now() as at
-       from claim c join marked m on m.id = c.id`,
-    [params.now ?? null, params.defaultAfterSeconds, params.limit],
+     select id, flow_id as "flowId", flow_name as "flowName", scheduled_for as "scheduledFor",
+            after_seconds as "lateAfterSeconds", now() as at
+       from info`,
+    [params.now ?? null, params.defaultAfterSeconds, params.limit, params.from ?? null],
   );
   return rows;
 }
