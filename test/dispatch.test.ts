@@ -67,6 +67,25 @@ describe('dispatch', () => {
     assert.deepEqual(history.map((h) => h.toType), ['SCHEDULED', 'PENDING', 'RUNNING', 'COMPLETED']);
   });
 
+  test('function runs claimed together each record SCHEDULED → PENDING → RUNNING → COMPLETED, in order', async () => {
+    await flow({ name: 'counted-batch', target: { type: 'function', handler: 'count' } });
+    const runIds = [];
+    for (let i = 0; i < 5; i++) runIds.push(await trigger('counted-batch', { i }));
+    const jobs = [];
+    for (const id of runIds) jobs.push(await fetchJob(id));
+    const before = calls;
+    // Delivered in the same moment: one group claim moves them all (one row write per run).
+    await Promise.all(jobs.map((j) => handle(j)));
+    assert.equal(calls - before, 5);
+    for (const id of runIds) {
+      assert.equal((await getRun(app.pool, id))?.stateType, 'COMPLETED');
+      const history = await runHistory(app.pool, id);
+      assert.deepEqual(history.map((h) => h.toType), ['SCHEDULED', 'PENDING', 'RUNNING', 'COMPLETED']);
+      for (let k = 1; k < history.length; k++) assert.equal(history[k]!.fromType, history[k - 1]!.toType, `history of ${id} is a chain`);
+      assert.match(history[1]!.message ?? '', /^dispatch attempt \d+$/);
+    }
+  });
+
   test('a function handler that throws fails the run with its message', async () => {
     await flow({ name: 'failing', target: { type: 'function', handler: 'fail' } });
     const runId = await trigger('failing', { message: 'table missing' });

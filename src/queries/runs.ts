@@ -75,6 +75,12 @@ export interface TransitionInput {
   tasks?: TaskInput[];
   externalId?: string | null;
   dispatchAttempt?: number | null;
+  /**
+   * A state the run passes through on the way to `to` in the same write (dispatch claims a
+   * function run SCHEDULED → PENDING → RUNNING as one row version). Both moves are validated and
+   * both are recorded in the history, in order.
+   */
+  via?: { to: StateType; name?: string; message?: string | null };
 }
 
 export interface TransitionResult {
@@ -152,14 +158,22 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
   const planned = items.map(({ current, input }) => {
     const from: State = { type: current.stateType, name: current.stateName };
     const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
-    checkTransition(current.id, from, to);
-    return { current, input, from, to };
+    const via: State | undefined = input.via ? { type: input.via.to, name: input.via.name ?? DEFAULT_NAMES[input.via.to] } : undefined;
+    if (via) {
+      checkTransition(current.id, from, via);
+      checkTransition(current.id, via, to);
+    } else checkTransition(current.id, from, to);
+    return { current, input, from, to, via };
   });
-  // One statement writes the runs and their history rows (a round trip fewer on the hot path).
+  const history = planned.flatMap((p) => p.via
+    ? [{ id: p.current.id, from: p.from, to: p.via, message: p.input.via!.message ?? null }, { id: p.current.id, from: p.via, to: p.to, message: p.input.message ?? null }]
+    : [{ id: p.current.id, from: p.from, to: p.to, message: p.input.message ?? null }]);
+  // One statement writes the runs and their history rows (a round trip fewer on the hot path);
+  // history rows keep their order (ordinality), so a run's moves get ascending history ids.
   const { rows } = await tx.query<{ id: string; updatedAt: Date; startedAt: Date | null; endedAt: Date | null }>(
     `with v as (
-       select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[], $8::text[], $9::text[])
-           as v(id, to_type, to_name, message, external_id, terminal, dispatch_attempt, from_type, from_name)
+       select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[])
+           as v(id, to_type, to_name, message, external_id, terminal, dispatch_attempt)
      ),
      u as (
        update flowwarden.runs r set
@@ -175,7 +189,11 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
      ),
      h as (
        insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
-       select v.id, v.from_type, v.from_name, v.to_type, v.to_name, v.message from v join u on u.id = v.id
+       select hv.run_id, hv.from_type, hv.from_name, hv.to_type, hv.to_name, hv.message
+         from unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+              with ordinality as hv(run_id, from_type, from_name, to_type, to_name, message, n)
+        where hv.run_id in (select id from u)
+        order by hv.n
      )
      select id, updated_at as "updatedAt", started_at as "startedAt", ended_at as "endedAt" from u`,
     [
@@ -186,8 +204,12 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
       planned.map((p) => p.input.externalId ?? null),
       planned.map((p) => isTerminal(p.to.type)),
       planned.map((p) => p.input.dispatchAttempt ?? null),
-      planned.map((p) => p.from.type),
-      planned.map((p) => p.from.name),
+      history.map((h) => h.id),
+      history.map((h) => h.from.type),
+      history.map((h) => h.from.name),
+      history.map((h) => h.to.type),
+      history.map((h) => h.to.name),
+      history.map((h) => h.message),
     ],
   );
   const withTasks = planned.filter((p) => p.input.tasks?.length);

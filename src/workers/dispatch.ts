@@ -212,21 +212,24 @@ async function claimMany(deps: WorkerDeps, tx: Queryable, items: ClaimItem[]): P
     else out.set(item.runId, await claim(deps, tx, item.runId, item.attempt));
   }
   if (fast.length) {
-    const pending = await applyLockedTransitions(deps.boss, tx, fast.map(({ item, run }) => ({
-      current: run, input: { to: 'PENDING' as const, dispatchAttempt: item.attempt, message: `dispatch attempt ${item.attempt + 1}` },
-    })));
-    const running = new Map(
-      (await applyLockedTransitions(deps.boss, tx, pending
-        .filter((p) => (byId.get(p.run.id)!.flow.target as TargetSpec).type === 'function')
-        .map((p) => ({ current: p.run, input: { to: 'RUNNING' as const } })))).map((r) => [r.run.id, r.run]),
-    );
-    for (const p of pending) {
-      const row = byId.get(p.run.id)!;
-      out.set(p.run.id, {
+    // Function runs start right after this commits: SCHEDULED → PENDING → RUNNING in one row write
+    // (both moves validated and kept in the history); other targets stop at PENDING.
+    const claimed = await applyLockedTransitions(deps.boss, tx, fast.map(({ item, run, flow }) => {
+      const pending = { to: 'PENDING' as const, dispatchAttempt: item.attempt, message: `dispatch attempt ${item.attempt + 1}` };
+      return {
+        current: run,
+        input: (flow.target as TargetSpec).type === 'function'
+          ? { to: 'RUNNING' as const, dispatchAttempt: item.attempt, via: { to: 'PENDING' as const, message: pending.message } }
+          : pending,
+      };
+    }));
+    for (const c of claimed) {
+      const row = byId.get(c.run.id)!;
+      out.set(c.run.id, {
         kind: 'dispatch',
-        run: running.get(p.run.id) ?? p.run,
+        run: c.run,
         flow: row.flow,
-        lagSeconds: (p.run.updatedAt.getTime() - row.scheduledFor.getTime()) / 1000,
+        lagSeconds: (c.run.updatedAt.getTime() - row.scheduledFor.getTime()) / 1000,
       });
     }
   }
