@@ -247,6 +247,58 @@ describe('delivery', () => {
   });
 });
 
+/** A counter's value in the app's own metrics registry (0 when the series does not exist yet). */
+async function counterValue(name: string, labels: Record<string, string>): Promise<number> {
+  const metric = app.deps.metrics.registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  const found = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+  return found?.value ?? 0;
+}
+
+describe('delivery metrics', () => {
+  const DELIVERED = 'flowwarden_notifications_delivered_total';
+  const FAILURES = 'flowwarden_notification_failures_total';
+
+  test('a message of many chunks counts once as delivered, when its last chunk is accepted', async () => {
+    const discord = await fake('discord');
+    await upsertChannel(app.pool, { name: 'ops', url: discord.url });
+    const id = await channelId('ops');
+    const text = longText();
+    const chunks = chunkMessage(text, { limit: 2000 }).length;
+    assert.ok(chunks >= 3);
+    await withTransaction(app.pool, (tx) => notifyTx(app.boss, tx, 'ops', text));
+    const before = await counterValue(DELIVERED, { channel_kind: 'discord' });
+
+    // The first attempt stops after two chunks (a 500): the message is not delivered yet.
+    const job = { data: { channelId: id }, retryCount: 0, retryLimit: 5, signal: new AbortController().signal };
+    await assert.rejects(handleNotify(depsWith({ http: scriptedHttp(discord, { 3: '500' }) }), job, app.log), /HTTP 500/);
+    assert.equal(discord.received.length, 2);
+    assert.equal(await counterValue(DELIVERED, { channel_kind: 'discord' }), before, 'a partly delivered message is not counted');
+
+    await runNotifyWithRetries(app.deps, id);
+    assert.equal(discord.received.length, chunks);
+    assert.equal(await counterValue(DELIVERED, { channel_kind: 'discord' }), before + 1, 'one message, counted once');
+  });
+
+  test('a message given up on its last attempt counts as a permanent failure; earlier attempts do not', async () => {
+    const hook = await fake('webhook');
+    await upsertChannel(app.pool, { name: 'hook', url: hook.url });
+    const id = await channelId('hook');
+    await withTransaction(app.pool, (tx) => notifyTx(app.boss, tx, 'hook', 'will not make it'));
+    const transient = await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'false' });
+    const permanent = await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'true' });
+    const delivered = await counterValue(DELIVERED, { channel_kind: 'webhook' });
+    hook.failNext('500', 3);
+    const { failures } = await runNotifyWithRetries(app.deps, id, { retryLimit: 2 });
+    assert.equal(failures, 2);
+    assert.equal((await messagesOf(id))[0]!.status, 'failed');
+    assert.equal(await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'false' }), transient + 2, 'the two retried attempts');
+    assert.equal(await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'true' }), permanent + 1, 'the attempt that gave the message up');
+    assert.equal(await counterValue(DELIVERED, { channel_kind: 'webhook' }), delivered, 'nothing delivered');
+  });
+});
+
 describe('digest and fan-in', () => {
   test('200 events for one channel become one digest post, not 200', async () => {
     const discord = await fake('discord');

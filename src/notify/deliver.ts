@@ -81,7 +81,8 @@ export async function deliverMessage(ctx: DeliverContext, channel: ChannelRow, m
         continue;
       }
       const reason = errorMessage(err);
-      ctx.metrics?.notificationFailed(channel.kind, err instanceof PermanentError);
+      // permanent="true" whenever this attempt gives the message up: a rejection, or the last retry.
+      ctx.metrics?.notificationFailed(channel.kind, err instanceof PermanentError || ctx.lastAttempt);
       if (err instanceof PermanentError) {
         await failMessage(ctx.db, message.id, `chunk ${next + 1}/${total}: ${reason}`);
         log.warn({ err: reason, chunk: next, total }, 'message rejected by the channel; not retried');
@@ -97,13 +98,14 @@ export async function deliverMessage(ctx: DeliverContext, channel: ChannelRow, m
       // Includes a 429 asking for longer than we wait in-process: the queue's backoff takes over.
       throw err;
     }
-    ctx.metrics?.notificationDelivered(channel.kind);
     if (!(await advanceDelivered(ctx.db, message.id, next + 1))) {
       log.warn({ chunk: next }, 'message progress moved under us (another deliverer); stopping');
       return 'superseded';
     }
     next++;
   }
+  // Counted once per message, by the job that delivered its last chunk (a resumed message too).
+  ctx.metrics?.notificationDelivered(channel.kind);
   log.info({ chunks: total }, 'message delivered');
   return 'delivered';
 }
