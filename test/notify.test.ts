@@ -197,6 +197,43 @@ describe('delivery', () => {
     assert.equal(new Set(texts).size, texts.length, 'no chunk posted twice');
   });
 
+  test('a 429 asking to wait longer than the job waits re-queues the job for then; nothing is re-sent', async () => {
+    const discord = await fake('discord');
+    await upsertChannel(app.pool, { name: 'ops', url: discord.url });
+    const id = await channelId('ops');
+    const text = longText();
+    const expected = chunkMessage(text, { limit: 2000 });
+    await withTransaction(app.pool, (tx) => notifyTx(app.boss, tx, 'ops', text));
+    await app.pool.query(`delete from ${BOSS_SCHEMA}.job where name = $1`, [QUEUES.notify]);
+
+    // Two chunks go out, then Discord asks for 10 minutes.
+    let n = 0;
+    const http = createHttp({ timeoutMs: 2000 }).extend({
+      hooks: { beforeRequest: [() => void (++n === 3 && discord.failNext('429', 1, 600))] },
+    });
+    const job = { data: { channelId: id }, retryCount: 0, retryLimit: 8, signal: new AbortController().signal };
+    await handleNotify(depsWith({ http }), job, app.log); // returns: the attempt is not a failure
+    assert.equal(discord.received.length, 2);
+    const [paused] = await messagesOf(id);
+    assert.equal(paused!.status, 'pending');
+    assert.equal(paused!.chunksDelivered, 2);
+    assert.match(paused!.lastError ?? '', /rate limited.*600/);
+
+    const { rows: jobs } = await app.pool.query<{ id: string; data: { channelId: string }; wait: number }>(
+      `select id, data, extract(epoch from start_after - created_on)::float8 as wait
+         from ${BOSS_SCHEMA}.job where name = $1 and state = 'created'`,
+      [QUEUES.notify],
+    );
+    assert.equal(jobs.length, 1, 'one notify job re-queued');
+    assert.deepEqual(jobs[0]!.data, { channelId: id });
+    assert.ok(jobs[0]!.wait >= 600 && jobs[0]!.wait <= 602, `starts after retry_after (600 s), got ${jobs[0]!.wait} s`);
+
+    // When it runs, it resumes at the third chunk: every chunk reaches Discord exactly once.
+    await handleNotify(app.deps, { ...job, data: jobs[0]!.data }, app.log);
+    assert.deepEqual(discord.received.map((r) => (r.body as { content: string }).content), expected);
+    assert.equal((await messagesOf(id))[0]!.status, 'delivered');
+  });
+
   test('a chunk rejected with 400 fails the message, is not retried, and later messages still go out', async () => {
     const discord = await fake('discord');
     await upsertChannel(app.pool, { name: 'ops', url: discord.url });
