@@ -7,6 +7,7 @@ import {
   renderPart,
   fenceAfterLine,
   DEFAULT_CHUNK_LIMIT,
+  FENCE,
   MIN_CHUNK_LIMIT,
   type ChunkPart,
   type OpenFence,
@@ -115,14 +116,23 @@ function checkInvariants(text: string, limit: number, label: string): ChunkPart[
     assert.deepEqual(parts, [], `${label}: blank input gives no chunks`);
     return parts;
   }
-  assert.equal(joinBodies(parts), text, `${label}: bodies reassemble the input exactly`);
-
   let offset = 0;
   let open: OpenFence | null = null;
   for (const [i, part] of parts.entries()) {
     const chunk = renderPart(part);
     const where = `${label} chunk ${i}/${parts.length}`;
+    // Bodies are the input in order. The only text ever left out is a whitespace-only run too long
+    // to share a chunk with any content (alone it would be an "empty" message the peer rejects).
+    let at = offset;
+    while (!text.startsWith(part.body, at)) {
+      assert.ok(at < text.length && text[at]!.trim() === '', `${where}: content lost or altered at ${at}`);
+      at++;
+    }
+    // ... and only after the previous chunk is full (a CRLF or a mid-line ``` may leave a few units).
+    if (at > offset && i > 0) assert.ok(limit - renderPart(parts[i - 1]!).length <= FENCE.length + 1, `${where}: dropped whitespace the previous chunk had room for`);
+    offset = at;
     assert.ok(part.body.length > 0 && chunk.length > 0, `${where}: not empty`);
+    assert.notEqual(chunk.trim(), '', `${where}: whitespace-only chunk ${JSON.stringify(chunk.slice(0, 40))}`);
     assert.ok(chunk.length <= limit, `${where}: ${chunk.length} UTF-16 units > ${limit}`);
     assert.ok([...chunk].length <= limit, `${where}: code points > ${limit}`);
     assert.equal(fenceLineCount(chunk) % 2, 0, `${where}: odd number of fence lines in ${JSON.stringify(chunk)}`);
@@ -159,13 +169,15 @@ function checkInvariants(text: string, limit: number, label: string): ChunkPart[
     }
     offset = end;
   }
+  assert.equal(text.slice(offset).trim(), '', `${label}: only whitespace may be left out after the last chunk`);
+  if (joinBodies(parts).length === text.length) assert.equal(joinBodies(parts), text, `${label}: bodies reassemble the input exactly`);
   return parts;
 }
 
 describe('chunkMessage properties over generated text', () => {
   const LIMITS = [MIN_CHUNK_LIMIT, 23, 40, 64, 100, 257, DEFAULT_CHUNK_LIMIT];
   for (const limit of LIMITS) {
-    test(`every chunk fits ${limit}, keeps fences balanced and loses nothing`, () => {
+    test(`every chunk fits ${limit}, keeps fences balanced, loses no content and sends no whitespace-only chunk`, () => {
       const cases = limit >= 1000 ? 60 : 150;
       for (let seed = 1; seed <= cases; seed++) {
         const rnd = prng(seed * 7919 + limit);
@@ -258,6 +270,24 @@ describe('chunkMessage examples', () => {
     const chunks = chunkMessage(text);
     assert.equal(chunks.join(''), text);
     assert.ok(chunks.every((c) => c.trim() !== ''), JSON.stringify(chunks.map((c) => c.length)));
+  });
+
+  test('a whitespace run longer than the limit inside a line never becomes a whitespace-only chunk', () => {
+    const text = 'a\n' + ' '.repeat(2500) + '\nb';
+    const chunks = chunkMessage(text);
+    assert.ok(chunks.every((c) => c.trim() !== ''), JSON.stringify(chunks.map((c) => c.length)));
+    assert.ok(chunks.every((c) => c.length <= 2000));
+    assert.equal(chunks.join(''), text, 'the spaces fit beside the content: nothing is dropped');
+    checkInvariants(text, 2000, 'probe');
+  });
+
+  test('whitespace too long to share a chunk with content is dropped, never sent alone', () => {
+    for (const text of ['a\n' + ' '.repeat(6000) + '\nb', ' '.repeat(4500) + 'x', 'x' + '\n'.repeat(5000) + 'y\n' + '\t'.repeat(3000)]) {
+      const parts = checkInvariants(text, 2000, JSON.stringify(text.slice(0, 3)));
+      const chunks = parts.map(renderPart);
+      assert.ok(chunks.every((c) => c.trim() !== '' && c.length <= 2000), JSON.stringify(chunks.map((c) => c.length)));
+      assert.equal(chunks.join('').replace(/\s/g, ''), text.replace(/\s/g, ''), 'every non-whitespace character kept');
+    }
   });
 
   test('mentions pass through unchanged (suppression is the channel payload\'s job)', () => {

@@ -156,6 +156,13 @@ describe('health rules', () => {
   });
 });
 
+/** The health queue's worker, started once for the tests that need the whole path. */
+let healthWorkerStarted: Promise<unknown> | undefined;
+function startHealthWorker(): Promise<unknown> {
+  healthWorkerStarted ??= startWorkers(app.deps, [healthWorker as unknown as WorkerDefinition]);
+  return healthWorkerStarted;
+}
+
 describe('health trigger', () => {
   test('a burst of 500 failures produces only a handful of health jobs', async () => {
     const flowId = await defineFlow({ name: 'h-burst', health: { maxConsecutiveFailures: 1000 } });
@@ -187,7 +194,7 @@ describe('health trigger', () => {
 
   test('the health worker disables a flow after its third failure, end to end', async () => {
     await defineFlow({ name: 'h-worker' });
-    await startWorkers(app.deps, [healthWorker as unknown as WorkerDefinition]);
+    await startHealthWorker();
     for (let i = 0; i < 3; i++) await finishRun('h-worker', 'FAILED');
     const state = await waitFor(async () => {
       const s = await flowState('h-worker');
@@ -195,5 +202,56 @@ describe('health trigger', () => {
     }, { what: 'the health worker to disable h-worker', timeoutMs: 20_000 });
     assert.equal(state.enabledSchedules, 0);
     assert.match(state.disabledReason!, /^3 consecutive failures/);
+  });
+
+  test('a critical task failing inside a COMPLETED run disables the flow through the health job', async () => {
+    const flowId = await defineFlow({ name: 'h-critical-e2e', health: { criticalTasks: ['load'], maxConsecutiveFailures: 100 } });
+    await startHealthWorker();
+    const runId = await finishRun('h-critical-e2e', 'COMPLETED', { message: 'done', tasks: [{ name: 'load', stateType: 'FAILED', message: 'table orders is missing' }] });
+    const { rows: jobs } = await app.pool.query(`select data from ${BOSS_SCHEMA}.job where name = $1 and data->>'flowId' = $2`, [QUEUES.health, flowId]);
+    assert.ok(jobs.length >= 1, 'the transition requested a health evaluation');
+    const state = await waitFor(async () => {
+      const s = await flowState('h-critical-e2e');
+      return s.disabledAt ? s : null;
+    }, { what: 'the health worker to disable h-critical-e2e', timeoutMs: 20_000 });
+    assert.equal(state.enabledSchedules, 0);
+    assert.match(state.disabledReason!, /^critical task 'load' failed: table orders is missing/);
+    const hold = await openHoldOf('h-critical-e2e');
+    assert.equal(hold.rule, 'critical_task');
+    assert.deepEqual(hold.evidence.runIds, [runId]);
+  });
+
+  test('a COMPLETED run with only non-critical failed tasks leaves the flow enabled', async () => {
+    const flowId = await defineFlow({ name: 'h-noncritical-e2e', health: { criticalTasks: ['load'], maxConsecutiveFailures: 100 } });
+    await startHealthWorker();
+    await finishRun('h-noncritical-e2e', 'COMPLETED', { tasks: [{ name: 'extract', stateType: 'FAILED', message: 'not critical' }] });
+    // Wait for the requested evaluation to finish, then check it left the flow alone.
+    await waitFor(async () => {
+      const { rows } = await app.pool.query(`select state from ${BOSS_SCHEMA}.job where name = $1 and data->>'flowId' = $2`, [QUEUES.health, flowId]);
+      return rows.length > 0 && rows.every((r) => r.state === 'completed');
+    }, { what: 'the health job of h-noncritical-e2e to complete', timeoutMs: 20_000 });
+    assert.equal((await flowState('h-noncritical-e2e')).disabledAt, null);
+  });
+
+  test('the periodic sweep picks up a failed critical task in a COMPLETED run recorded without the hook', async () => {
+    const flowId = await defineFlow({ name: 'h-critical-sweep', health: { criticalTasks: ['load'], maxConsecutiveFailures: 100 } });
+    const quiet = await defineFlow({ name: 'h-critical-sweep-quiet', health: { criticalTasks: ['load'], maxConsecutiveFailures: 100 } });
+    // Another process (no guard hooks installed) recorded the run: no health job was sent.
+    for (const [id, task] of [[flowId, 'load'], [quiet, 'extract']] as const) {
+      await app.pool.query(
+        `with r as (insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin)
+                    values ($1, now(), 'COMPLETED', 'Completed', 'manual') returning id)
+         insert into flowwarden.task_results (run_id, name, state_type, message) select r.id, $2, 'FAILED', 'boom' from r`,
+        [id, task],
+      );
+    }
+    await app.healthSweeper.runOnce();
+    const { rows } = await app.pool.query(
+      `select data->>'flowId' as "flowId" from ${BOSS_SCHEMA}.job where name = $1 and singleton_key like 'sweep:%'`,
+      [QUEUES.health],
+    );
+    const swept = rows.map((r) => r.flowId);
+    assert.ok(swept.includes(flowId), 'the flow with a failed critical task is evaluated');
+    assert.ok(!swept.includes(quiet), 'a failed task that is not critical does not need an evaluation');
   });
 });

@@ -197,6 +197,43 @@ describe('delivery', () => {
     assert.equal(new Set(texts).size, texts.length, 'no chunk posted twice');
   });
 
+  test('a 429 asking to wait longer than the job waits re-queues the job for then; nothing is re-sent', async () => {
+    const discord = await fake('discord');
+    await upsertChannel(app.pool, { name: 'ops', url: discord.url });
+    const id = await channelId('ops');
+    const text = longText();
+    const expected = chunkMessage(text, { limit: 2000 });
+    await withTransaction(app.pool, (tx) => notifyTx(app.boss, tx, 'ops', text));
+    await app.pool.query(`delete from ${BOSS_SCHEMA}.job where name = $1`, [QUEUES.notify]);
+
+    // Two chunks go out, then Discord asks for 10 minutes.
+    let n = 0;
+    const http = createHttp({ timeoutMs: 2000 }).extend({
+      hooks: { beforeRequest: [() => void (++n === 3 && discord.failNext('429', 1, 600))] },
+    });
+    const job = { data: { channelId: id }, retryCount: 0, retryLimit: 8, signal: new AbortController().signal };
+    await handleNotify(depsWith({ http }), job, app.log); // returns: the attempt is not a failure
+    assert.equal(discord.received.length, 2);
+    const [paused] = await messagesOf(id);
+    assert.equal(paused!.status, 'pending');
+    assert.equal(paused!.chunksDelivered, 2);
+    assert.match(paused!.lastError ?? '', /rate limited.*600/);
+
+    const { rows: jobs } = await app.pool.query<{ id: string; data: { channelId: string }; wait: number }>(
+      `select id, data, extract(epoch from start_after - created_on)::float8 as wait
+         from ${BOSS_SCHEMA}.job where name = $1 and state = 'created'`,
+      [QUEUES.notify],
+    );
+    assert.equal(jobs.length, 1, 'one notify job re-queued');
+    assert.deepEqual(jobs[0]!.data, { channelId: id });
+    assert.ok(jobs[0]!.wait >= 600 && jobs[0]!.wait <= 602, `starts after retry_after (600 s), got ${jobs[0]!.wait} s`);
+
+    // When it runs, it resumes at the third chunk: every chunk reaches Discord exactly once.
+    await handleNotify(app.deps, { ...job, data: jobs[0]!.data }, app.log);
+    assert.deepEqual(discord.received.map((r) => (r.body as { content: string }).content), expected);
+    assert.equal((await messagesOf(id))[0]!.status, 'delivered');
+  });
+
   test('a chunk rejected with 400 fails the message, is not retried, and later messages still go out', async () => {
     const discord = await fake('discord');
     await upsertChannel(app.pool, { name: 'ops', url: discord.url });
@@ -244,6 +281,58 @@ describe('delivery', () => {
     assert.equal(body.total, 1);
     assert.equal(body.event, 'run.completed');
     assert.match(body.text, /`etl` run completed/);
+  });
+});
+
+/** A counter's value in the app's own metrics registry (0 when the series does not exist yet). */
+async function counterValue(name: string, labels: Record<string, string>): Promise<number> {
+  const metric = app.deps.metrics.registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  const found = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+  return found?.value ?? 0;
+}
+
+describe('delivery metrics', () => {
+  const DELIVERED = 'flowwarden_notifications_delivered_total';
+  const FAILURES = 'flowwarden_notification_failures_total';
+
+  test('a message of many chunks counts once as delivered, when its last chunk is accepted', async () => {
+    const discord = await fake('discord');
+    await upsertChannel(app.pool, { name: 'ops', url: discord.url });
+    const id = await channelId('ops');
+    const text = longText();
+    const chunks = chunkMessage(text, { limit: 2000 }).length;
+    assert.ok(chunks >= 3);
+    await withTransaction(app.pool, (tx) => notifyTx(app.boss, tx, 'ops', text));
+    const before = await counterValue(DELIVERED, { channel_kind: 'discord' });
+
+    // The first attempt stops after two chunks (a 500): the message is not delivered yet.
+    const job = { data: { channelId: id }, retryCount: 0, retryLimit: 5, signal: new AbortController().signal };
+    await assert.rejects(handleNotify(depsWith({ http: scriptedHttp(discord, { 3: '500' }) }), job, app.log), /HTTP 500/);
+    assert.equal(discord.received.length, 2);
+    assert.equal(await counterValue(DELIVERED, { channel_kind: 'discord' }), before, 'a partly delivered message is not counted');
+
+    await runNotifyWithRetries(app.deps, id);
+    assert.equal(discord.received.length, chunks);
+    assert.equal(await counterValue(DELIVERED, { channel_kind: 'discord' }), before + 1, 'one message, counted once');
+  });
+
+  test('a message given up on its last attempt counts as a permanent failure; earlier attempts do not', async () => {
+    const hook = await fake('webhook');
+    await upsertChannel(app.pool, { name: 'hook', url: hook.url });
+    const id = await channelId('hook');
+    await withTransaction(app.pool, (tx) => notifyTx(app.boss, tx, 'hook', 'will not make it'));
+    const transient = await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'false' });
+    const permanent = await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'true' });
+    const delivered = await counterValue(DELIVERED, { channel_kind: 'webhook' });
+    hook.failNext('500', 3);
+    const { failures } = await runNotifyWithRetries(app.deps, id, { retryLimit: 2 });
+    assert.equal(failures, 2);
+    assert.equal((await messagesOf(id))[0]!.status, 'failed');
+    assert.equal(await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'false' }), transient + 2, 'the two retried attempts');
+    assert.equal(await counterValue(FAILURES, { channel_kind: 'webhook', permanent: 'true' }), permanent + 1, 'the attempt that gave the message up');
+    assert.equal(await counterValue(DELIVERED, { channel_kind: 'webhook' }), delivered, 'nothing delivered');
   });
 });
 

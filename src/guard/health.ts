@@ -3,8 +3,9 @@
  * disabled, and the periodic sweep. See docs/guard.md.
  *
  * Triggers:
- *   - every FAILED/CRASHED transition (the onFailure hook, inside the failing transaction) sends a
- *     health job debounced per flow: pg-boss singletonKey = flowId, HEALTH_DEBOUNCE_SECONDS slots,
+ *   - every FAILED/CRASHED transition, and every transition that records a FAILED/CRASHED task
+ *     result whatever the run's own state (the onFailure hook, inside the failing transaction),
+ *     sends a health job debounced per flow: pg-boss singletonKey = flowId, HEALTH_DEBOUNCE_SECONDS slots,
  *     next-slot debouncing. The first failure is evaluated at once; any burst within a slot folds
  *     into one trailing evaluation at the next slot, so 500 failures give a handful of jobs;
  *   - the periodic sweep (every pod, config.healthSweepIntervalMs): enforces holds set-based in
@@ -44,7 +45,7 @@ import {
 import type { FlowRow } from '../queries/flows.ts';
 import type { HealthPolicy } from '../flows/spec.ts';
 import { EVENTS, QUEUES, insertJobs } from '../queue/catalog.ts';
-import { publishEvent, setTransitionHooks } from '../runs/service.ts';
+import { publishEvent, setTransitionHooks, type FailureCause } from '../runs/service.ts';
 import { FAILURE_TYPES, type StateType } from '../runs/states.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -70,8 +71,8 @@ export interface GuardDeps {
 // The failure trigger
 
 /** Send a debounced health job for the flow inside the caller's transaction. */
-export async function requestHealthCheck(boss: PgBoss, tx: Queryable, flowId: string): Promise<void> {
-  const data: { flowId: string; reason: 'run.failed' } = { flowId, reason: 'run.failed' };
+export async function requestHealthCheck(boss: PgBoss, tx: Queryable, flowId: string, reason: FailureCause = 'run.failed'): Promise<void> {
+  const data: { flowId: string; reason: FailureCause } = { flowId, reason };
   await boss.sendDebounced(QUEUES.health, data, { db: bossDb(tx) }, HEALTH_DEBOUNCE_SECONDS, flowId);
 }
 
@@ -82,9 +83,9 @@ export async function requestHealthCheck(boss: PgBoss, tx: Queryable, flowId: st
  */
 export function installGuardHooks(log?: Logger): void {
   setTransitionHooks({
-    onFailure: async (tx, run, boss) => {
+    onFailure: async (tx, run, boss, cause) => {
       try {
-        await requestHealthCheck(boss, tx, run.flowId);
+        await requestHealthCheck(boss, tx, run.flowId, cause);
       } catch (err) {
         log?.warn({ err: errorMessage(err), flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
       }

@@ -20,9 +20,15 @@
  *   every chunk holds an even number of fence lines.
  * - Content is never lost or altered: `splitMessage` returns each chunk as
  *   `{ reopen, body, close }` where `reopen`/`close` are the added fence lines, and the bodies
- *   concatenate to the input exactly, whitespace at split points included (a split after
- *   spaces leaves the spaces at the end of the earlier chunk). Discord trims leading/trailing
- *   whitespace of a message when displaying it; that is cosmetic and accepted.
+ *   concatenate to the input, whitespace at split points included (a split after spaces leaves
+ *   the spaces at the end of the earlier chunk). Discord trims leading/trailing whitespace of a
+ *   message when displaying it; that is cosmetic and accepted.
+ * - No chunk is whitespace only (Discord and Slack reject "empty" messages with a 400, which would
+ *   fail the whole message). Where the greedy split would make one (a run of blank lines or spaces
+ *   that reaches the next chunk boundary, outside a code fence), the whitespace goes to the end of
+ *   the previous chunk while it has room; only what does not fit there is dropped. So the one
+ *   thing ever left out is whitespace at a chunk boundary (leading whitespace of the message, or a
+ *   whitespace run longer than the room left), which chat clients would trim on display anyway.
  * - A split point is never chosen where the following text starts with ``` (mid-line), so a
  *   continuation chunk cannot begin with something that reads as a fence line.
  * - We avoid leaving a whitespace-only tail as the last chunk (Discord rejects "empty"
@@ -233,11 +239,34 @@ export function splitMessage(text: string, opts: ChunkOptions = {}): ChunkPart[]
     }
 
     const body = text.slice(pos, end);
+    if (reopen === '' && body.trim() === '') {
+      // Alone, this would be an "empty" message (Discord: 400). Outside a fence (so no fence lines
+      // to add or close): give the whitespace to the previous chunk while it has room, and drop
+      // what is left — it sits at a chunk boundary, where chat clients trim whitespace anyway.
+      const prev = parts.at(-1);
+      const take = prev ? absorbable(prev, pos, end) : 0;
+      if (take > 0) prev!.body += text.slice(pos, pos + take);
+      pos = take > 0 ? pos + take : end;
+      continue;
+    }
     const close = fenceAt(end) ? (body.endsWith('\n') ? FENCE : '\n' + FENCE) : '';
     parts.push({ reopen, body, close });
     pos = end;
   }
   return parts;
+
+  /** How much of the whitespace run [from, to) fits at the end of `prev` (not splitting "\r\n", not leaving a mid-line ``` to start the next chunk). */
+  function absorbable(prev: ChunkPart, from: number, to: number): number {
+    let take = Math.min(limit - renderPart(prev).length, to - from);
+    while (take > 0) {
+      const at = from + take;
+      const splitsCrlf = text[at - 1] === '\r' && text[at] === '\n';
+      const fenceMidLine = text[at - 1] !== '\n' && startsFence(at);
+      if (!splitsCrlf && !fenceMidLine) break;
+      take--;
+    }
+    return Math.max(0, take);
+  }
 
   function isAwkward(end: number): boolean {
     if (end >= n || !fenceAt(end)) return false;

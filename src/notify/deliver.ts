@@ -8,7 +8,10 @@
  *   A retry starts there, so a chunk recorded as delivered is never posted again.
  * - 429: wait the peer's `retry_after` (RateLimitedError.retryAfterMs) in the same job, honouring
  *   the job's abort signal, up to MAX_RATE_LIMIT_WAIT_MS per wait and MAX_RATE_LIMIT_WAITS waits
- *   per message; beyond that it is treated as transient (the queue retries with backoff).
+ *   per message. A longer wait (or one more) is not a failure: the outcome is `deferred` with the
+ *   wait, last_error says so, and the notify worker re-queues its job to start once the wait is
+ *   over (pg-boss startAfter), then finishes the current job — no attempt is spent, and the new job
+ *   resumes at the first undelivered chunk.
  * - PermanentError (a 4xx such as Discord's 400 "Invalid Form Body"): the message is marked
  *   failed with the peer's words in last_error and is never retried; the rest of the channel's
  *   messages go on.
@@ -52,13 +55,16 @@ export interface DeliverContext {
   metrics?: { notificationDelivered(kind: string): void; notificationFailed(kind: string, permanent?: boolean): void };
 }
 
-export type DeliverOutcome = 'delivered' | 'failed' | 'gave-up' | 'superseded';
+export type DeliverOutcome =
+  | { status: 'delivered' | 'failed' | 'gave-up' | 'superseded' }
+  /** Rate limited for longer than we wait in-process: post again after `retryAfterMs`. */
+  | { status: 'deferred'; retryAfterMs: number };
 
 export async function deliverMessage(ctx: DeliverContext, channel: ChannelRow, message: MessageRow): Promise<DeliverOutcome> {
   const log = ctx.log.child({ channel: channel.name, messageId: message.id });
   const total = message.chunksTotal;
   let next = message.chunksDelivered;
-  if (next >= total) return 'delivered';
+  if (next >= total) return { status: 'delivered' };
   await markAttempt(ctx.db, message.id);
   const event = channel.kind === 'webhook' ? await messageEventName(ctx.db, message.id) : undefined;
   let waits = 0;
@@ -80,30 +86,36 @@ export async function deliverMessage(ctx: DeliverContext, channel: ChannelRow, m
         await sleep(err.retryAfterMs, undefined, { signal: ctx.signal });
         continue;
       }
+      if (err instanceof RateLimitedError) {
+        await recordMessageError(ctx.db, message.id, `chunk ${next + 1}/${total}: ${errorMessage(err)}; posting again then`);
+        log.info({ waitMs: err.retryAfterMs, chunk: next, total, waits }, 'rate limited for longer than we wait in-process; deferring the channel');
+        return { status: 'deferred', retryAfterMs: err.retryAfterMs };
+      }
       const reason = errorMessage(err);
-      ctx.metrics?.notificationFailed(channel.kind, err instanceof PermanentError);
+      // permanent="true" whenever this attempt gives the message up: a rejection, or the last retry.
+      ctx.metrics?.notificationFailed(channel.kind, err instanceof PermanentError || ctx.lastAttempt);
       if (err instanceof PermanentError) {
         await failMessage(ctx.db, message.id, `chunk ${next + 1}/${total}: ${reason}`);
         log.warn({ err: reason, chunk: next, total }, 'message rejected by the channel; not retried');
-        return 'failed';
+        return { status: 'failed' };
       }
       if (ctx.lastAttempt) {
         await failMessage(ctx.db, message.id, `gave up after ${ctx.attempt + 1} attempts at chunk ${next + 1}/${total}: ${reason}`);
         log.error({ err: reason, chunk: next, total }, 'message delivery gave up after the last retry');
-        return 'gave-up';
+        return { status: 'gave-up' };
       }
       await recordMessageError(ctx.db, message.id, `chunk ${next + 1}/${total}: ${reason}`).catch(() => {});
       log.info({ err: reason, chunk: next, total }, 'chunk delivery failed; the job retries with backoff');
-      // Includes a 429 asking for longer than we wait in-process: the queue's backoff takes over.
       throw err;
     }
-    ctx.metrics?.notificationDelivered(channel.kind);
     if (!(await advanceDelivered(ctx.db, message.id, next + 1))) {
       log.warn({ chunk: next }, 'message progress moved under us (another deliverer); stopping');
-      return 'superseded';
+      return { status: 'superseded' };
     }
     next++;
   }
+  // Counted once per message, by the job that delivered its last chunk (a resumed message too).
+  ctx.metrics?.notificationDelivered(channel.kind);
   log.info({ chunks: total }, 'message delivered');
-  return 'delivered';
+  return { status: 'delivered' };
 }

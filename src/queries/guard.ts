@@ -202,10 +202,14 @@ export async function flowsWithRecentFailures(db: Queryable, windowSeconds: numb
 /**
  * The periodic sweep's set-based pre-filter, one statement for every flow: enabled flows whose
  * newest N terminal runs since the baseline are all FAILED/CRASHED (N = the flow's
- * maxConsecutiveFailures or the default), plus flows with critical tasks configured and a recent
- * failure (their task rule needs the per-flow evaluation). Only these get a health job, so a sweep
- * over 10,000 healthy flows is one query, not 10,000 evaluations.
- * Index: runs_flow_created_idx (flow_id, created_at), scanned backwards per flow, at most N rows.
+ * maxConsecutiveFailures or the default), plus flows with critical tasks configured and, in a run
+ * created since max(baseline, now - window), a FAILED/CRASHED result of one of those tasks —
+ * whatever the run's own state (a COMPLETED run can carry a failed critical task). The task rule's
+ * ignorePatterns are JavaScript regular expressions, so they are left to the per-flow evaluation.
+ * Only these get a health job, so a sweep over 10,000 healthy flows is one query, not 10,000
+ * evaluations.
+ * Index: runs_flow_created_idx (flow_id, created_at), scanned backwards per flow, at most N rows;
+ * for the task rule the same index bounds the runs and task_results_run_idx finds their tasks.
  */
 export async function flowsNeedingEvaluation(db: Queryable, params: { defaultMaxFailures: number; windowSeconds: number; now?: Date }): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
@@ -227,9 +231,11 @@ export async function flowsNeedingEvaluation(db: Queryable, params: { defaultMax
         and ((streak.seen >= streak.threshold and streak.failed = streak.seen)
           or (jsonb_array_length(coalesce(f.health->'criticalTasks', '[]'::jsonb)) > 0
               and exists (select 1 from flowwarden.runs r
+                            join flowwarden.task_results t on t.run_id = r.id
                            where r.flow_id = f.id
                              and r.created_at >= greatest(f.valid_since, coalesce($3::timestamptz, now()) - make_interval(secs => $2::int))
-                             and r.state_type in ('FAILED', 'CRASHED'))))`,
+                             and t.state_type in ('FAILED', 'CRASHED')
+                             and t.name in (select jsonb_array_elements_text(f.health->'criticalTasks')))))`,
     [params.defaultMaxFailures, params.windowSeconds, params.now ?? null],
   );
   return rows.map((r) => r.id);

@@ -22,8 +22,8 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export interface QueuePayloads {
   'fw.dispatch': { runId: string };
   'fw.poll': { runId: string; polls: number };
-  /** run.failed/sweep: evaluate rules (or enforce a held flow); disabled/reactivated: run connector GuardActions for an operator's change. */
-  'fw.health': { flowId: string; reason: 'run.failed' | 'sweep' | 'disabled' | 'reactivated' };
+  /** run.failed/task.failed/sweep: evaluate rules (or enforce a held flow); disabled/reactivated: run connector GuardActions for an operator's change. */
+  'fw.health': { flowId: string; reason: 'run.failed' | 'task.failed' | 'sweep' | 'disabled' | 'reactivated' };
   /** Deliver a channel's undelivered messages and pending events (src/workers/notify.ts). */
   'fw.notify': { channelId: string };
   'fw.events': EventPayload;

@@ -1,7 +1,9 @@
 /**
  * Applying a run transition together with its consequences, in one transaction:
  * the state change and history row, the events other workers subscribe to (run.completed,
- * run.failed), and the debounced health evaluation of the flow on failure.
+ * run.failed), and the debounced health evaluation of the flow on failure — a FAILED/CRASHED run,
+ * or a failed task result recorded by any transition (the critical-task rule holds whatever the
+ * run's own state, e.g. a COMPLETED run whose critical task failed).
  */
 import type { PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/client.ts';
@@ -10,10 +12,17 @@ import { transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, 
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
 import { FAILURE_TYPES } from './states.ts';
 
+/** What made a transition a failure for the guard: the run itself, or only a task result in it. */
+export type FailureCause = 'run.failed' | 'task.failed';
+
 /** Hooks the guard installs (health trigger); kept as a seam so the core has no guard dependency. */
 export interface TransitionHooks {
-  /** Called inside the failing transition's transaction; `boss` is the caller's (send with `db: bossDb(tx)`). */
-  onFailure?: (tx: Queryable, run: RunRow, boss: PgBoss) => Promise<void>;
+  /**
+   * Called inside the failing transition's transaction, once per run; `boss` is the caller's (send
+   * with `db: bossDb(tx)`). `cause` is `run.failed` when the run became FAILED/CRASHED, else
+   * `task.failed` (the transition recorded a FAILED/CRASHED task result).
+   */
+  onFailure?: (tx: Queryable, run: RunRow, boss: PgBoss, cause: FailureCause) => Promise<void>;
 }
 
 const hooks: TransitionHooks = {};
@@ -85,8 +94,18 @@ function eventPayload(event: EventName, run: RunRow): EventPayload {
   };
 }
 
-/** The consequences of applied transitions: events (one insert per subscriber) and failure hooks. */
-async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[]): Promise<void> {
+/** Why a transition counts as a failure for the guard, if it does. */
+function failureCause(run: RunRow, input: Pick<TransitionInput, 'tasks'>): FailureCause | null {
+  if (FAILURE_TYPES.has(run.stateType)) return 'run.failed';
+  if (input.tasks?.some((t) => FAILURE_TYPES.has(t.stateType))) return 'task.failed';
+  return null;
+}
+
+/**
+ * The consequences of applied transitions: events (one insert per subscriber) and failure hooks.
+ * `inputs[i]` is the input that produced `results[i]`.
+ */
+async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[], inputs: Array<Pick<TransitionInput, 'tasks'>>): Promise<void> {
   const publishCompleted = results.some((r) => r.run.stateType === 'COMPLETED') && (await completedIsWanted(tx));
   const events: EventPayload[] = [];
   for (const { run } of results) {
@@ -94,21 +113,24 @@ async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[]
     if (event && (event !== EVENTS.runCompleted || publishCompleted)) events.push(eventPayload(event, run));
   }
   if (events.length) await publishEvents(boss, tx, events);
-  for (const { run } of results) if (FAILURE_TYPES.has(run.stateType)) await hooks.onFailure?.(tx, run, boss);
+  for (const [i, { run }] of results.entries()) {
+    const cause = failureCause(run, inputs[i] ?? {});
+    if (cause) await hooks.onFailure?.(tx, run, boss, cause);
+  }
 }
 
-async function after(boss: PgBoss, tx: Queryable, result: TransitionResult): Promise<TransitionResult> {
-  await afterAll(boss, tx, [result]);
+async function after(boss: PgBoss, tx: Queryable, result: TransitionResult, input: Pick<TransitionInput, 'tasks'>): Promise<TransitionResult> {
+  await afterAll(boss, tx, [result], [input]);
   return result;
 }
 
 /** Lock, validate, write, publish. `tx` must be a transaction. */
 export async function applyTransition(boss: PgBoss, tx: Queryable, input: TransitionInput): Promise<TransitionResult> {
-  return after(boss, tx, await transitionRun(tx, input));
+  return after(boss, tx, await transitionRun(tx, input), input);
 }
 
 export async function applyLockedTransition(boss: PgBoss, tx: Queryable, run: RunRow, input: Omit<TransitionInput, 'runId'>): Promise<TransitionResult> {
-  return after(boss, tx, await transitionLockedRun(tx, run, { ...input, runId: run.id }));
+  return after(boss, tx, await transitionLockedRun(tx, run, { ...input, runId: run.id }), input);
 }
 
 /** Many transitions of locked runs in one go: set-based writes, one event insert per subscriber. */
@@ -118,6 +140,6 @@ export async function applyLockedTransitions(
   items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }>,
 ): Promise<TransitionResult[]> {
   const results = await transitionLockedRuns(tx, items);
-  await afterAll(boss, tx, results);
+  await afterAll(boss, tx, results, items.map((i) => i.input));
   return results;
 }

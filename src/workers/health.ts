@@ -2,8 +2,10 @@
  * health — evaluate a flow's health rules, or act for a held flow.
  *
  * Payload { flowId, reason }:
- *   run.failed, sweep → the flow is not held: evaluate the rules (src/guard/health.ts) and disable
- *                       it if one fires, then run connector onDisable actions;
+ *   run.failed, task.failed, sweep
+ *                     → the flow is not held: evaluate the rules (src/guard/health.ts) and disable
+ *                       it if one fires, then run connector onDisable actions (task.failed: a
+ *                       transition recorded a failed task result, whatever the run's own state);
  *                       the flow is held (sweep only): connector enforce actions (e.g. switch a
  *                       Prefect deployment's schedule back off);
  *   disabled          → an operator disabled it (CLI/API): connector onDisable actions;
@@ -23,7 +25,7 @@ import type { Logger } from '../log.ts';
 
 const Payload = z.object({
   flowId: z.string().uuid(),
-  reason: z.enum(['run.failed', 'sweep', 'disabled', 'reactivated']),
+  reason: z.enum(['run.failed', 'task.failed', 'sweep', 'disabled', 'reactivated']),
 });
 
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
@@ -33,7 +35,7 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
     log.debug('flow no longer exists');
     return;
   }
-  const history = reason === 'run.failed' ? [] : await guardHistory(deps.pool, flow.name);
+  const history = reason === 'run.failed' || reason === 'task.failed' ? [] : await guardHistory(deps.pool, flow.name);
   const open = history.find((h) => h.reactivatedAt === null);
   const held = flow.disabledAt !== null || open !== undefined;
   switch (reason) {
@@ -51,6 +53,7 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
       }
       break;
     case 'run.failed':
+    case 'task.failed':
       break;
   }
   const outcome = await evaluateFlowHealth(deps, flowId);

@@ -15,6 +15,12 @@
  * order and makes "never re-sent" hold under concurrency. A job that finds the lock taken re-sends
  * the debounced job and returns (the holder may already be past its last take).
  *
+ * Rate limits: a 429 asking to wait longer than deliverMessage waits in-process stops the channel's
+ * delivery; the job re-queues itself (a new notify job, startAfter = the peer's retry_after,
+ * computed by Postgres) and completes. No attempt is spent and the delivered-chunk progress is kept,
+ * so the new job resumes at the first undelivered chunk. (A debounced job for new events may run
+ * earlier: it asks the peer once, and defers again if the limit still holds.)
+ *
  * Errors: a transient delivery failure is rethrown (pg-boss retries with backoff; the retry resumes
  * at step 1). Permanent rejections fail only that message. A deleted or disabled channel: nothing
  * to do.
@@ -22,9 +28,10 @@
 import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
 import type pg from 'pg';
-import { QUEUES } from '../queue/catalog.ts';
+import type { PgBoss } from 'pg-boss';
+import { QUEUES, sendJob } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
-import { withTransaction, type Queryable } from '../db/client.ts';
+import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import type { Logger } from '../log.ts';
 import { channelLimit } from '../notify/channels.ts';
 import { chunkMessage } from '../notify/chunk.ts';
@@ -66,13 +73,24 @@ export async function foldPendingEvents(tx: Queryable, channel: ChannelRow): Pro
   return messages.length;
 }
 
-/** Deliver every undelivered message of the channel, in order. False when one gave up (last attempt). */
-async function deliverPending(ctx: DeliverContext, channel: ChannelRow): Promise<boolean> {
+type PendingOutcome = { status: 'done' | 'gave-up' } | { status: 'deferred'; retryAfterMs: number };
+
+/** Deliver every undelivered message of the channel, in order; stops at one that gave up (last attempt) or was deferred (429). */
+async function deliverPending(ctx: DeliverContext, channel: ChannelRow): Promise<PendingOutcome> {
   for (const message of await pendingMessages(ctx.db, channel.id)) {
     const outcome = await deliverMessage(ctx, channel, message);
-    if (outcome === 'gave-up') return false;
+    if (outcome.status === 'gave-up') return { status: 'gave-up' };
+    if (outcome.status === 'deferred') return outcome;
   }
-  return true;
+  return { status: 'done' };
+}
+
+/**
+ * Re-queue the channel's notify job to start once the peer's rate limit is over. A plain job, not
+ * the debounced one: its start is the peer's, and a debounced job already queued keeps its own.
+ */
+export async function deferNotify(boss: PgBoss, db: Queryable, channelId: string, retryAfterMs: number): Promise<string | null> {
+  return sendJob(boss, QUEUES.notify, { channelId }, { db: bossDb(db), startAfter: Math.ceil(retryAfterMs / 1000), singletonKey: channelId });
 }
 
 interface ChannelLock {
@@ -130,11 +148,17 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
       attempt: job.retryCount,
       metrics: deps.metrics,
     };
-    if (!(await deliverPending(ctx, channel))) return;
-    for (let round = 0; round < MAX_ROUNDS; round++) {
+    let outcome = await deliverPending(ctx, channel);
+    for (let round = 0; round < MAX_ROUNDS && outcome.status === 'done'; round++) {
       const made = await withTransaction(db, (tx) => foldPendingEvents(tx, channel));
       if (made === 0) break;
-      if (!(await deliverPending(ctx, channel))) return;
+      outcome = await deliverPending(ctx, channel);
+    }
+    if (outcome.status === 'gave-up') return;
+    if (outcome.status === 'deferred') {
+      await deferNotify(deps.boss, db, channel.id, outcome.retryAfterMs);
+      log.info({ channel: channel.name, retryAfterMs: outcome.retryAfterMs }, 'channel rate limited; notify job re-queued for when the limit is over');
+      return;
     }
     // Events that committed while we were posting, or beyond MAX_ROUNDS: make sure a job follows.
     if (await channelHasPendingEvents(db, channel.id)) await enqueueNotify(deps.boss, db, channel.id);
@@ -151,7 +175,8 @@ export const notifyWorker: WorkerDefinition<typeof Payload> = {
     retryDelay: 2,
     retryBackoff: true,
     retryDelayMax: 300,
-    // Long enough for a many-chunk message under 429 waits (each ≤ 60 s, at most 20 per message).
+    // Long enough for a many-chunk message under in-process 429 waits (each ≤ 60 s, at most 20 per
+    // message); longer rate limits re-queue the job instead of waiting.
     expireInSeconds: 1800,
     deleteAfterSeconds: 7 * 86400,
   },
