@@ -189,8 +189,9 @@ export async function createApp(options: AppOptions): Promise<App> {
         ...pools.map((p) => p.stop(timeoutMs)),
         boss.stop({ graceful: true, timeout: Math.max(timeoutMs, 1000), close: false }),
       ]);
-      // Aborted handlers get a moment to record their outcome (dispatch settles an aborted function
-      // run as CRASHED) before the pools close; handlers that ignore their signal are abandoned.
+      // Aborted handlers get a moment to record their outcome (dispatch puts an aborted function run
+      // back to PENDING/AwaitingRetry for the retried job) before the pools close; handlers that
+      // ignore their signal are abandoned (settled CRASHED on redelivery).
       const abandoned = (await inflight.settled(ABORT_GRACE_MS)) ? 0 : inflight.size;
       const handedBack = inflight.aborted + abandoned;
       if (handedBack > 0) {

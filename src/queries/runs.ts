@@ -75,6 +75,8 @@ export interface TransitionInput {
   tasks?: TaskInput[];
   externalId?: string | null;
   dispatchAttempt?: number | null;
+  /** Allow the one backward move, RUNNING → PENDING/AwaitingRetry (dispatch's drain hand-back only). */
+  requeue?: boolean;
 }
 
 export interface TransitionResult {
@@ -96,7 +98,7 @@ export async function transitionRun(tx: Queryable, input: TransitionInput): Prom
 export async function transitionLockedRun(tx: Queryable, current: RunRow, input: TransitionInput): Promise<TransitionResult> {
   const from: State = { type: current.stateType, name: current.stateName };
   const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
-  checkTransition(current.id, from, to);
+  checkTransition(current.id, from, to, { requeue: input.requeue });
   const { rows } = await tx.query<{ updatedAt: Date; startedAt: Date | null; endedAt: Date | null }>(
     `update flowwarden.runs set
        state_type = $2, state_name = $3, state_message = $4,
@@ -152,7 +154,7 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
   const planned = items.map(({ current, input }) => {
     const from: State = { type: current.stateType, name: current.stateName };
     const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
-    checkTransition(current.id, from, to);
+    checkTransition(current.id, from, to, { requeue: input.requeue });
     return { current, input, from, to };
   });
   // One statement writes the runs and their history rows (a round trip fewer on the hot path).
