@@ -170,7 +170,7 @@ describe('pagination', () => {
   });
 
   test('flows, schedules, guard history and channels are pages too', async () => {
-    for (const url of ['/api/flows?limit=1', '/api/flows/reports/schedules', '/api/guard/history', '/api/flows/reports/guard-history', '/api/channels']) {
+    for (const url of ['/api/flows?limit=1', '/api/flows/reports/schedules', '/api/guard/history', '/api/flows/reports/guard-history', '/api/channels', '/api/queues']) {
       const res = await api('GET', url, { headers: reader });
       assert.equal(res.status, 200, url);
       assert.ok(Array.isArray(res.body.items), url);
@@ -180,6 +180,28 @@ describe('pagination', () => {
     const next = await api('GET', `/api/flows?limit=1&cursor=${one.body.nextCursor}`, { headers: reader });
     assert.notEqual(next.body.items[0].name, one.body.items[0].name);
     assert.ok(next.body.items[0].name > one.body.items[0].name);
+  });
+
+  test('queues are walked by name in pages, each queue once, and a bad cursor is a 400', async () => {
+    const all = (await app.pool.query<{ queue: string }>(`select queue from flowwarden.v_queue_depth order by queue`)).rows.map((r) => r.queue);
+    assert.ok(all.length >= 5, all.join(', '));
+    const seen: string[] = [];
+    const pageSizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await api('GET', `/api/queues?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { headers: reader });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      pageSizes.push(res.body.items.length);
+      seen.push(...res.body.items.map((q: { queue: string }) => q.queue));
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    assert.deepEqual(seen, all);
+    assert.equal(pageSizes.length, Math.ceil(all.length / 2));
+    assert.ok(pageSizes.every((n, i) => n === 2 || i === pageSizes.length - 1), pageSizes.join(','));
+    const bad = await api('GET', '/api/queues?cursor=not-a-cursor', { headers: reader });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /invalid cursor/);
+    assert.equal((await api('GET', '/api/queues?limit=501', { headers: reader })).status, 400);
   });
 });
 
@@ -328,6 +350,9 @@ describe('OpenAPI document', () => {
     const list = doc.paths['/api/runs'].get;
     assert.equal(list['x-scope'], 'read');
     assert.equal(list.parameters.find((p: { name: string }) => p.name === 'limit').schema.maximum, 500);
+    const queues = doc.paths['/api/queues'].get;
+    assert.deepEqual(queues.parameters.map((p: { name: string }) => p.name).sort(), ['cursor', 'limit']);
+    assert.ok(queues.responses['200'].content['application/json'].schema.properties.nextCursor, 'a page of queues');
     const put = doc.paths['/api/flows/{name}'].put;
     assert.equal(put['x-scope'], 'operate');
     assert.ok(put.requestBody.content['application/json'].schema.properties.target);
