@@ -8,6 +8,7 @@ const { eq } = orm;
 import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
+import { countTransitions } from '../runs/observe.ts';
 import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from '../runs/states.ts';
 import { NotFoundError } from '../errors.ts';
 
@@ -396,5 +397,6 @@ export async function cancelUndispatchedRuns(
      select id from cancelled`,
     [byFlow ? scope.flowId : scope.scheduleId, message],
   );
+  countTransitions(tx, 'CANCELLED', rows.length);
   return rows.map((r) => r.id);
 }

@@ -9,6 +9,7 @@ import { bossDb } from '../db/client.ts';
 import { transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
 import { FAILURE_TYPES } from './states.ts';
+import { countTransitions } from './observe.ts';
 
 /** Hooks the guard installs (health trigger); kept as a seam so the core has no guard dependency. */
 export interface TransitionHooks {
@@ -85,8 +86,9 @@ function eventPayload(event: EventName, run: RunRow): EventPayload {
   };
 }
 
-/** The consequences of applied transitions: events (one insert per subscriber) and failure hooks. */
+/** The consequences of applied transitions: events (one insert per subscriber), failure hooks, metrics (after commit). */
 async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[]): Promise<void> {
+  for (const { run } of results) countTransitions(tx, run.stateType);
   const publishCompleted = results.some((r) => r.run.stateType === 'COMPLETED') && (await completedIsWanted(tx));
   const events: EventPayload[] = [];
   for (const { run } of results) {
