@@ -25,7 +25,7 @@ import type pg from 'pg';
 import { QUEUES } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { withTransaction, type Queryable } from '../db/client.ts';
-import type { Logger } from '../log.ts';
+import { registerSecrets, type Logger } from '../log.ts';
 import { channelLimit } from '../notify/channels.ts';
 import { chunkMessage } from '../notify/chunk.ts';
 import { renderMessages } from '../notify/render.ts';
@@ -121,6 +121,8 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
       log.debug('channel deleted or disabled; nothing to post');
       return;
     }
+    // A URL added with `channels add` or the API lives only in the database: redact it by value too.
+    registerSecrets([channel.url]);
     const ctx: DeliverContext = {
       db,
       http: deps.http,
