@@ -123,6 +123,31 @@ describe('validation', () => {
   });
 });
 
+describe('validation', () => {
+  test('a bad scheduledFor on trigger is a 400 that says which time format to use; a good one is kept', async () => {
+    for (const bad of ['next tuesday', '2026-13-01T00:00:00Z', '2026-01-01T09:00:00']) {
+      const res = await api('POST', '/api/flows/reports/runs', { payload: { scheduledFor: bad } });
+      assert.equal(res.status, 400, `${bad}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error, 'invalid_request');
+      assert.match(res.body.message, /body\.scheduledFor: must be an ISO 8601 time with a zone, e\.g\. 2026-01-01T00:00:00Z/);
+      assert.doesNotMatch(res.body.message, /received Date|expected date/);
+    }
+    const ok = await api('POST', '/api/flows/reports/runs', { payload: { scheduledFor: '2033-05-01T09:30:00+02:00' } });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+    assert.equal((await getRun(app.pool, ok.body.id))?.scheduledFor.toISOString(), '2033-05-01T07:30:00.000Z');
+  });
+
+  test("an unknown flow's guard history is a 404 like every other flow route, a known flow's empty history a 200", async () => {
+    const res = await api('GET', '/api/flows/no-such-flow/guard-history', { headers: reader });
+    assert.equal(res.status, 404, JSON.stringify(res.body));
+    assert.equal(res.body.error, 'not_found');
+    assert.match(res.body.message, /flow 'no-such-flow' not found/);
+    const known = await api('GET', '/api/flows/reports/guard-history', { headers: reader });
+    assert.equal(known.status, 200);
+    assert.ok(Array.isArray(known.body.items));
+  });
+});
+
 describe('pagination', () => {
   test('25 runs walked in pages of 10 come back once each, newest first, and the last page ends the walk', async () => {
     await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'paged', target: { type: 'function' } }));
