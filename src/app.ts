@@ -32,6 +32,7 @@ import { setupNotifications } from './notify/setup.ts';
 import { LateSweeper } from './guard/late.ts';
 import { HealthSweeper, installGuardHooks } from './guard/health.ts';
 import { Metrics } from './metrics.ts';
+import { watchTransitions } from './runs/observe.ts';
 import { Inflight } from './util/inflight.ts';
 
 /** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
@@ -88,6 +89,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   // One registry per app (tests run several apps in one process); gauges read Postgres at scrape time.
   const metrics = new Metrics({ log });
   metrics.attach(pool);
+  // Every run transition committed on this app's pool counts in flowwarden_run_transitions_total.
+  const unwatchTransitions = watchTransitions(pool, (stateType, count) => metrics.runTransitions(stateType, count));
   const stopping = new AbortController();
   const inflight = new Inflight();
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: Math.min(20, Math.max(10, config.concurrency + 2)) });
@@ -189,8 +192,9 @@ export async function createApp(options: AppOptions): Promise<App> {
         ...pools.map((p) => p.stop(timeoutMs)),
         boss.stop({ graceful: true, timeout: Math.max(timeoutMs, 1000), close: false }),
       ]);
-      // Aborted handlers get a moment to record their outcome (dispatch settles an aborted function
-      // run as CRASHED) before the pools close; handlers that ignore their signal are abandoned.
+      // Aborted handlers get a moment to record their outcome (dispatch puts an aborted function run
+      // back to PENDING/AwaitingRetry for the retried job) before the pools close; handlers that
+      // ignore their signal are abandoned (settled CRASHED on redelivery).
       const abandoned = (await inflight.settled(ABORT_GRACE_MS)) ? 0 : inflight.size;
       const handedBack = inflight.aborted + abandoned;
       if (handedBack > 0) {
@@ -199,6 +203,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await boss.stop({ close: true });
       if (api) await api.close();
       await pool.end();
+      unwatchTransitions();
       log.info({ inFlightAtDrain, handedBack }, 'stopped');
     },
   };

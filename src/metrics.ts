@@ -4,8 +4,8 @@
  *
  * Two kinds of numbers, documented in docs/operations.md:
  * - **per pod** (counters and histograms this process observed): runs created by its tick, fire lag
- *   and dispatch duration of the runs it dispatched, notification deliveries/failures, runs it
- *   marked late. Sum them across pods.
+ *   and dispatch duration of the runs it dispatched, run transitions it committed (by new state
+ *   type), notification deliveries/failures, runs it marked late. Sum them across pods.
  * - **cluster-wide** (gauges read from Postgres at scrape time): open runs by state, late runs,
  *   disabled flows, queue depth. Every pod reports the same value: aggregate with max(), not sum().
  *   Each comes from an indexed or small query; if the database does not answer within
@@ -36,6 +36,7 @@ export class Metrics {
   readonly #fireLag: Histogram<'target'>;
   readonly #dispatchDuration: Histogram<'target' | 'outcome'>;
   readonly #runsMarkedLate: Counter;
+  readonly #transitions: Counter<'state_type'>;
   readonly #notifyDelivered: Counter<'channel_kind'>;
   readonly #notifyFailed: Counter<'channel_kind' | 'permanent'>;
   readonly #runs: Gauge<'state_type' | 'state_name'>;
@@ -61,6 +62,11 @@ export class Metrics {
       labelNames: ['target', 'outcome'], buckets: DURATION_BUCKETS, registers,
     });
     this.#runsMarkedLate = new Counter({ name: 'flowwarden_runs_marked_late_total', help: 'Runs this pod\'s late sweep marked SCHEDULED/Late.', registers });
+    this.#transitions = new Counter({
+      name: 'flowwarden_run_transitions_total',
+      help: 'Run state changes this pod committed, by the new state type (claims, outcomes, API reports and cancels, Prefect polls, guard and pause cancels).',
+      labelNames: ['state_type'], registers,
+    });
     this.#notifyDelivered = new Counter({ name: 'flowwarden_notifications_delivered_total', help: 'Chat messages fully delivered (all chunks), per channel kind.', labelNames: ['channel_kind'], registers });
     this.#notifyFailed = new Counter({
       name: 'flowwarden_notification_failures_total', help: 'Failed delivery attempts, per channel kind; permanent="true" when the message was given up on.',
@@ -98,6 +104,11 @@ export class Metrics {
 
   dispatchDone(target: string, outcome: DispatchOutcome, seconds: number): void {
     this.#dispatchDuration.observe({ target, outcome }, Math.max(0, seconds));
+  }
+
+  /** Runs moved into `stateType` (committed); fed by src/runs/observe.ts. */
+  runTransitions(stateType: string, count = 1): void {
+    if (count > 0) this.#transitions.inc({ state_type: stateType }, count);
   }
 
   /** The late sweep marked runs Late. */

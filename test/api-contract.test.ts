@@ -123,6 +123,31 @@ describe('validation', () => {
   });
 });
 
+describe('validation', () => {
+  test('a bad scheduledFor on trigger is a 400 that says which time format to use; a good one is kept', async () => {
+    for (const bad of ['next tuesday', '2026-13-01T00:00:00Z', '2026-01-01T09:00:00']) {
+      const res = await api('POST', '/api/flows/reports/runs', { payload: { scheduledFor: bad } });
+      assert.equal(res.status, 400, `${bad}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error, 'invalid_request');
+      assert.match(res.body.message, /body\.scheduledFor: must be an ISO 8601 time with a zone, e\.g\. 2026-01-01T00:00:00Z/);
+      assert.doesNotMatch(res.body.message, /received Date|expected date/);
+    }
+    const ok = await api('POST', '/api/flows/reports/runs', { payload: { scheduledFor: '2033-05-01T09:30:00+02:00' } });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+    assert.equal((await getRun(app.pool, ok.body.id))?.scheduledFor.toISOString(), '2033-05-01T07:30:00.000Z');
+  });
+
+  test("an unknown flow's guard history is a 404 like every other flow route, a known flow's empty history a 200", async () => {
+    const res = await api('GET', '/api/flows/no-such-flow/guard-history', { headers: reader });
+    assert.equal(res.status, 404, JSON.stringify(res.body));
+    assert.equal(res.body.error, 'not_found');
+    assert.match(res.body.message, /flow 'no-such-flow' not found/);
+    const known = await api('GET', '/api/flows/reports/guard-history', { headers: reader });
+    assert.equal(known.status, 200);
+    assert.ok(Array.isArray(known.body.items));
+  });
+});
+
 describe('pagination', () => {
   test('25 runs walked in pages of 10 come back once each, newest first, and the last page ends the walk', async () => {
     await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'paged', target: { type: 'function' } }));
@@ -170,7 +195,7 @@ describe('pagination', () => {
   });
 
   test('flows, schedules, guard history and channels are pages too', async () => {
-    for (const url of ['/api/flows?limit=1', '/api/flows/reports/schedules', '/api/guard/history', '/api/flows/reports/guard-history', '/api/channels']) {
+    for (const url of ['/api/flows?limit=1', '/api/flows/reports/schedules', '/api/guard/history', '/api/flows/reports/guard-history', '/api/channels', '/api/queues']) {
       const res = await api('GET', url, { headers: reader });
       assert.equal(res.status, 200, url);
       assert.ok(Array.isArray(res.body.items), url);
@@ -180,6 +205,28 @@ describe('pagination', () => {
     const next = await api('GET', `/api/flows?limit=1&cursor=${one.body.nextCursor}`, { headers: reader });
     assert.notEqual(next.body.items[0].name, one.body.items[0].name);
     assert.ok(next.body.items[0].name > one.body.items[0].name);
+  });
+
+  test('queues are walked by name in pages, each queue once, and a bad cursor is a 400', async () => {
+    const all = (await app.pool.query<{ queue: string }>(`select queue from flowwarden.v_queue_depth order by queue`)).rows.map((r) => r.queue);
+    assert.ok(all.length >= 5, all.join(', '));
+    const seen: string[] = [];
+    const pageSizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await api('GET', `/api/queues?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { headers: reader });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      pageSizes.push(res.body.items.length);
+      seen.push(...res.body.items.map((q: { queue: string }) => q.queue));
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    assert.deepEqual(seen, all);
+    assert.equal(pageSizes.length, Math.ceil(all.length / 2));
+    assert.ok(pageSizes.every((n, i) => n === 2 || i === pageSizes.length - 1), pageSizes.join(','));
+    const bad = await api('GET', '/api/queues?cursor=not-a-cursor', { headers: reader });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /invalid cursor/);
+    assert.equal((await api('GET', '/api/queues?limit=501', { headers: reader })).status, 400);
   });
 });
 
@@ -328,6 +375,9 @@ describe('OpenAPI document', () => {
     const list = doc.paths['/api/runs'].get;
     assert.equal(list['x-scope'], 'read');
     assert.equal(list.parameters.find((p: { name: string }) => p.name === 'limit').schema.maximum, 500);
+    const queues = doc.paths['/api/queues'].get;
+    assert.deepEqual(queues.parameters.map((p: { name: string }) => p.name).sort(), ['cursor', 'limit']);
+    assert.ok(queues.responses['200'].content['application/json'].schema.properties.nextCursor, 'a page of queues');
     const put = doc.paths['/api/flows/{name}'].put;
     assert.equal(put['x-scope'], 'operate');
     assert.ok(put.requestBody.content['application/json'].schema.properties.target);

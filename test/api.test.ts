@@ -63,6 +63,13 @@ describe('POST /api/runs/:id/state', () => {
     assert.equal((await getRun(app.pool, runId))?.stateType, 'COMPLETED');
   });
 
+  test('a report cannot move a RUNNING run back to PENDING/AwaitingRetry (only a drained pod requeues)', async () => {
+    const runId = await runningRun();
+    const res = await app.api!.inject({ method: 'POST', url: `/api/runs/${runId}/state`, headers: auth(TEST_ADMIN_TOKEN), payload: { state: 'PENDING', name: 'AwaitingRetry' } });
+    assert.equal(res.statusCode, 409);
+    assert.equal((await getRun(app.pool, runId))?.stateType, 'RUNNING');
+  });
+
   test('auth: no token 401, read token 403, and nothing changes', async () => {
     const runId = await runningRun();
     const none = await app.api!.inject({ method: 'POST', url: `/api/runs/${runId}/state`, payload: { state: 'COMPLETED' } });

@@ -1,7 +1,7 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobWithMetadata } from 'pg-boss';
-import { startTestApp, TEST_HTTP_SECRET, type TestApp } from './support/app.ts';
+import { startTestApp, waitFor, TEST_HTTP_SECRET, type TestApp } from './support/app.ts';
 import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
@@ -10,6 +10,7 @@ import { QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory } from '../src/queries/runs.ts';
 import { setScheduleEnabled } from '../src/queries/flows.ts';
 import { silentLogger } from '../src/log.ts';
+import { HandedBackError } from '../src/workers/pool.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 
 let app: TestApp;
@@ -23,7 +24,15 @@ before(async () => {
     calls++;
     return { message: `call ${calls}` };
   });
+  // Blocks until aborted on its first call per run (honouring the signal); returns at once after.
+  app.registry.define('cut-off-once', async (ctx) => {
+    calls++;
+    if (blocked.has(ctx.runId)) return { message: 'second call finished' };
+    blocked.add(ctx.runId);
+    await new Promise<never>((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+  });
 });
+const blocked = new Set<string>();
 after(async () => {
   await target.close();
   await app.close();
@@ -114,6 +123,44 @@ describe('dispatch', () => {
     await handle({ ...job, retryCount: 1 });
     assert.equal(calls, before);
     assert.equal((await getRun(app.pool, runId))?.stateType, 'CRASHED');
+  });
+
+  test('a function run cut off by the drain deadline goes back to AwaitingRetry and its retried job runs it once more', async () => {
+    await flow({ name: 'drained', target: { type: 'function', handler: 'cut-off-once' } });
+    const runId = await trigger('drained');
+    const job = await fetchJob(runId);
+    const controller = new AbortController();
+    const before = calls;
+    const first = handle({ ...job, signal: controller.signal });
+    await waitFor(() => calls > before, { what: 'the handler to start' });
+    controller.abort(new HandedBackError());
+    await first;
+    const requeued = await getRun(app.pool, runId);
+    assert.deepEqual([requeued?.stateType, requeued?.stateName], ['PENDING', 'AwaitingRetry']);
+    assert.match(requeued!.stateMessage!, /^interrupted by pod shutdown \(attempt 1: aborted\); will be retried$/);
+
+    await handle({ ...job, retryCount: 1 }); // the handed-back job, redelivered
+    await handle({ ...job, retryCount: 1 }); // and delivered twice: still one more call, not two
+    assert.equal(calls - before, 2);
+    const history = await runHistory(app.pool, runId);
+    assert.deepEqual(history.map((h) => `${h.toType}/${h.toName}`), [
+      'SCHEDULED/Scheduled', 'PENDING/Pending', 'RUNNING/Running', 'PENDING/AwaitingRetry', 'PENDING/Pending', 'RUNNING/Running', 'COMPLETED/Completed',
+    ]);
+  });
+
+  test('a function run whose job expired mid-handler is CRASHED (no hand-back, no retry of the run)', async () => {
+    await flow({ name: 'expired', target: { type: 'function', handler: 'cut-off-once' } });
+    const runId = await trigger('expired');
+    const job = await fetchJob(runId);
+    const controller = new AbortController();
+    const before = calls;
+    const first = handle({ ...job, signal: controller.signal });
+    await waitFor(() => calls > before, { what: 'the handler to start' });
+    controller.abort(new Error('job expired after 3600s'));
+    await first;
+    const run = await getRun(app.pool, runId);
+    assert.equal(run?.stateType, 'CRASHED');
+    assert.match(run!.stateMessage!, /gave the run up before the handler finished \(job expiry\)/);
   });
 
   test('http sync target: signed request, 2xx completes the run', async () => {
@@ -223,7 +270,6 @@ describe('dispatch', () => {
     await flow({ name: 'live', target: { type: 'function', handler: 'noop' } });
     await app.start();
     const runId = await trigger('live');
-    const { waitFor } = await import('./support/app.ts');
     await waitFor(async () => (await getRun(app.pool, runId))?.stateType === 'COMPLETED', { what: 'run completed' });
   });
 });

@@ -115,10 +115,11 @@ describe('GET /api/queues and flowwarden queues', () => {
   test('the API lists every queue for a read token and refuses without one', async () => {
     const res = await app.api!.inject({ url: '/api/queues', headers: auth(TEST_READ_TOKEN) });
     assert.equal(res.statusCode, 200, res.body);
-    const body = res.json() as { queues: Array<{ queue: string; queued: number; active: number; failed: number; oldestReadyAgeSeconds: number }> };
-    const names = body.queues.map((q) => q.queue);
+    const body = res.json() as { items: Array<{ queue: string; queued: number; active: number; failed: number; oldestReadyAgeSeconds: number }>; nextCursor: string | null };
+    assert.equal(body.nextCursor, null, 'every queue fits the default page');
+    const names = body.items.map((q) => q.queue);
     for (const q of Object.values(QUEUES)) assert.ok(names.includes(q), `${q} listed`);
-    const d = body.queues.find((q) => q.queue === QUEUES.dispatch)!;
+    const d = body.items.find((q) => q.queue === QUEUES.dispatch)!;
     assert.equal(typeof d.queued, 'number');
     assert.equal(typeof d.oldestReadyAgeSeconds, 'number');
     assert.equal((await app.api!.inject({ url: '/api/queues' })).statusCode, 401);
@@ -139,9 +140,15 @@ describe('GET /api/queues and flowwarden queues', () => {
 
 describe('/metrics', () => {
   test('exposes cluster-wide gauges from Postgres and the fire lag and dispatch duration of dispatched runs', async () => {
-    const runId = await trigger('obs-noop', new Date(Date.now() - 5000));
-    const job = await fetchJob(runId);
-    await dispatchWorker.handle(app.deps, job, silentLogger);
+    const scrape = async () => (await app.api!.inject({ url: '/metrics' })).body;
+    const before = await scrape();
+    const count = (text: string, name: string, labels: Record<string, string>) => sample(text, name, labels) ?? 0;
+    // Four runs, due 5 s ago, dispatched together (one group claim, one group-committed outcome batch).
+    const runIds: string[] = [];
+    for (let i = 0; i < 4; i++) runIds.push(await trigger('obs-noop', new Date(Date.now() - 5000)));
+    const jobs = [];
+    for (const id of runIds) jobs.push(await fetchJob(id));
+    await Promise.all(jobs.map((job) => dispatchWorker.handle(app.deps, job, silentLogger)));
     await trigger('obs-noop', new Date(Date.now() + 3_600_000));
     const res = await app.api!.inject({ url: '/metrics' });
     assert.equal(res.statusCode, 200);
@@ -152,12 +159,45 @@ describe('/metrics', () => {
     assert.equal(sample(text, 'flowwarden_flows_disabled'), 0);
     assert.ok(sample(text, 'flowwarden_queue_jobs', { queue: QUEUES.dispatch, state: 'deferred' })! >= 1);
     assert.notEqual(sample(text, 'flowwarden_queue_oldest_ready_seconds', { queue: QUEUES.dispatch }), undefined);
-    assert.ok(sample(text, 'flowwarden_fire_lag_seconds_count', { target: 'function' })! >= 1);
-    // The run was due 5 s ago: its lag lands above the 2 s bucket.
-    const lagCount = sample(text, 'flowwarden_fire_lag_seconds_count', { target: 'function' })!;
-    assert.ok(lagCount - sample(text, 'flowwarden_fire_lag_seconds_bucket', { target: 'function', le: '2' })! >= 1, text);
-    assert.ok(sample(text, 'flowwarden_dispatch_duration_seconds_count', { target: 'function', outcome: 'completed' })! >= 1);
+    const lag = { target: 'function' };
+    assert.equal(count(text, 'flowwarden_fire_lag_seconds_count', lag) - count(before, 'flowwarden_fire_lag_seconds_count', lag), 4, text);
+    // Every run was due 5 s ago: each lag lands above the 2 s bucket.
+    const le2 = { target: 'function', le: '2' };
+    assert.equal(count(text, 'flowwarden_fire_lag_seconds_bucket', le2) - count(before, 'flowwarden_fire_lag_seconds_bucket', le2), 0, text);
+    const done = { target: 'function', outcome: 'completed' };
+    assert.equal(count(text, 'flowwarden_dispatch_duration_seconds_count', done) - count(before, 'flowwarden_dispatch_duration_seconds_count', done), 4, text);
     assert.match(text, /^process_cpu_user_seconds_total /m);
+  });
+
+  test('run transitions are counted by new state type, whichever path finished the run', async () => {
+    const scrape = async () => (await app.api!.inject({ url: '/metrics' })).body;
+    const transitions = (text: string, stateType: string) => sample(text, 'flowwarden_run_transitions_total', { state_type: stateType }) ?? 0;
+    const before = await scrape();
+    // Dispatch: two runs complete, one fails (the built-in fail handler).
+    const ok = [await trigger('obs-noop'), await trigger('obs-noop')];
+    const bad = await trigger('obs-flaky');
+    for (const id of [...ok, bad]) await dispatchWorker.handle(app.deps, await fetchJob(id), silentLogger);
+    // An async report through the API, and a cancel through the API.
+    const reported = await trigger('obs-noop', new Date(Date.now() + 3_600_000));
+    const report = await app.api!.inject({ method: 'POST', url: `/api/runs/${reported}/state`, headers: auth(TEST_ADMIN_TOKEN), payload: { state: 'CRASHED', message: 'reported' } });
+    assert.equal(report.statusCode, 200, report.body);
+    const cancelled = await trigger('obs-noop', new Date(Date.now() + 3_600_000));
+    const cancel = await app.api!.inject({ method: 'POST', url: `/api/runs/${cancelled}/cancel`, headers: auth(TEST_ADMIN_TOKEN), payload: {} });
+    assert.equal(cancel.statusCode, 200, cancel.body);
+    // A transition that is refused (the run is terminal) and rolled back counts nothing.
+    const refused = await app.api!.inject({ method: 'POST', url: `/api/runs/${cancelled}/state`, headers: auth(TEST_ADMIN_TOKEN), payload: { state: 'COMPLETED' } });
+    assert.equal(refused.statusCode, 409);
+
+    const after = await scrape();
+    const delta = (t: string) => transitions(after, t) - transitions(before, t);
+    assert.equal(delta('COMPLETED'), 2, after);
+    assert.equal(delta('FAILED'), 1, after);
+    assert.equal(delta('CRASHED'), 1, after);
+    assert.equal(delta('CANCELLED'), 1, after);
+    assert.equal(delta('PENDING'), 3, 'one claim per dispatched run');
+    assert.equal(delta('RUNNING'), 3, 'function runs go RUNNING before their handler');
+    const { rows } = await app.pool.query<{ t: string }>(`select state_type as t from flowwarden.runs where id = any($1::uuid[]) order by state_type`, [[...ok, bad, reported, cancelled]]);
+    assert.deepEqual(rows.map((r) => r.t), ['CANCELLED', 'COMPLETED', 'COMPLETED', 'CRASHED', 'FAILED']);
   });
 
   test('components count notifications through deps.metrics; each app has its own registry', async () => {

@@ -20,6 +20,9 @@ import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { createLogger, registerSecrets } from '../src/log.ts';
+import { upsertChannel } from '../src/notify/operations.ts';
+import { runHttpTarget } from '../src/targets/http.ts';
+import { createHttp } from '../src/http.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
 
@@ -30,6 +33,8 @@ const PREFECT_KEY = 'pnu_prefectKeyDDDD4444zzzz';
 const WEBHOOK_PATH_TOKEN = 'whPathTokenEEEE5555zzzzzzzz';
 const WEBHOOK_QUERY_TOKEN = 'whQueryTokenFFFF6666zzzz';
 const TARGET_QUERY_TOKEN = 'targetQueryTokenGGGG7777zzzz';
+const TARGET_PATH_TOKEN = 'tgtPathTok3nLLLL0000zzzz';
+const DB_CHANNEL_PATH_TOKEN = 'dbChannelTok3nMMMM1111zzzz';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -37,6 +42,7 @@ let boss: PgBoss;
 let hang: Server;
 let webhook: Server;
 let webhookHits = 0;
+const webhookPaths: string[] = [];
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
@@ -49,6 +55,7 @@ before(async () => {
   hang = createServer(() => {}); // never answers: the http target times out
   webhook = createServer((req, res) => {
     webhookHits++;
+    webhookPaths.push(req.url ?? '');
     req.resume();
     res.writeHead(500, { 'content-type': 'text/plain' }).end(`upstream broke while handling ${req.url}`);
   });
@@ -75,7 +82,17 @@ test('a pod at trace level never logs tokens, keys or webhook URLs', async () =>
   const webhookPort = await listen(webhook);
   const webhookUrl = `http://127.0.0.1:${webhookPort}/hooks/${WEBHOOK_PATH_TOKEN}?token=${WEBHOOK_QUERY_TOKEN}`;
   const targetUrl = `http://127.0.0.1:${hangPort}/run?token=${TARGET_QUERY_TOKEN}`;
+  // A token as a path segment: no query to drop, only the segment itself carries it.
+  const pathTargetUrl = `http://127.0.0.1:${hangPort}/hooks/${TARGET_PATH_TOKEN}/run`;
+  // A channel stored in the database (channels add / the API), not in the environment: its URL is
+  // loaded at runtime and must be redacted all the same (the webhook echoes its path in its 500 body).
+  const dbChannelUrl = `http://127.0.0.1:${webhookPort}/services/T000/${DB_CHANNEL_PATH_TOKEN}`;
   await withTransaction(pool, (tx) => upsertFlowTx(tx, { name: 'leaky-http', target: { type: 'http', url: targetUrl, mode: 'sync' } }));
+  await withTransaction(pool, (tx) => upsertFlowTx(tx, { name: 'leaky-path', target: { type: 'http', url: pathTargetUrl, mode: 'sync' } }));
+  await pool.query(
+    `insert into flowwarden.notification_channels (name, kind, url, events) values ('db-hook', 'webhook', $1, '{run.failed}')`,
+    [dbChannelUrl],
+  );
   await withTransaction(pool, (tx) => upsertFlowTx(tx, { name: 'failing', target: { type: 'function', handler: 'fail' } }));
 
   const child = spawn(process.execPath, [MAIN, 'start'], {
@@ -105,14 +122,20 @@ test('a pod at trace level never logs tokens, keys or webhook URLs', async () =>
     const address = await waitFor(() => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], { what: `the API address in:\n${output}`, timeoutMs: 30_000 });
 
     const httpRun = (await withTransaction(pool, (tx) => triggerRunTx(boss, tx, 'leaky-http', {}))).runId;
+    const pathRun = (await withTransaction(pool, (tx) => triggerRunTx(boss, tx, 'leaky-path', {}))).runId;
     const failRun = (await withTransaction(pool, (tx) => triggerRunTx(boss, tx, 'failing', {}))).runId;
     const state = async (id: string) => (await pool.query(`select state_type, state_name, state_message from flowwarden.runs where id = $1`, [id])).rows[0];
     // The http target timed out once (ky's error quotes the full URL) and waits for its retry.
     await waitFor(async () => (await state(httpRun))?.state_name === 'AwaitingRetry', { what: 'the http run to await a retry', timeoutMs: 20_000 });
     assert.doesNotMatch((await state(httpRun)).state_message, new RegExp(TARGET_QUERY_TOKEN), 'nor is it stored in the run');
+    await waitFor(async () => (await state(pathRun))?.state_name === 'AwaitingRetry', { what: 'the path-token run to await a retry', timeoutMs: 20_000 });
+    const pathMessage: string = (await state(pathRun)).state_message;
+    assert.doesNotMatch(pathMessage, new RegExp(TARGET_PATH_TOKEN), 'a path token is not stored in the run either');
+    assert.match(pathMessage, new RegExp(`POST http://127\\.0\\.0\\.1:${hangPort}/hooks/\\*\\*\\*/run failed`), pathMessage);
     await waitFor(async () => (await state(failRun))?.state_type === 'FAILED', { what: 'the failing run to fail' });
     // The failure is notified to the webhook, which answers 500: the delivery failure is logged.
-    await waitFor(() => webhookHits > 0, { what: 'a notification attempt', timeoutMs: 20_000 });
+    await waitFor(() => webhookPaths.some((p) => p.startsWith('/hooks/')), { what: 'a notification attempt to the env channel', timeoutMs: 20_000 });
+    await waitFor(() => webhookPaths.some((p) => p.includes(DB_CHANNEL_PATH_TOKEN)), { what: 'a notification attempt to the database channel', timeoutMs: 20_000 });
 
     for (const token of [HTTP_SECRET, PREFECT_KEY, `${ADMIN}x`]) {
       const res = await fetch(`${address}/api/queues`, { headers: { authorization: `Bearer ${token}` } });
@@ -134,7 +157,11 @@ test('a pod at trace level never logs tokens, keys or webhook URLs', async () =>
   assert.match(output, /"level":20/, "verbose (debug/trace) logging was on");
   assert.match(output, new RegExp(`127\\.0\\.0\\.1:${hangPort}/run`), 'the scrubbed target URL is still there for operators');
   // ... and none of the secrets appear anywhere.
-  assertNoSecrets(output, [ADMIN, READ, HTTP_SECRET, PREFECT_KEY, webhookUrl, WEBHOOK_PATH_TOKEN, WEBHOOK_QUERY_TOKEN, TARGET_QUERY_TOKEN]);
+  assert.match(output, /"channel":"db-hook"|db-hook/, 'the database channel was worked on');
+  assertNoSecrets(output, [
+    ADMIN, READ, HTTP_SECRET, PREFECT_KEY, webhookUrl, WEBHOOK_PATH_TOKEN, WEBHOOK_QUERY_TOKEN, TARGET_QUERY_TOKEN,
+    TARGET_PATH_TOKEN, DB_CHANNEL_PATH_TOKEN, dbChannelUrl,
+  ]);
 });
 
 test('the logger redacts registered values anywhere in a line, and secret-named fields by path', () => {
@@ -149,4 +176,29 @@ test('the logger redacts registered values anywhere in a line, and secret-named 
   assertNoSecrets(out, [secret, 'discordTokenIIII9999zzzzzz', 'unregistered-JJJJ', 'Basic abc', 'unregistered-token-KKKK']);
   assert.equal(out.trim().split('\n').length, 3);
   assert.match(out, /\[redacted\]/);
+});
+
+test('secrets loaded at runtime are registered with the redactor: channel URLs and http target URLs, secrets and auth headers', async () => {
+  const channelToken = 'runtimeChannelTok3nNNNN2222';
+  const pathToken = 'runtimeTargetTok3nOOOO3333';
+  const targetSecret = 'runtime-target-secret-PPPP4444';
+  const bearer = 'Bearer runtimeBearerQQQQ5555';
+  await upsertChannel(pool, { name: 'runtime-hook', url: `https://hooks.slack.com/services/T1/B2/${channelToken}` });
+  // A port nothing listens on: bind one, then close it.
+  const probe = createServer();
+  const closed = await listen(probe);
+  await new Promise((r) => probe.close(r));
+  const target = { type: 'http' as const, mode: 'sync' as const, url: `http://127.0.0.1:${closed}/hooks/${pathToken}/run`, secret: targetSecret, headers: { authorization: bearer, accept: 'application/json' } };
+  const ctx = { runId: '00000000-0000-4000-8000-000000000001', flow: 'f', scheduledFor: new Date(), parameters: {}, attempt: 0, signal: new AbortController().signal, log: createLogger({ level: 'silent' }) };
+  const failure = await runHttpTarget(createHttp({ timeoutMs: 300 }), target, ctx, { secret: undefined, timeoutMs: 300 }).then(() => null, (err: Error) => err);
+  assert.ok(failure, 'the call fails (nothing listens there any more)');
+  assert.doesNotMatch(failure.message, new RegExp(pathToken), 'the error quotes the URL with its path token masked');
+  assert.match(failure.message, /\/hooks\/\*\*\*\/run/);
+
+  let out = '';
+  const sink = new Writable({ write(chunk, _enc, cb) { out += chunk.toString(); cb(); } });
+  const log = createLogger({ level: 'trace', destination: sink });
+  log.info(`posting to https://hooks.slack.com/services/T1/B2/${channelToken} and ${target.url} with ${targetSecret} and ${bearer}`);
+  assertNoSecrets(out, [channelToken, pathToken, targetSecret, bearer]);
+  assert.match(out, /application\/json|posting to/, 'ordinary values are left alone');
 });

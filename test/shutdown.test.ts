@@ -159,10 +159,11 @@ describe('SIGTERM drains the pod', () => {
     assert.match(pod.output(), /"msg":"stopped"/);
   });
 
-  test('past the deadline the pod hands the job back, settles the aborted run as CRASHED and exits in time', async () => {
+  test('past the deadline the pod hands the job back and requeues the run; another pod re-runs it to COMPLETED, never CRASHED', async () => {
     const env = await setup();
+    const release = path.join(dir, 'release-b');
     const pod = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '1' });
-    const runId = await trigger(env, { release: path.join(dir, 'never-b') });
+    const runId = await trigger(env, { release });
     await untilRunning(env, runId);
 
     const signalledAt = Date.now();
@@ -170,12 +171,69 @@ describe('SIGTERM drains the pod', () => {
     const exit = await pod.exited;
     assert.equal(exit.code, 0, pod.output());
     assert.ok(exit.at - signalledAt < 1000 + ABORT_GRACE_MS + 4000, `exited ${exit.at - signalledAt} ms after SIGTERM`);
-    // Handed back: failed for retry, not left active until its expiry.
+    // Handed back: failed for retry, not left active until its expiry; the run waits for that retry.
     assert.equal(await jobState(env, runId), 'retry');
     const run = await runState(env, runId);
-    assert.equal(run.stateType, 'CRASHED');
-    assert.match(run.message ?? '', /gave the run up before the handler finished/);
+    assert.deepEqual([run.stateType, run.stateName], ['PENDING', 'AwaitingRetry']);
+    assert.match(run.message ?? '', /interrupted by pod shutdown .*; will be retried/);
     assert.match(pod.output(), /drain deadline reached: in-flight jobs handed back/);
+
+    // The next pod takes the retried job and runs the handler again (this time it may finish).
+    fs.writeFileSync(release, '');
+    const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
+    await waitFor(async () => (await runState(env, runId)).stateType === 'COMPLETED', { what: 'the requeued run to complete on the next pod', timeoutMs: 30_000 });
+    await waitFor(async () => (await jobState(env, runId)) === 'completed', { what: 'the retried job to complete' });
+    const { rows: history } = await env.pool.query<{ to: string }>(
+      `select to_type || '/' || to_name as "to" from flowwarden.run_state_history where run_id = $1 order by id`,
+      [runId],
+    );
+    assert.deepEqual(history.map((h) => h.to), [
+      'SCHEDULED/Scheduled', 'PENDING/Pending', 'RUNNING/Running', // first pod
+      'PENDING/AwaitingRetry', // cut off at its drain deadline
+      'PENDING/Pending', 'RUNNING/Running', 'COMPLETED/Completed', // re-run once on the next pod
+    ]);
+    next.child.kill('SIGTERM');
+    assert.equal((await next.exited).code, 0, next.output());
+  });
+
+  test('a draining pod claims nothing new: a run triggered during the drain stays SCHEDULED until another pod takes it', async () => {
+    const env = await setup();
+    const releaseA = path.join(dir, 'release-d');
+    const releaseB = path.join(dir, 'release-d-b');
+    fs.writeFileSync(releaseB, '');
+    const pod = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '60' });
+    const first = await trigger(env, { release: releaseA });
+    await untilRunning(env, first);
+
+    pod.child.kill('SIGTERM');
+    await pod.waitForOutput(/draining: no new work is claimed/);
+    // Finishes at once if any pod claims it.
+    const second = await trigger(env, { release: releaseB });
+    const { rows: [created] } = await env.pool.query<{ at: Date }>(`select created_on as at from flowwarden_queue.job where name = 'fw.dispatch' and id = $1`, [second]);
+    // The draining pod still heartbeats its in-flight job (every 10 s): once it has done so after the
+    // trigger, the pod has been alive and working for many poll intervals with the new job ready.
+    await waitFor(async () => {
+      const { rows } = await env.pool.query<{ ok: boolean }>(
+        `select heartbeat_on > $2 as ok from flowwarden_queue.job where name = 'fw.dispatch' and id = $1`,
+        [first, created!.at],
+      );
+      return rows[0]?.ok;
+    }, { what: 'a heartbeat of the draining pod after the trigger', timeoutMs: 20_000 });
+    assert.equal((await runState(env, second)).stateType, 'SCHEDULED');
+    assert.equal(await jobState(env, second), 'created');
+
+    fs.writeFileSync(releaseA, '');
+    const exit = await pod.exited;
+    assert.equal(exit.code, 0, pod.output());
+    assert.equal((await runState(env, first)).stateType, 'COMPLETED');
+    assert.equal((await runState(env, second)).stateType, 'SCHEDULED', 'the draining pod never claimed it');
+    assert.equal(await jobState(env, second), 'created');
+
+    // Not stuck: the next pod takes it.
+    const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
+    await waitFor(async () => (await runState(env, second)).stateType === 'COMPLETED', { what: 'the next pod to run it', timeoutMs: 30_000 });
+    next.child.kill('SIGTERM');
+    assert.equal((await next.exited).code, 0, next.output());
   });
 
   test('a handler that ignores its abort signal is abandoned; the redelivered job marks the run CRASHED on another pod', async () => {

@@ -33,13 +33,14 @@ const stateList = z
   .transform((s) => s.split(',').map((x) => x.trim().toUpperCase()).filter(Boolean))
   .pipe(z.array(z.enum(STATE_TYPES, { error: `each state must be one of ${STATE_TYPES.join(', ')}` })).min(1).max(STATE_TYPES.length));
 
-const time = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2026-01-01T00:00:00Z' }).transform((s) => new Date(s));
+/** An ISO 8601 time with a zone, parsed to a Date: every time the API accepts (filters, scheduledFor). */
+export const IsoTime = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2026-01-01T00:00:00Z' }).transform((s) => new Date(s));
 
 export const RunListQuery = PageQuery.extend({
   flow: FlowName.optional().describe('only runs of this flow'),
   state: stateList.optional().describe(`state type, or several comma-separated: ${STATE_TYPES.join(', ')}`),
-  since: time.optional().describe('scheduledFor at or after this time'),
-  until: time.optional().describe('scheduledFor before this time'),
+  since: IsoTime.optional().describe('scheduledFor at or after this time'),
+  until: IsoTime.optional().describe('scheduledFor before this time'),
 });
 
 export const GuardHistoryQuery = PageQuery.extend({
@@ -49,7 +50,7 @@ export const GuardHistoryQuery = PageQuery.extend({
 
 export const NextQuery = z.object({
   count: z.coerce.number({ error: 'must be a whole number' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5).describe('how many fire times (1 to 100, default 5)'),
-  after: time.optional().describe('start after this time (default: the database clock now)'),
+  after: IsoTime.optional().describe('start after this time (default: the database clock now)'),
 });
 
 export const DisableBody = z.object({ reason: z.string().trim().min(1, 'say why').max(1000), by: By.optional() }).strict();

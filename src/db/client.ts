@@ -45,6 +45,30 @@ export function bossDb(db: Queryable): IDatabase {
   return { executeSql: (text, values) => db.query(text, values as unknown[]) };
 }
 
+/** Work to do once a transaction opened by `withTransaction` commits (see `afterCommit`). */
+const commitHooks = new WeakMap<object, Array<(owner: Queryable | pg.Pool) => void>>();
+
+/**
+ * Run `hook` after the transaction `tx` commits, with the pool (or client) the transaction was
+ * opened on; dropped if it rolls back. Only transactions opened by `withTransaction` run hooks: on a
+ * caller-managed transaction (the producer client's `db` option) this does nothing.
+ */
+export function afterCommit(tx: Queryable, hook: (owner: Queryable | pg.Pool) => void): void {
+  commitHooks.get(tx)?.push(hook);
+}
+
+function runCommitHooks(tx: object, owner: Queryable | pg.Pool): void {
+  const hooks = commitHooks.get(tx) ?? [];
+  commitHooks.delete(tx);
+  for (const hook of hooks) {
+    try {
+      hook(owner);
+    } catch {
+      // Hooks only count things (metrics); they must never fail a committed transaction.
+    }
+  }
+}
+
 /**
  * Run `fn` in a transaction. With a Pool, checks out a client, BEGIN/COMMIT/ROLLBACK; with a
  * client that is already in the caller's transaction (`inTransaction: true`), just runs `fn` on it.
@@ -59,10 +83,13 @@ export async function withTransaction<T>(
     const client = await db.connect();
     try {
       await client.query('BEGIN');
+      commitHooks.set(client, []);
       const result = await fn(client);
       await client.query('COMMIT');
+      runCommitHooks(client, db);
       return result;
     } catch (err) {
+      commitHooks.delete(client);
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
@@ -70,11 +97,14 @@ export async function withTransaction<T>(
     }
   }
   await db.query('BEGIN');
+  commitHooks.set(db, []);
   try {
     const result = await fn(db);
     await db.query('COMMIT');
+    runCommitHooks(db, db);
     return result;
   } catch (err) {
+    commitHooks.delete(db);
     await db.query('ROLLBACK').catch(() => {});
     throw err;
   }

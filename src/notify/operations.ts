@@ -18,6 +18,7 @@ import type { PgBoss } from 'pg-boss';
 import { bossDb, type Queryable } from '../db/client.ts';
 import { QUEUES, EVENTS, type QueuePayloads } from '../queue/catalog.ts';
 import { NotFoundError, UserInputError } from '../errors.ts';
+import { registerSecrets } from '../log.ts';
 import { redactUrl, resolveChannel, type ChannelKind } from './channels.ts';
 import { MESSAGE_EVENT } from './render.ts';
 import {
@@ -181,7 +182,10 @@ export async function ensureConfiguredChannels(db: Queryable, entries: readonly 
 
 /** Create or replace a channel (URL, events and flows) by name. */
 export async function upsertChannel(db: Queryable, input: ChannelInput): Promise<{ channel: ChannelView; created: boolean }> {
-  const { channel, created } = await upsertChannelRow(db, parseChannelInput(input));
+  const parsed = parseChannelInput(input);
+  // From here on the URL is a secret of this process too: redact it from log lines by value.
+  registerSecrets([parsed.url]);
+  const { channel, created } = await upsertChannelRow(db, parsed);
   return { channel: channelView(channel), created };
 }
 

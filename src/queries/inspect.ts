@@ -32,13 +32,19 @@ export interface QueueDepth {
   oldestReadyAgeSeconds: number;
 }
 
-/** Live counts per pg-boss queue (view flowwarden.v_queue_depth). */
-export async function queueDepth(db: Queryable): Promise<QueueDepth[]> {
+/**
+ * Live counts per pg-boss queue (view flowwarden.v_queue_depth), by queue name. `after` and `limit`
+ * page through them (keyset on the name, for GET /api/queues); without them every queue is listed.
+ */
+export async function queueDepth(db: Queryable, page: { after?: string | undefined; limit?: number } = {}): Promise<QueueDepth[]> {
   const { rows } = await db.query<QueueDepth>(
     `select queue, queued::int, ready::int, deferred::int, retry::int, active::int, failed::int,
             oldest_ready_at as "oldestReadyAt", oldest_ready_age_seconds::float8 as "oldestReadyAgeSeconds"
        from flowwarden.v_queue_depth
-      order by queue`,
+      where $1::text is null or queue > $1::text
+      order by queue
+      limit $2`,
+    [page.after ?? null, page.limit ?? null],
   );
   return rows;
 }

@@ -8,6 +8,7 @@ const { eq } = orm;
 import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
+import { countTransitions } from '../runs/observe.ts';
 import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from '../runs/states.ts';
 import { NotFoundError } from '../errors.ts';
 
@@ -81,6 +82,8 @@ export interface TransitionInput {
    * both are recorded in the history, in order.
    */
   via?: { to: StateType; name?: string; message?: string | null };
+  /** Allow the one backward move, RUNNING → PENDING/AwaitingRetry (dispatch's drain hand-back only). */
+  requeue?: boolean;
 }
 
 export interface TransitionResult {
@@ -102,7 +105,7 @@ export async function transitionRun(tx: Queryable, input: TransitionInput): Prom
 export async function transitionLockedRun(tx: Queryable, current: RunRow, input: TransitionInput): Promise<TransitionResult> {
   const from: State = { type: current.stateType, name: current.stateName };
   const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
-  checkTransition(current.id, from, to);
+  checkTransition(current.id, from, to, { requeue: input.requeue });
   const { rows } = await tx.query<{ updatedAt: Date; startedAt: Date | null; endedAt: Date | null }>(
     `update flowwarden.runs set
        state_type = $2, state_name = $3, state_message = $4,
@@ -162,7 +165,7 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
     if (via) {
       checkTransition(current.id, from, via);
       checkTransition(current.id, via, to);
-    } else checkTransition(current.id, from, to);
+    } else checkTransition(current.id, from, to, { requeue: input.requeue });
     return { current, input, from, to, via };
   });
   const history = planned.flatMap((p) => p.via
@@ -416,5 +419,6 @@ export async function cancelUndispatchedRuns(
      select id from cancelled`,
     [byFlow ? scope.flowId : scope.scheduleId, message],
   );
+  countTransitions(tx, 'CANCELLED', rows.length);
   return rows.map((r) => r.id);
 }

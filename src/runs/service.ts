@@ -11,6 +11,7 @@ import { bossDb } from '../db/client.ts';
 import { transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
 import { FAILURE_TYPES } from './states.ts';
+import { countTransitions } from './observe.ts';
 
 /** What made a transition a failure for the guard: the run itself, or only a task result in it. */
 export type FailureCause = 'run.failed' | 'task.failed';
@@ -102,10 +103,15 @@ function failureCause(run: RunRow, input: Pick<TransitionInput, 'tasks'>): Failu
 }
 
 /**
- * The consequences of applied transitions: events (one insert per subscriber) and failure hooks.
- * `inputs[i]` is the input that produced `results[i]`.
+ * The consequences of applied transitions: events (one insert per subscriber), failure hooks,
+ * metrics (after commit). `inputs[i]` is the input that produced `results[i]`.
  */
-async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[], inputs: Array<Pick<TransitionInput, 'tasks'>>): Promise<void> {
+async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[], inputs: Array<Pick<TransitionInput, 'tasks' | 'via'>>): Promise<void> {
+  for (const [i, { run }] of results.entries()) {
+    const via = inputs[i]?.via;
+    if (via) countTransitions(tx, via.to);
+    countTransitions(tx, run.stateType);
+  }
   const publishCompleted = results.some((r) => r.run.stateType === 'COMPLETED') && (await completedIsWanted(tx));
   const events: EventPayload[] = [];
   for (const { run } of results) {

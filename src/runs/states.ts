@@ -59,15 +59,25 @@ export class InvalidTransitionError extends UserInputError {
   override name = 'InvalidTransitionError';
 }
 
-export function transitionAllowed(from: State, to: State): boolean {
+/**
+ * The one move back: a function run interrupted by a pod's drain deadline goes RUNNING →
+ * PENDING/AwaitingRetry so its handed-back job runs it again on another pod. Only dispatch asks for
+ * it (`requeue`); reports from targets and Prefect never move a run backwards.
+ */
+export function isRequeue(from: State, to: State): boolean {
+  return from.type === 'RUNNING' && to.type === 'PENDING' && to.name === 'AwaitingRetry';
+}
+
+export function transitionAllowed(from: State, to: State, options: { requeue?: boolean } = {}): boolean {
+  if (options.requeue && isRequeue(from, to)) return true;
   if (!NEXT[from.type].includes(to.type)) return false;
   if (from.type !== to.type) return true;
   if (from.type === 'RUNNING') return from.name !== to.name;
   return (RENAMES[from.type] ?? []).some(([a, b]) => a === from.name && b === to.name);
 }
 
-export function checkTransition(runId: string, from: State, to: State): void {
-  if (transitionAllowed(from, to)) return;
+export function checkTransition(runId: string, from: State, to: State, options: { requeue?: boolean } = {}): void {
+  if (transitionAllowed(from, to, options)) return;
   const allowed = NEXT[from.type];
   const hint = allowed.length === 0
     ? `${from.type} is terminal: a finished run cannot change state (trigger a new run instead)`

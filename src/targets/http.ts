@@ -15,6 +15,7 @@ import type { RunContext, TargetOutcome } from './types.ts';
 import { PermanentError, RateLimitedError } from '../errors.ts';
 import { parseRetryAfter } from '../http.ts';
 import type { TaskInput } from '../queries/runs.ts';
+import { registerSecrets } from '../log.ts';
 
 export const SIGNATURE_HEADER = 'x-flowwarden-signature';
 
@@ -34,10 +35,28 @@ export function verifySignature(body: string, signature: string | undefined, sec
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-function safeUrl(url: string): string {
+/**
+ * A path segment kept in messages: a word (`api`, `run`, `hooks`, `nightly-report`) or a short
+ * number or version (`v2`, `42`). Anything else (ids, tokens, random strings) is masked.
+ */
+/** Headers whose values are credentials (redacted from logs by value once a target is loaded). */
+const SECRET_HEADER = /auth|token|key|secret|cookie|signature|password|session/i;
+
+const PLAIN_SEGMENT = /^(?:[A-Za-z][A-Za-z_.-]{0,31}|v?\d{1,6})$/;
+
+/**
+ * A target URL as it may appear in logs and run state messages: scheme, host and port, the path with
+ * every segment that does not look like a plain word masked (`***`), and no query or fragment. A
+ * token in the path (`/hooks/<token>/run`) or the query never leaves the process this way.
+ */
+export function safeUrl(url: string): string {
   try {
     const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
+    const path = u.pathname
+      .split('/')
+      .map((seg) => (seg === '' || PLAIN_SEGMENT.test(decodeURIComponent(seg)) ? seg : '***'))
+      .join('/');
+    return `${u.protocol}//${u.host}${path}`;
   } catch {
     return '[invalid url]';
   }
@@ -50,6 +69,13 @@ export async function runHttpTarget(
   defaults: { secret: string | undefined; timeoutMs: number },
 ): Promise<TargetOutcome> {
   const secret = target.secret ?? defaults.secret;
+  // Loaded from the database at runtime: redact the URL's secret-bearing parts, the per-flow secret
+  // and header values (e.g. an authorization header) from every log line by value too.
+  registerSecrets([
+    target.url,
+    target.secret,
+    ...Object.entries(target.headers ?? {}).filter(([name]) => SECRET_HEADER.test(name)).map(([, value]) => value),
+  ]);
   if (!secret) {
     throw new PermanentError(
       `flow ${ctx.flow}: http target has no signing secret; set target.secret or FLOWWARDEN_HTTP_SECRET`,

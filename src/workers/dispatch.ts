@@ -5,7 +5,9 @@
  *   SCHEDULED                       → claim (PENDING, dispatch_attempt = job.retryCount) and call the target;
  *   PENDING from an older attempt   → the previous attempt died or failed transiently: reclaim and call again
  *                                     (http/prefect targets get the run id as idempotency key);
- *   RUNNING from an older attempt   → function targets: the worker died mid-handler → CRASHED;
+ *   RUNNING from an older attempt   → function targets: the worker died mid-handler → CRASHED (a drained
+ *                                     pod puts a cut-off run back to PENDING/AwaitingRetry instead, so its
+ *                                     retry lands in the PENDING case and runs the handler again);
  *   anything else                   → a duplicate delivery: do nothing.
  * Overlap `skip` and disabled flows are applied at claim time, under the schedule row's lock, so two
  * concurrent dispatches of one schedule cannot both see "nothing running".
@@ -29,6 +31,7 @@ import { errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
+import { HandedBackError } from './pool.ts';
 
 const Payload = z.object({ runId: z.string().uuid() });
 
@@ -271,6 +274,26 @@ export async function recordOutcome(deps: WorkerDeps, runId: string, outcome: Ta
   }
 }
 
+/**
+ * Put a function run whose job was handed back at the drain deadline back to PENDING/AwaitingRetry.
+ * Only if this attempt still owns it (RUNNING, dispatch_attempt = attempt): if the retried job was
+ * already taken elsewhere (the run moved on), this does nothing.
+ */
+async function requeueHandedBack(deps: WorkerDeps, runId: string, attempt: number, reason: string, log: Logger): Promise<void> {
+  await withTransaction(deps.pool, async (tx) => {
+    const current = await getRun(tx, runId, { forUpdate: true });
+    if (current?.stateType !== 'RUNNING' || current.dispatchAttempt !== attempt) {
+      log.info({ state: current && `${current.stateType}/${current.stateName}` }, 'handed-back run already moved on; not requeued');
+      return;
+    }
+    await applyLockedTransition(deps.boss, tx, current, {
+      to: 'PENDING', name: 'AwaitingRetry', requeue: true,
+      message: `interrupted by pod shutdown (attempt ${attempt + 1}: ${reason}); will be retried`,
+    });
+  });
+  log.warn({ attempt }, 'run interrupted by pod shutdown; requeued for retry');
+}
+
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
   const runId = job.data.runId;
   const attempt = job.retryCount;
@@ -314,12 +337,19 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
     throw err;
   }
   if (job.signal.aborted && outcome.kind === 'failed' && targetType === 'function') {
-    // pg-boss gave the job up while the handler ran (drain deadline at shutdown, or expiry): it has
-    // already failed the job for retry and aborted the signal, and the handler failed on the abort.
-    // Function handlers are not re-run, so settle the run now as CRASHED; the retry is a no-op.
+    if (job.signal.reason instanceof HandedBackError && !lastAttempt) {
+      // The drain deadline cut the handler off: the pool has already failed the job for retry, so
+      // put the run back (RUNNING → PENDING/AwaitingRetry) and the retried job runs it again on
+      // whichever pod takes it. Not a failure: the guard does not count it.
+      await requeueHandedBack(deps, runId, attempt, outcome.message, log);
+      observe('handed_back');
+      return;
+    }
+    // pg-boss gave the job up while the handler ran (job expiry, or a hand-back on the last attempt,
+    // which pg-boss fails for good): no retry will come, so settle the run now.
     await recordOutcome(deps, runId, {
       kind: 'failed', stateType: 'CRASHED',
-      message: `the worker gave the run up before the handler finished (pod shutdown past the drain deadline, or job expiry): ${outcome.message}`,
+      message: `the worker gave the run up before the handler finished (${lastAttempt ? 'pod shutdown past the drain deadline on the last attempt' : 'job expiry'}): ${outcome.message}`,
     });
     observe('crashed');
     return;

@@ -32,7 +32,7 @@ import type { PgBoss } from 'pg-boss';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
-import type { Logger } from '../log.ts';
+import { registerSecrets, type Logger } from '../log.ts';
 import { channelLimit } from '../notify/channels.ts';
 import { chunkMessage } from '../notify/chunk.ts';
 import { renderMessages } from '../notify/render.ts';
@@ -139,6 +139,8 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
       log.debug('channel deleted or disabled; nothing to post');
       return;
     }
+    // A URL added with `channels add` or the API lives only in the database: redact it by value too.
+    registerSecrets([channel.url]);
     const ctx: DeliverContext = {
       db,
       http: deps.http,

@@ -37,6 +37,18 @@ export interface PoolOptions {
 
 type Handler = (job: JobWithMetadata<any>) => Promise<void>;
 
+/**
+ * The abort reason of a job handed back at the drain deadline: the pool has already failed the job
+ * for retry (another pod takes it after the retry delay), so the handler may put its work back
+ * instead of settling it. Any other abort reason (job expiry) means the job was given up.
+ */
+export class HandedBackError extends Error {
+  override name = 'HandedBackError';
+  constructor() {
+    super('worker shutting down: job handed back at the drain deadline');
+  }
+}
+
 interface InFlight {
   job: JobWithMetadata<any>;
   controller: AbortController;
@@ -186,7 +198,7 @@ export class JobPool {
       await this.#boss
         .fail(this.#options.queue, left.map((e) => ({ id: e.job.id, retryCount: e.job.retryCount })), { message: 'handed back at shutdown' })
         .catch((err: unknown) => this.#log.error({ err }, 'could not hand back jobs; they will be retried after expiry'));
-      for (const e of left) e.controller.abort(new Error('worker shutting down'));
+      for (const e of left) e.controller.abort(new HandedBackError());
     }
     await this.#flushing;
     if (this.#heartbeat) clearInterval(this.#heartbeat);

@@ -70,12 +70,15 @@ export function overviewPage(d: OverviewData): Markup {
 
 const clip = (s: string | null, n = 140) => (s && s.length > n ? `${s.slice(0, n - 1)}…` : s ?? '');
 
-export function flowsPage(flows: FlowRow[], now: Date): Markup {
-  return html`<h1>Flows</h1><p class="sub">${flows.length} flow${flows.length === 1 ? '' : 's'}</p>
+/** `after`: this page starts after that flow name; `more`: the last name shown, when more flows follow. */
+export function flowsPage(flows: FlowRow[], now: Date, pageInfo: { after?: string | undefined; more?: string | undefined } = {}): Markup {
+  const count = `${flows.length} flow${flows.length === 1 ? '' : 's'}${pageInfo.after ? ` after ${pageInfo.after}` : ''}`;
+  const more = pageInfo.more ? html`<p id="more-flows"><a href="/admin/flows?after=${encodeURIComponent(pageInfo.more)}">more…</a></p>` : '';
+  return html`<h1>Flows</h1><p class="sub">${count}${pageInfo.after ? html` · <a href="/admin/flows">first page</a>` : ''}</p>
   <section>${table(['flow', 'target', 'status', 'since'], flows.map((f) => html`<tr>
     <td>${flowLink(f.name)}</td><td>${f.target.type}</td>
     <td>${f.disabledAt ? html`<span class="badge bad">disabled</span>` : html`<span class="badge ok">active</span>`}</td>
-    <td>${f.disabledAt ? when(f.disabledAt, now) : ''}</td></tr>`), 'No flows yet: create one with flowwarden apply -f FILE or PUT /api/flows/NAME.')}</section>`;
+    <td>${f.disabledAt ? when(f.disabledAt, now) : ''}</td></tr>`), 'No flows yet: create one with flowwarden apply -f FILE or PUT /api/flows/NAME.')}</section>${more}`;
 }
 
 export interface FlowPageData {

@@ -24,6 +24,9 @@ import { queueDepth } from '../../queries/inspect.ts';
 import { NAME_RE } from '../../flows/spec.ts';
 import { UserInputError, errorMessage } from '../../errors.ts';
 
+/** Flows per admin flows page; a "more…" link continues after the last one. */
+const ADMIN_FLOWS_PAGE = 500;
+
 const RECENT_RUNS = 20;
 
 function send(reply: FastifyReply, status: number, opts: Omit<LayoutOptions, 'nonce'>, body: Markup) {
@@ -93,11 +96,15 @@ export function adminRoutes(ctx: ApiContext) {
       return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled }));
     });
 
-    app.get('/flows', async (req, reply) => {
+    // A page of ADMIN_FLOWS_PAGE flows by name; `?after=NAME` continues after NAME ("more…" link).
+    app.get<{ Querystring: { after?: string } }>('/flows', async (req, reply) => {
       const session = guard(req, reply);
       if (!session) return reply;
-      const [now, flows] = await Promise.all([dbNow(ctx.pool), pageFlows(ctx.pool, { limit: 500 })]);
-      return send(reply, 200, page(session, 'Flows', 'flows'), flowsPage(flows, now));
+      const after = typeof req.query.after === 'string' && NAME_RE.test(req.query.after) ? req.query.after : undefined;
+      const [now, rows] = await Promise.all([dbNow(ctx.pool), pageFlows(ctx.pool, { after, limit: ADMIN_FLOWS_PAGE + 1 })]);
+      const flows = rows.slice(0, ADMIN_FLOWS_PAGE);
+      const more = rows.length > ADMIN_FLOWS_PAGE ? flows[flows.length - 1]!.name : undefined;
+      return send(reply, 200, page(session, 'Flows', 'flows'), flowsPage(flows, now, { after, more }));
     });
 
     const renderFlow = async (reply: FastifyReply, session: Session, name: string, status = 200, notice?: { kind: 'ok' | 'bad'; text: string }) => {

@@ -137,9 +137,10 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
 
     route(app, docs, auth, {
       method: 'GET', url: '/flows/:name/guard-history', scope: 'read', tag: 'guard', summary: "A flow's disables and reactivations, newest first",
-      params: FlowParams, query: GuardHistoryQuery.omit({ flow: true }),
+      params: FlowParams, query: GuardHistoryQuery.omit({ flow: true }), errors: { 404: 'no such flow' },
       responses: { 200: { description: 'a page of guard records', schema: page(HoldJson) } },
     }, async ({ params, query }) => {
+      await requireFlow(ctx.pool, params.name); // an unknown flow is a 404, not an empty history
       const after = decodeCursor(query.cursor, ['number'] as const)?.[0];
       const rows = await pageGuardHistory(ctx.pool, { flowName: params.name, open: query.open, after, limit: query.limit + 1 });
       return pageOf(rows, query.limit, (h) => [h.id], holdJson);

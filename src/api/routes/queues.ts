@@ -1,9 +1,11 @@
-/** GET /api/queues (read scope): live per-queue job counts from flowwarden.v_queue_depth. */
+/** GET /api/queues (read scope): live per-queue job counts from flowwarden.v_queue_depth, a page by queue name. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { queueDepth, queueJson } from '../../queries/inspect.ts';
+import { decodeCursor, pageOf, PageQuery } from '../validate.ts';
+import { page } from '../schemas.ts';
 
 const QueueJson = z.object({
   queue: z.string(),
@@ -22,7 +24,12 @@ export function queueRoutes(ctx: ApiContext, docs: ApiDocs) {
   return async (app: FastifyInstance) => {
     route(app, docs, auth, {
       method: 'GET', url: '/queues', scope: 'read', tag: 'queues', summary: 'Job counts per pg-boss queue (live, from flowwarden.v_queue_depth)',
-      responses: { 200: { description: 'every queue', schema: z.object({ queues: z.array(QueueJson) }) } },
-    }, async () => ({ queues: (await queueDepth(ctx.pool)).map(queueJson) }));
+      query: PageQuery,
+      responses: { 200: { description: 'a page of queues, by name', schema: page(QueueJson) } },
+    }, async ({ query }) => {
+      const after = decodeCursor(query.cursor, ['string'] as const)?.[0];
+      const rows = await queueDepth(ctx.pool, { after, limit: query.limit + 1 });
+      return pageOf(rows, query.limit, (q) => [q.queue], queueJson);
+    });
   };
 }

@@ -9,7 +9,7 @@ import { bearer, scopeOf, runReportToken } from '../auth.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { ConflictError } from '../errors.ts';
 import { badCursor, decodeCursor, pageOf } from '../validate.ts';
-import { CancelBody, FlowParams, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
+import { CancelBody, FlowParams, IsoTime, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
 import { withTransaction } from '../../db/client.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { reportRunStateTx, triggerRunTx } from '../../producers/operations.ts';
@@ -34,7 +34,7 @@ const TriggerBody = z
   .object({
     parameters: z.record(z.string(), z.unknown()).default({}),
     idempotencyKey: z.string().min(1).max(200).optional(),
-    scheduledFor: z.coerce.date().optional().describe('ISO 8601; default now'),
+    scheduledFor: IsoTime.optional().describe('ISO 8601 time with a zone, e.g. 2026-01-01T09:00:00Z; default now'),
   })
   .strict();
 
