@@ -20,6 +20,7 @@ import { RateLimitedError } from '../src/errors.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 import type { FlowRow } from '../src/queries/flows.ts';
 import { requireFlow } from '../src/queries/flows.ts';
+import { evaluateFlowHealth } from '../src/guard/health.ts';
 
 let app: TestApp;
 let fake: FakePrefect;
@@ -374,6 +375,40 @@ describe('prefect watch mode', () => {
         await p.pool.end();
       }
     }
+  });
+});
+
+describe('prefect watch mode: finished runs', () => {
+  test('a critical task that failed inside a COMPLETED flow run is recorded in watch mode and trips the rule', async () => {
+    const dep = fake.addDeployment({ flowName: 'watch-tasks', name: 'prod' });
+    const watched = await flow({
+      name: 'watch-tasks',
+      target: { type: 'prefect', deployment: 'watch-tasks/prod', watch: true },
+      health: { criticalTasks: ['run_dbt'], maxConsecutiveFailures: 3 },
+    });
+    // After the flow's baseline: one run imported already finished, one imported RUNNING that
+    // completes on a later pass.
+    const done = fake.addFlowRun(dep.id, { state: { type: 'COMPLETED' } });
+    fake.addTaskRun(done.id, { name: 'run_dbt-0', state: { type: 'FAILED', message: 'dbt exploded (caught by the flow)' } });
+    const later = fake.addFlowRun(dep.id, { state: { type: 'RUNNING' } });
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    await watcher.runOnce();
+    fake.addTaskRun(later.id, { name: 'load-0', state: { type: 'COMPLETED' } });
+    fake.advance(later.id, 'COMPLETED');
+    await watcher.runOnce();
+
+    const ours = async (externalId: string) =>
+      (await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1 and flow_id = $2`, [externalId, watched.id])).rows[0]!.id;
+    const doneRun = await run(await ours(done.id));
+    assert.equal(doneRun.stateType, 'COMPLETED');
+    assert.deepEqual((await runTasks(app.pool, doneRun.id)).map((t) => [t.name, t.stateType, t.message]), [['run_dbt', 'FAILED', 'dbt exploded (caught by the flow)']]);
+    const laterRun = await run(await ours(later.id));
+    assert.equal(laterRun.stateType, 'COMPLETED');
+    assert.deepEqual((await runTasks(app.pool, laterRun.id)).map((t) => [t.name, t.stateType]), [['load', 'COMPLETED']], 'refreshed runs get their tasks too');
+
+    const outcome = await evaluateFlowHealth(app.deps, watched.id);
+    assert.ok(outcome.action === 'disabled' || outcome.action === 'reported', `the critical-task rule fires (got ${outcome.action})`);
+    assert.equal(outcome.verdict.rule, 'critical_task');
   });
 });
 

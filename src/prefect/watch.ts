@@ -17,8 +17,9 @@
  *      (a "run now" from Prefect's UI racing the import).
  *      Runs in the future are not imported until due (Prefect pre-creates up to ~100 of them).
  *   2. Refresh: every watched run still SCHEDULED/PENDING/RUNNING is re-read by id, 200 per request,
- *      and moved forward (valid transitions only, recorded in history; FAILED/CRASHED runs get
- *      their task results for the critical-task rule).
+ *      and moved forward (valid transitions only, recorded in history; runs that finish get their
+ *      task results for the critical-task rule, whatever the terminal state: a critical task can
+ *      fail inside a COMPLETED flow run).
  * Runs flowwarden itself created in Prefect (idempotency key 'flowwarden:…') are skipped: the
  * dispatch/poll path already owns them.
  *
@@ -43,7 +44,7 @@ import {
 } from '../queries/prefect.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
 import { PREFECT_MAX_LIMIT, type PrefectFlowRun } from '../targets/prefect-client.ts';
-import { FAILURE_TYPES } from '../runs/states.ts';
+import { isTerminal } from '../runs/states.ts';
 import { errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
 import { fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
@@ -222,7 +223,7 @@ export class PrefectWatcher {
     return { imported, updated };
   }
 
-  /** Mirror Prefect's state onto our runs (ids by Prefect id), fetching task results for failures. */
+  /** Mirror Prefect's state onto our runs (ids by Prefect id), fetching task results for finished runs. */
   async #mirror(tx: Queryable, flowRuns: PrefectFlowRun[], runIds: Map<string, string>): Promise<number> {
     const connector = this.#connector;
     const pending: Array<{ fr: PrefectFlowRun; runId: string }> = [];
@@ -234,12 +235,13 @@ export class PrefectWatcher {
     pending.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
     const runs = new Map<string, Awaited<ReturnType<typeof getRun>>>();
     for (const p of pending) runs.set(p.runId, await getRun(tx, p.runId, { forUpdate: true }));
-    // Task results only for runs about to become FAILED/CRASHED: one batched request per 200 runs.
+    // Task results for every run about to finish (any terminal state, as target mode does): a
+    // critical task can fail inside a COMPLETED flow run. One batched request per 200 runs.
     const needTasks = pending
       .filter(({ fr, runId }) => {
         const m = mappedStateOf(fr);
         const run = runs.get(runId);
-        return m.terminal && FAILURE_TYPES.has(m.stateType) && run && run.stateType !== m.stateType;
+        return m.terminal && run && !isTerminal(run.stateType);
       })
       .map(({ fr }) => fr.id);
     const tasks: Map<string, TaskInput[]> = needTasks.length
