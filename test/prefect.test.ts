@@ -378,6 +378,68 @@ describe('prefect watch mode', () => {
   });
 });
 
+describe('prefect watch mode: paging', () => {
+  test('small pages over runs sharing timestamps, arriving in stages, read by two pods: no gap, no duplicate', async () => {
+    const dep = fake.addDeployment({ flowName: 'paging', name: 'prod' });
+    const watched = await flow({ name: 'watch-paging', target: { type: 'prefect', deployment: 'paging/prod', watch: true } });
+    const pods = await Promise.all([1, 2].map(async () => {
+      const pool = createPool(app.db.url, { max: 3 });
+      const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
+      const c = createPrefectConnector({ client: createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }), config: app.config, log: silentLogger });
+      // Page of 3, overlap re-read of 2 s: each pass's first page reads runs it already has, and
+      // groups of equal timestamps straddle page boundaries and outgrow a page.
+      const watcher = new PrefectWatcher({ pool, boss, log: silentLogger }, c, { pageSize: 3, overlapSeconds: 2, lookbackSeconds: 3600 });
+      return { pool, boss, watcher };
+    }));
+    const seeded: string[] = [];
+    const start = Date.now() - 10 * 60_000;
+    // Groups of runs at one timestamp (ms): sizes chosen to end stages on a small group.
+    const groups = [1, 4, 2, 7, 3, 1];
+    try {
+      const pass = async (pod: number, maxPagesPerPass?: number) => {
+        const r = await pods[pod]!.watcher.runOnce(maxPagesPerPass === undefined ? {} : { maxPagesPerPass });
+        assert.deepEqual(r.errors, []);
+        return r.imported;
+      };
+      let imported = 0;
+      for (let stage = 0; stage < 6; stage++) {
+        // A stage's runs come due 5 s after the previous stage's: outside the 2 s overlap.
+        let t = start + stage * 5_000;
+        for (const size of groups) {
+          for (let i = 0; i < size; i++) seeded.push(fake.addFlowRun(dep.id, { expectedStartTime: new Date(t), state: { type: 'COMPLETED' } }).id);
+          t += 1 + (stage % 2); // near timestamps: 1 or 2 ms apart
+        }
+        // The pods take turns a few pages at a time (each resumes from the other's cursor), and
+        // also race (one finds the cursor locked and leaves it).
+        imported += await pass(stage % 2, 4);
+        imported += await pass((stage + 1) % 2, 4);
+        imported += (await Promise.all([pass(0, 3), pass(1, 3)])).reduce((a, b) => a + b, 0);
+      }
+      // Then whole passes until nothing is left.
+      for (let round = 0; round < 20; round++) {
+        const n = await pass(round % 2);
+        imported += n;
+        if (n === 0 && round > 0) break;
+      }
+      const { rows } = await app.pool.query<{ externalId: string; n: number }>(
+        `select external_id as "externalId", count(*)::int as n from flowwarden.runs where flow_id = $1 group by external_id`,
+        [watched.id],
+      );
+      assert.equal(seeded.length, 6 * 18);
+      assert.ok(rows.every((r) => r.n === 1), 'no duplicate');
+      const missing = seeded.filter((id) => !rows.some((r) => r.externalId === id));
+      assert.deepEqual(missing, [], 'no gap');
+      assert.equal(rows.length, seeded.length);
+      assert.equal(imported, seeded.length, 'each run inserted once, by one pod');
+    } finally {
+      for (const p of pods) {
+        await p.boss.stop({ graceful: false, close: true });
+        await p.pool.end();
+      }
+    }
+  });
+});
+
 describe('prefect watch mode: finished runs', () => {
   test('a critical task that failed inside a COMPLETED flow run is recorded in watch mode and trips the rule', async () => {
     const dep = fake.addDeployment({ flowName: 'watch-tasks', name: 'prod' });

@@ -11,10 +11,14 @@
  *      state, and moves the cursor to the last expected start seen — then commits. The next page (on
  *      this pod or another) starts from the committed cursor: no gap. The unique idempotency key
  *      makes any overlap re-read harmless: no duplicate.
- *      `after_` is inclusive, so runs sharing the cursor's timestamp are re-read rather than skipped;
- *      a page made only of that timestamp is stepped over with an offset. The first page of a pass
- *      re-reads `overlap` before the cursor to pick up runs created late with a past expected start
- *      (a "run now" from Prefect's UI racing the import).
+ *      Paging is keyset-like: the next page asks `after_` = the previous page's newest expected
+ *      start (inclusive) with `offset` = the rows at exactly that time already read (so a block of
+ *      runs sharing one timestamp, larger than a page, is stepped through). The offset is only ever
+ *      sent with the `after_` it was counted against; when another pod moved the cursor between our
+ *      pages, reading restarts from the committed cursor with no offset. This relies on Prefect's
+ *      order being stable among equal expected starts (Postgres with the id as tie-break).
+ *      The first page of a pass re-reads `overlap` before the cursor to pick up runs created late
+ *      with a past expected start (a "run now" from Prefect's UI racing the import).
  *      Runs in the future are not imported until due (Prefect pre-creates up to ~100 of them).
  *   2. Refresh: every watched run still SCHEDULED/PENDING/RUNNING is re-read by id, 200 per request,
  *      and moved forward (valid transitions only, recorded in history; runs that finish get their
@@ -157,37 +161,55 @@ export class PrefectWatcher {
     const now = await dbNow(pool);
     await ensureWatchCursor(pool, flow.id, deployment.id, new Date(now.getTime() - this.#opts.lookbackSeconds * 1000));
 
-    let offset = 0;
-    let lastCursor: number | undefined;
+    // This pass's read position: `from` (inclusive `after_`) and how many rows at exactly `from` it
+    // has consumed (`skip`, sent as the offset). Both are relative to the query they were measured
+    // on, so the offset always goes with the `after_` it was counted against. `seen` is the committed
+    // cursor after our last page: if another pod has moved it since, start again from it.
+    let from = 0;
+    let skip = 0;
+    let seen: number | undefined;
     for (let page = 0; page < maxPages; page++) {
       const outcome = await withTransaction(pool, async (tx) => {
         const cursor = await lockWatchCursor(tx, flow.id);
         if (!cursor) return { kind: 'busy' as const };
-        if (lastCursor !== cursor.cursor.getTime()) offset = 0; // another pod moved it: start clean
-        const after = new Date(cursor.cursor.getTime() - (page === 0 ? this.#opts.overlapSeconds * 1000 : 0));
+        const committed = cursor.cursor.getTime();
+        if (page === 0) {
+          from = committed - this.#opts.overlapSeconds * 1000;
+          skip = 0;
+        } else if (seen !== committed) {
+          from = committed; // another pod moved it: everything before it is imported
+          skip = 0;
+        }
         const upper = await dbNow(tx);
         const rows = await connector.call(
           'filterFlowRuns',
           () =>
             connector.client.filterFlowRuns({
               deploymentIds: [deployment.id],
-              expectedStartAfter: after,
+              expectedStartAfter: new Date(from),
               expectedStartBefore: upper,
               sort: 'EXPECTED_START_TIME_ASC',
               limit: this.#opts.pageSize,
-              offset,
+              offset: skip,
             }),
           { log },
         );
         const counts = await this.#upsertPage(tx, flow, rows);
         const times = rows.map((r) => Date.parse(r.expected_start_time ?? '')).filter(Number.isFinite);
-        const newest = times.length ? Math.max(...times) : cursor.cursor.getTime();
-        const full = rows.length === this.#opts.pageSize;
-        // A full page that did not move the cursor (all at one timestamp): step over it with an offset.
-        offset = full && newest <= cursor.cursor.getTime() ? offset + rows.length : 0;
+        const newest = times.length ? Math.max(...times) : committed;
+        if (times.length) {
+          // Rows come sorted by expected start: the next page starts at this page's newest time,
+          // skipping the rows at that time we have just read (all of the page if it is one timestamp).
+          const atNewest = times.filter((t) => t === newest).length;
+          if (newest === from) skip += atNewest;
+          else {
+            from = newest;
+            skip = atNewest;
+          }
+        }
         await advanceWatchCursor(tx, flow.id, { cursor: new Date(newest), deploymentId: deployment.id, imported: counts.imported });
-        lastCursor = Math.max(newest, cursor.cursor.getTime());
-        return { kind: 'page' as const, ...counts, more: full };
+        seen = Math.max(newest, committed);
+        return { kind: 'page' as const, ...counts, more: rows.length === this.#opts.pageSize };
       });
       if (outcome.kind === 'busy') {
         result.busy += 1;
