@@ -16,6 +16,7 @@ import { startBoss } from '../src/queue/boss.ts';
 import { createPrefectClient, prefectIdempotencyKey, type PrefectClient } from '../src/targets/prefect-client.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
 import { PrefectWatcher } from '../src/prefect/watch.ts';
+import { listOpenWatchedRuns } from '../src/queries/prefect.ts';
 import { RateLimitedError } from '../src/errors.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 import type { FlowRow } from '../src/queries/flows.ts';
@@ -471,6 +472,60 @@ describe('prefect watch mode: finished runs', () => {
     const outcome = await evaluateFlowHealth(app.deps, watched.id);
     assert.ok(outcome.action === 'disabled' || outcome.action === 'reported', `the critical-task rule fires (got ${outcome.action})`);
     assert.equal(outcome.verdict.rule, 'critical_task');
+  });
+});
+
+describe('prefect watch mode: runs deleted in Prefect', () => {
+  test('the guard switching a watched deployment off deletes its unstarted runs in Prefect, and ours are closed as CANCELLED/Deleted', async () => {
+    const dep = fake.addDeployment({ flowName: 'watch-deleted', name: 'prod', schedules: [{ slug: 'hourly' }, { slug: 'daily' }] });
+    const [hourly, daily] = dep.schedules.map((s) => s.id) as [string, string];
+    const f = await flow({ name: 'watch-deleted', target: { type: 'prefect', deployment: 'watch-deleted/prod', watch: true } });
+    const now = Date.now();
+    const late = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 600_000), state: { type: 'SCHEDULED', name: 'Late' }, scheduleId: hourly });
+    const running = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 300_000), state: { type: 'RUNNING' }, scheduleId: hourly });
+    const scheduled = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 5_000), scheduleId: daily });
+    const manual = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 4_000) }); // not from a schedule
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    await watcher.runOnce();
+    const ours = async (externalId: string) => {
+      const { rows } = await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1 and flow_id = $2`, [externalId, f.id]);
+      assert.ok(rows[0], `flow run ${externalId} imported`);
+      return run(rows[0].id);
+    };
+    assert.equal((await ours(late.id)).stateName, 'Late');
+
+    // The guard holds the flow: Prefect deletes the runs its schedules created that have not started.
+    const actions = app.deps.guardActions.actions.find((a) => a.name === 'prefect')!;
+    await actions.onDisable!(await requireFlow(app.pool, 'watch-deleted'), 'three failures in a row');
+    assert.deepEqual(dep.schedules.map((s) => s.active), [false, false]);
+    assert.ok(!fake.state.flowRuns.has(late.id) && !fake.state.flowRuns.has(scheduled.id), 'unstarted scheduled runs deleted in Prefect');
+    assert.ok(fake.state.flowRuns.has(running.id) && fake.state.flowRuns.has(manual.id), 'started and manual runs kept');
+
+    const pass = await watcher.runOnce();
+    assert.deepEqual(pass.errors, []);
+    for (const fr of [late, scheduled]) {
+      const r = await ours(fr.id);
+      assert.equal(`${r.stateType}/${r.stateName}`, 'CANCELLED/Deleted');
+      assert.match(r.stateMessage ?? '', /deleted in Prefect/);
+    }
+    assert.deepEqual((await runHistory(app.pool, (await ours(late.id)).id)).map((h) => `${h.toType}/${h.toName}`), [
+      'SCHEDULED/Scheduled', 'SCHEDULED/Late', 'CANCELLED/Deleted',
+    ]);
+    assert.equal((await ours(running.id)).stateType, 'RUNNING');
+    assert.equal((await ours(manual.id)).stateType, 'SCHEDULED');
+    const open = await listOpenWatchedRuns(app.pool, 10_000);
+    assert.ok(!open.some((o) => o.externalId === late.id || o.externalId === scheduled.id), 'no longer re-read on every pass');
+
+    // Pausing the deployment deletes unstarted scheduled runs as well.
+    await actions.onReactivate!(await requireFlow(app.pool, 'watch-deleted'), 'ops');
+    const next = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 1_000), scheduleId: hourly });
+    await watcher.runOnce();
+    assert.equal((await ours(next.id)).stateType, 'SCHEDULED');
+    await connector.client.pauseDeployment(dep.id);
+    assert.ok(!fake.state.flowRuns.has(next.id));
+    await watcher.runOnce();
+    assert.equal(`${(await ours(next.id)).stateType}/${(await ours(next.id)).stateName}`, 'CANCELLED/Deleted');
+    assert.equal((await ours(manual.id)).stateType, 'SCHEDULED', 'a manual run is not deleted by a pause');
   });
 });
 

@@ -21,7 +21,9 @@
  *      with a past expected start (a "run now" from Prefect's UI racing the import).
  *      Runs in the future are not imported until due (Prefect pre-creates up to ~100 of them).
  *   2. Refresh: every watched run still SCHEDULED/PENDING/RUNNING is re-read by id, 200 per request,
- *      and moved forward (valid transitions only, recorded in history; runs that finish get their
+ *      (one the filter no longer returns is read alone: a 404 means Prefect deleted it — it does so
+ *      for unstarted scheduled runs when a schedule is switched off or the deployment paused — and
+ *      ours is closed as CANCELLED/Deleted) and moved forward (valid transitions only, recorded in history; runs that finish get their
  *      task results for the critical-task rule, whatever the terminal state: a critical task can
  *      fail inside a COMPLETED flow run).
  * Runs flowwarden itself created in Prefect (idempotency key 'flowwarden:…') are skipped: the
@@ -45,11 +47,13 @@ import {
   lockWatchCursor,
   lockWatchedRuns,
   setRunTimes,
+  type WatchedRunRef,
 } from '../queries/prefect.ts';
+import { applyLockedTransition } from '../runs/service.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
 import { PREFECT_MAX_LIMIT, type PrefectFlowRun } from '../targets/prefect-client.ts';
 import { isTerminal } from '../runs/states.ts';
-import { errorMessage } from '../errors.ts';
+import { NotFoundError, errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
 import { fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
 
@@ -282,22 +286,59 @@ export class PrefectWatcher {
     return updated;
   }
 
-  /** Re-read watched runs that are not finished yet and move them forward. */
+  /**
+   * Re-read watched runs that are not finished yet and move them forward. A run the filter no longer
+   * returns is read by id: Prefect deletes scheduled runs that have not started when their schedule
+   * is switched off or the deployment paused (the guard does both), and a 404 closes ours as
+   * CANCELLED/Deleted — otherwise it would stay open, re-read on every pass, forever.
+   */
   async #refreshOpen(): Promise<number> {
+    const connector = this.#connector;
     const open = await listOpenWatchedRuns(this.#deps.pool, this.#opts.maxOpenPerPass);
     let updated = 0;
     for (let i = 0; i < open.length; i += PREFECT_MAX_LIMIT) {
       const batch = open.slice(i, i + PREFECT_MAX_LIMIT);
       const ids = batch.map((r) => r.externalId);
-      const flowRuns = await this.#connector.call(
+      const flowRuns = await connector.call(
         'filterFlowRuns',
-        () => this.#connector.client.filterFlowRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT }),
+        () => connector.client.filterFlowRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT }),
         { log: this.#log },
       );
+      const returned = new Set(flowRuns.map((fr) => fr.id));
+      const deleted: WatchedRunRef[] = [];
+      for (const ref of batch) {
+        if (returned.has(ref.externalId)) continue;
+        try {
+          flowRuns.push(await connector.call('readFlowRun', () => connector.client.readFlowRun(ref.externalId), { log: this.#log }));
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+          deleted.push(ref);
+        }
+      }
       const byId = new Map(batch.map((r) => [r.externalId, r.id]));
       updated += await withTransaction(this.#deps.pool, (tx) => this.#mirror(tx, flowRuns, byId));
+      if (deleted.length) updated += await withTransaction(this.#deps.pool, (tx) => this.#closeDeleted(tx, deleted));
     }
     return updated;
+  }
+
+  /** Close watched runs whose Prefect flow run no longer exists, through the validated transition path. */
+  async #closeDeleted(tx: Queryable, refs: WatchedRunRef[]): Promise<number> {
+    let closed = 0;
+    for (const ref of [...refs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+      const run = await getRun(tx, ref.id, { forUpdate: true });
+      if (!run || isTerminal(run.stateType) || run.externalId !== ref.externalId) continue;
+      await applyLockedTransition(this.#deps.boss, tx, run, {
+        to: 'CANCELLED',
+        name: 'Deleted',
+        message:
+          `Prefect flow run ${ref.externalId} was deleted in Prefect while ${run.stateName} ` +
+          `(Prefect deletes runs that have not started when their schedule is switched off or the deployment paused)`,
+      });
+      this.#log.info({ runId: run.id, flowRunId: ref.externalId, was: `${run.stateType}/${run.stateName}` }, 'watched Prefect flow run deleted in Prefect: run cancelled');
+      closed += 1;
+    }
+    return closed;
   }
 }
 
