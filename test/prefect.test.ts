@@ -22,6 +22,8 @@ import type { FlowInputRaw } from '../src/flows/spec.ts';
 import type { FlowRow } from '../src/queries/flows.ts';
 import { requireFlow } from '../src/queries/flows.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
+import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';
+import { healthWorker } from '../src/workers/health.ts';
 
 let app: TestApp;
 let fake: FakePrefect;
@@ -560,5 +562,38 @@ describe('prefect guard actions', () => {
     // Flows not targeting Prefect are not its business.
     const fn = await flow({ name: 'not-prefect', target: { type: 'function', handler: 'noop' } });
     assert.equal(await actions.enforce(fn), false);
+  });
+
+  test('a reactivation Prefect fails once (5xx) is retried by pg-boss and switches the schedules back on', async () => {
+    const dep = fake.addDeployment({ flowName: 'react-retry', name: 'prod', schedules: [{ slug: 'hourly' }] });
+    const f = await flow({ name: 'react-retry', target: { type: 'prefect', deployment: 'react-retry/prod', watch: true } });
+    const actions = app.deps.guardActions.actions.find((a) => a.name === 'prefect')!;
+    await withTransaction(app.pool, (tx) => disableFlowTx(app.boss, tx, 'react-retry', { reason: 'maintenance', by: 'ops' }));
+    await actions.onDisable!(await requireFlow(app.pool, 'react-retry'), 'maintenance');
+    assert.equal(dep.schedules[0]!.active, false);
+
+    await withTransaction(app.pool, (tx) => reactivateFlowTx(app.boss, tx, 'react-retry', { by: 'ops' }));
+    const job = await waitFor(async () => {
+      const jobs = await app.boss.fetch<{ flowId: string; reason: string }>(QUEUES.health, { includeMetadata: true, batchSize: 100 });
+      return jobs.find((j) => j.data.flowId === f.id && j.data.reason === 'reactivated');
+    }, { what: 'the reactivated health job' });
+    fake.failNext('PATCH /deployments/:id/schedules/:id', '500', 1);
+    const deliver = (retryCount: number) =>
+      healthWorker.handle(app.deps, { ...job, retryCount, signal: new AbortController().signal } as unknown as Parameters<typeof healthWorker.handle>[1], silentLogger);
+    await assert.rejects(deliver(0), /reactivating flow 'react-retry' in connectors failed/);
+    assert.equal(dep.schedules[0]!.active, false, 'Prefect answered 500');
+
+    // The job failed as a worker fails it: pg-boss schedules a retry with backoff.
+    await app.boss.fail(QUEUES.health, { id: job.id, retryCount: 0 }, { message: 'failed' });
+    const { rows } = await app.pool.query<{ state: string; retryLimit: number; later: boolean }>(
+      `select state, retry_limit as "retryLimit", start_after > now() as later from ${BOSS_SCHEMA}.job where id = $1`,
+      [job.id],
+    );
+    assert.deepEqual(rows[0], { state: 'retry', retryLimit: 10, later: true });
+
+    await deliver(1); // the retry
+    assert.equal(dep.schedules[0]!.active, true, 'switched back on');
+    const holds = await app.pool.query(`select 1 from flowwarden.prefect_schedule_holds where flow_id = $1`, [f.id]);
+    assert.equal(holds.rowCount, 0);
   });
 });
