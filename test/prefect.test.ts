@@ -6,7 +6,7 @@ import { startTestApp, waitFor, type TestApp } from './support/app.ts';
 import { startFakePrefect, type FakePrefect, type FakeStep } from './support/fake-prefect.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
-import { dispatchWorker } from '../src/workers/dispatch.ts';
+import { deferredDispatchJobId, dispatchWorker } from '../src/workers/dispatch.ts';
 import { pollJobId, pollWorker, sendPoll } from '../src/workers/poll.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory, runTasks, type RunRow } from '../src/queries/runs.ts';
@@ -256,6 +256,65 @@ describe('prefect target', () => {
       (err: unknown) => err instanceof RateLimitedError && err.retryAfterMs === 120_000,
     );
     assert.ok(performance.now() - t1 < 5_000, 'a long wait is not slept in the job');
+    assert.equal((await run(runId)).stateType, 'RUNNING');
+    assert.equal((await pollUntilDone(runId)).stateType, 'COMPLETED');
+  });
+
+  test('a long 429 Retry-After re-sends the dispatch and the poll for when it ends, using no retry', async () => {
+    const dep = fake.addDeployment({ flowName: 'long-limit', name: 'd', runScript: [{ type: 'RUNNING' }, { type: 'COMPLETED' }] });
+    await flow({ name: 'long-limit', target: { type: 'prefect', deployment: dep.id } });
+    const runId = await trigger('long-limit');
+    /** Jobs of a queue for this run other than `exceptId`, with their delay from now (Postgres clock). */
+    const followUps = async (queue: string, exceptId: string) =>
+      (await app.pool.query<{ id: string; data: Record<string, unknown>; retryLimit: number; retryCount: number; state: string; delay: number }>(
+        `select id, data, retry_limit as "retryLimit", retry_count as "retryCount", state::text as state,
+                extract(epoch from start_after - now())::float8 as delay
+           from ${BOSS_SCHEMA}.job where name = $1 and data->>'runId' = $2 and id <> $3`,
+        [queue, runId, exceptId],
+      )).rows;
+
+    // Dispatch, on its 3rd attempt (2 retries used of 5): Prefect answers 429, Retry-After 120 s.
+    fake.failNext('create_flow_run', '429', 1, { retryAfter: '120' });
+    const t0 = performance.now();
+    await dispatchWorker.handle(app.deps, dispatchJob(runId, 2), silentLogger); // completes: no retry consumed
+    assert.ok(performance.now() - t0 < 5_000, 'not slept in the job');
+    const r = await run(runId);
+    assert.equal(`${r.stateType}/${r.stateName}`, 'PENDING/AwaitingRetry');
+    assert.match(r.stateMessage ?? '', /rate limited \(429\); dispatch deferred 120s as Retry-After asks/);
+    assert.equal(flowRunsOf(dep.id).length, 0);
+    const [again, ...extra] = await followUps(QUEUES.dispatch, runId);
+    assert.ok(again && extra.length === 0, 'one follow-up dispatch');
+    assert.deepEqual(again.data, { runId, attemptOffset: 3 });
+    assert.equal(again.id, deferredDispatchJobId(runId, 3));
+    assert.ok(again.delay > 115 && again.delay <= 120, `starts after Retry-After (${again.delay}s)`);
+    assert.deepEqual([again.retryCount, again.retryLimit], [0, 3], 'the 3 retries left, none used');
+    // A redelivery of the deferring job does nothing: no Prefect call, no second follow-up.
+    const creates = fake.requestsTo('create_flow_run').length;
+    await dispatchWorker.handle(app.deps, dispatchJob(runId, 2), silentLogger);
+    assert.equal(fake.requestsTo('create_flow_run').length, creates);
+    assert.equal((await followUps(QUEUES.dispatch, runId)).length, 1);
+
+    // The follow-up, delivered (without waiting the 120 s), reclaims the run as attempt 4.
+    await dispatchWorker.handle(app.deps, {
+      ...dispatchJob(runId, 0), id: again.id, data: { runId, attemptOffset: 3 }, retryLimit: again.retryLimit,
+    } as JobWithMetadata<{ runId: string }>, silentLogger);
+    assert.equal((await run(runId)).stateType, 'RUNNING');
+    assert.equal(flowRunsOf(dep.id).length, 1);
+    assert.equal((await run(runId)).dispatchAttempt, 3);
+
+    // Poll, on its last retry: 429, Retry-After 120 s → the same poll is re-sent, the run is not failed.
+    const fr = flowRunsOf(dep.id)[0]!;
+    fake.failNext(`GET /flow_runs/${fr.id}`, '429', 1, { retryAfter: '120' });
+    const pollJob = (id: string, data: Record<string, unknown>, retryCount: number, retryLimit: number) =>
+      ({ id, name: QUEUES.poll, data, retryCount, retryLimit, signal: new AbortController().signal }) as unknown as JobWithMetadata<{ runId: string; polls: number }>;
+    await pollWorker.handle(app.deps, pollJob(pollJobId(runId, 0), { runId, polls: 0 }, 10, 10), silentLogger);
+    assert.equal((await run(runId)).stateType, 'RUNNING', 'not failed on its last retry');
+    const deferred = (await followUps(QUEUES.poll, pollJobId(runId, 0))).filter((j) => j.id === pollJobId(runId, 0, 1));
+    assert.equal(deferred.length, 1);
+    assert.deepEqual(deferred[0]!.data, { runId, polls: 0, deferred: 1 });
+    assert.ok(deferred[0]!.delay > 115 && deferred[0]!.delay <= 120, `starts after Retry-After (${deferred[0]!.delay}s)`);
+    assert.equal(deferred[0]!.retryLimit, 0, 'no retries left, none refunded');
+    await pollWorker.handle(app.deps, pollJob(deferred[0]!.id, { runId, polls: 0, deferred: 1 }, 0, 0), silentLogger);
     assert.equal((await run(runId)).stateType, 'RUNNING');
     assert.equal((await pollUntilDone(runId)).stateType, 'COMPLETED');
   });
