@@ -6,7 +6,7 @@ import { startTestApp, waitFor, type TestApp } from './support/app.ts';
 import { startFakePrefect, type FakePrefect, type FakeStep } from './support/fake-prefect.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
-import { dispatchWorker } from '../src/workers/dispatch.ts';
+import { deferredDispatchJobId, dispatchWorker } from '../src/workers/dispatch.ts';
 import { pollJobId, pollWorker, sendPoll } from '../src/workers/poll.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory, runTasks, type RunRow } from '../src/queries/runs.ts';
@@ -16,10 +16,14 @@ import { startBoss } from '../src/queue/boss.ts';
 import { createPrefectClient, prefectIdempotencyKey, type PrefectClient } from '../src/targets/prefect-client.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
 import { PrefectWatcher } from '../src/prefect/watch.ts';
+import { listOpenWatchedRuns } from '../src/queries/prefect.ts';
 import { RateLimitedError } from '../src/errors.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 import type { FlowRow } from '../src/queries/flows.ts';
 import { requireFlow } from '../src/queries/flows.ts';
+import { evaluateFlowHealth } from '../src/guard/health.ts';
+import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';
+import { healthWorker } from '../src/workers/health.ts';
 
 let app: TestApp;
 let fake: FakePrefect;
@@ -256,6 +260,65 @@ describe('prefect target', () => {
     assert.equal((await pollUntilDone(runId)).stateType, 'COMPLETED');
   });
 
+  test('a long 429 Retry-After re-sends the dispatch and the poll for when it ends, using no retry', async () => {
+    const dep = fake.addDeployment({ flowName: 'long-limit', name: 'd', runScript: [{ type: 'RUNNING' }, { type: 'COMPLETED' }] });
+    await flow({ name: 'long-limit', target: { type: 'prefect', deployment: dep.id } });
+    const runId = await trigger('long-limit');
+    /** Jobs of a queue for this run other than `exceptId`, with their delay from now (Postgres clock). */
+    const followUps = async (queue: string, exceptId: string) =>
+      (await app.pool.query<{ id: string; data: Record<string, unknown>; retryLimit: number; retryCount: number; state: string; delay: number }>(
+        `select id, data, retry_limit as "retryLimit", retry_count as "retryCount", state::text as state,
+                extract(epoch from start_after - now())::float8 as delay
+           from ${BOSS_SCHEMA}.job where name = $1 and data->>'runId' = $2 and id <> $3`,
+        [queue, runId, exceptId],
+      )).rows;
+
+    // Dispatch, on its 3rd attempt (2 retries used of 5): Prefect answers 429, Retry-After 120 s.
+    fake.failNext('create_flow_run', '429', 1, { retryAfter: '120' });
+    const t0 = performance.now();
+    await dispatchWorker.handle(app.deps, dispatchJob(runId, 2), silentLogger); // completes: no retry consumed
+    assert.ok(performance.now() - t0 < 5_000, 'not slept in the job');
+    const r = await run(runId);
+    assert.equal(`${r.stateType}/${r.stateName}`, 'PENDING/AwaitingRetry');
+    assert.match(r.stateMessage ?? '', /rate limited \(429\); dispatch deferred 120s as Retry-After asks/);
+    assert.equal(flowRunsOf(dep.id).length, 0);
+    const [again, ...extra] = await followUps(QUEUES.dispatch, runId);
+    assert.ok(again && extra.length === 0, 'one follow-up dispatch');
+    assert.deepEqual(again.data, { runId, attemptOffset: 3 });
+    assert.equal(again.id, deferredDispatchJobId(runId, 3));
+    assert.ok(again.delay > 115 && again.delay <= 120, `starts after Retry-After (${again.delay}s)`);
+    assert.deepEqual([again.retryCount, again.retryLimit], [0, 3], 'the 3 retries left, none used');
+    // A redelivery of the deferring job does nothing: no Prefect call, no second follow-up.
+    const creates = fake.requestsTo('create_flow_run').length;
+    await dispatchWorker.handle(app.deps, dispatchJob(runId, 2), silentLogger);
+    assert.equal(fake.requestsTo('create_flow_run').length, creates);
+    assert.equal((await followUps(QUEUES.dispatch, runId)).length, 1);
+
+    // The follow-up, delivered (without waiting the 120 s), reclaims the run as attempt 4.
+    await dispatchWorker.handle(app.deps, {
+      ...dispatchJob(runId, 0), id: again.id, data: { runId, attemptOffset: 3 }, retryLimit: again.retryLimit,
+    } as JobWithMetadata<{ runId: string }>, silentLogger);
+    assert.equal((await run(runId)).stateType, 'RUNNING');
+    assert.equal(flowRunsOf(dep.id).length, 1);
+    assert.equal((await run(runId)).dispatchAttempt, 3);
+
+    // Poll, on its last retry: 429, Retry-After 120 s → the same poll is re-sent, the run is not failed.
+    const fr = flowRunsOf(dep.id)[0]!;
+    fake.failNext(`GET /flow_runs/${fr.id}`, '429', 1, { retryAfter: '120' });
+    const pollJob = (id: string, data: Record<string, unknown>, retryCount: number, retryLimit: number) =>
+      ({ id, name: QUEUES.poll, data, retryCount, retryLimit, signal: new AbortController().signal }) as unknown as JobWithMetadata<{ runId: string; polls: number }>;
+    await pollWorker.handle(app.deps, pollJob(pollJobId(runId, 0), { runId, polls: 0 }, 10, 10), silentLogger);
+    assert.equal((await run(runId)).stateType, 'RUNNING', 'not failed on its last retry');
+    const deferred = (await followUps(QUEUES.poll, pollJobId(runId, 0))).filter((j) => j.id === pollJobId(runId, 0, 1));
+    assert.equal(deferred.length, 1);
+    assert.deepEqual(deferred[0]!.data, { runId, polls: 0, deferred: 1 });
+    assert.ok(deferred[0]!.delay > 115 && deferred[0]!.delay <= 120, `starts after Retry-After (${deferred[0]!.delay}s)`);
+    assert.equal(deferred[0]!.retryLimit, 0, 'no retries left, none refunded');
+    await pollWorker.handle(app.deps, pollJob(deferred[0]!.id, { runId, polls: 0, deferred: 1 }, 0, 0), silentLogger);
+    assert.equal((await run(runId)).stateType, 'RUNNING');
+    assert.equal((await pollUntilDone(runId)).stateType, 'COMPLETED');
+  });
+
   test('the API key never appears in logs, even when Prefect fails', async () => {
     const lines: string[] = [];
     const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
@@ -377,6 +440,156 @@ describe('prefect watch mode', () => {
   });
 });
 
+describe('prefect watch mode: paging', () => {
+  test('small pages over runs sharing timestamps, arriving in stages, read by two pods: no gap, no duplicate', async () => {
+    const dep = fake.addDeployment({ flowName: 'paging', name: 'prod' });
+    const watched = await flow({ name: 'watch-paging', target: { type: 'prefect', deployment: 'paging/prod', watch: true } });
+    const pods = await Promise.all([1, 2].map(async () => {
+      const pool = createPool(app.db.url, { max: 3 });
+      const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
+      const c = createPrefectConnector({ client: createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }), config: app.config, log: silentLogger });
+      // Page of 3, overlap re-read of 2 s: each pass's first page reads runs it already has, and
+      // groups of equal timestamps straddle page boundaries and outgrow a page.
+      const watcher = new PrefectWatcher({ pool, boss, log: silentLogger }, c, { pageSize: 3, overlapSeconds: 2, lookbackSeconds: 3600 });
+      return { pool, boss, watcher };
+    }));
+    const seeded: string[] = [];
+    const start = Date.now() - 10 * 60_000;
+    // Groups of runs at one timestamp (ms): sizes chosen to end stages on a small group.
+    const groups = [1, 4, 2, 7, 3, 1];
+    try {
+      const pass = async (pod: number, maxPagesPerPass?: number) => {
+        const r = await pods[pod]!.watcher.runOnce(maxPagesPerPass === undefined ? {} : { maxPagesPerPass });
+        assert.deepEqual(r.errors, []);
+        return r.imported;
+      };
+      let imported = 0;
+      for (let stage = 0; stage < 6; stage++) {
+        // A stage's runs come due 5 s after the previous stage's: outside the 2 s overlap.
+        let t = start + stage * 5_000;
+        for (const size of groups) {
+          for (let i = 0; i < size; i++) seeded.push(fake.addFlowRun(dep.id, { expectedStartTime: new Date(t), state: { type: 'COMPLETED' } }).id);
+          t += 1 + (stage % 2); // near timestamps: 1 or 2 ms apart
+        }
+        // The pods take turns a few pages at a time (each resumes from the other's cursor), and
+        // also race (one finds the cursor locked and leaves it).
+        imported += await pass(stage % 2, 4);
+        imported += await pass((stage + 1) % 2, 4);
+        imported += (await Promise.all([pass(0, 3), pass(1, 3)])).reduce((a, b) => a + b, 0);
+      }
+      // Then whole passes until nothing is left.
+      for (let round = 0; round < 20; round++) {
+        const n = await pass(round % 2);
+        imported += n;
+        if (n === 0 && round > 0) break;
+      }
+      const { rows } = await app.pool.query<{ externalId: string; n: number }>(
+        `select external_id as "externalId", count(*)::int as n from flowwarden.runs where flow_id = $1 group by external_id`,
+        [watched.id],
+      );
+      assert.equal(seeded.length, 6 * 18);
+      assert.ok(rows.every((r) => r.n === 1), 'no duplicate');
+      const missing = seeded.filter((id) => !rows.some((r) => r.externalId === id));
+      assert.deepEqual(missing, [], 'no gap');
+      assert.equal(rows.length, seeded.length);
+      assert.equal(imported, seeded.length, 'each run inserted once, by one pod');
+    } finally {
+      for (const p of pods) {
+        await p.boss.stop({ graceful: false, close: true });
+        await p.pool.end();
+      }
+    }
+  });
+});
+
+describe('prefect watch mode: finished runs', () => {
+  test('a critical task that failed inside a COMPLETED flow run is recorded in watch mode and trips the rule', async () => {
+    const dep = fake.addDeployment({ flowName: 'watch-tasks', name: 'prod' });
+    const watched = await flow({
+      name: 'watch-tasks',
+      target: { type: 'prefect', deployment: 'watch-tasks/prod', watch: true },
+      health: { criticalTasks: ['run_dbt'], maxConsecutiveFailures: 3 },
+    });
+    // After the flow's baseline: one run imported already finished, one imported RUNNING that
+    // completes on a later pass.
+    const done = fake.addFlowRun(dep.id, { state: { type: 'COMPLETED' } });
+    fake.addTaskRun(done.id, { name: 'run_dbt-0', state: { type: 'FAILED', message: 'dbt exploded (caught by the flow)' } });
+    const later = fake.addFlowRun(dep.id, { state: { type: 'RUNNING' } });
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    await watcher.runOnce();
+    fake.addTaskRun(later.id, { name: 'load-0', state: { type: 'COMPLETED' } });
+    fake.advance(later.id, 'COMPLETED');
+    await watcher.runOnce();
+
+    const ours = async (externalId: string) =>
+      (await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1 and flow_id = $2`, [externalId, watched.id])).rows[0]!.id;
+    const doneRun = await run(await ours(done.id));
+    assert.equal(doneRun.stateType, 'COMPLETED');
+    assert.deepEqual((await runTasks(app.pool, doneRun.id)).map((t) => [t.name, t.stateType, t.message]), [['run_dbt', 'FAILED', 'dbt exploded (caught by the flow)']]);
+    const laterRun = await run(await ours(later.id));
+    assert.equal(laterRun.stateType, 'COMPLETED');
+    assert.deepEqual((await runTasks(app.pool, laterRun.id)).map((t) => [t.name, t.stateType]), [['load', 'COMPLETED']], 'refreshed runs get their tasks too');
+
+    const outcome = await evaluateFlowHealth(app.deps, watched.id);
+    assert.ok(outcome.action === 'disabled' || outcome.action === 'reported', `the critical-task rule fires (got ${outcome.action})`);
+    assert.equal(outcome.verdict.rule, 'critical_task');
+  });
+});
+
+describe('prefect watch mode: runs deleted in Prefect', () => {
+  test('the guard switching a watched deployment off deletes its unstarted runs in Prefect, and ours are closed as CANCELLED/Deleted', async () => {
+    const dep = fake.addDeployment({ flowName: 'watch-deleted', name: 'prod', schedules: [{ slug: 'hourly' }, { slug: 'daily' }] });
+    const [hourly, daily] = dep.schedules.map((s) => s.id) as [string, string];
+    const f = await flow({ name: 'watch-deleted', target: { type: 'prefect', deployment: 'watch-deleted/prod', watch: true } });
+    const now = Date.now();
+    const late = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 600_000), state: { type: 'SCHEDULED', name: 'Late' }, scheduleId: hourly });
+    const running = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 300_000), state: { type: 'RUNNING' }, scheduleId: hourly });
+    const scheduled = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 5_000), scheduleId: daily });
+    const manual = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 4_000) }); // not from a schedule
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    await watcher.runOnce();
+    const ours = async (externalId: string) => {
+      const { rows } = await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1 and flow_id = $2`, [externalId, f.id]);
+      assert.ok(rows[0], `flow run ${externalId} imported`);
+      return run(rows[0].id);
+    };
+    assert.equal((await ours(late.id)).stateName, 'Late');
+
+    // The guard holds the flow: Prefect deletes the runs its schedules created that have not started.
+    const actions = app.deps.guardActions.actions.find((a) => a.name === 'prefect')!;
+    await actions.onDisable!(await requireFlow(app.pool, 'watch-deleted'), 'three failures in a row');
+    assert.deepEqual(dep.schedules.map((s) => s.active), [false, false]);
+    assert.ok(!fake.state.flowRuns.has(late.id) && !fake.state.flowRuns.has(scheduled.id), 'unstarted scheduled runs deleted in Prefect');
+    assert.ok(fake.state.flowRuns.has(running.id) && fake.state.flowRuns.has(manual.id), 'started and manual runs kept');
+
+    const pass = await watcher.runOnce();
+    assert.deepEqual(pass.errors, []);
+    for (const fr of [late, scheduled]) {
+      const r = await ours(fr.id);
+      assert.equal(`${r.stateType}/${r.stateName}`, 'CANCELLED/Deleted');
+      assert.match(r.stateMessage ?? '', /deleted in Prefect/);
+    }
+    assert.deepEqual((await runHistory(app.pool, (await ours(late.id)).id)).map((h) => `${h.toType}/${h.toName}`), [
+      'SCHEDULED/Scheduled', 'SCHEDULED/Late', 'CANCELLED/Deleted',
+    ]);
+    assert.equal((await ours(running.id)).stateType, 'RUNNING');
+    assert.equal((await ours(manual.id)).stateType, 'SCHEDULED');
+    const open = await listOpenWatchedRuns(app.pool, 10_000);
+    assert.ok(!open.some((o) => o.externalId === late.id || o.externalId === scheduled.id), 'no longer re-read on every pass');
+
+    // Pausing the deployment deletes unstarted scheduled runs as well.
+    await actions.onReactivate!(await requireFlow(app.pool, 'watch-deleted'), 'ops');
+    const next = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 1_000), scheduleId: hourly });
+    await watcher.runOnce();
+    assert.equal((await ours(next.id)).stateType, 'SCHEDULED');
+    await connector.client.pauseDeployment(dep.id);
+    assert.ok(!fake.state.flowRuns.has(next.id));
+    await watcher.runOnce();
+    assert.equal(`${(await ours(next.id)).stateType}/${(await ours(next.id)).stateName}`, 'CANCELLED/Deleted');
+    assert.equal((await ours(manual.id)).stateType, 'SCHEDULED', 'a manual run is not deleted by a pause');
+  });
+});
+
 describe('prefect guard actions', () => {
   test('disable switches off the deployment schedules, enforce undoes a redeploy, reactivate restores only ours', async () => {
     const dep = fake.addDeployment({
@@ -408,5 +621,38 @@ describe('prefect guard actions', () => {
     // Flows not targeting Prefect are not its business.
     const fn = await flow({ name: 'not-prefect', target: { type: 'function', handler: 'noop' } });
     assert.equal(await actions.enforce(fn), false);
+  });
+
+  test('a reactivation Prefect fails once (5xx) is retried by pg-boss and switches the schedules back on', async () => {
+    const dep = fake.addDeployment({ flowName: 'react-retry', name: 'prod', schedules: [{ slug: 'hourly' }] });
+    const f = await flow({ name: 'react-retry', target: { type: 'prefect', deployment: 'react-retry/prod', watch: true } });
+    const actions = app.deps.guardActions.actions.find((a) => a.name === 'prefect')!;
+    await withTransaction(app.pool, (tx) => disableFlowTx(app.boss, tx, 'react-retry', { reason: 'maintenance', by: 'ops' }));
+    await actions.onDisable!(await requireFlow(app.pool, 'react-retry'), 'maintenance');
+    assert.equal(dep.schedules[0]!.active, false);
+
+    await withTransaction(app.pool, (tx) => reactivateFlowTx(app.boss, tx, 'react-retry', { by: 'ops' }));
+    const job = await waitFor(async () => {
+      const jobs = await app.boss.fetch<{ flowId: string; reason: string }>(QUEUES.health, { includeMetadata: true, batchSize: 100 });
+      return jobs.find((j) => j.data.flowId === f.id && j.data.reason === 'reactivated');
+    }, { what: 'the reactivated health job' });
+    fake.failNext('PATCH /deployments/:id/schedules/:id', '500', 1);
+    const deliver = (retryCount: number) =>
+      healthWorker.handle(app.deps, { ...job, retryCount, signal: new AbortController().signal } as unknown as Parameters<typeof healthWorker.handle>[1], silentLogger);
+    await assert.rejects(deliver(0), /reactivating flow 'react-retry' in connectors failed/);
+    assert.equal(dep.schedules[0]!.active, false, 'Prefect answered 500');
+
+    // The job failed as a worker fails it: pg-boss schedules a retry with backoff.
+    await app.boss.fail(QUEUES.health, { id: job.id, retryCount: 0 }, { message: 'failed' });
+    const { rows } = await app.pool.query<{ state: string; retryLimit: number; later: boolean }>(
+      `select state, retry_limit as "retryLimit", start_after > now() as later from ${BOSS_SCHEMA}.job where id = $1`,
+      [job.id],
+    );
+    assert.deepEqual(rows[0], { state: 'retry', retryLimit: 10, later: true });
+
+    await deliver(1); // the retry
+    assert.equal(dep.schedules[0]!.active, true, 'switched back on');
+    const holds = await app.pool.query(`select 1 from flowwarden.prefect_schedule_holds where flow_id = $1`, [f.id]);
+    assert.equal(holds.rowCount, 0);
   });
 });

@@ -110,6 +110,13 @@ export async function disableFlowTx(
   return out;
 }
 
+/**
+ * Retry budget of the `reactivated` health job: its connector actions (switching a Prefect
+ * deployment's schedules back on) have no other retry path, so they outlast a Prefect outage of
+ * about half an hour (backoff 5 s doubling, at most 5 min apart) instead of the queue's few seconds.
+ */
+export const REACTIVATED_JOB_RETRY = { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 300 } as const;
+
 export interface ReactivateOutcome {
   flow: FlowRow;
   /** The closed hold; null when the flow was only marked disabled (e.g. by hand in SQL). */
@@ -144,13 +151,14 @@ export async function reactivateFlowTx(boss: PgBoss, tx: Queryable, flowName: st
     at: now.toISOString(),
     details: { by, holdId: closed?.id ?? null, schedulesEnabled: scheduleIds.length, previousReason: hold?.reason ?? flow.disabledReason },
   });
-  await sendJob(boss, QUEUES.health, { flowId: flow.id, reason: 'reactivated' }, { db: bossDb(tx) });
+  await sendJob(boss, QUEUES.health, { flowId: flow.id, reason: 'reactivated' }, { ...REACTIVATED_JOB_RETRY, db: bossDb(tx) });
   return { flow: (await getFlowById(tx, flow.id))!, hold: closed, schedulesEnabled: scheduleIds.length };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Connector actions: outside any transaction; a failing action is logged, never thrown. A failed
-// onDisable is retried by the enforce pass (GuardActions.enforce) for as long as the flow is held.
+// Connector actions: outside any transaction. A failed onDisable or enforce is logged, not thrown:
+// the enforce pass (GuardActions.enforce) retries it for as long as the flow is held. A failed
+// onReactivate throws, so its health job is retried by pg-boss.
 
 export async function runDisableActions(actions: GuardActionRegistry, log: Logger, flow: FlowRow, reason: string): Promise<void> {
   for (const a of actions.actions) {
@@ -163,15 +171,23 @@ export async function runDisableActions(actions: GuardActionRegistry, log: Logge
   }
 }
 
+/**
+ * Unlike a failed onDisable (which the enforce pass retries while the flow is held), nothing else
+ * would ever retry a failed onReactivate: after trying every action this throws, so the health job
+ * fails and pg-boss retries it with backoff (REACTIVATED_JOB_RETRY). onReactivate is idempotent.
+ */
 export async function runReactivateActions(actions: GuardActionRegistry, log: Logger, flow: FlowRow, by: string): Promise<void> {
+  const failed: string[] = [];
   for (const a of actions.actions) {
     if (!a.onReactivate) continue;
     try {
       await a.onReactivate(flow, by);
     } catch (err) {
-      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.onReactivate failed; re-enable it in ${a.name} by hand`);
+      failed.push(`${a.name}: ${errorMessage(err)}`);
+      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.onReactivate failed; the job is retried with backoff`);
     }
   }
+  if (failed.length) throw new Error(`reactivating flow '${flow.name}' in connectors failed (retried): ${failed.join('; ')}`);
 }
 
 /** Returns the names of the actions that had to undo something. */

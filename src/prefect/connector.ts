@@ -16,7 +16,9 @@
  *   `maxPolls` reached → FAILED named TimedOut (the Prefect run itself is left alone).
  *
  * Failure modes: a 4xx (unknown deployment, bad parameters, rejected key) is permanent and fails the
- *   run with Prefect's message; 429 waits out a short Retry-After in the job (see retry.ts);
+ *   run with Prefect's message; 429 waits out a short Retry-After in the job (see retry.ts), and a
+ *   longer one is thrown as RateLimitedError: the dispatch and poll workers re-send their job for
+ *   when it ends, without using a retry;
  *   5xx/timeouts are retried by the queue with backoff. A poll that keeps failing transiently
  *   until its last retry fails the run rather than leave it RUNNING forever.
  */
@@ -32,7 +34,7 @@ import { prefectIdempotencyKey, type PrefectClient, type PrefectFlowRun } from '
 import { withTransaction } from '../db/client.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';
-import { errorMessage, isPermanent } from '../errors.ts';
+import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import { sendPoll } from '../workers/poll.ts';
 import { DeploymentResolver } from './deployments.ts';
 import { DEFAULT_MAX_INLINE_WAIT_MS, withRateLimit } from './retry.ts';
@@ -161,6 +163,8 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
           tasks = byRun.get(fr.id) ?? [];
         }
       } catch (err) {
+        // A long Retry-After: the poll worker re-sends this poll for later, using no retry.
+        if (err instanceof RateLimitedError) throw err;
         if (!isPermanent(err) && !ctx.lastAttempt) throw err;
         const why = isPermanent(err) ? errorMessage(err) : `gave up following it after repeated errors: ${errorMessage(err)}`;
         ctx.log.warn({ err: errorMessage(err), flowRunId: run.externalId }, 'cannot follow the Prefect flow run; failing the run');

@@ -14,6 +14,11 @@
  * - 404 `{"detail":"Deployment not found"}` / `{"detail":"Flow run not found"}`; non-UUID ids and
  *   unknown routes 404 `{"detail":"Not Found"}` (Prefect 3 routes use `{id:uuid}` converters).
  *
+ * - Switching a deployment schedule off (PATCH active=false) deletes the flow runs the scheduler
+ *   created from it that have not started (still SCHEDULED, never run); pausing the deployment does
+ *   the same for all its schedules. A read of a deleted run answers 404, and filters no longer
+ *   return it.
+ *
  * Test controls: `failNext` injects 429 / 500 / hung (timeout) / reset responses; `advance` moves a
  * run to a state now; `script` (or `runScript` on a deployment) makes each read of a run step it
  * through a list of states, so a poller can be driven without sleeps.
@@ -98,6 +103,8 @@ export interface FakeFlowRun {
   job_variables: Record<string, unknown>;
   tags: string[];
   idempotency_key: string | null;
+  /** Created by Prefect's scheduler from one of the deployment's schedules (addFlowRun `scheduleId`). */
+  auto_scheduled: boolean;
   work_queue_name: string | null;
   expected_start_time: string;
   next_scheduled_start_time: string | null;
@@ -152,10 +159,15 @@ export interface FakePrefect {
     runScript?: FakeStep[];
     tags?: string[];
   }): FakeDeployment;
-  /** Seed a run directly (not through the API), e.g. history for filter tests. */
+  /**
+   * Seed a run directly (not through the API), e.g. history for filter tests. `scheduleId`: the run
+   * is one Prefect's scheduler created from that schedule of the deployment (auto_scheduled, with the
+   * scheduler's idempotency key), so switching the schedule off or pausing the deployment deletes it
+   * while it has not started.
+   */
   addFlowRun(
     deploymentId: string,
-    input?: { name?: string; expectedStartTime?: Date | string; state?: FakeStep; idempotencyKey?: string },
+    input?: { name?: string; expectedStartTime?: Date | string; state?: FakeStep; idempotencyKey?: string; scheduleId?: string },
   ): FakeFlowRun;
   addTaskRun(flowRunId: string, input: { name: string; taskKey?: string; state?: FakeStep }): FakeTaskRun;
   failNext(matcher: RouteMatcher, kind: FailKind, count?: number, opts?: { retryAfter?: string }): void;
@@ -368,6 +380,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
   const requests: FakeRequest[] = [];
   const idempotency = new Map<string, string>(); // `${flow_id}\0${key}` → run id
   const scripts = new Map<string, FakeStep[]>();
+  const runSchedules = new Map<string, string>(); // flow run id → the schedule that created it
   const failures: Array<{ match: (m: string, p: string) => boolean; kind: FailKind; left: number; retryAfter: string }> = [];
   const sockets = new Set<Socket>();
   const createSchema = opts.createFlowRunOmits?.length
@@ -413,6 +426,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     idempotencyKey?: string | null;
     expectedStartTime?: string;
     workQueueName?: string | null;
+    scheduleId?: string;
   }): FakeFlowRun {
     const created = nowIso();
     const step: FakeStep = input.state ?? { type: 'SCHEDULED', name: 'Scheduled' };
@@ -433,6 +447,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       job_variables: input.jobVariables ?? {},
       tags: [...new Set([...deployment.tags, ...(input.tags ?? [])])],
       idempotency_key: input.idempotencyKey ?? null,
+      auto_scheduled: input.scheduleId !== undefined,
       work_queue_name: input.workQueueName ?? deployment.work_queue_name,
       expected_start_time: expected,
       next_scheduled_start_time: state.type === 'SCHEDULED' ? expected : null,
@@ -445,7 +460,25 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     flowRuns.set(run.id, run);
     if (run.idempotency_key) idempotency.set(`${run.flow_id}\0${run.idempotency_key}`, run.id);
     if (deployment.runScript) scripts.set(run.id, [...deployment.runScript]);
+    if (input.scheduleId !== undefined) runSchedules.set(run.id, input.scheduleId);
     return run;
+  }
+
+  /**
+   * What Prefect does when a schedule is switched off or the deployment paused: delete the runs the
+   * scheduler created (from that schedule, or from any of the deployment's) that have not started.
+   */
+  function deleteUnstartedScheduledRuns(deployment: FakeDeployment, scheduleId?: string): void {
+    for (const run of [...flowRuns.values()]) {
+      if (run.deployment_id !== deployment.id || !run.auto_scheduled) continue;
+      if (scheduleId !== undefined && runSchedules.get(run.id) !== scheduleId) continue;
+      if (run.state_type !== 'SCHEDULED' || run.start_time !== null || run.run_count > 0) continue;
+      flowRuns.delete(run.id);
+      scripts.delete(run.id);
+      runSchedules.delete(run.id);
+      if (run.idempotency_key) idempotency.delete(`${run.flow_id}\0${run.idempotency_key}`);
+      for (const tr of [...taskRuns.values()]) if (tr.flow_run_id === run.id) taskRuns.delete(tr.id);
+    }
   }
 
   const notFound = (detail = 'Not Found'): HttpReply => new HttpReply(404, { detail });
@@ -578,6 +611,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         if (!sched) return notFound('Schedule not found.');
         const update = parseBody(scheduleUpdate, body);
         if (update.active !== undefined) sched.active = update.active;
+        if (update.active === false) deleteUnstartedScheduledRuns(dep, sched.id);
         if (update.schedule !== undefined) sched.schedule = update.schedule;
         if (update.max_scheduled_runs !== undefined) sched.max_scheduled_runs = update.max_scheduled_runs;
         if (update.parameters !== undefined) sched.parameters = update.parameters;
@@ -588,6 +622,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       if (method === 'POST' && (b === 'pause_deployment' || b === 'resume_deployment') && parts.length === 3) {
         const dep = getDeployment(a);
         dep.paused = b === 'pause_deployment';
+        if (dep.paused) deleteUnstartedScheduledRuns(dep);
         dep.updated = nowIso();
         return new HttpReply(204, undefined);
       }
@@ -780,13 +815,17 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       const dep = deployments.get(deploymentId);
       if (!dep) throw new Error(`fake-prefect: no deployment ${deploymentId}`);
       const expected = input.expectedStartTime;
+      const expectedIso = expected === undefined ? undefined : typeof expected === 'string' ? new Date(expected).toISOString() : expected.toISOString();
+      if (input.scheduleId !== undefined && !dep.schedules.some((s) => s.id === input.scheduleId)) {
+        throw new Error(`fake-prefect: deployment ${deploymentId} has no schedule ${input.scheduleId}`);
+      }
       return newFlowRun(dep, {
         name: input.name,
         state: input.state,
-        idempotencyKey: input.idempotencyKey,
-        ...(expected !== undefined
-          ? { expectedStartTime: typeof expected === 'string' ? new Date(expected).toISOString() : expected.toISOString() }
-          : {}),
+        // Prefect 3's scheduler keys its runs 'scheduled <deployment> <schedule> <time>'.
+        idempotencyKey: input.idempotencyKey ?? (input.scheduleId !== undefined ? `scheduled ${dep.id} ${input.scheduleId} ${expectedIso ?? nowIso()}` : undefined),
+        ...(input.scheduleId !== undefined ? { scheduleId: input.scheduleId } : {}),
+        ...(expectedIso !== undefined ? { expectedStartTime: expectedIso } : {}),
       });
     },
 

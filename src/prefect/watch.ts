@@ -11,14 +11,21 @@
  *      state, and moves the cursor to the last expected start seen — then commits. The next page (on
  *      this pod or another) starts from the committed cursor: no gap. The unique idempotency key
  *      makes any overlap re-read harmless: no duplicate.
- *      `after_` is inclusive, so runs sharing the cursor's timestamp are re-read rather than skipped;
- *      a page made only of that timestamp is stepped over with an offset. The first page of a pass
- *      re-reads `overlap` before the cursor to pick up runs created late with a past expected start
- *      (a "run now" from Prefect's UI racing the import).
+ *      Paging is keyset-like: the next page asks `after_` = the previous page's newest expected
+ *      start (inclusive) with `offset` = the rows at exactly that time already read (so a block of
+ *      runs sharing one timestamp, larger than a page, is stepped through). The offset is only ever
+ *      sent with the `after_` it was counted against; when another pod moved the cursor between our
+ *      pages, reading restarts from the committed cursor with no offset. This relies on Prefect's
+ *      order being stable among equal expected starts (Postgres with the id as tie-break).
+ *      The first page of a pass re-reads `overlap` before the cursor to pick up runs created late
+ *      with a past expected start (a "run now" from Prefect's UI racing the import).
  *      Runs in the future are not imported until due (Prefect pre-creates up to ~100 of them).
  *   2. Refresh: every watched run still SCHEDULED/PENDING/RUNNING is re-read by id, 200 per request,
- *      and moved forward (valid transitions only, recorded in history; FAILED/CRASHED runs get
- *      their task results for the critical-task rule).
+ *      (one the filter no longer returns is read alone: a 404 means Prefect deleted it — it does so
+ *      for unstarted scheduled runs when a schedule is switched off or the deployment paused — and
+ *      ours is closed as CANCELLED/Deleted) and moved forward (valid transitions only, recorded in history; runs that finish get their
+ *      task results for the critical-task rule, whatever the terminal state: a critical task can
+ *      fail inside a COMPLETED flow run).
  * Runs flowwarden itself created in Prefect (idempotency key 'flowwarden:…') are skipped: the
  * dispatch/poll path already owns them.
  *
@@ -40,11 +47,13 @@ import {
   lockWatchCursor,
   lockWatchedRuns,
   setRunTimes,
+  type WatchedRunRef,
 } from '../queries/prefect.ts';
+import { applyLockedTransition } from '../runs/service.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
 import { PREFECT_MAX_LIMIT, type PrefectFlowRun } from '../targets/prefect-client.ts';
-import { FAILURE_TYPES } from '../runs/states.ts';
-import { errorMessage } from '../errors.ts';
+import { isTerminal } from '../runs/states.ts';
+import { NotFoundError, errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
 import { fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
 
@@ -156,37 +165,55 @@ export class PrefectWatcher {
     const now = await dbNow(pool);
     await ensureWatchCursor(pool, flow.id, deployment.id, new Date(now.getTime() - this.#opts.lookbackSeconds * 1000));
 
-    let offset = 0;
-    let lastCursor: number | undefined;
+    // This pass's read position: `from` (inclusive `after_`) and how many rows at exactly `from` it
+    // has consumed (`skip`, sent as the offset). Both are relative to the query they were measured
+    // on, so the offset always goes with the `after_` it was counted against. `seen` is the committed
+    // cursor after our last page: if another pod has moved it since, start again from it.
+    let from = 0;
+    let skip = 0;
+    let seen: number | undefined;
     for (let page = 0; page < maxPages; page++) {
       const outcome = await withTransaction(pool, async (tx) => {
         const cursor = await lockWatchCursor(tx, flow.id);
         if (!cursor) return { kind: 'busy' as const };
-        if (lastCursor !== cursor.cursor.getTime()) offset = 0; // another pod moved it: start clean
-        const after = new Date(cursor.cursor.getTime() - (page === 0 ? this.#opts.overlapSeconds * 1000 : 0));
+        const committed = cursor.cursor.getTime();
+        if (page === 0) {
+          from = committed - this.#opts.overlapSeconds * 1000;
+          skip = 0;
+        } else if (seen !== committed) {
+          from = committed; // another pod moved it: everything before it is imported
+          skip = 0;
+        }
         const upper = await dbNow(tx);
         const rows = await connector.call(
           'filterFlowRuns',
           () =>
             connector.client.filterFlowRuns({
               deploymentIds: [deployment.id],
-              expectedStartAfter: after,
+              expectedStartAfter: new Date(from),
               expectedStartBefore: upper,
               sort: 'EXPECTED_START_TIME_ASC',
               limit: this.#opts.pageSize,
-              offset,
+              offset: skip,
             }),
           { log },
         );
         const counts = await this.#upsertPage(tx, flow, rows);
         const times = rows.map((r) => Date.parse(r.expected_start_time ?? '')).filter(Number.isFinite);
-        const newest = times.length ? Math.max(...times) : cursor.cursor.getTime();
-        const full = rows.length === this.#opts.pageSize;
-        // A full page that did not move the cursor (all at one timestamp): step over it with an offset.
-        offset = full && newest <= cursor.cursor.getTime() ? offset + rows.length : 0;
+        const newest = times.length ? Math.max(...times) : committed;
+        if (times.length) {
+          // Rows come sorted by expected start: the next page starts at this page's newest time,
+          // skipping the rows at that time we have just read (all of the page if it is one timestamp).
+          const atNewest = times.filter((t) => t === newest).length;
+          if (newest === from) skip += atNewest;
+          else {
+            from = newest;
+            skip = atNewest;
+          }
+        }
         await advanceWatchCursor(tx, flow.id, { cursor: new Date(newest), deploymentId: deployment.id, imported: counts.imported });
-        lastCursor = Math.max(newest, cursor.cursor.getTime());
-        return { kind: 'page' as const, ...counts, more: full };
+        seen = Math.max(newest, committed);
+        return { kind: 'page' as const, ...counts, more: rows.length === this.#opts.pageSize };
       });
       if (outcome.kind === 'busy') {
         result.busy += 1;
@@ -222,7 +249,7 @@ export class PrefectWatcher {
     return { imported, updated };
   }
 
-  /** Mirror Prefect's state onto our runs (ids by Prefect id), fetching task results for failures. */
+  /** Mirror Prefect's state onto our runs (ids by Prefect id), fetching task results for finished runs. */
   async #mirror(tx: Queryable, flowRuns: PrefectFlowRun[], runIds: Map<string, string>): Promise<number> {
     const connector = this.#connector;
     const pending: Array<{ fr: PrefectFlowRun; runId: string }> = [];
@@ -234,12 +261,13 @@ export class PrefectWatcher {
     pending.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
     const runs = new Map<string, Awaited<ReturnType<typeof getRun>>>();
     for (const p of pending) runs.set(p.runId, await getRun(tx, p.runId, { forUpdate: true }));
-    // Task results only for runs about to become FAILED/CRASHED: one batched request per 200 runs.
+    // Task results for every run about to finish (any terminal state, as target mode does): a
+    // critical task can fail inside a COMPLETED flow run. One batched request per 200 runs.
     const needTasks = pending
       .filter(({ fr, runId }) => {
         const m = mappedStateOf(fr);
         const run = runs.get(runId);
-        return m.terminal && FAILURE_TYPES.has(m.stateType) && run && run.stateType !== m.stateType;
+        return m.terminal && run && !isTerminal(run.stateType);
       })
       .map(({ fr }) => fr.id);
     const tasks: Map<string, TaskInput[]> = needTasks.length
@@ -258,22 +286,59 @@ export class PrefectWatcher {
     return updated;
   }
 
-  /** Re-read watched runs that are not finished yet and move them forward. */
+  /**
+   * Re-read watched runs that are not finished yet and move them forward. A run the filter no longer
+   * returns is read by id: Prefect deletes scheduled runs that have not started when their schedule
+   * is switched off or the deployment paused (the guard does both), and a 404 closes ours as
+   * CANCELLED/Deleted — otherwise it would stay open, re-read on every pass, forever.
+   */
   async #refreshOpen(): Promise<number> {
+    const connector = this.#connector;
     const open = await listOpenWatchedRuns(this.#deps.pool, this.#opts.maxOpenPerPass);
     let updated = 0;
     for (let i = 0; i < open.length; i += PREFECT_MAX_LIMIT) {
       const batch = open.slice(i, i + PREFECT_MAX_LIMIT);
       const ids = batch.map((r) => r.externalId);
-      const flowRuns = await this.#connector.call(
+      const flowRuns = await connector.call(
         'filterFlowRuns',
-        () => this.#connector.client.filterFlowRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT }),
+        () => connector.client.filterFlowRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT }),
         { log: this.#log },
       );
+      const returned = new Set(flowRuns.map((fr) => fr.id));
+      const deleted: WatchedRunRef[] = [];
+      for (const ref of batch) {
+        if (returned.has(ref.externalId)) continue;
+        try {
+          flowRuns.push(await connector.call('readFlowRun', () => connector.client.readFlowRun(ref.externalId), { log: this.#log }));
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+          deleted.push(ref);
+        }
+      }
       const byId = new Map(batch.map((r) => [r.externalId, r.id]));
       updated += await withTransaction(this.#deps.pool, (tx) => this.#mirror(tx, flowRuns, byId));
+      if (deleted.length) updated += await withTransaction(this.#deps.pool, (tx) => this.#closeDeleted(tx, deleted));
     }
     return updated;
+  }
+
+  /** Close watched runs whose Prefect flow run no longer exists, through the validated transition path. */
+  async #closeDeleted(tx: Queryable, refs: WatchedRunRef[]): Promise<number> {
+    let closed = 0;
+    for (const ref of [...refs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+      const run = await getRun(tx, ref.id, { forUpdate: true });
+      if (!run || isTerminal(run.stateType) || run.externalId !== ref.externalId) continue;
+      await applyLockedTransition(this.#deps.boss, tx, run, {
+        to: 'CANCELLED',
+        name: 'Deleted',
+        message:
+          `Prefect flow run ${ref.externalId} was deleted in Prefect while ${run.stateName} ` +
+          `(Prefect deletes runs that have not started when their schedule is switched off or the deployment paused)`,
+      });
+      this.#log.info({ runId: run.id, flowRunId: ref.externalId, was: `${run.stateType}/${run.stateName}` }, 'watched Prefect flow run deleted in Prefect: run cancelled');
+      closed += 1;
+    }
+    return closed;
   }
 }
 

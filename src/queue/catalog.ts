@@ -20,8 +20,10 @@ export const QUEUES = {
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 export interface QueuePayloads {
-  'fw.dispatch': { runId: string };
-  'fw.poll': { runId: string; polls: number };
+  /** attemptOffset: a dispatch re-sent after a long 429 Retry-After continues the attempt count. */
+  'fw.dispatch': { runId: string; attemptOffset?: number };
+  /** deferred: times this poll was re-sent after a long 429 Retry-After. */
+  'fw.poll': { runId: string; polls: number; deferred?: number };
   /** run.failed/task.failed/sweep: evaluate rules (or enforce a held flow); disabled/reactivated: run connector GuardActions for an operator's change. */
   'fw.health': { flowId: string; reason: 'run.failed' | 'task.failed' | 'sweep' | 'disabled' | 'reactivated' };
   /** Deliver a channel's undelivered messages and pending events (src/workers/notify.ts). */

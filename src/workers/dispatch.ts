@@ -11,15 +11,17 @@
  *   anything else                   → a duplicate delivery: do nothing.
  * Overlap `skip` and disabled flows are applied at claim time, under the schedule row's lock, so two
  * concurrent dispatches of one schedule cannot both see "nothing running".
- * Errors: PermanentError (4xx, validation, unknown handler) fails the run at once; anything else
- * leaves it PENDING/AwaitingRetry and rethrows so pg-boss retries with exponential backoff; the last
- * attempt fails the run.
+ * Errors: PermanentError (4xx, validation, unknown handler) fails the run at once; a long Prefect
+ * 429 Retry-After (RateLimitedError) re-sends the dispatch for when it ends, using no retry
+ * (deferForRateLimit); anything else leaves it PENDING/AwaitingRetry and rethrows so pg-boss
+ * retries with exponential backoff; the last attempt fails the run.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
-import { QUEUES } from '../queue/catalog.ts';
+import { QUEUES, sendJob } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
-import { isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
+import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { getRun, type RunRow } from '../queries/runs.ts';
 import { applyLockedTransition, applyLockedTransitions, applyTransition } from '../runs/service.ts';
 import { OutcomeWriter } from '../runs/outcomes.ts';
@@ -27,13 +29,28 @@ import type { FlowRow } from '../queries/flows.ts';
 import { runFunctionTarget } from '../targets/function.ts';
 import { runHttpTarget } from '../targets/http.ts';
 import type { RunContext, TargetOutcome } from '../targets/types.ts';
-import { errorMessage, isPermanent } from '../errors.ts';
+import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
 import { HandedBackError } from './pool.ts';
 
-const Payload = z.object({ runId: z.string().uuid() });
+const Payload = z.object({
+  runId: z.string().uuid(),
+  /** Set on a dispatch re-sent after a long 429 Retry-After: attempts continue from here. */
+  attemptOffset: z.number().int().min(0).optional(),
+});
+
+/**
+ * The id of the dispatch re-sent after a long 429 Retry-After, for the attempt it continues with.
+ * The first job's id is the run id and stays in pg-boss once completed, so a re-send needs its own
+ * id; it is derived from (run, attempt), so a redelivery of the deferring job re-sends nothing.
+ */
+export function deferredDispatchJobId(runId: string, attempt: number): string {
+  const h = createHash('sha1').update(`flowwarden:dispatch:${runId}:deferred:${attempt}`).digest('hex');
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
 
 /** Prefect (and other connectors) plug in here: see src/prefect/. */
 export interface DispatchConnector {
@@ -296,7 +313,7 @@ async function requeueHandedBack(deps: WorkerDeps, runId: string, attempt: numbe
 
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
   const runId = job.data.runId;
-  const attempt = job.retryCount;
+  const attempt = job.retryCount + (job.data.attemptOffset ?? 0);
   const lastAttempt = job.retryCount >= job.retryLimit;
   const claimed = await claimBatcher(deps).claim(runId, attempt);
   if (claimed.kind === 'skip') {
@@ -317,6 +334,11 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
     outcome = await callTarget(deps, run, flow, ctx);
   } catch (err) {
     const message = errorMessage(err);
+    if (err instanceof RateLimitedError && targetType === 'prefect' && !job.signal.aborted) {
+      await deferForRateLimit(deps, job, attempt, err, log);
+      observe('retry');
+      return;
+    }
     if (isPermanent(err) || lastAttempt) {
       log.warn({ err: message, attempt }, 'dispatch failed permanently');
       await recordOutcome(deps, runId, {
@@ -356,6 +378,39 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
   }
   await recordOutcome(deps, runId, outcome);
   observe(outcome.kind === 'completed' ? 'completed' : outcome.kind === 'running' ? 'accepted' : outcome.stateType === 'CRASHED' ? 'crashed' : 'failed');
+}
+
+/**
+ * The target asked us to wait longer than a job should sleep (429 with a long Retry-After): pg-boss's
+ * own backoff would ignore the wait and burn the retries. So, in one transaction, the run stays
+ * PENDING/AwaitingRetry saying why, and the dispatch is re-sent with startAfter = Retry-After, the
+ * retries this job had left and the next attempt number (the claim rules above still apply: it
+ * reclaims the run as a newer attempt). This job then completes: no retry is used.
+ */
+async function deferForRateLimit(
+  deps: WorkerDeps,
+  job: JobWithMetadata<z.infer<typeof Payload>>,
+  attempt: number,
+  err: RateLimitedError,
+  log: Logger,
+): Promise<void> {
+  const runId = job.data.runId;
+  const afterSeconds = Math.ceil(err.retryAfterMs / 1000);
+  await withTransaction(deps.pool, async (tx) => {
+    const current = await getRun(tx, runId, { forUpdate: true });
+    if (current?.stateType !== 'PENDING') return;
+    await applyLockedTransition(deps.boss, tx, current, {
+      to: 'PENDING', name: 'AwaitingRetry',
+      message: `attempt ${attempt + 1}: rate limited (429); dispatch deferred ${afterSeconds}s as Retry-After asks: ${errorMessage(err)}`,
+    });
+    await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
+      id: deferredDispatchJobId(runId, attempt + 1),
+      startAfter: afterSeconds,
+      retryLimit: Math.max(0, job.retryLimit - job.retryCount),
+      db: bossDb(tx),
+    });
+  });
+  log.info({ attempt, afterSeconds }, 'dispatch rate limited (429): re-sent for when Retry-After ends (no retry used)');
 }
 
 export const dispatchWorker: WorkerDefinition<typeof Payload> = {

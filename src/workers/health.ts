@@ -9,7 +9,9 @@
  *                       the flow is held (sweep only): connector enforce actions (e.g. switch a
  *                       Prefect deployment's schedule back off);
  *   disabled          → an operator disabled it (CLI/API): connector onDisable actions;
- *   reactivated       → an operator reactivated it: connector onReactivate actions.
+ *   reactivated       → an operator reactivated it: connector onReactivate actions; a failed action
+ *                       fails the job, which pg-boss retries with backoff (REACTIVATED_JOB_RETRY:
+ *                       nothing else would switch the Prefect schedules back on).
  * Idempotent: evaluation locks the flow and re-checks; connector actions are idempotent by contract.
  * Dedup: failure jobs are debounced per flow (singletonKey = flowId), sweep jobs throttled per flow.
  * Errors: rethrown → pg-boss retries with backoff (a few times: the next failure or sweep re-asks).

@@ -6,6 +6,12 @@
  * successor, two dispatch attempts racing) inserts nothing; and a run that is already terminal makes
  * any poll a no-op. Each poll either finishes the run or sends the next one with `startAfter`
  * (evaluated by Postgres), in the same transaction as the state it recorded.
+ *
+ * Rate limits: a 429 whose Retry-After is longer than the connector waits inline (RateLimitedError)
+ * does not fail the job — pg-boss's own backoff (2 s doubling) would ignore the wait and burn the
+ * retries. The poll is re-sent instead, `startAfter` = Retry-After, as the same poll with `deferred`
+ * + 1 (its own job id, so a redelivery re-sends nothing) and the retries this job had left; then
+ * this job completes. A deferral neither counts as a poll (maxPolls) nor consumes a retry.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -16,12 +22,18 @@ import { bossDb, type Queryable } from '../db/client.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
+import { RateLimitedError } from '../errors.ts';
 
-const Payload = z.object({ runId: z.string().uuid(), polls: z.number().int().min(0) });
+const Payload = z.object({
+  runId: z.string().uuid(),
+  polls: z.number().int().min(0),
+  /** How many times this poll was put off for a long 429 Retry-After (0 or absent: never). */
+  deferred: z.number().int().min(0).optional(),
+});
 
-/** A stable UUID for (runId, polls): the dedup key of a poll job. */
-export function pollJobId(runId: string, polls: number): string {
-  const h = createHash('sha1').update(`flowwarden:poll:${runId}:${polls}`).digest('hex');
+/** A stable UUID for (runId, polls, deferred): the dedup key of a poll job. */
+export function pollJobId(runId: string, polls: number, deferred = 0): string {
+  const h = createHash('sha1').update(`flowwarden:poll:${runId}:${polls}${deferred > 0 ? `:deferred:${deferred}` : ''}`).digest('hex');
   const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
@@ -38,8 +50,22 @@ export async function sendPoll(boss: PgBoss, tx: Queryable, runId: string, polls
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
   const connector = deps.extensions.get('prefect') as PrefectConnector | undefined;
   if (!connector) throw new Error('cannot poll: the Prefect connector is not configured in this worker (set PREFECT_API_URL)');
-  const result = await connector.poll(deps, job.data, { signal: job.signal, log, lastAttempt: job.retryCount >= job.retryLimit });
-  log.debug({ result }, 'poll done');
+  const { runId, polls } = job.data;
+  try {
+    const result = await connector.poll(deps, { runId, polls }, { signal: job.signal, log, lastAttempt: job.retryCount >= job.retryLimit });
+    log.debug({ result }, 'poll done');
+  } catch (err) {
+    if (!(err instanceof RateLimitedError) || job.signal.aborted) throw err;
+    const deferred = (job.data.deferred ?? 0) + 1;
+    const afterSeconds = Math.ceil(err.retryAfterMs / 1000);
+    await sendJob(deps.boss, QUEUES.poll, { runId, polls, deferred }, {
+      id: pollJobId(runId, polls, deferred),
+      startAfter: afterSeconds,
+      retryLimit: Math.max(0, job.retryLimit - job.retryCount),
+      db: bossDb(deps.pool),
+    });
+    log.info({ afterSeconds, deferred }, 'Prefect rate limited (429): poll re-sent for when Retry-After ends (no retry used)');
+  }
 }
 
 export const pollWorker: WorkerDefinition<typeof Payload> = {
