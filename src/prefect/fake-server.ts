@@ -502,7 +502,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     const f = body.flow_runs;
     const t = (iso: string | null): number => (iso ? Date.parse(iso) : NaN);
     if (f) {
-      if (f.operator === 'or_') throw new HttpReply(501, { detail: 'fake-prefect: or_ operator not implemented' });
+      if (f.operator === 'or_') throw new HttpReply(501, { detail: 'fake-prefect: the or_ operator is not supported by this fake' });
       if (f.id?.any_ && !f.id.any_.includes(run.id)) return false;
       if (f.id?.not_any_?.includes(run.id)) return false;
       if (f.name?.any_ && !f.name.any_.includes(run.name)) return false;
@@ -544,7 +544,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       if (fl.id?.any_ && !fl.id.any_.includes(flow.id)) return false;
       if (fl.name?.any_ && !fl.name.any_.includes(flow.name)) return false;
     }
-    if (body.task_runs) throw new HttpReply(501, { detail: 'fake-prefect: task_runs filter on /flow_runs/filter not implemented' });
+    if (body.task_runs) throw new HttpReply(501, { detail: 'fake-prefect: a task_runs filter on /flow_runs/filter is not supported by this fake' });
     return true;
   }
 
@@ -654,7 +654,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
           throw new HttpReply(501, { detail: 'fake-prefect: only task_runs filters are implemented on /task_runs/filter' });
         }
         const f = input.task_runs;
-        if (f?.operator === 'or_') throw new HttpReply(501, { detail: 'fake-prefect: or_ operator not implemented' });
+        if (f?.operator === 'or_') throw new HttpReply(501, { detail: 'fake-prefect: the or_ operator is not supported by this fake' });
         const rows = [...taskRuns.values()].filter((tr) => {
           if (!f) return true;
           if (f.id?.any_ && !f.id.any_.includes(tr.id)) return false;
