@@ -137,6 +137,12 @@ describe('flowwarden runs', () => {
     assert.equal(again.id, run.id);
     assert.equal(again.created, false);
 
+    const other = await cli('runs', 'trigger', 'every-minute', '--idempotency-key', 'k1', '--json');
+    assert.equal(other.code, 1, 'a key held by another flow\'s run is a conflict, not that run');
+    assert.equal(other.stdout, '');
+    assert.match(other.stderr, new RegExp(`^flowwarden: error: idempotency key 'k1' is already used by run ${run.id} of flow 'nightly-etl', not flow 'every-minute'`));
+    assert.equal(other.stderr.trim().split('\n').length, 1);
+
     const list = JSON.parse((await cli('runs', 'list', '--flow', 'nightly-etl', '--limit', '5', '--json')).stdout) as Array<Record<string, unknown>>;
     assert.equal(list.length, 1);
     for (const key of ['id', 'flow', 'scheduledFor', 'stateType', 'stateName']) assert.ok(key in list[0]!, key);

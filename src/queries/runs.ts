@@ -9,7 +9,7 @@ import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
 import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from '../runs/states.ts';
-import { NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
 
 export interface RunRow {
   id: string;
@@ -238,8 +238,10 @@ export interface NewRun {
 }
 
 /**
- * Insert a manually triggered run. With an idempotency key, a second insert returns the existing
- * run (`created: false`) instead of creating another.
+ * Insert a manually triggered run. With an idempotency key, a second insert for the same flow
+ * returns the existing run (`created: false`) instead of creating another. The key is unique across
+ * all runs (runs_idempotency_key), so a key another flow's run already holds is a ConflictError:
+ * returning that run would hand the caller a run of a flow it did not ask for.
  */
 export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ id: string; created: boolean }> {
   const { rows } = await tx.query<{ id: string }>(
@@ -256,8 +258,21 @@ export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ 
     );
     return { id: rows[0].id, created: true };
   }
-  const existing = await tx.query<{ id: string }>(`select id from flowwarden.runs where idempotency_key = $1`, [run.idempotencyKey]);
-  return { id: existing.rows[0]!.id, created: false };
+  const existing = await tx.query<{ id: string; flowId: string; flowName: string; requested: string | null }>(
+    `select r.id, r.flow_id as "flowId", f.name as "flowName", (select name from flowwarden.flows where id = $2) as requested
+       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+      where r.idempotency_key = $1`,
+    [run.idempotencyKey, run.flowId],
+  );
+  const found = existing.rows[0]!;
+  if (found.flowId !== run.flowId) {
+    const requested = found.requested ?? run.flowId;
+    throw new ConflictError(
+      `idempotency key '${run.idempotencyKey}' is already used by run ${found.id} of flow '${found.flowName}', not flow '${requested}': ` +
+        `keys are unique across all flows, so use one that names the flow (e.g. '${requested}:${run.idempotencyKey}')`,
+    );
+  }
+  return { id: found.id, created: false };
 }
 
 export interface RunFilter {
