@@ -6,6 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { runCli } from './support/cli.ts';
+import { DEFAULTS, loadConfig } from '../src/config.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -166,6 +167,21 @@ describe('flowwarden runs', () => {
       assert.notEqual(r.code, 0, args.join(' '));
       assert.match(r.stderr.split('\n')[0]!, re, args.join(' '));
     }
+  });
+
+  test('an empty variable is unset: its default applies', async () => {
+    const empty = loadConfig({ DATABASE_URL: '', FLOWWARDEN_PORT: '', FLOWWARDEN_ADMIN_TOKEN: '', PREFECT_API_URL: ' ', FLOWWARDEN_LOG_PRETTY: '' });
+    assert.equal(empty.databaseUrl, undefined);
+    assert.equal(empty.port, DEFAULTS.port);
+    assert.equal(empty.adminToken, undefined);
+    assert.equal(empty.prefect.apiUrl, undefined);
+    assert.equal(empty.logPretty, false);
+    const r = await runCli(['runs', 'list', '--json'], {
+      DATABASE_URL: db.url, FLOWWARDEN_ADMIN_TOKEN: '', FLOWWARDEN_READ_TOKEN: '', FLOWWARDEN_HTTP_SECRET: '', PREFECT_API_URL: '',
+      FLOWWARDEN_PORT: '', FLOWWARDEN_CONCURRENCY: '', FLOWWARDEN_LOG_LEVEL: '', FLOWWARDEN_NOTIFY_URLS: '',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Array.isArray(JSON.parse(r.stdout)));
   });
 
   test('an invalid environment is reported before anything runs', async () => {
