@@ -95,16 +95,27 @@ flows:
   - name: huge
     target: { type: function }
     schedules: [{ name: s, every: 1h, parameters: { blob: "${big}" } }]
+  - name: bad-tz
+    target: { type: function }
+  - name: dup-schedules
+    target: { type: function }
+    schedules: [{ name: a, cron: "not a cron" }, { name: a, every: 10s }, { every: 1m }, { every: 2m }]
 `);
     const r = await cli('apply', '-f', f);
     assert.equal(r.code, 1);
     const [first, ...details] = r.stderr.trim().split('\n');
-    assert.match(first!, /^flowwarden: error: .*bad\.yaml: 4 problems, nothing was applied$/);
+    assert.match(first!, /^flowwarden: error: .*bad\.yaml: 8 problems, nothing was applied$/);
     const text = details.join('\n');
     assert.match(text, /flows\[1\]\.schedules\[0\]\.cron: .*minute/);
     assert.match(text, /flows\[2\]\.schedules\[0\]\.cron: .*Mars\/Base/);
     assert.match(text, /flows\[3\]\.name: duplicate flow name 'ok-flow' \(also flows\[0\]\)/);
     assert.match(text, /flows\[4\]\.schedules\[0\]\.parameters: parameters are \d+ bytes; the limit is 65536/);
+    // Duplicates are found on the raw lists, even where the entries have other errors.
+    assert.match(text, /flows\[5\]\.name: duplicate flow name 'bad-tz' \(also flows\[2\]\)/);
+    assert.match(text, /flows\[6\]\.schedules\[0\]\.cron: /);
+    assert.match(text, /flows\[6\]\.schedules\[1\]\.name: duplicate schedule name 'a' in flow 'dup-schedules' \(also schedules\[0\]\)/);
+    assert.match(text, /flows\[6\]\.schedules\[3\]\.name: duplicate schedule name 'default' in flow 'dup-schedules' \(also schedules\[2\]\)/);
+    assert.equal(details.length, 8, text);
     assert.equal(await count('flows'), flowsBefore);
     assert.equal(await count('schedules'), schedulesBefore);
   });
