@@ -48,19 +48,33 @@ export interface UpsertFlowResult {
   created: boolean;
 }
 
-/** Create or update a flow by name (the stable identity). Does not touch its schedules. */
+/**
+ * Create or update a flow by name (the stable identity). Does not touch its schedules.
+ * A flow created under a name the guard still holds (an open disabled_flows row: the flow was
+ * deleted and re-created while disabled) is created held: disabled_at and the hold's reason are set
+ * in the insert, and the hold is pointed at the new row, so its schedules are written disabled
+ * (upsertScheduleRow) and nothing fires until `flows reactivate`. An update leaves the mark alone.
+ * Index: disabled_flows_open_key (partial, open holds by name).
+ */
 export async function upsertFlowRow(tx: Queryable, input: Omit<FlowInput, 'schedules'>): Promise<UpsertFlowResult> {
-  const { rows } = await tx.query<{ id: string; created: boolean }>(
-    `insert into flowwarden.flows (name, description, target, health, late_after_seconds)
-     values ($1, $2, $3, $4, $5)
+  const { rows } = await tx.query<{ id: string; created: boolean; held: boolean }>(
+    `with hold as (
+       select reason from flowwarden.disabled_flows where flow_name = $1 and reactivated_at is null
+     )
+     insert into flowwarden.flows (name, description, target, health, late_after_seconds, disabled_at, disabled_reason)
+     values ($1, $2, $3, $4, $5, (select now() from hold), (select reason from hold))
      on conflict (name) do update set
        description = excluded.description, target = excluded.target, health = excluded.health,
        late_after_seconds = excluded.late_after_seconds, updated_at = now()
-     returning id, (xmax = 0) as created`,
+     returning id, (xmax = 0) as created, disabled_at is not null as held`,
     [input.name, input.description ?? null, input.target, input.health ?? {}, input.lateAfter ?? null],
   );
-  const flow = (await dz(tx).select().from(flows).where(eq(flows.id, rows[0]!.id)))[0] as FlowRow;
-  return { flow, created: rows[0]!.created };
+  const { id, created, held } = rows[0]!;
+  if (created && held) {
+    await tx.query(`update flowwarden.disabled_flows set flow_id = $2 where flow_name = $1 and reactivated_at is null`, [input.name, id]);
+  }
+  const flow = (await dz(tx).select().from(flows).where(eq(flows.id, id)))[0] as FlowRow;
+  return { flow, created };
 }
 
 export interface UpsertScheduleResult {
