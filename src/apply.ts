@@ -42,6 +42,11 @@ export function readDefinitions(file: string): unknown {
 
 export function validateDefinitions(doc: unknown, where: string, maxParametersBytes: number): FlowInput[] {
   const flowsRaw = Array.isArray(doc) ? doc : (doc as { flows?: unknown })?.flows;
+  // An empty file, an empty document or `flows: []` would apply nothing and exit 0: almost always a
+  // wrong file or a broken template, so it is an error.
+  if (doc === null || doc === undefined || (Array.isArray(flowsRaw) && flowsRaw.length === 0)) {
+    throw new UserInputError(`${where} has no flows: expected a top-level flows: list with at least one flow`);
+  }
   if (!Array.isArray(flowsRaw)) {
     throw new UserInputError(`${where}: expected a top-level 'flows:' list (or a list of flows)`);
   }

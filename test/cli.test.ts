@@ -2,6 +2,7 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -126,6 +127,14 @@ flows:
     assert.match(r.stderr, /^flowwarden: error: .*broken\.yaml: malformed YAML .*line \d+/);
   });
 
+  test('a file without flows is an error, not a silent no-op', async () => {
+    for (const [name, content] of [['empty.yaml', ''], ['comment.yaml', '# nothing here\n'], ['none.yaml', 'flows: []\n'], ['null.json', 'null']]) {
+      const r = await cli('apply', '-f', file(name!, content!));
+      assert.equal(r.code, 1, name);
+      assert.match(r.stderr, new RegExp(`^flowwarden: error: .*${name!.replace('.', '\\.')} has no flows: expected a top-level flows: list`), name);
+    }
+  });
+
   test('a missing file and a missing -f are clear errors', async () => {
     const missing = await cli('apply', '-f', path.join(dir, 'nope.yaml'));
     assert.equal(missing.code, 1);
@@ -167,6 +176,7 @@ describe('flowwarden runs', () => {
       [['runs', 'trigger', 'no-such-flow'], /flow 'no-such-flow' not found/],
       [['runs', 'trigger', 'nightly-etl', '--params', '{oops'], /--params is not valid JSON/],
       [['runs', 'list', '--state', 'DONE'], /--state 'DONE' is not a state type/],
+      [['runs', 'list', '--flow', 'nosuch'], /flow 'nosuch' not found/],
       [['runs', 'list', '--limit', '0'], /--limit must be a whole number/],
       [['runs', 'show', 'abc'], /runs show needs a run ID/],
       [['flows', 'show', 'nope'], /flow 'nope' not found/],
@@ -193,6 +203,31 @@ describe('flowwarden runs', () => {
     });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(Array.isArray(JSON.parse(r.stdout)));
+  });
+
+  test('a port that accepts but never answers fails with a clear message instead of hanging', async () => {
+    // Not Postgres: accepts TCP connections and never says a word (a busy FLOWWARDEN_EMBEDDED_PORT).
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const [viaUrl, embedded] = await Promise.all([
+        runCli(['migrate'], { DATABASE_URL: `postgres://u:secret@127.0.0.1:${port}/db` }),
+        runCli(['runs', 'list'], { FLOWWARDEN_EMBEDDED_PORT: String(port), FLOWWARDEN_DATA_DIR: path.join(dir, 'unused-data') }),
+      ]);
+      assert.equal(viaUrl.code, 1);
+      assert.match(viaUrl.stderr, new RegExp(`^flowwarden: error: cannot connect to Postgres at 127\\.0\\.0\\.1:${port} \\(.*timeout 10 s\\): check DATABASE_URL`));
+      assert.doesNotMatch(viaUrl.stderr, /secret/);
+      assert.equal(embedded.code, 1);
+      assert.match(embedded.stderr, new RegExp(`^flowwarden: error: cannot connect to Postgres at 127\\.0\\.0\\.1:${port} .*FLOWWARDEN_EMBEDDED_PORT`));
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   test('an invalid environment is reported before anything runs', async () => {
