@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { UserInputError } from './errors.ts';
-import { FlowInput, formatIssues, checkParametersSize } from './flows/spec.ts';
+import { checkFlowInput, checkParametersSize, duplicateNames, type FlowInput } from './flows/spec.ts';
 import { withTransaction, type Queryable } from './db/client.ts';
 import { upsertFlowTx, type UpsertFlowOutcome } from './producers/operations.ts';
 import type pg from 'pg';
@@ -42,30 +42,34 @@ export function readDefinitions(file: string): unknown {
 
 export function validateDefinitions(doc: unknown, where: string, maxParametersBytes: number): FlowInput[] {
   const flowsRaw = Array.isArray(doc) ? doc : (doc as { flows?: unknown })?.flows;
+  // An empty file, an empty document or `flows: []` would apply nothing and exit 0: almost always a
+  // wrong file or a broken template, so it is an error.
+  if (doc === null || doc === undefined || (Array.isArray(flowsRaw) && flowsRaw.length === 0)) {
+    throw new UserInputError(`${where} has no flows: expected a top-level flows: list with at least one flow`);
+  }
   if (!Array.isArray(flowsRaw)) {
     throw new UserInputError(`${where}: expected a top-level 'flows:' list (or a list of flows)`);
   }
   const details: string[] = [];
   const parsed: FlowInput[] = [];
-  const seen = new Map<string, number>();
   flowsRaw.forEach((raw, i) => {
-    const r = FlowInput.safeParse(raw);
-    if (!r.success) {
-      details.push(...formatIssues(r.error.issues, `flows[${i}]`));
-      return;
+    const r = checkFlowInput(raw, `flows[${i}]`);
+    details.push(...r.details);
+    const schedules = raw && typeof raw === 'object' ? (raw as { schedules?: unknown }).schedules : undefined;
+    // Checked on the raw entries, so a flow with other errors still gets its size problems reported.
+    if (Array.isArray(schedules)) {
+      schedules.forEach((s, j) => {
+        try {
+          checkParametersSize((s as { parameters?: unknown } | null)?.parameters, maxParametersBytes, `flows[${i}].schedules[${j}].parameters`);
+        } catch (err) {
+          details.push((err as Error).message);
+        }
+      });
     }
-    const prev = seen.get(r.data.name);
-    if (prev !== undefined) details.push(`flows[${i}].name: duplicate flow name '${r.data.name}' (also flows[${prev}])`);
-    seen.set(r.data.name, i);
-    r.data.schedules.forEach((s, j) => {
-      try {
-        checkParametersSize(s.parameters, maxParametersBytes, `flows[${i}].schedules[${j}].parameters`);
-      } catch (err) {
-        details.push((err as Error).message);
-      }
-    });
-    parsed.push(r.data);
+    if (r.data) parsed.push(r.data);
   });
+  // Duplicate flow names, on the raw list: reported whether or not the flows otherwise parse.
+  details.push(...duplicateNames(flowsRaw, 'flows', 'flow'));
   if (details.length) {
     throw new UserInputError(`${where}: ${details.length} problem${details.length > 1 ? 's' : ''}, nothing was applied`, details);
   }

@@ -87,9 +87,23 @@ export interface Config {
   prefect: { apiUrl: string | undefined; apiKey: string | undefined; pollIntervalSeconds: number };
 }
 
+/**
+ * Every variable is optional, and an empty one (`DATABASE_URL=` in a .env file or a compose
+ * `environment:` entry) means unset: its default applies. Without this, '' reached the schema as a
+ * value ('Invalid URL' for DATABASE_URL, port 0 for FLOWWARDEN_PORT).
+ */
+function withoutEmptyValues(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') out[key] = value;
+  }
+  return out;
+}
+
 /** Parse the environment. Throws UserInputError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
-  const parsed = EnvSchema.safeParse(env);
+  const parsed = EnvSchema.safeParse(withoutEmptyValues(env));
   if (!parsed.success) {
     const details = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new UserInputError(`invalid environment: ${details.join('; ')}`, details);

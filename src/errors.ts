@@ -8,6 +8,7 @@
  *
  * `UserInputError` is a PermanentError meant for humans (CLI, API): its message says what was
  * wrong, where, and how to fix it. `details` lists every problem when there are several.
+ * `NotFoundError` and `ConflictError` are UserInputErrors the API maps to 404 and 409.
  */
 export class PermanentError extends Error {
   override name = 'PermanentError';
@@ -27,6 +28,14 @@ export class UserInputError extends PermanentError {
 
 export class NotFoundError extends UserInputError {
   override name = 'NotFoundError';
+}
+
+/**
+ * The request is valid but conflicts with the current state (reactivating a flow that is not
+ * disabled; an idempotency key another flow's run already holds). The API answers 409.
+ */
+export class ConflictError extends UserInputError {
+  override name = 'ConflictError';
 }
 
 export class RateLimitedError extends Error {

@@ -103,6 +103,18 @@ describe('POST /api/flows/:name/runs', () => {
     assert.equal(second.json().id, first.json().id);
   });
 
+  test("an idempotency key another flow's run holds is a 409 and creates nothing", async () => {
+    await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'other-flow', target: { type: 'function', handler: 'noop' } }));
+    const first = await app.api!.inject({ method: 'POST', url: '/api/flows/async-flow/runs', headers: auth(TEST_ADMIN_TOKEN), payload: { idempotencyKey: 'api-shared' } });
+    assert.equal(first.statusCode, 201, first.body);
+    const before = (await app.pool.query('select count(*)::int as n from flowwarden.runs')).rows[0].n;
+    const clash = await app.api!.inject({ method: 'POST', url: '/api/flows/other-flow/runs', headers: auth(TEST_ADMIN_TOKEN), payload: { idempotencyKey: 'api-shared' } });
+    assert.equal(clash.statusCode, 409, clash.body);
+    assert.equal(clash.json().error, 'conflict');
+    assert.match(clash.json().message, new RegExp(`idempotency key 'api-shared' is already used by run ${first.json().id} of flow 'async-flow', not flow 'other-flow'`));
+    assert.equal((await app.pool.query('select count(*)::int as n from flowwarden.runs')).rows[0].n, before);
+  });
+
   test('unknown flow 404, oversized parameters 400, nothing written', async () => {
     const before = (await app.pool.query('select count(*)::int as n from flowwarden.runs')).rows[0].n;
     const unknown = await app.api!.inject({ method: 'POST', url: '/api/flows/nope/runs', headers: auth(TEST_ADMIN_TOKEN), payload: {} });

@@ -2,10 +2,12 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { runCli } from './support/cli.ts';
+import { DEFAULTS, loadConfig } from '../src/config.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -94,16 +96,27 @@ flows:
   - name: huge
     target: { type: function }
     schedules: [{ name: s, every: 1h, parameters: { blob: "${big}" } }]
+  - name: bad-tz
+    target: { type: function }
+  - name: dup-schedules
+    target: { type: function }
+    schedules: [{ name: a, cron: "not a cron" }, { name: a, every: 10s }, { every: 1m }, { every: 2m }]
 `);
     const r = await cli('apply', '-f', f);
     assert.equal(r.code, 1);
     const [first, ...details] = r.stderr.trim().split('\n');
-    assert.match(first!, /^flowwarden: error: .*bad\.yaml: 4 problems, nothing was applied$/);
+    assert.match(first!, /^flowwarden: error: .*bad\.yaml: 8 problems, nothing was applied$/);
     const text = details.join('\n');
     assert.match(text, /flows\[1\]\.schedules\[0\]\.cron: .*minute/);
     assert.match(text, /flows\[2\]\.schedules\[0\]\.cron: .*Mars\/Base/);
     assert.match(text, /flows\[3\]\.name: duplicate flow name 'ok-flow' \(also flows\[0\]\)/);
     assert.match(text, /flows\[4\]\.schedules\[0\]\.parameters: parameters are \d+ bytes; the limit is 65536/);
+    // Duplicates are found on the raw lists, even where the entries have other errors.
+    assert.match(text, /flows\[5\]\.name: duplicate flow name 'bad-tz' \(also flows\[2\]\)/);
+    assert.match(text, /flows\[6\]\.schedules\[0\]\.cron: /);
+    assert.match(text, /flows\[6\]\.schedules\[1\]\.name: duplicate schedule name 'a' in flow 'dup-schedules' \(also schedules\[0\]\)/);
+    assert.match(text, /flows\[6\]\.schedules\[3\]\.name: duplicate schedule name 'default' in flow 'dup-schedules' \(also schedules\[2\]\)/);
+    assert.equal(details.length, 8, text);
     assert.equal(await count('flows'), flowsBefore);
     assert.equal(await count('schedules'), schedulesBefore);
   });
@@ -112,6 +125,14 @@ flows:
     const r = await cli('apply', '-f', file('broken.yaml', 'flows:\n  - name: x\n   target: [\n'));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^flowwarden: error: .*broken\.yaml: malformed YAML .*line \d+/);
+  });
+
+  test('a file without flows is an error, not a silent no-op', async () => {
+    for (const [name, content] of [['empty.yaml', ''], ['comment.yaml', '# nothing here\n'], ['none.yaml', 'flows: []\n'], ['null.json', 'null']]) {
+      const r = await cli('apply', '-f', file(name!, content!));
+      assert.equal(r.code, 1, name);
+      assert.match(r.stderr, new RegExp(`^flowwarden: error: .*${name!.replace('.', '\\.')} has no flows: expected a top-level flows: list`), name);
+    }
   });
 
   test('a missing file and a missing -f are clear errors', async () => {
@@ -137,6 +158,12 @@ describe('flowwarden runs', () => {
     assert.equal(again.id, run.id);
     assert.equal(again.created, false);
 
+    const other = await cli('runs', 'trigger', 'every-minute', '--idempotency-key', 'k1', '--json');
+    assert.equal(other.code, 1, 'a key held by another flow\'s run is a conflict, not that run');
+    assert.equal(other.stdout, '');
+    assert.match(other.stderr, new RegExp(`^flowwarden: error: idempotency key 'k1' is already used by run ${run.id} of flow 'nightly-etl', not flow 'every-minute'`));
+    assert.equal(other.stderr.trim().split('\n').length, 1);
+
     const list = JSON.parse((await cli('runs', 'list', '--flow', 'nightly-etl', '--limit', '5', '--json')).stdout) as Array<Record<string, unknown>>;
     assert.equal(list.length, 1);
     for (const key of ['id', 'flow', 'scheduledFor', 'stateType', 'stateName']) assert.ok(key in list[0]!, key);
@@ -149,6 +176,7 @@ describe('flowwarden runs', () => {
       [['runs', 'trigger', 'no-such-flow'], /flow 'no-such-flow' not found/],
       [['runs', 'trigger', 'nightly-etl', '--params', '{oops'], /--params is not valid JSON/],
       [['runs', 'list', '--state', 'DONE'], /--state 'DONE' is not a state type/],
+      [['runs', 'list', '--flow', 'nosuch'], /flow 'nosuch' not found/],
       [['runs', 'list', '--limit', '0'], /--limit must be a whole number/],
       [['runs', 'show', 'abc'], /runs show needs a run ID/],
       [['flows', 'show', 'nope'], /flow 'nope' not found/],
@@ -159,6 +187,46 @@ describe('flowwarden runs', () => {
       const r = await cli(...args);
       assert.notEqual(r.code, 0, args.join(' '));
       assert.match(r.stderr.split('\n')[0]!, re, args.join(' '));
+    }
+  });
+
+  test('an empty variable is unset: its default applies', async () => {
+    const empty = loadConfig({ DATABASE_URL: '', FLOWWARDEN_PORT: '', FLOWWARDEN_ADMIN_TOKEN: '', PREFECT_API_URL: ' ', FLOWWARDEN_LOG_PRETTY: '' });
+    assert.equal(empty.databaseUrl, undefined);
+    assert.equal(empty.port, DEFAULTS.port);
+    assert.equal(empty.adminToken, undefined);
+    assert.equal(empty.prefect.apiUrl, undefined);
+    assert.equal(empty.logPretty, false);
+    const r = await runCli(['runs', 'list', '--json'], {
+      DATABASE_URL: db.url, FLOWWARDEN_ADMIN_TOKEN: '', FLOWWARDEN_READ_TOKEN: '', FLOWWARDEN_HTTP_SECRET: '', PREFECT_API_URL: '',
+      FLOWWARDEN_PORT: '', FLOWWARDEN_CONCURRENCY: '', FLOWWARDEN_LOG_LEVEL: '', FLOWWARDEN_NOTIFY_URLS: '',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Array.isArray(JSON.parse(r.stdout)));
+  });
+
+  test('a port that accepts but never answers fails with a clear message instead of hanging', async () => {
+    // Not Postgres: accepts TCP connections and never says a word (a busy FLOWWARDEN_EMBEDDED_PORT).
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const [viaUrl, embedded] = await Promise.all([
+        runCli(['migrate'], { DATABASE_URL: `postgres://u:secret@127.0.0.1:${port}/db` }),
+        runCli(['runs', 'list'], { FLOWWARDEN_EMBEDDED_PORT: String(port), FLOWWARDEN_DATA_DIR: path.join(dir, 'unused-data') }),
+      ]);
+      assert.equal(viaUrl.code, 1);
+      assert.match(viaUrl.stderr, new RegExp(`^flowwarden: error: cannot connect to Postgres at 127\\.0\\.0\\.1:${port} \\(.*timeout 10 s\\): check DATABASE_URL`));
+      assert.doesNotMatch(viaUrl.stderr, /secret/);
+      assert.equal(embedded.code, 1);
+      assert.match(embedded.stderr, new RegExp(`^flowwarden: error: cannot connect to Postgres at 127\\.0\\.0\\.1:${port} .*FLOWWARDEN_EMBEDDED_PORT`));
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 

@@ -128,6 +128,33 @@ describe('enforce pass', () => {
     assert.deepEqual((await schedulesOf('g-apply')).map((s) => s.enabled), [true, true]);
   });
 
+  test('a held flow deleted and re-created under the same name comes back held disabled', async () => {
+    await defineFlow(flowDef('g-recreate'));
+    await withTransaction(app.pool, (tx) => disableFlowTx(app.boss, tx, 'g-recreate', { reason: 'leaks credentials' }));
+    await app.pool.query(`delete from flowwarden.flows where name = 'g-recreate'`);
+    assert.equal((await holdsOf('g-recreate'))[0].flow_id, null, 'the hold outlives the flow row');
+
+    const file = path.join(dir, 'g-recreate.json');
+    fs.writeFileSync(file, JSON.stringify({ flows: [flowDef('g-recreate')] }));
+    const out = await cli('apply', '-f', file);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /g-recreate\s+created\s+held disabled: leaks credentials/);
+    assert.match(out.stdout, /g-recreate\/every-minute\s+created\s+kept disabled: the flow is held disabled/);
+    const { rows: [flow] } = await app.pool.query(`select id, disabled_at, disabled_reason from flowwarden.flows where name = 'g-recreate'`);
+    assert.ok(flow.disabled_at);
+    assert.equal(flow.disabled_reason, 'leaks credentials');
+    const [schedule] = await schedulesOf('g-recreate');
+    assert.equal(schedule!.enabled, false);
+    assert.match(schedule!.note!, /^held disabled by flowwarden guard: leaks credentials/);
+    const holds = await holdsOf('g-recreate');
+    assert.equal(holds.length, 1);
+    assert.equal(holds[0].flow_id, flow.id, 'the open hold points at the new flow');
+    assert.equal((await app.healthSweeper.runOnce()).enforced.filter((e) => e.flowName === 'g-recreate').length, 0, 'nothing to enforce');
+
+    await withTransaction(app.pool, (tx) => reactivateFlowTx(app.boss, tx, 'g-recreate', { by: 'dana' }));
+    assert.deepEqual((await schedulesOf('g-recreate')).map((s) => s.enabled), [true]);
+  });
+
   test('connector guard actions run on disable, on every enforce pass of a held flow, and on reactivation', async () => {
     actionCalls.length = 0;
     const flowId = await defineFlow(flowDef('g-actions'));

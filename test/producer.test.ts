@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { FlowwardenClient } from '../src/producers/client.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
-import { UserInputError } from '../src/errors.ts';
+import { ConflictError, UserInputError } from '../src/errors.ts';
 
 let app: TestApp;
 let client: FlowwardenClient;
@@ -67,6 +67,21 @@ describe('producer client', () => {
     const done = await client.reportRunState(runId, 'COMPLETED', { message: 'ok', tasks: [{ name: 'write', stateType: 'COMPLETED' }] });
     assert.equal(done.stateType, 'COMPLETED');
     await assert.rejects(client.reportRunState(runId, 'RUNNING'), /invalid state transition/);
+  });
+
+  test("triggerRun with an idempotency key another flow's run holds throws a ConflictError", async () => {
+    await client.upsertFlow({ name: 'invoices-export', target: { type: 'function', handler: 'noop' } });
+    const first = await client.triggerRun('orders-export', {}, { idempotencyKey: 'export:2026-11-22' });
+    assert.equal(first.created, true);
+    const same = await client.triggerRun('orders-export', {}, { idempotencyKey: 'export:2026-11-22' });
+    assert.deepEqual(same, { runId: first.runId, created: false });
+    await assert.rejects(client.triggerRun('invoices-export', {}, { idempotencyKey: 'export:2026-11-22' }), (err: unknown) => {
+      assert.ok(err instanceof ConflictError);
+      assert.match(err.message, /already used by run .* of flow 'orders-export', not flow 'invoices-export'/);
+      return true;
+    });
+    const { rows } = await app.pool.query(`select count(*)::int as n from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'invoices-export'`);
+    assert.equal(rows[0].n, 0);
   });
 
   test('unknown flow and non-object parameters are clear errors', async () => {

@@ -7,7 +7,7 @@ import { createPool } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { upsertFlowTx } from '../src/producers/operations.ts';
-import { withTransaction } from '../src/db/client.ts';
+import { dbNow, withTransaction } from '../src/db/client.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 
@@ -125,6 +125,71 @@ describe('scheduler tick', () => {
     // And the schedules resume after the horizon, not from the outage.
     const { rows } = await app.pool.query(`select next_run_at from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id where f.name like 'outage-%'`);
     for (const r of rows) assert.equal(r.next_run_at.toISOString(), at(3660).toISOString());
+  });
+
+  describe('re-applying a changed schedule', () => {
+    interface Row { id: string; scheduledFor: Date; stateType: string; message: string | null; scheduleId: string | null; parameters: Record<string, unknown> }
+    async function allRuns(flowName: string): Promise<Row[]> {
+      const { rows } = await app.pool.query<Row>(
+        `select r.id, r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_message as message,
+                r.schedule_id as "scheduleId", r.parameters
+           from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = $1 order by r.scheduled_for, r.created_at`,
+        [flowName],
+      );
+      return rows;
+    }
+    /**
+     * A flow whose interval schedule (every 15 s) fires 12 s and 27 s from Postgres's now: both
+     * inside the 30 s horizon, and far enough ahead to still be in the future when the test changes it.
+     */
+    async function flowWithPrecreatedRuns(name: string): Promise<{ fires: number[]; scheduleId: string }> {
+      await defineFlow({ name, target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '15s', parameters: { v: 1 } }] });
+      const anchor = new Date((await dbNow(app.pool)).getTime() + 12_000);
+      await setNextRunAt(name, anchor);
+      await app.scheduler.runOnce();
+      const runs = await allRuns(name);
+      assert.deepEqual(runs.map((r) => r.scheduledFor.getTime()), [anchor.getTime(), anchor.getTime() + 15_000]);
+      assert.ok(runs.every((r) => r.stateType === 'SCHEDULED' && r.parameters.v === 1));
+      return { fires: runs.map((r) => r.scheduledFor.getTime()), scheduleId: runs[0]!.scheduleId! };
+    }
+
+    test('new parameters cancel the pre-created future runs; the same fire times run again with the new parameters', async () => {
+      const { fires, scheduleId } = await flowWithPrecreatedRuns('reparam');
+      const old = await allRuns('reparam');
+      await defineFlow({ name: 'reparam', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '15s', parameters: { v: 2 } }] });
+
+      const afterChange = await allRuns('reparam');
+      assert.equal(afterChange.length, 2);
+      for (const r of afterChange) {
+        assert.equal(r.stateType, 'CANCELLED');
+        assert.match(r.message ?? '', /superseded: the schedule was changed/);
+        assert.equal(r.scheduleId, null, 'a superseded run frees its (schedule, fire time) slot');
+      }
+      const { rows: [sched] } = await app.pool.query(`select next_run_at from flowwarden.schedules where id = $1`, [scheduleId]);
+      assert.equal(sched.next_run_at.getTime(), fires[0], 'next_run_at recomputed from now, on the stored anchor');
+
+      await app.scheduler.runOnce();
+      const fresh = (await allRuns('reparam')).filter((r) => r.stateType === 'SCHEDULED');
+      assert.deepEqual(fresh.map((r) => r.scheduledFor.getTime()), fires);
+      assert.ok(fresh.every((r) => r.parameters.v === 2 && r.scheduleId === scheduleId));
+      assert.equal(await dispatchJobsFor(fresh.map((r) => r.id)), 2);
+      assert.ok(old.every((o) => !fresh.some((f) => f.id === o.id)));
+
+      // Re-applying the same definition changes nothing.
+      await defineFlow({ name: 'reparam', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '15s', parameters: { v: 2 } }] });
+      assert.deepEqual((await allRuns('reparam')).filter((r) => r.stateType === 'SCHEDULED').map((r) => r.id), fresh.map((r) => r.id));
+    });
+
+    test('a new interval cancels the pre-created runs and fires on the new spec, including the fire times both share', async () => {
+      const { fires } = await flowWithPrecreatedRuns('respec');
+      await defineFlow({ name: 'respec', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '5s', parameters: { v: 1 } }] });
+      assert.ok((await allRuns('respec')).every((r) => r.stateType === 'CANCELLED'));
+      await app.scheduler.runOnce();
+      const fresh = (await allRuns('respec')).filter((r) => r.stateType === 'SCHEDULED').map((r) => r.scheduledFor.getTime());
+      for (const t of fires) assert.ok(fresh.includes(t), 'a fire time the old and new spec share still fires');
+      assert.ok(fresh.every((t) => (t - fires[0]!) % 5000 === 0), 'aligned on the stored anchor, every 5 s');
+      assert.ok(fresh.length >= 5, `every 5 s within the horizon: ${fresh.length}`);
+    });
   });
 
   test('a paused schedule creates no runs; resuming starts from now without catch-up', async () => {

@@ -1,11 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { NotFoundError, UserInputError, errorMessage } from '../errors.ts';
+import { ConflictError, NotFoundError, UserInputError, errorMessage } from '../errors.ts';
 import { InvalidTransitionError } from '../runs/states.ts';
 
-/** The request is valid but conflicts with the current state (e.g. reactivating a flow that is not disabled). */
-export class ConflictError extends UserInputError {
-  override name = 'ConflictError';
-}
+export { ConflictError };
 
 /** Map domain errors onto HTTP: 404 unknown, 409 invalid transition or conflict, 400 bad input, 500 otherwise. */
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) {

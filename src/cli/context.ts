@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { UserInputError } from '../errors.ts';
 import { resolveDatabase, type ResolvedDatabase } from '../db/resolve.ts';
-import { createPool } from '../db/client.ts';
+import { CONNECT_TIMEOUT_MS, createPool, isConnectionError } from '../db/client.ts';
 import { migrateAll } from '../db/migrate.ts';
 import { createApp, type App, type Role } from '../app.ts';
 
@@ -42,11 +42,28 @@ export function parseLimit(v: string | undefined, fallback = 50): number {
   return n;
 }
 
+/** "cannot connect to Postgres at HOST:PORT ...: what to check" for a connection that failed or timed out. */
+export function connectionFailure(err: unknown, db: Pick<ResolvedDatabase, 'url' | 'embedded'>): Error {
+  let where = 'the database';
+  try {
+    const u = new URL(db.url);
+    where = `${u.hostname}:${u.port || '5432'}`;
+  } catch {
+    // Not a URL: keep the generic name (the URL may hold a password, so it is never printed).
+  }
+  const fix = db.embedded
+    ? 'the embedded server did not answer: another program may be listening on FLOWWARDEN_EMBEDDED_PORT; stop it or set FLOWWARDEN_EMBEDDED_PORT to a free port'
+    : 'check DATABASE_URL and that the server is up and accepting connections';
+  return new Error(`cannot connect to Postgres at ${where} (${(err as Error).message}; timeout ${CONNECT_TIMEOUT_MS / 1000} s): ${fix}`, { cause: err });
+}
+
 export async function withDb<T>(ctx: Omit<Ctx, 'db'>, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
   const db = await resolveDatabase(ctx.config, ctx.log);
   try {
     if (db.embedded) await migrateAll(db.url);
     return await fn({ ...ctx, db });
+  } catch (err) {
+    throw isConnectionError(err) ? connectionFailure(err, db) : err;
   } finally {
     await db.release();
   }

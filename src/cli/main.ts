@@ -130,6 +130,8 @@ async function cmdRuns(base: Omit<Ctx, 'db'>, sub: string | undefined, args: str
   if (sub === 'list' || sub === undefined) {
     if (values.state && !isStateType(values.state)) throw new UserInputError(`--state '${values.state}' is not a state type; use one of ${STATE_TYPES.join(', ')}`);
     await withPool(base, async (pool) => {
+      // An unknown flow is an error, not an empty list (a typo would otherwise look like "no runs").
+      if (values.flow !== undefined) await requireFlow(pool, values.flow);
       const runs = await listRuns(pool, { flowName: values.flow, stateType: values.state as never, limit: parseLimit(values.limit) });
       if (values.json) return printJson(runs.map(runJson));
       printTable(runs.map(runJson), ['id', 'flow', 'scheduledFor', 'stateType', 'stateName', 'message']);

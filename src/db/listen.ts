@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import type { Logger } from '../log.ts';
+import { CONNECT_TIMEOUT_MS } from './client.ts';
 
 export const DISPATCH_CHANNEL = 'flowwarden_dispatch';
 
@@ -30,7 +31,7 @@ export class Listener {
 
   async #connect(attempt: number): Promise<void> {
     if (this.#stopped) return;
-    const client = new pg.Client({ connectionString: this.#url, application_name: 'flowwarden-listen', keepAlive: true });
+    const client = new pg.Client({ connectionString: this.#url, application_name: 'flowwarden-listen', keepAlive: true, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
     const retry = (err: unknown) => {
       if (this.#stopped) return;
       client.removeAllListeners();

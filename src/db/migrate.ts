@@ -12,12 +12,13 @@ import { migrator, nodePg } from './drizzle.ts';
 import { PgBoss } from 'pg-boss';
 import { BOSS_SCHEMA } from '../queue/catalog.ts';
 import { readFileSync } from 'node:fs';
+import { CONNECT_TIMEOUT_MS } from './client.ts';
 
 export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../drizzle');
 const LOCK_KEY = 0x466c6f77; // 'Flow'
 
 export async function migrateDomain(connectionString: string): Promise<void> {
-  const client = new pg.Client({ connectionString, application_name: 'flowwarden-migrate' });
+  const client = new pg.Client({ connectionString, application_name: 'flowwarden-migrate', connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   await client.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [LOCK_KEY]);
@@ -33,7 +34,7 @@ export async function migrateDomain(connectionString: string): Promise<void> {
 
 /** Installs or upgrades pg-boss's schema and creates/updates flowwarden's queues. */
 export async function migrateQueue(connectionString: string): Promise<void> {
-  const boss = new PgBoss({ connectionString, schema: BOSS_SCHEMA, supervise: false, schedule: false, max: 2 });
+  const boss = new PgBoss({ connectionString, schema: BOSS_SCHEMA, supervise: false, schedule: false, max: 2, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   boss.on('error', () => {});
   await boss.start();
   try {

@@ -8,7 +8,7 @@ import type { Logger } from '../log.ts';
 export interface ResolvedDatabase {
   url: string;
   embedded: boolean;
-  /** Stops the embedded server if this process started it. */
+  /** Stops the embedded server if this process started it and no other process uses it. */
   release(): Promise<void>;
 }
 
@@ -20,5 +20,19 @@ export async function resolveDatabase(config: Config, log?: Logger): Promise<Res
     onLog: (line) => log?.trace({ postgres: line.trim() }, 'embedded postgres'),
   });
   if (handle.owned) log?.info({ dataDir: config.dataDir, port: config.embeddedPort }, 'started embedded Postgres');
-  return { url: handle.url, embedded: true, release: () => handle.stop() };
+  return {
+    url: handle.url,
+    embedded: true,
+    release: async () => {
+      const outcome = await handle.release();
+      if (outcome.action === 'left-running') {
+        log?.warn(
+          { port: config.embeddedPort, otherSessions: outcome.otherSessions, applications: outcome.applications },
+          `embedded Postgres left running: ${outcome.otherSessions} session(s) of other processes still use it (${outcome.applications.join(', ')})`,
+        );
+      } else if (outcome.action === 'stopped') {
+        log?.info({ port: config.embeddedPort }, 'stopped embedded Postgres');
+      }
+    },
+  };
 }

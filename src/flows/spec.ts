@@ -97,16 +97,9 @@ export const FlowInput = z
     health: HealthPolicy.default({}),
     schedules: z.array(ScheduleInput).default([]),
   })
-  .strict()
-  .superRefine((f, ctx) => {
-    const seen = new Set<string>();
-    f.schedules.forEach((s, i) => {
-      if (seen.has(s.name)) {
-        ctx.addIssue({ code: 'custom', path: ['schedules', i, 'name'], message: `duplicate schedule name '${s.name}' in flow '${f.name}'` });
-      }
-      seen.add(s.name);
-    });
-  });
+  .strict();
+// Duplicate schedule names are checked on the raw input (checkFlowInput), not by a refinement here:
+// zod skips an object's refinements once any of its fields has an issue, so they went unreported.
 export type FlowInput = z.infer<typeof FlowInput>;
 export type FlowInputRaw = z.input<typeof FlowInput>;
 
@@ -117,13 +110,53 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): 
   });
 }
 
-export function parseFlowInput(raw: unknown, where = 'flow'): FlowInput {
+/** The name a raw list entry will have after parsing (`fallback` when absent), or null if it has none usable. */
+function rawName(entry: unknown, fallback?: string): string | null {
+  if (!entry || typeof entry !== 'object') return null;
+  const name = (entry as { name?: unknown }).name;
+  if (typeof name === 'string') return name;
+  return name === undefined && fallback !== undefined ? fallback : null;
+}
+
+/**
+ * "path: duplicate ..." lines for entries of a raw list that share a name with an earlier one.
+ * Works on the raw list, so a duplicate is reported whether or not the entries otherwise parse.
+ */
+export function duplicateNames(list: unknown, prefix: string, what: string, options: { fallback?: string; context?: string } = {}): string[] {
+  if (!Array.isArray(list)) return [];
+  const seen = new Map<string, number>();
+  const details: string[] = [];
+  list.forEach((entry, i) => {
+    const name = rawName(entry, options.fallback);
+    if (name === null) return;
+    const prev = seen.get(name);
+    if (prev !== undefined) details.push(`${prefix}[${i}].name: duplicate ${what} name '${name}'${options.context ?? ''} (also ${prefix.split('.').at(-1)}[${prev}])`);
+    else seen.set(name, i);
+  });
+  return details;
+}
+
+/**
+ * Validate one raw flow: zod's issues plus duplicate schedule names (checked on the raw schedules
+ * list, so they are reported alongside any other error). `data` is set only when there is no problem.
+ */
+export function checkFlowInput(raw: unknown, where: string): { data: FlowInput | null; details: string[] } {
   const r = FlowInput.safeParse(raw);
-  if (!r.success) {
-    const details = formatIssues(r.error.issues, where);
-    throw new UserInputError(`invalid ${where}: ${details.join('; ')}`, details);
-  }
-  return r.data;
+  const details = r.success ? [] : formatIssues(r.error.issues, where);
+  const flowName = rawName(raw);
+  details.push(
+    ...duplicateNames(raw && typeof raw === 'object' ? (raw as { schedules?: unknown }).schedules : undefined, `${where}.schedules`, 'schedule', {
+      fallback: 'default',
+      context: flowName !== null ? ` in flow '${flowName}'` : '',
+    }),
+  );
+  return { data: r.success && details.length === 0 ? r.data : null, details };
+}
+
+export function parseFlowInput(raw: unknown, where = 'flow'): FlowInput {
+  const { data, details } = checkFlowInput(raw, where);
+  if (!data) throw new UserInputError(`invalid ${where}: ${details.join('; ')}`, details);
+  return data;
 }
 
 export function parseScheduleInput(raw: unknown, where = 'schedule'): ScheduleInput {

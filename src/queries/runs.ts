@@ -10,7 +10,7 @@ import { dz } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
 import { countTransitions } from '../runs/observe.ts';
 import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from '../runs/states.ts';
-import { NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
 
 export interface RunRow {
   id: string;
@@ -263,8 +263,10 @@ export interface NewRun {
 }
 
 /**
- * Insert a manually triggered run. With an idempotency key, a second insert returns the existing
- * run (`created: false`) instead of creating another.
+ * Insert a manually triggered run. With an idempotency key, a second insert for the same flow
+ * returns the existing run (`created: false`) instead of creating another. The key is unique across
+ * all runs (runs_idempotency_key), so a key another flow's run already holds is a ConflictError:
+ * returning that run would hand the caller a run of a flow it did not ask for.
  */
 export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ id: string; created: boolean }> {
   const { rows } = await tx.query<{ id: string }>(
@@ -281,8 +283,21 @@ export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ 
     );
     return { id: rows[0].id, created: true };
   }
-  const existing = await tx.query<{ id: string }>(`select id from flowwarden.runs where idempotency_key = $1`, [run.idempotencyKey]);
-  return { id: existing.rows[0]!.id, created: false };
+  const existing = await tx.query<{ id: string; flowId: string; flowName: string; requested: string | null }>(
+    `select r.id, r.flow_id as "flowId", f.name as "flowName", (select name from flowwarden.flows where id = $2) as requested
+       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+      where r.idempotency_key = $1`,
+    [run.idempotencyKey, run.flowId],
+  );
+  const found = existing.rows[0]!;
+  if (found.flowId !== run.flowId) {
+    const requested = found.requested ?? run.flowId;
+    throw new ConflictError(
+      `idempotency key '${run.idempotencyKey}' is already used by run ${found.id} of flow '${found.flowName}', not flow '${requested}': ` +
+        `keys are unique across all flows, so use one that names the flow (e.g. '${requested}:${run.idempotencyKey}')`,
+    );
+  }
+  return { id: found.id, created: false };
 }
 
 export interface RunFilter {
@@ -389,15 +404,19 @@ export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Ar
 /**
  * Cancel (CANCELLED/Skipped) the schedule-made runs that have not been dispatched yet, of a whole
  * flow (the guard disabling it) or of one schedule (a pause; `futureOnly` keeps runs already due).
+ * `detach` also clears the cancelled runs' schedule_id: runs superseded by a schedule change must
+ * free their (schedule_id, scheduled_for) slot (runs_schedule_fire_key), or the changed schedule's
+ * run for the same fire time would be silently dropped by the tick's insert. They keep their flow.
  * One statement: claim SKIP LOCKED (a run a dispatch is claiming right now is left to it), update,
  * history rows. Returns the cancelled run ids.
  */
 export async function cancelUndispatchedRuns(
   tx: Queryable,
-  scope: { flowId: string } | { scheduleId: string; futureOnly: boolean },
+  scope: { flowId: string } | { scheduleId: string; futureOnly: boolean; detach?: boolean },
   message: string,
 ): Promise<string[]> {
   const byFlow = 'flowId' in scope;
+  const detach = !byFlow && scope.detach === true;
   const { rows } = await tx.query<{ id: string }>(
     `with claim as (
        select r.id, r.state_name from flowwarden.runs r
@@ -409,6 +428,7 @@ export async function cancelUndispatchedRuns(
      cancelled as (
        update flowwarden.runs r
           set state_type = 'CANCELLED', state_name = 'Skipped', state_message = $2, ended_at = now(), updated_at = now()
+              ${detach ? ', schedule_id = null' : ''}
          from claim c where r.id = c.id
        returning r.id
      ),

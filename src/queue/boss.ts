@@ -1,6 +1,7 @@
 import { PgBoss } from 'pg-boss';
 import { BOSS_SCHEMA } from './catalog.ts';
 import type { Logger } from '../log.ts';
+import { CONNECT_TIMEOUT_MS } from '../db/client.ts';
 
 export interface BossOptions {
   connectionString: string;
@@ -18,6 +19,7 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     schema: BOSS_SCHEMA,
     application_name: `flowwarden-${options.role}`,
     max: options.max ?? (worker ? 10 : 3),
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     schedule: false,
     supervise: worker,
     migrate: true,

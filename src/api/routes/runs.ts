@@ -119,7 +119,7 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
 
     route(app, docs, auth, {
       method: 'POST', url: '/flows/:name/runs', scope: 'operate', tag: 'runs', summary: 'Trigger a run of a flow (idempotent with idempotencyKey)',
-      params: FlowParams, body: TriggerBody, errors: { 404: 'no such flow' },
+      params: FlowParams, body: TriggerBody, errors: { 404: 'no such flow', 409: "the idempotencyKey is held by another flow's run" },
       responses: { 201: { description: 'created', schema: RunJson }, 200: { description: 'the existing run for this idempotencyKey', schema: RunJson } },
     }, async ({ params, body, reply }) => {
       const result = await withTransaction(ctx.pool, (tx) =>
