@@ -176,6 +176,9 @@ export async function createApp(options: AppOptions): Promise<App> {
       // /readyz answers 503 from here on, so load balancers stop sending API traffic during the drain.
       stopping.abort();
       metrics.setDraining(true);
+      // The dispatch pools stop fetching at once (their drain deadline starts now), before the
+      // loops below are awaited: nothing is claimed once 'draining' is logged.
+      const poolsDrained = Promise.all(pools.map((p) => p.stop(timeoutMs)));
       log.info({ timeoutMs }, 'draining: no new work is claimed');
       await scheduler.stop();
       await lateSweeper.stop();
@@ -189,7 +192,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       // its signal. pg-boss's connections stay open until the pools have recorded their hand-backs.
       const inFlightAtDrain = inflight.size;
       await Promise.all([
-        ...pools.map((p) => p.stop(timeoutMs)),
+        poolsDrained,
         boss.stop({ graceful: true, timeout: Math.max(timeoutMs, 1000), close: false }),
       ]);
       // Aborted handlers get a moment to record their outcome (dispatch puts an aborted function run

@@ -106,6 +106,7 @@ export class JobPool {
     while (!this.#stopping) {
       // Let slots freed in the same moment (outcomes are group-committed) add up into one fetch.
       await new Promise((r) => setImmediate(r));
+      if (this.#stopping) break;
       const free = this.#options.capacity - this.#inflight.size;
       let fetched = 0;
       if (free > 0) {
