@@ -10,6 +10,7 @@ import { upsertFlowTx } from '../src/producers/operations.ts';
 import { dbNow, withTransaction } from '../src/db/client.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
+import { setScheduleEnabled } from '../src/queries/flows.ts';
 
 let app: TestApp;
 before(async () => {
@@ -178,6 +179,18 @@ describe('scheduler tick', () => {
       // Re-applying the same definition changes nothing.
       await defineFlow({ name: 'reparam', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '15s', parameters: { v: 2 } }] });
       assert.deepEqual((await allRuns('reparam')).filter((r) => r.stateType === 'SCHEDULED').map((r) => r.id), fresh.map((r) => r.id));
+    });
+
+    test('pausing cancels the pre-created runs; resuming inside the horizon fires those times again', async () => {
+      const { fires, scheduleId } = await flowWithPrecreatedRuns('pause-resume');
+      await withTransaction(app.pool, async (tx) => setScheduleEnabled(tx, scheduleId, false, 'maintenance', await dbNow(tx)));
+      const paused = await allRuns('pause-resume');
+      assert.ok(paused.every((r) => r.stateType === 'CANCELLED' && r.scheduleId === null), 'cancelled and detached');
+      await withTransaction(app.pool, async (tx) => setScheduleEnabled(tx, scheduleId, true, null, await dbNow(tx)));
+      await app.scheduler.runOnce();
+      const fresh = (await allRuns('pause-resume')).filter((r) => r.stateType === 'SCHEDULED');
+      assert.deepEqual(fresh.map((r) => r.scheduledFor.getTime()), fires, 'both fire times still ahead run after the resume');
+      assert.equal(await dispatchJobsFor(fresh.map((r) => r.id)), 2);
     });
 
     test('a new interval cancels the pre-created runs and fires on the new spec, including the fire times both share', async () => {

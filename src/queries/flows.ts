@@ -137,7 +137,7 @@ export async function upsertScheduleRow(tx: Queryable, flow: FlowRow, input: Sch
   );
   const schedule = (await dz(tx).select().from(schedules).where(eq(schedules.id, rows[0]!.id)))[0]!;
   if (changed) {
-    await cancelUndispatchedRuns(tx, { scheduleId: schedule.id, futureOnly: true, detach: true }, 'superseded: the schedule was changed (spec or parameters) before this run was due');
+    await cancelUndispatchedRuns(tx, { scheduleId: schedule.id, futureOnly: true }, 'superseded: the schedule was changed (spec or parameters) before this run was due');
   } else if (!schedule.enabled && !rows[0]!.created) {
     await cancelFutureRunsOfSchedule(tx, schedule.id, `schedule disabled${schedule.note ? `: ${schedule.note}` : ''}`);
   }

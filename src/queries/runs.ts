@@ -404,19 +404,19 @@ export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Ar
 /**
  * Cancel (CANCELLED/Skipped) the schedule-made runs that have not been dispatched yet, of a whole
  * flow (the guard disabling it) or of one schedule (a pause; `futureOnly` keeps runs already due).
- * `detach` also clears the cancelled runs' schedule_id: runs superseded by a schedule change must
- * free their (schedule_id, scheduled_for) slot (runs_schedule_fire_key), or the changed schedule's
- * run for the same fire time would be silently dropped by the tick's insert. They keep their flow.
+ * The cancelled runs are also detached (schedule_id cleared; they keep their flow): they must free
+ * their (schedule_id, scheduled_for) slot (runs_schedule_fire_key), or the run for the same fire
+ * time after a schedule change, a resume or a reactivation inside the horizon would be silently
+ * dropped by the tick's insert (`on conflict do nothing`).
  * One statement: claim SKIP LOCKED (a run a dispatch is claiming right now is left to it), update,
  * history rows. Returns the cancelled run ids.
  */
 export async function cancelUndispatchedRuns(
   tx: Queryable,
-  scope: { flowId: string } | { scheduleId: string; futureOnly: boolean; detach?: boolean },
+  scope: { flowId: string } | { scheduleId: string; futureOnly: boolean },
   message: string,
 ): Promise<string[]> {
   const byFlow = 'flowId' in scope;
-  const detach = !byFlow && scope.detach === true;
   const { rows } = await tx.query<{ id: string }>(
     `with claim as (
        select r.id, r.state_name from flowwarden.runs r
@@ -428,7 +428,7 @@ export async function cancelUndispatchedRuns(
      cancelled as (
        update flowwarden.runs r
           set state_type = 'CANCELLED', state_name = 'Skipped', state_message = $2, ended_at = now(), updated_at = now()
-              ${detach ? ', schedule_id = null' : ''}
+              , schedule_id = null
          from claim c where r.id = c.id
        returning r.id
      ),
