@@ -101,11 +101,14 @@ flows:
   - name: dup-schedules
     target: { type: function }
     schedules: [{ name: a, cron: "not a cron" }, { name: a, every: 10s }, { every: 1m }, { every: 2m }]
+  - name: watched-and-scheduled
+    target: { type: prefect, deployment: etl/prod, watch: true }
+    schedules: [{ name: s, every: 1h }]
 `);
     const r = await cli('apply', '-f', f);
     assert.equal(r.code, 1);
     const [first, ...details] = r.stderr.trim().split('\n');
-    assert.match(first!, /^flowwarden: error: .*bad\.yaml: 8 problems, nothing was applied$/);
+    assert.match(first!, /^flowwarden: error: .*bad\.yaml: 9 problems, nothing was applied$/);
     const text = details.join('\n');
     assert.match(text, /flows\[1\]\.schedules\[0\]\.cron: .*minute/);
     assert.match(text, /flows\[2\]\.schedules\[0\]\.cron: .*Mars\/Base/);
@@ -116,7 +119,8 @@ flows:
     assert.match(text, /flows\[6\]\.schedules\[0\]\.cron: /);
     assert.match(text, /flows\[6\]\.schedules\[1\]\.name: duplicate schedule name 'a' in flow 'dup-schedules' \(also schedules\[0\]\)/);
     assert.match(text, /flows\[6\]\.schedules\[3\]\.name: duplicate schedule name 'default' in flow 'dup-schedules' \(also schedules\[2\]\)/);
-    assert.equal(details.length, 8, text);
+    assert.match(text, /flows\[7\]\.schedules: a watched flow \(target\.watch: true\) is scheduled by Prefect itself/);
+    assert.equal(details.length, 9, text);
     assert.equal(await count('flows'), flowsBefore);
     assert.equal(await count('schedules'), schedulesBefore);
   });

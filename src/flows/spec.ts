@@ -150,7 +150,16 @@ export function checkFlowInput(raw: unknown, where: string): { data: FlowInput |
       context: flowName !== null ? ` in flow '${flowName}'` : '',
     }),
   );
+  details.push(...watchedWithSchedules(raw, where));
   return { data: r.success && details.length === 0 ? r.data : null, details };
+}
+
+/** A flow Prefect schedules itself (watch mode) must not also have flowwarden schedules: both would run it. */
+function watchedWithSchedules(raw: unknown, where: string): string[] {
+  if (!raw || typeof raw !== 'object') return [];
+  const { target, schedules } = raw as { target?: { type?: unknown; watch?: unknown }; schedules?: unknown };
+  if (target?.type !== 'prefect' || target.watch !== true || !Array.isArray(schedules) || schedules.length === 0) return [];
+  return [`${where}.schedules: a watched flow (target.watch: true) is scheduled by Prefect itself, so flowwarden schedules would run it twice; remove them, or set watch: false to have flowwarden schedule and dispatch it`];
 }
 
 export function parseFlowInput(raw: unknown, where = 'flow'): FlowInput {
