@@ -234,6 +234,19 @@ describe('flowwarden runs', () => {
     }
   });
 
+  test('start against a database that refuses connections exits 1 with the same clear message', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as net.AddressInfo).port;
+        probe.close(() => resolve(p)); // now closed: connections to it are refused
+      });
+    });
+    const r = await runCli(['start'], { DATABASE_URL: `postgres://u:secret@127.0.0.1:${port}/db`, FLOWWARDEN_PORT: '0' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`flowwarden: error: cannot connect to Postgres at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\): check DATABASE_URL`));
+    assert.doesNotMatch(r.stderr, /secret/);
+  });
+
   test('an invalid environment is reported before anything runs', async () => {
     const r = await runCli(['runs', 'list'], { DATABASE_URL: 'not a url' });
     assert.equal(r.code, 1);

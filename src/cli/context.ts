@@ -114,7 +114,9 @@ export async function runPod(base: Omit<Ctx, 'db'>, roles: Role[], afterStart?: 
     for (const l of process.listeners(sig)) if (l !== onSignal) process.off(sig, l);
   }
   try {
-    const app = await createApp({ config: base.config, log: base.log, databaseUrl: db.url, roles });
+    const app = await createApp({ config: base.config, log: base.log, databaseUrl: db.url, roles }).catch((err: unknown) => {
+      throw isConnectionError(err) ? connectionFailure(err, db) : err;
+    });
     let failed = false;
     try {
       if (afterStart && signals === 0) await afterStart(app);
