@@ -4,6 +4,7 @@
  * payload of the queue's type. Queue *options* (retries, expiry, policy) live with each worker in
  * src/workers/<queue>.ts.
  */
+import { createHash } from 'node:crypto';
 import type { PgBoss, SendOptions, JobInsert } from 'pg-boss';
 
 export const BOSS_SCHEMA = 'flowwarden_queue';
@@ -68,4 +69,15 @@ export function insertJobs<Q extends QueueName>(
   options: SendOptions = {},
 ): Promise<string[] | null> {
   return boss.insert(queue, jobs as JobInsert[], options);
+}
+
+/**
+ * A stable job id (a name-based UUID, version 5 layout over SHA-1) for `key`: the dedup key of a job
+ * that must be sent at most once, e.g. 'flowwarden:poll:<run>:<n>'. pg-boss rejects a second
+ * insert of the same id, so a redelivered handler that sends it again sends nothing.
+ */
+export function stableJobId(key: string): string {
+  const h = createHash('sha1').update(key).digest('hex');
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

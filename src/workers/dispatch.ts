@@ -16,10 +16,9 @@
  * (deferForRateLimit); anything else leaves it PENDING/AwaitingRetry and rethrows so pg-boss
  * retries with exponential backoff; the last attempt fails the run.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
-import { QUEUES, sendJob } from '../queue/catalog.ts';
+import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { getRun, type RunRow } from '../queries/runs.ts';
@@ -47,9 +46,7 @@ const Payload = z.object({
  * id; it is derived from (run, attempt), so a redelivery of the deferring job re-sends nothing.
  */
 export function deferredDispatchJobId(runId: string, attempt: number): string {
-  const h = createHash('sha1').update(`flowwarden:dispatch:${runId}:deferred:${attempt}`).digest('hex');
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return stableJobId(`flowwarden:dispatch:${runId}:deferred:${attempt}`);
 }
 
 /** Prefect (and other connectors) plug in here: see src/prefect/. */

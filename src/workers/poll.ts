@@ -13,11 +13,10 @@
  * + 1 (its own job id, so a redelivery re-sends nothing) and the retries this job had left; then
  * this job completes. A deferral neither counts as a poll (maxPolls) nor consumes a retry.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { PgBoss } from 'pg-boss';
 import type { JobWithMetadata } from 'pg-boss';
-import { QUEUES, sendJob } from '../queue/catalog.ts';
+import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
 import { bossDb, type Queryable } from '../db/client.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
@@ -33,9 +32,7 @@ const Payload = z.object({
 
 /** A stable UUID for (runId, polls, deferred): the dedup key of a poll job. */
 export function pollJobId(runId: string, polls: number, deferred = 0): string {
-  const h = createHash('sha1').update(`flowwarden:poll:${runId}:${polls}${deferred > 0 ? `:deferred:${deferred}` : ''}`).digest('hex');
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return stableJobId(`flowwarden:poll:${runId}:${polls}${deferred > 0 ? `:deferred:${deferred}` : ''}`);
 }
 
 /** Enqueue poll number `polls` for a run, `afterSeconds` from Postgres's now, inside `tx`. */
