@@ -6,6 +6,7 @@ import { orm } from '../db/drizzle.ts';
 
 const { eq } = orm;
 import type { Queryable } from '../db/client.ts';
+import type { QueryResult, QueryResultRow } from 'pg';
 import { dz } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
 import { countTransitions } from '../runs/observe.ts';
@@ -441,4 +442,123 @@ export async function cancelUndispatchedRuns(
   );
   countTransitions(tx, 'CANCELLED', rows.length);
   return rows.map((r) => r.id);
+}
+
+/**
+ * The dispatch hot path as single statements. Each runs on its own (autocommit: the statement is
+ * its transaction) and is prepared once per connection, so a batch of runs costs one round trip and
+ * no planning. Runs they do not handle (another state, a held flow, overlap `skip`) are left
+ * untouched for the general, validated path.
+ */
+const CLAIM_SCHEDULED_SQL = `
+with v as (
+  select * from unnest($1::uuid[], $2::int[]) as v(id, attempt)
+),
+c as (
+  select r.id, r.state_name as from_name, v.attempt, (f.target->>'type') = 'function' as fn
+    from flowwarden.runs r
+    join v on v.id = r.id
+    join flowwarden.flows f on f.id = r.flow_id
+    left join flowwarden.schedules s on s.id = r.schedule_id
+   where r.state_type = 'SCHEDULED'
+     and not (f.disabled_at is not null and r.origin = 'schedule')
+     and s.overlap is distinct from 'skip'
+   order by r.id
+     for update of r
+),
+u as (
+  update flowwarden.runs r set
+    state_type = case when c.fn then 'RUNNING' else 'PENDING' end,
+    state_name = case when c.fn then $4 else $3 end,
+    state_message = case when c.fn then null else 'dispatch attempt ' || (c.attempt + 1) end,
+    dispatch_attempt = c.attempt,
+    started_at = case when c.fn and r.started_at is null then now() else r.started_at end,
+    updated_at = now()
+    from c
+   where r.id = c.id
+  returning r.id, r.flow_id, r.schedule_id, r.scheduled_for, r.state_type, r.state_name, r.state_message,
+            r.parameters, r.idempotency_key, r.origin, r.dispatch_attempt, r.external_id, r.created_at,
+            r.started_at, r.ended_at, r.updated_at
+),
+h as (
+  insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+  select c.id, x.from_type, x.from_name, x.to_type, x.to_name, x.message
+    from c
+    cross join lateral (values
+      (1, 'SCHEDULED', c.from_name, 'PENDING', $3::text, 'dispatch attempt ' || (c.attempt + 1)),
+      (2, 'PENDING', $3::text, 'RUNNING', $4::text, null)
+    ) as x(n, from_type, from_name, to_type, to_name, message)
+   where x.n = 1 or c.fn
+   order by c.id, x.n
+)
+select u.id, u.flow_id as "flowId", f.name as "flowName", u.schedule_id as "scheduleId",
+       u.scheduled_for as "scheduledFor", u.state_type as "stateType", u.state_name as "stateName",
+       u.state_message as "stateMessage", u.parameters, u.idempotency_key as "idempotencyKey", u.origin,
+       u.dispatch_attempt as "dispatchAttempt", u.external_id as "externalId", u.created_at as "createdAt",
+       u.started_at as "startedAt", u.ended_at as "endedAt", u.updated_at as "updatedAt",
+       json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health,
+                         'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow
+  from u join flowwarden.flows f on f.id = u.flow_id`;
+
+/**
+ * Claim SCHEDULED runs for dispatch attempts in one statement: plain cases only (flow not held for a
+ * scheduled run, overlap not `skip`). A function run goes SCHEDULED → PENDING → RUNNING in one row
+ * version (both moves in the history, in order), any other target stops at PENDING. Returns the
+ * claimed runs with their flows; the rest were not touched.
+ */
+export async function claimScheduledRuns(pool: PreparedQueryable, items: Array<{ runId: string; attempt: number }>): Promise<Array<RunRow & { flow: RunFlow }>> {
+  if (items.length === 0) return [];
+  const { rows } = await pool.query<RunRow & { flow: RunFlow }>({
+    name: 'flowwarden_claim_scheduled_v1',
+    text: CLAIM_SCHEDULED_SQL,
+    values: [items.map((i) => i.runId), items.map((i) => i.attempt), DEFAULT_NAMES.PENDING, DEFAULT_NAMES.RUNNING],
+  });
+  for (const row of rows) if (row.flow.disabledAt) row.flow.disabledAt = new Date(row.flow.disabledAt);
+  return rows;
+}
+
+const COMPLETE_OPEN_SQL = `
+with v as (
+  select * from unnest($1::uuid[], $2::text[]) as v(id, message)
+),
+c as (
+  select r.id, r.state_type as from_type, r.state_name as from_name, v.message
+    from flowwarden.runs r
+    join v on v.id = r.id
+   where r.state_type in ('PENDING', 'RUNNING')
+   order by r.id
+     for update of r
+),
+u as (
+  update flowwarden.runs r set
+    state_type = 'COMPLETED', state_name = $3, state_message = c.message,
+    ended_at = now(), updated_at = now()
+    from c
+   where r.id = c.id
+  returning r.id, r.flow_id
+),
+h as (
+  insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+  select c.id, c.from_type, c.from_name, 'COMPLETED', $3, c.message from c order by c.id
+)
+select u.id, f.name as "flowName" from u join flowwarden.flows f on f.id = u.flow_id`;
+
+/**
+ * Record COMPLETED (no task results) for runs that are PENDING or RUNNING, in one statement, with
+ * their history rows. Returns the runs it completed; a run in any other state was not touched.
+ * The caller publishes nothing: use it only when no consequence (event, hook) is due.
+ */
+export async function completeOpenRuns(pool: PreparedQueryable, items: Array<{ runId: string; message: string | null }>): Promise<Array<{ id: string; flowName: string }>> {
+  if (items.length === 0) return [];
+  const { rows } = await pool.query<{ id: string; flowName: string }>({
+    name: 'flowwarden_complete_open_v1',
+    text: COMPLETE_OPEN_SQL,
+    values: [items.map((i) => i.runId), items.map((i) => i.message), DEFAULT_NAMES.COMPLETED],
+  });
+  return rows;
+}
+
+/** A pool or client that takes named (prepared) statements. */
+export interface PreparedQueryable {
+  query<R extends QueryResultRow = any>(config: { name: string; text: string; values: unknown[] }): Promise<QueryResult<R>>;
 }

@@ -29,3 +29,11 @@ export function watchTransitions(pool: pg.Pool, listener: TransitionListener): (
     if (listeners.get(pool) === listener) listeners.delete(pool);
   };
 }
+
+/**
+ * Count transitions already committed on `pool` by a single autocommit statement (the dispatch fast
+ * paths in src/queries/runs.ts): there is no transaction to wait for, so they are reported now.
+ */
+export function reportTransitions(pool: pg.Pool, stateType: StateType, count = 1): void {
+  if (count > 0) listeners.get(pool)?.(stateType, count);
+}

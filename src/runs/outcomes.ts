@@ -11,8 +11,9 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { withTransaction, type Queryable } from '../db/client.ts';
-import { getRunsForUpdate, type RunRow, type TransitionInput } from '../queries/runs.ts';
-import { applyLockedTransitions } from './service.ts';
+import { completeOpenRuns, getRunsForUpdate, type RunRow, type TransitionInput } from '../queries/runs.ts';
+import { applyLockedTransitions, completedIsWanted } from './service.ts';
+import { reportTransitions } from './observe.ts';
 import { transitionAllowed, DEFAULT_NAMES, type State } from './states.ts';
 import type { TargetOutcome } from '../targets/types.ts';
 import type { Logger } from '../log.ts';
@@ -72,6 +73,9 @@ export class OutcomeWriter {
           } else rest.push(item);
         }
         this.#queue = rest;
+        const general = await this.#completeFast(batch);
+        if (general.length === 0) continue;
+        batch.splice(0, batch.length, ...general);
         try {
           await withTransaction(this.#pool, (tx) => this.#write(tx, batch));
           for (const i of batch) i.resolve();
@@ -97,6 +101,37 @@ export class OutcomeWriter {
         setImmediate(() => void this.#flushLoop());
       }
     }
+  }
+
+  /**
+   * The common case — a run completed, no task results, no channel listening for run.completed —
+   * has no consequence beyond the row and its history: one autocommit statement records all of
+   * them. Returns the items left for the general path (other outcomes, runs in another state, or
+   * all of them if the statement failed).
+   */
+  async #completeFast(batch: Item[]): Promise<Item[]> {
+    const fast = batch.filter((i) => i.outcome.kind === 'completed' && !i.outcome.tasks?.length);
+    if (fast.length === 0) return batch;
+    let done: Map<string, string>;
+    try {
+      if (await completedIsWanted(this.#pool)) return batch;
+      const rows = await completeOpenRuns(this.#pool, fast.map((i) => ({ runId: i.runId, message: i.outcome.message ?? null })));
+      done = new Map(rows.map((r) => [r.id, r.flowName]));
+    } catch {
+      return batch;
+    }
+    reportTransitions(this.#pool, 'COMPLETED', done.size);
+    const rest: Item[] = [];
+    for (const item of batch) {
+      const flow = done.get(item.runId);
+      if (flow === undefined) {
+        rest.push(item);
+        continue;
+      }
+      this.#log.info({ runId: item.runId, flow, state: 'COMPLETED', message: item.outcome.message ?? null }, 'run completed');
+      item.resolve();
+    }
+    return rest;
   }
 
   async #write(tx: Queryable, batch: Item[]): Promise<void> {

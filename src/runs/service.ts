@@ -62,7 +62,7 @@ export async function publishEvents(boss: PgBoss, tx: Queryable, payloads: Event
  * published while some channel actually listens for it (checked at most every 5 s per process).
  */
 let completedWanted: { value: boolean; until: number } = { value: false, until: 0 };
-async function completedIsWanted(tx: Queryable): Promise<boolean> {
+export async function completedIsWanted(tx: Queryable): Promise<boolean> {
   if (Date.now() < completedWanted.until) return completedWanted.value;
   const { rows } = await tx.query<{ wanted: boolean }>(
     `select exists (select 1 from flowwarden.notification_channels

@@ -21,8 +21,9 @@ import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
-import { getRun, type RunRow } from '../queries/runs.ts';
-import { applyLockedTransition, applyLockedTransitions, applyTransition } from '../runs/service.ts';
+import { claimScheduledRuns, getRun, type RunRow } from '../queries/runs.ts';
+import { reportTransitions } from '../runs/observe.ts';
+import { applyLockedTransition, applyTransition } from '../runs/service.ts';
 import { OutcomeWriter } from '../runs/outcomes.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import { runFunctionTarget } from '../targets/function.ts';
@@ -32,7 +33,7 @@ import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
-import { HandedBackError } from './pool.ts';
+import { HandedBackError, type PoolJob } from './pool.ts';
 
 const Payload = z.object({
   runId: z.string().uuid(),
@@ -138,10 +139,10 @@ async function callTarget(deps: WorkerDeps, run: RunRow, flow: FlowRow, ctx: Run
 
 /**
  * Group claim: the pool fetches several jobs at once and their handlers start together, so their
- * claims are taken together too. One transaction locks the batch's runs (id order) and moves the
- * plain cases — SCHEDULED, flow enabled, overlap allow — with set-based writes (PENDING, and RUNNING
- * for function targets); every other case (overlap skip, disabled flow, redelivery) goes through
- * the per-run `claim` in the same transaction. If the batch fails, each run is claimed alone.
+ * claims are taken together too. The plain cases — SCHEDULED, flow not held, overlap not `skip` —
+ * are claimed by one statement for the whole batch (`claimScheduledRuns`: PENDING, and RUNNING for
+ * function targets); every other case (overlap skip, held flow, redelivery, a failed batch) goes
+ * through the per-run `claim`, each in its own transaction.
  */
 interface ClaimItem {
   runId: string;
@@ -178,79 +179,34 @@ class ClaimBatcher {
     const singles: ClaimItem[] = [];
     const seen = new Set<string>();
     for (const i of all) (seen.has(i.runId) ? singles : batch).push(i), seen.add(i.runId);
+    const { pool } = this.#deps;
+    let claimed = new Map<string, RunRow & { flow: unknown }>();
     try {
-      const claims = batch.length === 1
-        ? new Map([[batch[0]!.runId, await withTransaction(this.#deps.pool, (tx) => claim(this.#deps, tx, batch[0]!.runId, batch[0]!.attempt))]])
-        : await withTransaction(this.#deps.pool, (tx) => claimMany(this.#deps, tx, batch));
-      for (const i of batch) i.resolve(claims.get(i.runId)!);
-    } catch {
-      for (const i of batch) singles.push(i);
+      claimed = new Map((await claimScheduledRuns(pool, batch)).map((r) => [r.id, r]));
+    } catch (err) {
+      this.#deps.log.warn({ err: errorMessage(err), runs: batch.length }, 'group claim failed; claiming each run alone');
     }
+    let running = 0;
+    for (const i of batch) {
+      const row = claimed.get(i.runId);
+      if (!row) {
+        singles.push(i);
+        continue;
+      }
+      const { flow, ...run } = row;
+      if (run.stateType === 'RUNNING') running++;
+      i.resolve({ kind: 'dispatch', run, flow: flow as FlowRow, lagSeconds: (run.updatedAt.getTime() - run.scheduledFor.getTime()) / 1000 });
+    }
+    reportTransitions(pool, 'PENDING', claimed.size);
+    reportTransitions(pool, 'RUNNING', running);
     for (const i of singles) {
       try {
-        i.resolve(await withTransaction(this.#deps.pool, (tx) => claim(this.#deps, tx, i.runId, i.attempt)));
+        i.resolve(await withTransaction(pool, (tx) => claim(this.#deps, tx, i.runId, i.attempt)));
       } catch (err) {
         i.reject(err);
       }
     }
   }
-}
-
-async function claimMany(deps: WorkerDeps, tx: Queryable, items: ClaimItem[]): Promise<Map<string, Claim>> {
-  const { rows } = await tx.query<RunRow & { flow: FlowRow; overlap: string | null }>(
-    `select r.id, r.flow_id as "flowId", f.name as "flowName", r.schedule_id as "scheduleId",
-            r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
-            r.state_message as "stateMessage", r.parameters, r.idempotency_key as "idempotencyKey", r.origin,
-            r.dispatch_attempt as "dispatchAttempt", r.external_id as "externalId", r.created_at as "createdAt",
-            r.started_at as "startedAt", r.ended_at as "endedAt", r.updated_at as "updatedAt",
-            json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health,
-                              'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow,
-            s.overlap
-       from flowwarden.runs r
-       join flowwarden.flows f on f.id = r.flow_id
-       left join flowwarden.schedules s on s.id = r.schedule_id
-      where r.id = any($1::uuid[])
-      order by r.id
-      for update of r`,
-    [items.map((i) => i.runId)],
-  );
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  const out = new Map<string, Claim>();
-  const fast: Array<{ item: ClaimItem; run: RunRow; flow: FlowRow }> = [];
-  for (const item of items) {
-    const row = byId.get(item.runId);
-    if (!row) {
-      out.set(item.runId, { kind: 'skip', reason: 'run no longer exists' });
-      continue;
-    }
-    const { flow, overlap, ...run } = row;
-    const plain = run.stateType === 'SCHEDULED' && !(flow.disabledAt && run.origin === 'schedule') && overlap !== 'skip';
-    if (plain) fast.push({ item, run, flow });
-    else out.set(item.runId, await claim(deps, tx, item.runId, item.attempt));
-  }
-  if (fast.length) {
-    // Function runs start right after this commits: SCHEDULED → PENDING → RUNNING in one row write
-    // (both moves validated and kept in the history); other targets stop at PENDING.
-    const claimed = await applyLockedTransitions(deps.boss, tx, fast.map(({ item, run, flow }) => {
-      const pending = { to: 'PENDING' as const, dispatchAttempt: item.attempt, message: `dispatch attempt ${item.attempt + 1}` };
-      return {
-        current: run,
-        input: (flow.target as TargetSpec).type === 'function'
-          ? { to: 'RUNNING' as const, dispatchAttempt: item.attempt, via: { to: 'PENDING' as const, message: pending.message } }
-          : pending,
-      };
-    }));
-    for (const c of claimed) {
-      const row = byId.get(c.run.id)!;
-      out.set(c.run.id, {
-        kind: 'dispatch',
-        run: c.run,
-        flow: row.flow,
-        lagSeconds: (c.run.updatedAt.getTime() - row.scheduledFor.getTime()) / 1000,
-      });
-    }
-  }
-  return out;
 }
 
 const claimers = new WeakMap<object, ClaimBatcher>();
@@ -308,7 +264,7 @@ async function requeueHandedBack(deps: WorkerDeps, runId: string, attempt: numbe
   log.warn({ attempt }, 'run interrupted by pod shutdown; requeued for retry');
 }
 
-async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
+async function handle(deps: WorkerDeps, job: PoolJob<z.infer<typeof Payload>>, log: Logger): Promise<void> {
   const runId = job.data.runId;
   const attempt = job.retryCount + (job.data.attemptOffset ?? 0);
   const lastAttempt = job.retryCount >= job.retryLimit;
@@ -330,6 +286,7 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
   try {
     outcome = await callTarget(deps, run, flow, ctx);
   } catch (err) {
+    job.release?.();
     const message = errorMessage(err);
     if (err instanceof RateLimitedError && targetType === 'prefect' && !job.signal.aborted) {
       await deferForRateLimit(deps, job, attempt, err, log);
@@ -355,6 +312,8 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
     observe(job.signal.aborted ? 'handed_back' : 'retry');
     throw err;
   }
+  // The target is done: its slot goes to the next run while the outcome is written.
+  job.release?.();
   if (job.signal.aborted && outcome.kind === 'failed' && targetType === 'function') {
     if (job.signal.reason instanceof HandedBackError && !lastAttempt) {
       // The drain deadline cut the handler off: the pool has already failed the job for retry, so

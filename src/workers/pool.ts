@@ -33,9 +33,23 @@ export interface PoolOptions {
   heartbeatMs?: number;
   /** Most jobs fetched in one statement. */
   maxFetch?: number;
+  /**
+   * Most jobs held at once, counting those whose handlers released their slot and are still
+   * settling (outcome and completion being written): back-pressure when those writes fall behind.
+   * Default: 4 × capacity.
+   */
+  maxHeld?: number;
 }
 
-type Handler = (job: JobWithMetadata<any>) => Promise<void>;
+/**
+ * A job as the pool hands it to its handler. `release()` gives the job's concurrency slot back
+ * before the handler's promise settles: dispatch calls it once the target has returned, so the
+ * bookkeeping that follows (recording the outcome, completing the job) overlaps the next runs'
+ * fetch and claim instead of holding a slot. Calling it more than once is harmless.
+ */
+export type PoolJob<T = any> = JobWithMetadata<T> & { release?: () => void };
+
+type Handler = (job: PoolJob) => Promise<void>;
 
 /**
  * The abort reason of a job handed back at the drain deadline: the pool has already failed the job
@@ -62,6 +76,8 @@ export class JobPool {
   readonly #handler: Handler;
   readonly #log: Logger;
   readonly #inflight = new Map<string, InFlight>();
+  /** Jobs holding a concurrency slot (fetched, not yet released). */
+  #active = 0;
   #toComplete: Array<{ id: string; retryCount: number }> = [];
   #flushing: Promise<void> | undefined;
   #stopping = false;
@@ -71,13 +87,18 @@ export class JobPool {
 
   constructor(boss: PgBoss, options: PoolOptions, handler: Handler, log: Logger) {
     this.#boss = boss;
-    this.#options = { maxFetch: 100, heartbeatMs: 0, ...options };
+    this.#options = { maxFetch: 100, heartbeatMs: 0, maxHeld: options.capacity * 4, ...options };
     this.#handler = handler;
     this.#log = log.child({ queue: options.queue, component: 'pool' });
   }
 
   get inflight(): number {
     return this.#inflight.size;
+  }
+
+  /** Slots free for new jobs: capacity minus jobs holding a slot, within the held-jobs bound. */
+  #free(): number {
+    return Math.min(this.#options.capacity - this.#active, this.#options.maxHeld - this.#inflight.size);
   }
 
   #heartbeat: NodeJS.Timeout | undefined;
@@ -107,7 +128,7 @@ export class JobPool {
       // Let slots freed in the same moment (outcomes are group-committed) add up into one fetch.
       await new Promise((r) => setImmediate(r));
       if (this.#stopping) break;
-      const free = this.#options.capacity - this.#inflight.size;
+      const free = this.#free();
       let fetched = 0;
       if (free > 0) {
         try {
@@ -119,10 +140,10 @@ export class JobPool {
           this.#log.error({ err }, 'fetch failed; retrying after the poll interval');
         }
         // A full fetch means there is probably more: go again at once (if a slot is free).
-        if (fetched > 0 && fetched === Math.min(free, this.#options.maxFetch) && this.#inflight.size < this.#options.capacity) continue;
+        if (fetched > 0 && fetched === Math.min(free, this.#options.maxFetch) && this.#free() > 0) continue;
       }
       if (this.#stopping) break;
-      if (this.#woken && this.#inflight.size < this.#options.capacity) continue;
+      if (this.#woken && this.#free() > 0) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.#options.pollIntervalMs);
         this.#wakeResolve = () => {
@@ -141,7 +162,15 @@ export class JobPool {
       : undefined;
     timer?.unref?.();
     const entry: InFlight = { job, controller, timer, done: Promise.resolve() };
-    entry.done = this.#handler({ ...job, signal: controller.signal })
+    let holdsSlot = true;
+    const release = () => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      this.#active--;
+      this.wake();
+    };
+    this.#active++;
+    entry.done = this.#handler({ ...job, signal: controller.signal, release })
       .then(
         () => {
           this.#toComplete.push({ id: job.id, retryCount: job.retryCount });
@@ -156,6 +185,7 @@ export class JobPool {
       .finally(() => {
         if (timer) clearTimeout(timer);
         this.#inflight.delete(job.id);
+        release();
         this.wake();
       });
     this.#inflight.set(job.id, entry);

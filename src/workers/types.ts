@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { PgBoss, Queue, WorkOptions, JobWithMetadata } from 'pg-boss';
+import type { PgBoss, Queue, WorkOptions } from 'pg-boss';
 import type { KyInstance } from 'ky';
 import type { z } from 'zod';
 import type { Config } from '../config.ts';
@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import type { HandlerRegistry } from '../targets/function.ts';
 import type { QueueName } from '../queue/catalog.ts';
 import type { GuardActionRegistry } from '../guard/actions.ts';
+import type { PoolJob } from './pool.ts';
 import type { Metrics } from '../metrics.ts';
 
 /** What every worker handler gets: built once in src/app.ts. */
@@ -38,5 +39,5 @@ export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
    * for the hot dispatch queue, where throughput and no head-of-line blocking matter.
    */
   consumer?: 'work' | 'pool';
-  handle: (deps: WorkerDeps, job: JobWithMetadata<z.infer<S>>, log: Logger) => Promise<void>;
+  handle: (deps: WorkerDeps, job: PoolJob<z.infer<S>>, log: Logger) => Promise<void>;
 }
