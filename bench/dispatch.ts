@@ -33,7 +33,6 @@ export async function oursThroughput(n = N, concurrency = CONCURRENCY): Promise<
   const config = loadConfig({}, { concurrency, port: 0, host: '127.0.0.1' });
   const app = await createApp({ config, log: silentLogger, databaseUrl: db.url, roles: ['worker'], registry, migrate: false, autoStart: false });
   try {
-    if (process.env.XSQL) await app.pool.query(process.env.XSQL);
     await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'bench-noop', target: { type: 'function', handler: 'noop' } }));
     for (let done = 0; done < n; done += 1000) {
       const size = Math.min(1000, n - done);
