@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { BOSS_SCHEMA } from './catalog.ts';
 import type { Logger } from '../log.ts';
@@ -27,8 +29,64 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     // The supervisor fails jobs with stale heartbeats (a dead pod's dispatches): check every 10 s.
     ...(worker ? { monitorIntervalSeconds: 10 } : {}),
   });
+  if (worker) prepareRepeatedStatements(boss);
   boss.on('error', (err) => options.log?.error({ err }, 'pg-boss error'));
   boss.on('warning', (w) => options.log?.warn({ warning: w }, 'pg-boss warning'));
   await boss.start();
   return boss;
+}
+
+/**
+ * pg-boss sends every statement unnamed, most with their values written into the text, so Postgres
+ * plans its hot statements (fetch, complete, touch) on every call, which costs about as much as
+ * running them (measured: fetch 0.3 ms to plan, 0.3 ms to run). A single statement pg-boss has sent
+ * a few times is sent as a named prepared statement from then on, planned once per connection.
+ * Multi-statement texts, calls with a signal or retire option (pg-boss's own cancellation paths)
+ * and anything Postgres refuses to prepare go through unchanged. Applied only when pg-boss's
+ * built-in adapter is recognised (its pool and executeSql), so a pg-boss upgrade that changes them
+ * just loses the optimisation.
+ */
+const PREPARE_AFTER = 3;
+const MAX_PREPARED = 64;
+
+type Execute = (text: string, values?: unknown[], options?: { signal?: AbortSignal; retire?: AbortSignal }) => Promise<unknown>;
+
+/** One statement: no `;` before the end (pg-boss's multi-statement texts are BEGIN; ...; COMMIT). */
+function singleStatement(text: string): boolean {
+  const i = text.indexOf(';');
+  return i === -1 || text.slice(i + 1).trim() === '';
+}
+
+export function prepareRepeatedStatements(boss: PgBoss): boolean {
+  const db = boss.getDb() as unknown as { _pgbdb?: boolean; pool?: pg.Pool; executeSql?: Execute };
+  if (!db?._pgbdb || typeof db.executeSql !== 'function') return false;
+  const original = db.executeSql.bind(db);
+  const seen = new Map<string, number>();
+  const names = new Map<string, string>();
+  const refused = new Set<string>();
+  db.executeSql = async (text, values, options) => {
+    if (options?.signal || options?.retire || !db.pool || refused.has(text)) return original(text, values, options);
+    let name = names.get(text);
+    if (!name) {
+      const count = (seen.get(text) ?? 0) + 1;
+      if (count < PREPARE_AFTER || names.size >= MAX_PREPARED || !singleStatement(text)) {
+        if (seen.size > 1000) seen.clear();
+        seen.set(text, count);
+        return original(text, values, options);
+      }
+      seen.delete(text);
+      name = `flowwarden_boss_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+      names.set(text, name);
+    }
+    try {
+      return await db.pool.query({ name, text, values: values ?? [] });
+    } catch (err) {
+      // 42601: Postgres would not prepare it (e.g. several commands); nothing ran. Never again.
+      if ((err as { code?: string }).code !== '42601') throw err;
+      refused.add(text);
+      names.delete(text);
+      return original(text, values, options);
+    }
+  };
+  return true;
 }

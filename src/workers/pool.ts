@@ -5,17 +5,28 @@
  * Why not `boss.work()`: its workers sleep a poll interval after every batch unless the batch came
  * back full, and a batch is only as fast as its slowest job. Dispatch needs both "fetch again the
  * moment a slot frees" (throughput) and "one long handler never holds up the others" (no
- * head-of-line blocking). So this pool keeps up to `capacity` jobs in flight, fetches exactly as
- * many as there are free slots, and completes finished jobs in batches (one statement per flush).
+ * head-of-line blocking). So this pool runs up to `capacity` handlers at once, fetches as many jobs
+ * as there are free slots, and completes finished jobs in batches (one statement per flush).
+ *
+ * Slots: a job holds one of the `capacity` slots from the moment its handler starts until the
+ * handler calls `release()` (dispatch does once its target returns) or settles. The writes after
+ * the target (outcome, job completion) do not hold a slot, so they overlap the next runs' claims;
+ * `maxHeld` bounds how many jobs may be settling at once.
+ *
+ * Prefetch: while handlers are short (their recent average slot time is under `prefetchBelowMs`),
+ * the pool fetches up to `capacity` more jobs than it has free slots, so the next batch is already
+ * here when slots free and a fetch round trip is not on every batch's path. A prefetched job has
+ * not started: its run is untouched (still SCHEDULED) until a slot frees. One long handler turns
+ * prefetching off at once, so at most `capacity` jobs ever wait behind long handlers.
  *
  * Wake-ups: `wake()` (the exact-time Waker, LISTEN/NOTIFY on new dispatch jobs, a freed slot) or
  * the poll interval as the correctness floor. Failures go through `boss.fail`, so pg-boss applies
  * the queue's retry/backoff policy; expiry still belongs to pg-boss's supervisor, and the job's
  * signal is aborted when its expireInSeconds passes.
  *
- * Drain (`stop(deadline)`): stop fetching, let in-flight jobs finish until the deadline, then abort
- * the rest and hand them back with `fail` so another pod retries them at once instead of waiting
- * for expiry.
+ * Drain (`stop(deadline)`): stop fetching, hand back prefetched jobs that never started, let
+ * running jobs finish until the deadline, then abort the rest and hand them back with `fail` so
+ * another pod retries them at once instead of waiting for expiry.
  */
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';
@@ -23,29 +34,30 @@ import { errorMessage } from '../errors.ts';
 
 export interface PoolOptions {
   queue: string;
+  /** Handlers running at once (FLOWWARDEN_CONCURRENCY). */
   capacity: number;
   pollIntervalMs: number;
   /**
-   * Refresh the heartbeat of every in-flight job this often (one statement for all of them). With
-   * the queue's heartbeatSeconds set, a job whose pod died is failed for retry by pg-boss's
-   * supervisor once its heartbeat is stale, instead of waiting out expireInSeconds.
+   * Refresh the heartbeat of every held job this often (one statement for all of them). With the
+   * queue's heartbeatSeconds set, a job whose pod died is failed for retry by pg-boss's supervisor
+   * once its heartbeat is stale, instead of waiting out expireInSeconds.
    */
   heartbeatMs?: number;
   /** Most jobs fetched in one statement. */
   maxFetch?: number;
   /**
-   * Most jobs held at once, counting those whose handlers released their slot and are still
-   * settling (outcome and completion being written): back-pressure when those writes fall behind.
-   * Default: 4 × capacity.
+   * Most jobs held at once: prefetched, running, and settling (outcome and completion being
+   * written after release). Back-pressure when those writes fall behind. Default: 4 × capacity.
    */
   maxHeld?: number;
+  /** Prefetch while the recent average slot time is below this (ms); 0 turns prefetching off. */
+  prefetchBelowMs?: number;
 }
 
 /**
- * A job as the pool hands it to its handler. `release()` gives the job's concurrency slot back
- * before the handler's promise settles: dispatch calls it once the target has returned, so the
- * bookkeeping that follows (recording the outcome, completing the job) overlaps the next runs'
- * fetch and claim instead of holding a slot. Calling it more than once is harmless.
+ * A job as the pool hands it to its handler. `release()` gives the job's slot back before the
+ * handler's promise settles: dispatch calls it once the target has returned, so the bookkeeping
+ * that follows overlaps the next runs. Calling it more than once is harmless.
  */
 export type PoolJob<T = any> = JobWithMetadata<T> & { release?: () => void };
 
@@ -63,45 +75,60 @@ export class HandedBackError extends Error {
   }
 }
 
-interface InFlight {
+interface Held {
   job: JobWithMetadata<any>;
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
+  /** Settles when the handler has settled and the job is queued for completion or failed. */
   done: Promise<void>;
 }
+
+/** Weight of the newest slot time in the running average that decides prefetching. */
+const EWMA_WEIGHT = 0.2;
 
 export class JobPool {
   readonly #boss: PgBoss;
   readonly #options: Required<PoolOptions>;
   readonly #handler: Handler;
   readonly #log: Logger;
-  readonly #inflight = new Map<string, InFlight>();
-  /** Jobs holding a concurrency slot (fetched, not yet released). */
+  /** Every job this pool holds in pg-boss (heartbeated, handed back at drain). */
+  readonly #held = new Map<string, Held>();
+  /** Prefetched jobs waiting for a slot, oldest first. */
+  #waiting: Held[] = [];
+  /** Jobs holding a slot (handler started, not yet released). */
   #active = 0;
+  /** Running average of how long a job holds its slot (ms); undefined until one has. */
+  #slotMs: number | undefined;
   #toComplete: Array<{ id: string; retryCount: number }> = [];
   #flushing: Promise<void> | undefined;
   #stopping = false;
   #loop: Promise<void> | undefined;
   #wakeResolve: (() => void) | undefined;
   #woken = false;
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(boss: PgBoss, options: PoolOptions, handler: Handler, log: Logger) {
     this.#boss = boss;
-    this.#options = { maxFetch: 100, heartbeatMs: 0, maxHeld: options.capacity * 4, ...options };
+    this.#options = { maxFetch: 100, heartbeatMs: 0, maxHeld: options.capacity * 4, prefetchBelowMs: 25, ...options };
     this.#handler = handler;
     this.#log = log.child({ queue: options.queue, component: 'pool' });
   }
 
+  /** Jobs held: prefetched, running or settling. */
   get inflight(): number {
-    return this.#inflight.size;
+    return this.#held.size;
   }
 
-  /** Slots free for new jobs: capacity minus jobs holding a slot, within the held-jobs bound. */
-  #free(): number {
-    return Math.min(this.#options.capacity - this.#active, this.#options.maxHeld - this.#inflight.size);
+  /** Whether the pool currently fetches ahead of its free slots (handlers are short). */
+  get prefetching(): boolean {
+    return this.#options.prefetchBelowMs > 0 && this.#slotMs !== undefined && this.#slotMs < this.#options.prefetchBelowMs;
   }
 
-  #heartbeat: NodeJS.Timeout | undefined;
+  /** How many jobs to fetch now: free slots (plus the prefetch allowance) not already covered by waiting jobs. */
+  #room(): number {
+    const wanted = this.#options.capacity - this.#active + (this.prefetching ? this.#options.capacity : 0) - this.#waiting.length;
+    return Math.max(0, Math.min(wanted, this.#options.maxHeld - this.#held.size, this.#options.maxFetch));
+  }
 
   start(): void {
     if (this.#loop) return;
@@ -113,7 +140,7 @@ export class JobPool {
   }
 
   async #touch(): Promise<void> {
-    const jobs = [...this.#inflight.values()].map((e) => ({ id: e.job.id, retryCount: e.job.retryCount }));
+    const jobs = [...this.#held.values()].map((e) => ({ id: e.job.id, retryCount: e.job.retryCount }));
     if (jobs.length === 0) return;
     await this.#boss.touch(this.#options.queue, jobs).catch((err: unknown) => this.#log.warn({ err }, 'heartbeat failed; will retry'));
   }
@@ -128,22 +155,23 @@ export class JobPool {
       // Let slots freed in the same moment (outcomes are group-committed) add up into one fetch.
       await new Promise((r) => setImmediate(r));
       if (this.#stopping) break;
-      const free = this.#free();
+      const room = this.#room();
       let fetched = 0;
-      if (free > 0) {
+      if (room > 0) {
         try {
           this.#woken = false;
-          const jobs = await this.#boss.fetch<any>(this.#options.queue, { batchSize: Math.min(free, this.#options.maxFetch), includeMetadata: true });
+          const jobs = await this.#boss.fetch<any>(this.#options.queue, { batchSize: room, includeMetadata: true });
           fetched = jobs.length;
-          for (const job of jobs) this.#startJob(job);
+          for (const job of jobs) this.#hold(job);
+          this.#startWaiting();
         } catch (err) {
           this.#log.error({ err }, 'fetch failed; retrying after the poll interval');
         }
-        // A full fetch means there is probably more: go again at once (if a slot is free).
-        if (fetched > 0 && fetched === Math.min(free, this.#options.maxFetch) && this.#free() > 0) continue;
+        // A full fetch means there is probably more: go again at once (if there is room).
+        if (fetched > 0 && fetched === room && this.#room() > 0) continue;
       }
       if (this.#stopping) break;
-      if (this.#woken && this.#free() > 0) continue;
+      if (this.#woken && this.#room() > 0) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.#options.pollIntervalMs);
         this.#wakeResolve = () => {
@@ -155,18 +183,36 @@ export class JobPool {
     }
   }
 
-  #startJob(job: JobWithMetadata<any>): void {
+  /** Take a fetched job: it is ours in pg-boss from now on, and waits for a slot. */
+  #hold(job: JobWithMetadata<any>): void {
     const controller = new AbortController();
     const timer = job.expireInSeconds > 0
       ? setTimeout(() => controller.abort(new Error(`job expired after ${job.expireInSeconds}s`)), job.expireInSeconds * 1000)
       : undefined;
     timer?.unref?.();
-    const entry: InFlight = { job, controller, timer, done: Promise.resolve() };
+    const entry: Held = { job, controller, timer, done: Promise.resolve() };
+    this.#held.set(job.id, entry);
+    this.#waiting.push(entry);
+  }
+
+  /** Start waiting jobs while slots are free (never once the drain has begun). */
+  #startWaiting(): void {
+    while (!this.#stopping && this.#active < this.#options.capacity && this.#waiting.length > 0) {
+      this.#start(this.#waiting.shift()!);
+    }
+  }
+
+  #start(entry: Held): void {
+    const { job, controller, timer } = entry;
+    const startedAt = performance.now();
     let holdsSlot = true;
     const release = () => {
       if (!holdsSlot) return;
       holdsSlot = false;
       this.#active--;
+      const ms = performance.now() - startedAt;
+      this.#slotMs = this.#slotMs === undefined ? ms : this.#slotMs + EWMA_WEIGHT * (ms - this.#slotMs);
+      this.#startWaiting();
       this.wake();
     };
     this.#active++;
@@ -184,11 +230,9 @@ export class JobPool {
       )
       .finally(() => {
         if (timer) clearTimeout(timer);
-        this.#inflight.delete(job.id);
+        this.#held.delete(job.id);
         release();
-        this.wake();
       });
-    this.#inflight.set(job.id, entry);
   }
 
   #scheduleFlush(): void {
@@ -208,27 +252,40 @@ export class JobPool {
     });
   }
 
-  /** Drain: stop fetching, wait for in-flight jobs until `deadlineMs`, hand back the rest. */
+  /** Hand jobs back to pg-boss for another pod (a retry, after the queue's retry delay). */
+  async #handBack(entries: Held[], message: string): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#boss
+      .fail(this.#options.queue, entries.map((e) => ({ id: e.job.id, retryCount: e.job.retryCount })), { message })
+      .catch((err: unknown) => this.#log.error({ err }, 'could not hand back jobs; they will be retried after expiry'));
+  }
+
+  /** Drain: stop fetching, hand back prefetched jobs, wait for running ones until `deadlineMs`, hand back the rest. */
   async stop(deadlineMs: number): Promise<void> {
     this.#stopping = true;
-    // Keep heartbeating through the drain: in-flight jobs are still ours until they finish or are handed back.
+    // Keep heartbeating through the drain: held jobs are still ours until they finish or are handed back.
     this.wake();
     await this.#loop;
-    const all = Promise.all([...this.#inflight.values()].map((e) => e.done));
+    const unstarted = this.#waiting;
+    this.#waiting = [];
+    for (const e of unstarted) {
+      if (e.timer) clearTimeout(e.timer);
+      this.#held.delete(e.job.id);
+    }
+    await this.#handBack(unstarted, 'handed back at shutdown before it started');
+    const all = Promise.all([...this.#held.values()].map((e) => e.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       all.then(() => false),
       new Promise<boolean>((r) => (timer = setTimeout(() => r(true), Math.max(0, deadlineMs)))),
     ]);
     clearTimeout(timer);
-    if (timedOut && this.#inflight.size > 0) {
-      const left = [...this.#inflight.values()];
+    if (timedOut && this.#held.size > 0) {
+      const left = [...this.#held.values()];
       this.#log.warn({ jobs: left.length }, 'drain deadline reached: aborting and handing back unfinished jobs');
       // Fail before abort (as pg-boss does): the hand-back lands while the jobs are still active, so
       // an aborted handler that settles its run at once cannot complete the job first.
-      await this.#boss
-        .fail(this.#options.queue, left.map((e) => ({ id: e.job.id, retryCount: e.job.retryCount })), { message: 'handed back at shutdown' })
-        .catch((err: unknown) => this.#log.error({ err }, 'could not hand back jobs; they will be retried after expiry'));
+      await this.#handBack(left, 'handed back at shutdown');
       for (const e of left) e.controller.abort(new HandedBackError());
     }
     await this.#flushing;
