@@ -17,7 +17,8 @@
  * the pool fetches up to `capacity` more jobs than it has free slots, so the next batch is already
  * here when slots free and a fetch round trip is not on every batch's path. A prefetched job has
  * not started: its run is untouched (still SCHEDULED) until a slot frees. One long handler turns
- * prefetching off at once, so at most `capacity` jobs ever wait behind long handlers.
+ * prefetching off at once (several short ones turn it back on), so at most `capacity` jobs ever wait
+ * behind long handlers.
  *
  * Wake-ups: `wake()` (the exact-time Waker, LISTEN/NOTIFY on new dispatch jobs, a freed slot) or
  * the poll interval as the correctness floor. Failures go through `boss.fail`, so pg-boss applies
@@ -83,7 +84,7 @@ interface Held {
   done: Promise<void>;
 }
 
-/** Weight of the newest slot time in the running average that decides prefetching. */
+/** Weight of a shorter slot time in the running average that decides prefetching (a longer one replaces it). */
 const EWMA_WEIGHT = 0.2;
 
 export class JobPool {
@@ -211,7 +212,8 @@ export class JobPool {
       holdsSlot = false;
       this.#active--;
       const ms = performance.now() - startedAt;
-      this.#slotMs = this.#slotMs === undefined ? ms : this.#slotMs + EWMA_WEIGHT * (ms - this.#slotMs);
+      // Up at once (one long handler stops prefetching), down gradually (several short ones restart it).
+      this.#slotMs = this.#slotMs === undefined || ms > this.#slotMs ? ms : this.#slotMs + EWMA_WEIGHT * (ms - this.#slotMs);
       this.#startWaiting();
       this.wake();
     };
