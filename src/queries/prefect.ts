@@ -94,7 +94,7 @@ export async function insertWatchedRun(
   const { rows } = await tx.query<{ id: string }>(
     `insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, parameters, idempotency_key, origin, external_id)
      values ($1, $2, 'SCHEDULED', 'Scheduled', $3, $4, 'watch', $5)
-     on conflict (idempotency_key) do nothing
+     on conflict (idempotency_key) where idempotency_key is not null do nothing
      returning id`,
     [input.flowId, input.scheduledFor, input.parameters, watchKey(input.flowRunId), input.flowRunId],
   );

@@ -273,7 +273,7 @@ export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ 
   const { rows } = await tx.query<{ id: string }>(
     `insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, idempotency_key, origin)
      values ($1, $2, $3, 'SCHEDULED', 'Scheduled', $4, $5, $6)
-     on conflict (idempotency_key) do nothing
+     on conflict (idempotency_key) where idempotency_key is not null do nothing
      returning id`,
     [run.flowId, run.scheduleId ?? null, run.scheduledFor, run.parameters, run.idempotencyKey ?? null, run.origin],
   );

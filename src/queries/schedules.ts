@@ -59,7 +59,7 @@ export async function insertScheduledRuns(tx: Queryable, planned: PlannedRun[]):
        insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, origin)
        select p.flow_id, p.schedule_id, p.scheduled_for, 'SCHEDULED', 'Scheduled', p.parameters, 'schedule'
          from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) as p(flow_id, schedule_id, scheduled_for, parameters)
-       on conflict (schedule_id, scheduled_for) do nothing
+       on conflict (schedule_id, scheduled_for) where schedule_id is not null do nothing
        returning id, scheduled_for
      ), hist as (
        insert into flowwarden.run_state_history (run_id, to_type, to_name, message)

@@ -94,8 +94,10 @@ export const runs = fw.table(
   },
   (t) => [
     // Exactly one run per (schedule, fire time), however many pods tick.
-    uniqueIndex('runs_schedule_fire_key').on(t.scheduleId, t.scheduledFor),
-    uniqueIndex('runs_idempotency_key').on(t.idempotencyKey),
+    // Both are partial: most runs have no idempotency key and manual runs no schedule, and a NULL
+    // entry would be one more index write on every (non-HOT) state change for nothing.
+    uniqueIndex('runs_schedule_fire_key').on(t.scheduleId, t.scheduledFor).where(sql`schedule_id is not null`),
+    uniqueIndex('runs_idempotency_key').on(t.idempotencyKey).where(sql`idempotency_key is not null`),
     index('runs_flow_created_idx').on(t.flowId, t.createdAt),
     // Late sweep and overlap checks only ever look at unfinished runs.
     index('runs_open_idx')
