@@ -53,6 +53,8 @@ export interface PoolOptions {
   maxHeld?: number;
   /** Prefetch while the recent average slot time is below this (ms); 0 turns prefetching off. */
   prefetchBelowMs?: number;
+  /** How long finished jobs may wait to be completed together (ms). */
+  completeLingerMs?: number;
 }
 
 /**
@@ -84,6 +86,9 @@ interface Held {
   done: Promise<void>;
 }
 
+/** Completions that are flushed at once, without waiting for more. */
+const COMPLETE_BATCH = 200;
+
 /** Weight of a shorter slot time in the running average that decides prefetching (a longer one replaces it). */
 const EWMA_WEIGHT = 0.2;
 
@@ -102,6 +107,8 @@ export class JobPool {
   #slotMs: number | undefined;
   #toComplete: Array<{ id: string; retryCount: number }> = [];
   #flushing: Promise<void> | undefined;
+  /** Ends the wait of a completion flush early (a full batch, or the drain). */
+  #lingerEnd: (() => void) | undefined;
   #stopping = false;
   #loop: Promise<void> | undefined;
   #wakeResolve: (() => void) | undefined;
@@ -110,7 +117,7 @@ export class JobPool {
 
   constructor(boss: PgBoss, options: PoolOptions, handler: Handler, log: Logger) {
     this.#boss = boss;
-    this.#options = { maxFetch: 100, heartbeatMs: 0, maxHeld: options.capacity * 4, prefetchBelowMs: 25, ...options };
+    this.#options = { maxFetch: 100, heartbeatMs: 0, maxHeld: options.capacity * 4, prefetchBelowMs: 25, completeLingerMs: 20, ...options };
     this.#handler = handler;
     this.#log = log.child({ queue: options.queue, component: 'pool' });
   }
@@ -238,10 +245,24 @@ export class JobPool {
   }
 
   #scheduleFlush(): void {
-    if (this.#flushing) return;
+    if (this.#flushing) {
+      if (this.#toComplete.length >= COMPLETE_BATCH) this.#lingerEnd?.();
+      return;
+    }
     this.#flushing = (async () => {
-      // Let completions that finish in the same few milliseconds share one statement.
-      await new Promise((r) => setImmediate(r));
+      // Completing a job is bookkeeping: the run's outcome is already committed, and a redelivered
+      // job finds its run finished and does nothing. So completions wait a moment (or until a full
+      // batch) to share one statement, instead of one statement per group of handlers.
+      if (this.#toComplete.length < COMPLETE_BATCH && !this.#stopping) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.#options.completeLingerMs);
+          this.#lingerEnd = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      this.#lingerEnd = undefined;
       while (this.#toComplete.length > 0) {
         const batch = this.#toComplete.splice(0, 500);
         await this.#boss.complete(this.#options.queue, batch).catch((err: unknown) =>
@@ -290,6 +311,7 @@ export class JobPool {
       await this.#handBack(left, 'handed back at shutdown');
       for (const e of left) e.controller.abort(new HandedBackError());
     }
+    this.#lingerEnd?.();
     await this.#flushing;
     if (this.#heartbeat) clearInterval(this.#heartbeat);
   }
