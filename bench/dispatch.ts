@@ -135,7 +135,7 @@ export async function graphileThroughput(n = N): Promise<{ seconds: number; perS
   }
 }
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 /** The run with the best rate. */
 function best<T extends { perSecond: number }>(runs: T[]): T {
