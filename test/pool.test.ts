@@ -26,9 +26,9 @@ after(async () => {
   await db.drop();
 });
 
-async function queue(): Promise<string> {
+async function queue(options: { retryLimit?: number } = {}): Promise<string> {
   const name = `pool-test-${queueNo++}`;
-  await boss.createQueue(name, { retryDelay: 60 });
+  await boss.createQueue(name, { retryDelay: 60, ...options });
   return name;
 }
 
@@ -81,7 +81,8 @@ describe('JobPool', () => {
   });
 
   test('a prefetched job waits for a slot; a long handler turns prefetching off; the drain hands the waiting job back unstarted', async () => {
-    const name = await queue();
+    // No retries: the unstarted job is on its last attempt, and must still come back for retry.
+    const name = await queue({ retryLimit: 0 });
     const started: string[] = [];
     const long = gate();
     const pool = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20 }, async (job: PoolJob<{ kind?: string }>) => {

@@ -296,6 +296,14 @@ export class JobPool {
       this.#held.delete(e.job.id);
     }
     await this.#handBack(unstarted, 'handed back at shutdown before it started');
+    // A job on its last attempt is now failed for good although it never ran here: give it back its
+    // attempt (pg-boss's retry: state retry, one more allowed), or its run would never be dispatched.
+    const spent = unstarted.filter((e) => e.job.retryCount >= e.job.retryLimit).map((e) => e.job.id);
+    if (spent.length > 0) {
+      await this.#boss
+        .retry(this.#options.queue, spent)
+        .catch((err: unknown) => this.#log.error({ err, jobs: spent }, 'could not restore handed-back jobs that were on their last attempt: their runs stay SCHEDULED until these jobs are retried (pg-boss retry)'));
+    }
     const all = Promise.all([...this.#held.values()].map((e) => e.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
