@@ -69,7 +69,29 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A process's group id (Linux: /proc/PID/stat, the field after the state and the parent pid). */
+function processGroup(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
 describe('embedded Postgres shared by several processes', () => {
+  test('the server runs in a process group of its own, so a Ctrl-C in the terminal reaches the pod (which drains) and not the database', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+    const port = await freePort();
+    const owner = startOwner(port);
+    await owner.next();
+    const pid = postmasterPid()!;
+    try {
+      assert.notEqual(processGroup(pid), processGroup(owner.child.pid!), 'not in the group of the process that started it');
+      assert.equal(processGroup(pid), pid, 'the postmaster leads its own group');
+    } finally {
+      owner.child.stdin.write('release\n');
+      await owner.next();
+      assert.equal(await owner.exited, 0);
+    }
+    assert.equal(alive(pid), false, 'release still stops it');
+  });
+
   test('the process that started it stops it on exit when nobody else is connected', async () => {
     const port = await freePort();
     const owner = startOwner(port);

