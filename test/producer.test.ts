@@ -55,6 +55,30 @@ describe('producer client', () => {
     assert.equal(await jobsFor(runId), 0);
   });
 
+  test('a watched Prefect flow gets no enabled flowwarden schedule, neither added later nor left over from before it was watched', async () => {
+    await client.upsertFlow({ name: 'watched-later', target: { type: 'prefect', deployment: 'later/prod' }, schedules: [{ name: 'nightly', cron: '0 2 * * *' }] });
+    // Turning watch on while a schedule is enabled: both would run it.
+    await assert.rejects(
+      client.upsertFlow({ name: 'watched-later', target: { type: 'prefect', deployment: 'later/prod', watch: true } }),
+      (err: Error) => err instanceof UserInputError && /enabled flowwarden schedules \(nightly\).*pause them first/.test(err.message),
+    );
+    // Paused first, then watched: fine.
+    await client.upsertSchedule('watched-later', { name: 'nightly', cron: '0 2 * * *', enabled: false });
+    await client.upsertFlow({ name: 'watched-later', target: { type: 'prefect', deployment: 'later/prod', watch: true } });
+    // Adding (or re-enabling) a schedule to a watched flow is refused; a paused one is allowed.
+    await assert.rejects(
+      client.upsertSchedule('watched-later', { name: 'nightly', cron: '0 2 * * *' }),
+      (err: Error) => err instanceof UserInputError && /is watched \(target\.watch: true\).*would run it twice/.test(err.message),
+    );
+    await assert.rejects(client.upsertSchedule('watched-later', { name: 'hourly', every: '1h' }), UserInputError);
+    const paused = await client.upsertSchedule('watched-later', { name: 'nightly', cron: '0 3 * * *', enabled: false });
+    assert.equal(paused.schedule.enabled, false);
+    const { rows } = await app.pool.query(
+      `select count(*)::int as n from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id where f.name = 'watched-later' and s.enabled`,
+    );
+    assert.equal(rows[0].n, 0);
+  });
+
   test('upsertSchedule validates and reportRunState enforces the state machine', async () => {
     await assert.rejects(client.upsertSchedule('orders-export', { name: 'bad', cron: 'not a cron' }), UserInputError);
     await assert.rejects(client.upsertSchedule('orders-export', { name: 'tz', cron: '0 * * * *', timezone: 'Nowhere/City' }), /Nowhere\/City/);

@@ -95,12 +95,32 @@ export interface UpsertFlowOutcome {
   schedules: UpsertScheduleResult[];
 }
 
+/** A flow Prefect schedules itself (watch mode): flowwarden must not schedule it too. */
+function isWatched(target: unknown): boolean {
+  const t = target as { type?: string; watch?: boolean } | null;
+  return t?.type === 'prefect' && t.watch === true;
+}
+
 /** Create or update a flow and the schedules it lists (schedules not listed are left alone). */
 export async function upsertFlowTx(tx: Queryable, raw: FlowInputRaw | unknown, options: { maxParametersBytes?: number } = {}): Promise<UpsertFlowOutcome> {
   const input = parseFlowInput(raw, `flow${raw && typeof raw === 'object' && 'name' in raw ? ` '${String((raw as { name: unknown }).name)}'` : ''}`);
   input.schedules.forEach((s, i) =>
     checkParametersSize(s.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${input.name}' schedules[${i}]`),
   );
+  if (isWatched(input.target)) {
+    // Schedules not listed are left alone: ones the flow already has would keep firing beside Prefect.
+    const { rows } = await tx.query<{ name: string }>(
+      `select s.name from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id
+        where f.name = $1 and s.enabled order by s.name`,
+      [input.name],
+    );
+    if (rows.length > 0) {
+      throw new UserInputError(
+        `flow '${input.name}': cannot set target.watch: true while it has enabled flowwarden schedules (${rows.map((r) => r.name).join(', ')}): ` +
+          `Prefect schedules a watched flow itself, so both would run it; pause them first (upsertSchedule with enabled: false), then set watch: true`,
+      );
+    }
+  }
   const { flow, created } = await upsertFlowRow(tx, input);
   const now = await dbNow(tx);
   const schedules: UpsertScheduleResult[] = [];
@@ -112,6 +132,12 @@ export async function upsertScheduleTx(tx: Queryable, flowName: string, raw: Sch
   const input = parseScheduleInput(raw, `schedule of flow '${flowName}'`);
   checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${flowName}' schedule '${input.name}'`);
   const flow = await requireFlow(tx, flowName);
+  if (input.enabled && isWatched(flow.target)) {
+    throw new UserInputError(
+      `flow '${flowName}' is watched (target.watch: true): Prefect schedules it itself, so a flowwarden schedule '${input.name}' would run it twice; ` +
+        `set watch: false on the flow (flowwarden apply) to have flowwarden schedule and dispatch it instead`,
+    );
+  }
   return upsertScheduleRow(tx, flow, input, await dbNow(tx));
 }
 
