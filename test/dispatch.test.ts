@@ -61,6 +61,16 @@ async function fetchJob(runId: string): Promise<JobWithMetadata<{ runId: string 
 
 const handle = (job: JobWithMetadata<{ runId: string }>) => dispatchWorker.handle(app.deps, job, silentLogger);
 
+/** Deliver `job`, wait until its handler has started, abort the job's signal with `reason`, and let it settle. */
+async function abortMidHandler(job: JobWithMetadata<{ runId: string }>, reason: Error): Promise<void> {
+  const controller = new AbortController();
+  const before = calls;
+  const delivery = handle({ ...job, signal: controller.signal });
+  await waitFor(() => calls > before, { what: 'the handler to start' });
+  controller.abort(reason);
+  await delivery;
+}
+
 describe('dispatch', () => {
   test('a job delivered twice calls the function target once', async () => {
     await flow({ name: 'counted', target: { type: 'function', handler: 'count' } });
@@ -129,12 +139,8 @@ describe('dispatch', () => {
     await flow({ name: 'drained', target: { type: 'function', handler: 'cut-off-once' } });
     const runId = await trigger('drained');
     const job = await fetchJob(runId);
-    const controller = new AbortController();
     const before = calls;
-    const first = handle({ ...job, signal: controller.signal });
-    await waitFor(() => calls > before, { what: 'the handler to start' });
-    controller.abort(new HandedBackError());
-    await first;
+    await abortMidHandler(job, new HandedBackError());
     const requeued = await getRun(app.pool, runId);
     assert.deepEqual([requeued?.stateType, requeued?.stateName], ['PENDING', 'AwaitingRetry']);
     assert.match(requeued!.stateMessage!, /^interrupted by pod shutdown \(attempt 1: aborted\); will be retried$/);
@@ -152,12 +158,7 @@ describe('dispatch', () => {
     await flow({ name: 'expired', target: { type: 'function', handler: 'cut-off-once' } });
     const runId = await trigger('expired');
     const job = await fetchJob(runId);
-    const controller = new AbortController();
-    const before = calls;
-    const first = handle({ ...job, signal: controller.signal });
-    await waitFor(() => calls > before, { what: 'the handler to start' });
-    controller.abort(new Error('job expired after 3600s'));
-    await first;
+    await abortMidHandler(job, new Error('job expired after 3600s'));
     const run = await getRun(app.pool, runId);
     assert.equal(run?.stateType, 'CRASHED');
     assert.match(run!.stateMessage!, /gave the run up before the handler finished \(job expiry\)/);

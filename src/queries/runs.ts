@@ -6,7 +6,7 @@ import { orm } from '../db/drizzle.ts';
 
 const { eq } = orm;
 import type { Queryable } from '../db/client.ts';
-import type { QueryResult, QueryResultRow } from 'pg';
+import type pg from 'pg';
 import { dz } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
 import { countTransitions } from '../runs/observe.ts';
@@ -49,18 +49,23 @@ export interface RunFlow {
   disabledReason: string | null;
 }
 
+/** The `flow` column (a RunFlow) of a query joining flows as `f`; pass its rows to `withFlowDates`. */
+const RUN_FLOW_COLUMN = `json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health,
+  'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow`;
+
+/** json_build_object returns timestamps as strings: make `flow.disabledAt` a Date again. */
+function withFlowDates<T extends { flow?: RunFlow }>(rows: T[]): T[] {
+  for (const row of rows) if (row.flow?.disabledAt) row.flow.disabledAt = new Date(row.flow.disabledAt);
+  return rows;
+}
+
 export async function getRun(db: Queryable, runId: string, options: { forUpdate?: boolean; withFlow?: boolean } = {}): Promise<(RunRow & { flow?: RunFlow }) | null> {
-  const flowCols = options.withFlow
-    ? `, json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health, 'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow`
-    : '';
   const { rows } = await db.query<RunRow & { flow?: RunFlow }>(
-    `select ${RUN_COLUMNS}${flowCols} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
+    `select ${RUN_COLUMNS}${options.withFlow ? `, ${RUN_FLOW_COLUMN}` : ''} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
      where r.id = $1 ${options.forUpdate ? 'for update of r' : ''}`,
     [runId],
   );
-  const row = rows[0];
-  if (row?.flow && row.flow.disabledAt) row.flow.disabledAt = new Date(row.flow.disabledAt);
-  return row ?? null;
+  return withFlowDates(rows)[0] ?? null;
 }
 
 export interface TaskInput {
@@ -491,14 +496,8 @@ h as (
    where x.n = 1 or c.fn
    order by c.id, x.n
 )
-select u.id, u.flow_id as "flowId", f.name as "flowName", u.schedule_id as "scheduleId",
-       u.scheduled_for as "scheduledFor", u.state_type as "stateType", u.state_name as "stateName",
-       u.state_message as "stateMessage", u.parameters, u.idempotency_key as "idempotencyKey", u.origin,
-       u.dispatch_attempt as "dispatchAttempt", u.external_id as "externalId", u.created_at as "createdAt",
-       u.started_at as "startedAt", u.ended_at as "endedAt", u.updated_at as "updatedAt",
-       json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health,
-                         'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow
-  from u join flowwarden.flows f on f.id = u.flow_id`;
+select ${RUN_COLUMNS}, ${RUN_FLOW_COLUMN}
+  from u r join flowwarden.flows f on f.id = r.flow_id`;
 
 /**
  * Claim SCHEDULED runs for dispatch attempts in one statement: plain cases only (flow not held for a
@@ -506,15 +505,14 @@ select u.id, u.flow_id as "flowId", f.name as "flowName", u.schedule_id as "sche
  * version (both moves in the history, in order), any other target stops at PENDING. Returns the
  * claimed runs with their flows; the rest were not touched.
  */
-export async function claimScheduledRuns(pool: PreparedQueryable, items: Array<{ runId: string; attempt: number }>): Promise<Array<RunRow & { flow: RunFlow }>> {
+export async function claimScheduledRuns(pool: pg.Pool, items: Array<{ runId: string; attempt: number }>): Promise<Array<RunRow & { flow: RunFlow }>> {
   if (items.length === 0) return [];
   const { rows } = await pool.query<RunRow & { flow: RunFlow }>({
     name: 'flowwarden_claim_scheduled_v1',
     text: CLAIM_SCHEDULED_SQL,
     values: [items.map((i) => i.runId), items.map((i) => i.attempt), DEFAULT_NAMES.PENDING, DEFAULT_NAMES.RUNNING],
   });
-  for (const row of rows) if (row.flow.disabledAt) row.flow.disabledAt = new Date(row.flow.disabledAt);
-  return rows;
+  return withFlowDates(rows);
 }
 
 const COMPLETE_OPEN_SQL = `
@@ -548,7 +546,7 @@ select u.id, f.name as "flowName" from u join flowwarden.flows f on f.id = u.flo
  * their history rows. Returns the runs it completed; a run in any other state was not touched.
  * The caller publishes nothing: use it only when no consequence (event, hook) is due.
  */
-export async function completeOpenRuns(pool: PreparedQueryable, items: Array<{ runId: string; message: string | null }>): Promise<Array<{ id: string; flowName: string }>> {
+export async function completeOpenRuns(pool: pg.Pool, items: Array<{ runId: string; message: string | null }>): Promise<Array<{ id: string; flowName: string }>> {
   if (items.length === 0) return [];
   const { rows } = await pool.query<{ id: string; flowName: string }>({
     name: 'flowwarden_complete_open_v1',
@@ -556,9 +554,4 @@ export async function completeOpenRuns(pool: PreparedQueryable, items: Array<{ r
     values: [items.map((i) => i.runId), items.map((i) => i.message), DEFAULT_NAMES.COMPLETED],
   });
   return rows;
-}
-
-/** A pool or client that takes named (prepared) statements. */
-export interface PreparedQueryable {
-  query<R extends QueryResultRow = any>(config: { name: string; text: string; values: unknown[] }): Promise<QueryResult<R>>;
 }

@@ -63,19 +63,19 @@ export class OutcomeWriter {
     try {
       while (this.#queue.length > 0) {
         // One item per run per batch; a second outcome for the same run waits for the next batch.
-        const batch: Item[] = [];
+        const picked: Item[] = [];
         const seen = new Set<string>();
         const rest: Item[] = [];
         for (const item of this.#queue) {
-          if (batch.length < MAX_BATCH && !seen.has(item.runId)) {
-            batch.push(item);
+          if (picked.length < MAX_BATCH && !seen.has(item.runId)) {
+            picked.push(item);
             seen.add(item.runId);
           } else rest.push(item);
         }
         this.#queue = rest;
-        const general = await this.#completeFast(batch);
-        if (general.length === 0) continue;
-        batch.splice(0, batch.length, ...general);
+        // What the one-statement path did not record goes through the general, locked path.
+        const batch = await this.#completeFast(picked);
+        if (batch.length === 0) continue;
         try {
           await withTransaction(this.#pool, (tx) => this.#write(tx, batch));
           for (const i of batch) i.resolve();

@@ -86,6 +86,19 @@ interface Held {
   done: Promise<void>;
 }
 
+/** A wait of `ms` that `cut()` ends early. */
+function cuttableDelay(ms: number): { done: Promise<void>; cut: () => void } {
+  let cut!: () => void;
+  const done = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    cut = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  return { done, cut };
+}
+
 /** Completions that are flushed at once, without waiting for more. */
 const COMPLETE_BATCH = 200;
 
@@ -180,13 +193,9 @@ export class JobPool {
       }
       if (this.#stopping) break;
       if (this.#woken && this.#room() > 0) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.#options.pollIntervalMs);
-        this.#wakeResolve = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      const poll = cuttableDelay(this.#options.pollIntervalMs);
+      this.#wakeResolve = poll.cut;
+      await poll.done;
       this.#wakeResolve = undefined;
     }
   }
@@ -254,13 +263,9 @@ export class JobPool {
       // job finds its run finished and does nothing. So completions wait a moment (or until a full
       // batch) to share one statement, instead of one statement per group of handlers.
       if (this.#toComplete.length < COMPLETE_BATCH && !this.#stopping) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.#options.completeLingerMs);
-          this.#lingerEnd = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        const linger = cuttableDelay(this.#options.completeLingerMs);
+        this.#lingerEnd = linger.cut;
+        await linger.done;
       }
       this.#lingerEnd = undefined;
       while (this.#toComplete.length > 0) {
