@@ -307,6 +307,23 @@ describe('flows', () => {
     assert.equal(shown.body.openHold, null);
   });
 
+  test('a watched flow: watch: true is refused while a schedule is enabled or held by the guard, and resuming its paused schedule is a 400', async () => {
+    const target = { type: 'prefect', deployment: 'sync/prod' };
+    await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'to-watch', target, schedules: [{ name: 'nightly', cron: '0 2 * * *' }] }));
+    const watch = () => withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'to-watch', target: { ...target, watch: true } }));
+    await assert.rejects(watch(), /enabled flowwarden schedules \(nightly\)/);
+    // Held by the guard: reactivation would turn it back on, so it still counts.
+    assert.equal((await api('POST', '/api/flows/to-watch/disable', { payload: { reason: 'maintenance' } })).status, 200);
+    await assert.rejects(watch(), /enabled flowwarden schedules \(nightly\) \(counting any the guard holds/);
+    assert.equal((await api('POST', '/api/flows/to-watch/reactivate', { payload: { by: 'ops' } })).status, 200);
+    assert.equal((await api('POST', '/api/flows/to-watch/schedules/nightly/pause', { payload: { note: 'Prefect takes over' } })).status, 200);
+    await watch();
+    const resume = await api('POST', '/api/flows/to-watch/schedules/nightly/resume', { payload: {} });
+    assert.equal(resume.status, 400, JSON.stringify(resume.body));
+    assert.match(resume.body.message, /is watched \(target\.watch: true\).*would run it twice/);
+    assert.equal((await flowState('to-watch')).schedules[0].enabled, false);
+  });
+
   test('disable then reactivate through the API records who, and each repeated call is a 409', async () => {
     await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'flaky', target: { type: 'function' }, schedules: [{ name: 'hourly', cron: '0 * * * *' }] }));
     const disabled = await api('POST', '/api/flows/flaky/disable', { payload: { reason: 'upstream outage', by: 'ana' } });

@@ -3,7 +3,7 @@
  * the API accept. Parsed with zod; `formatIssues` turns zod issues into "path: problem" lines.
  */
 import { z } from 'zod';
-import { TargetSpec } from '../targets/spec.ts';
+import { TargetSpec, isWatchedTarget } from '../targets/spec.ts';
 import { validateScheduleSpec } from '../scheduling/fire-times.ts';
 import { UserInputError } from '../errors.ts';
 
@@ -157,8 +157,8 @@ export function checkFlowInput(raw: unknown, where: string): { data: FlowInput |
 /** A flow Prefect schedules itself (watch mode) must not also have flowwarden schedules: both would run it. */
 function watchedWithSchedules(raw: unknown, where: string): string[] {
   if (!raw || typeof raw !== 'object') return [];
-  const { target, schedules } = raw as { target?: { type?: unknown; watch?: unknown }; schedules?: unknown };
-  if (target?.type !== 'prefect' || target.watch !== true || !Array.isArray(schedules) || schedules.length === 0) return [];
+  const { target, schedules } = raw as { target?: unknown; schedules?: unknown };
+  if (!isWatchedTarget(target) || !Array.isArray(schedules) || schedules.length === 0) return [];
   return [`${where}.schedules: a watched flow (target.watch: true) is scheduled by Prefect itself, so flowwarden schedules would run it twice; remove them, or set watch: false to have flowwarden schedule and dispatch it`];
 }
 

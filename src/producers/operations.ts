@@ -6,7 +6,9 @@
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
 import { insertTriggeredRun, getRun, type RunRow, type TaskInput } from '../queries/runs.ts';
-import { requireFlow, upsertFlowRow, upsertScheduleRow, type FlowRow, type UpsertScheduleResult } from '../queries/flows.ts';
+import { getFlowByName, listSchedules, requireFlow, upsertFlowRow, upsertScheduleRow, type FlowRow, type UpsertScheduleResult } from '../queries/flows.ts';
+import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
+import { isWatchedTarget } from '../targets/spec.ts';
 import { checkParametersSize, parseFlowInput, parseScheduleInput, type FlowInputRaw, type ScheduleInputRaw } from '../flows/spec.ts';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
 import { applyTransition } from '../runs/service.ts';
@@ -95,10 +97,16 @@ export interface UpsertFlowOutcome {
   schedules: UpsertScheduleResult[];
 }
 
-/** A flow Prefect schedules itself (watch mode): flowwarden must not schedule it too. */
-function isWatched(target: unknown): boolean {
-  const t = target as { type?: string; watch?: boolean } | null;
-  return t?.type === 'prefect' && t.watch === true;
+/**
+ * Refuse to turn on a flowwarden schedule of a watched flow (Prefect schedules it itself, so both
+ * would run it). Every path that enables a schedule calls this: upsertSchedule, the API's resume.
+ */
+export function refuseScheduleOnWatchedFlow(flow: Pick<FlowRow, 'name' | 'target'>, scheduleName: string): void {
+  if (!isWatchedTarget(flow.target)) return;
+  throw new UserInputError(
+    `flow '${flow.name}' is watched (target.watch: true): Prefect schedules it itself, so a flowwarden schedule '${scheduleName}' would run it twice; ` +
+      `set watch: false on the flow (flowwarden apply) to have flowwarden schedule and dispatch it instead`,
+  );
 }
 
 /** Create or update a flow and the schedules it lists (schedules not listed are left alone). */
@@ -107,16 +115,14 @@ export async function upsertFlowTx(tx: Queryable, raw: FlowInputRaw | unknown, o
   input.schedules.forEach((s, i) =>
     checkParametersSize(s.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${input.name}' schedules[${i}]`),
   );
-  if (isWatched(input.target)) {
-    // Schedules not listed are left alone: ones the flow already has would keep firing beside Prefect.
-    const { rows } = await tx.query<{ name: string }>(
-      `select s.name from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id
-        where f.name = $1 and s.enabled order by s.name`,
-      [input.name],
-    );
-    if (rows.length > 0) {
+  const existing = isWatchedTarget(input.target) ? await getFlowByName(tx, input.name) : null;
+  if (existing) {
+    // Schedules not listed are left alone: ones the flow already has would keep firing beside
+    // Prefect — enabled ones now, guard-held ones once the flow is reactivated.
+    const live = (await listSchedules(tx, existing.id)).filter((s) => s.enabled || s.note?.startsWith(GUARD_NOTE_PREFIX));
+    if (live.length > 0) {
       throw new UserInputError(
-        `flow '${input.name}': cannot set target.watch: true while it has enabled flowwarden schedules (${rows.map((r) => r.name).join(', ')}): ` +
+        `flow '${input.name}': cannot set target.watch: true while it has enabled flowwarden schedules (${live.map((s) => s.name).join(', ')}) (counting any the guard holds, which reactivation turns back on): ` +
           `Prefect schedules a watched flow itself, so both would run it; pause them first (upsertSchedule with enabled: false), then set watch: true`,
       );
     }
@@ -132,12 +138,7 @@ export async function upsertScheduleTx(tx: Queryable, flowName: string, raw: Sch
   const input = parseScheduleInput(raw, `schedule of flow '${flowName}'`);
   checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${flowName}' schedule '${input.name}'`);
   const flow = await requireFlow(tx, flowName);
-  if (input.enabled && isWatched(flow.target)) {
-    throw new UserInputError(
-      `flow '${flowName}' is watched (target.watch: true): Prefect schedules it itself, so a flowwarden schedule '${input.name}' would run it twice; ` +
-        `set watch: false on the flow (flowwarden apply) to have flowwarden schedule and dispatch it instead`,
-    );
-  }
+  if (input.enabled) refuseScheduleOnWatchedFlow(flow, input.name);
   return upsertScheduleRow(tx, flow, input, await dbNow(tx));
 }
 

@@ -40,6 +40,12 @@ export const PrefectTarget = z
   .strict();
 
 export const TargetSpec = z.discriminatedUnion('type', [FunctionTarget, HttpTarget, PrefectTarget]);
+
+/** A Prefect target in watch mode: Prefect schedules the flow itself, so flowwarden must not. */
+export function isWatchedTarget(target: unknown): boolean {
+  const t = target as { type?: unknown; watch?: unknown } | null | undefined;
+  return t?.type === 'prefect' && t.watch === true;
+}
 export type TargetSpec = z.infer<typeof TargetSpec>;
 export type HttpTargetSpec = z.infer<typeof HttpTarget>;
 export type FunctionTargetSpec = z.infer<typeof FunctionTarget>;

@@ -28,7 +28,7 @@ import {
 import { dbNow, withTransaction, type Queryable } from '../../db/client.ts';
 import { getScheduleByName, listSchedules, pageFlows, requireFlow, scheduleSpecOf, setScheduleEnabled, type FlowRow } from '../../queries/flows.ts';
 import { openHold, pageGuardHistory, recentTerminalRuns } from '../../queries/guard.ts';
-import { upsertFlowTx } from '../../producers/operations.ts';
+import { refuseScheduleOnWatchedFlow, upsertFlowTx } from '../../producers/operations.ts';
 import { disableFlowTx, reactivateFlowTx } from '../../guard/operations.ts';
 import { resolvePolicy } from '../../guard/health.ts';
 import { holdJson } from '../../guard/json.ts';
@@ -182,7 +182,7 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
 
     route(app, docs, auth, {
       method: 'POST', url: '/flows/:name/schedules/:schedule/resume', scope: 'operate', tag: 'schedules', summary: 'Resume a paused schedule; the next fire time is computed from now (no catch-up for the pause)',
-      params: ScheduleParams, body: ResumeBody, errors: { 404: 'no such flow or schedule', 409: 'the flow is held disabled by the guard (reactivate it instead)' },
+      params: ScheduleParams, body: ResumeBody, errors: { 400: 'the flow is watched (target.watch: true): Prefect schedules it', 404: 'no such flow or schedule', 409: 'the flow is held disabled by the guard (reactivate it instead)' },
       responses: { 200: { description: 'resumed', schema: ScheduleJson } },
     }, async ({ params, body }) => {
       const s = await withTransaction(ctx.pool, async (tx) => {
@@ -190,6 +190,7 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
         if (flow.disabledAt) {
           throw new ConflictError(`flow '${flow.name}' is disabled (${flow.disabledReason ?? 'no reason recorded'}): its schedules stay off until the flow is reactivated (POST /api/flows/${flow.name}/reactivate)`);
         }
+        refuseScheduleOnWatchedFlow(flow, schedule.name);
         return setScheduleEnabled(tx, schedule.id, true, body.note || null, await dbNow(tx));
       });
       return scheduleJson(s);
