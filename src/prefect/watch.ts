@@ -15,8 +15,12 @@
  *      start (inclusive) with `offset` = the rows at exactly that time already read (so a block of
  *      runs sharing one timestamp, larger than a page, is stepped through). The offset is only ever
  *      sent with the `after_` it was counted against; when another pod moved the cursor between our
- *      pages, reading restarts from the committed cursor with no offset. This relies on Prefect's
- *      order being stable among equal expected starts (Postgres with the id as tie-break).
+ *      pages, reading restarts from the committed cursor with no offset. This assumes Prefect returns
+ *      runs with equal expected starts in the same order on every request: its EXPECTED_START_TIME_ASC
+ *      sorts by expected start alone, so that order is Postgres's, not a guarantee (the fake server
+ *      breaks ties by id). A run can be skipped only if such a tie straddles a page boundary and the
+ *      order changes between two requests; excluding the ids already read (`flow_runs.id.not_any_`)
+ *      instead of an offset would remove the assumption.
  *      The first page of a pass re-reads `overlap` before the cursor to pick up runs created late
  *      with a past expected start (a "run now" from Prefect's UI racing the import).
  *      Runs in the future are not imported until due (Prefect pre-creates up to ~100 of them).
