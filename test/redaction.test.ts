@@ -202,3 +202,20 @@ test('secrets loaded at runtime are registered with the redactor: channel URLs a
   assertNoSecrets(out, [channelToken, pathToken, targetSecret, bearer]);
   assert.match(out, /application\/json|posting to/, 'ordinary values are left alone');
 });
+
+test('an http target URL registers only what safeUrl hides: tokens in the path and query values, not the plain words', async () => {
+  const probe = createServer();
+  const closed = await listen(probe);
+  await new Promise((r) => probe.close(r));
+  const pathToken = 'a9f3c2e1b7d64e0f9a8b7c6d';
+  const queryToken = 'queryTok3nRRRR6666';
+  const url = `http://127.0.0.1:${closed}/jobs/warehouse-loader-nightly/${pathToken}?key=${queryToken}`;
+  const target = { type: 'http' as const, mode: 'sync' as const, url, secret: 'plain-words-secret-SSSS7777' };
+  const ctx = { runId: '00000000-0000-4000-8000-000000000002', flow: 'warehouse-loader-nightly', scheduledFor: new Date(), parameters: {}, attempt: 0, signal: new AbortController().signal, log: createLogger({ level: 'silent' }) };
+  await runHttpTarget(createHttp({ timeoutMs: 300 }), target, ctx, { secret: undefined, timeoutMs: 300 }).catch(() => {});
+  let out = '';
+  const sink = new Writable({ write(chunk, _enc, cb) { out += chunk.toString(); cb(); } });
+  createLogger({ level: 'trace', destination: sink }).info(`flow warehouse-loader-nightly called ${url}`);
+  assertNoSecrets(out, [pathToken, queryToken]);
+  assert.match(out, /flow warehouse-loader-nightly called .*\/jobs\/warehouse-loader-nightly\//, 'a long plain word in the path is not treated as a secret');
+});

@@ -35,14 +35,22 @@ export function verifySignature(body: string, signature: string | undefined, sec
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-/**
- * A path segment kept in messages: a word (`api`, `run`, `hooks`, `nightly-report`) or a short
- * number or version (`v2`, `42`). Anything else (ids, tokens, random strings) is masked.
- */
 /** Headers whose values are credentials (redacted from logs by value once a target is loaded). */
 const SECRET_HEADER = /auth|token|key|secret|cookie|signature|password|session/i;
 
+/**
+ * A path segment kept in messages: a word (`api`, `run`, `hooks`, `nightly-report`) or a short
+ * number or version (`v2`, `42`). Anything else (ids, tokens, random strings, bad %-escapes) is masked.
+ */
 const PLAIN_SEGMENT = /^(?:[A-Za-z][A-Za-z_.-]{0,31}|v?\d{1,6})$/;
+
+function plainSegment(seg: string): boolean {
+  try {
+    return PLAIN_SEGMENT.test(decodeURIComponent(seg));
+  } catch {
+    return false; // a malformed %-escape: not a word
+  }
+}
 
 /**
  * A target URL as it may appear in logs and run state messages: scheme, host and port, the path with
@@ -54,11 +62,27 @@ export function safeUrl(url: string): string {
     const u = new URL(url);
     const path = u.pathname
       .split('/')
-      .map((seg) => (seg === '' || PLAIN_SEGMENT.test(decodeURIComponent(seg)) ? seg : '***'))
+      .map((seg) => (seg === '' || plainSegment(seg) ? seg : '***'))
       .join('/');
     return `${u.protocol}//${u.host}${path}`;
   } catch {
     return '[invalid url]';
+  }
+}
+
+/**
+ * The parts of a target URL `safeUrl` hides — masked path segments and query values — to redact by
+ * value from every log line. Plain words stay loggable (a flow named like its endpoint is not a secret).
+ */
+export function secretUrlParts(url: string): string[] {
+  try {
+    const u = new URL(url);
+    return [
+      ...u.pathname.split('/').filter((seg) => seg !== '' && !plainSegment(seg)),
+      ...[...u.searchParams.values()].flatMap((v) => [v, encodeURIComponent(v)]),
+    ];
+  } catch {
+    return [url];
   }
 }
 
@@ -70,9 +94,9 @@ export async function runHttpTarget(
 ): Promise<TargetOutcome> {
   const secret = target.secret ?? defaults.secret;
   // Loaded from the database at runtime: redact the URL's secret-bearing parts, the per-flow secret
-  // and header values (e.g. an authorization header) from every log line by value too.
+  // and credential header values (e.g. an authorization header) from every log line by value too.
   registerSecrets([
-    target.url,
+    ...secretUrlParts(target.url),
     target.secret,
     ...Object.entries(target.headers ?? {}).filter(([name]) => SECRET_HEADER.test(name)).map(([, value]) => value),
   ]);
