@@ -18,7 +18,7 @@
  *   next chunk starts by reopening it with the same info string ("```ts\n"). An unclosed fence at
  *   the end of the input is closed the same way. The added text counts toward the limit, so
  *   every chunk holds an even number of fence lines.
- * - Content is never lost or altered: `splitMessage` returns each chunk as
+ * - No non-whitespace content is lost or altered: `splitMessage` returns each chunk as
  *   `{ reopen, body, close }` where `reopen`/`close` are the added fence lines, and the bodies
  *   concatenate to the input, whitespace at split points included (a split after spaces leaves
  *   the spaces at the end of the earlier chunk). Discord trims leading/trailing whitespace of a

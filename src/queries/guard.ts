@@ -182,24 +182,6 @@ export async function failedCriticalTasks(db: Queryable, flowId: string, since: 
 }
 
 /**
- * Flows the periodic sweep looks at: not disabled, with a FAILED/CRASHED run created since
- * max(baseline, now - window). Index: runs_flow_created_idx per flow (flows is small).
- */
-export async function flowsWithRecentFailures(db: Queryable, windowSeconds: number, now?: Date): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `select f.id from flowwarden.flows f
-      where f.disabled_at is null
-        and exists (
-          select 1 from flowwarden.runs r
-           where r.flow_id = f.id
-             and r.created_at >= greatest(f.valid_since, coalesce($2::timestamptz, now()) - make_interval(secs => $1::int))
-             and r.state_type in ('FAILED', 'CRASHED'))`,
-    [windowSeconds, now ?? null],
-  );
-  return rows.map((r) => r.id);
-}
-
-/**
  * The periodic sweep's set-based pre-filter, one statement for every flow: enabled flows whose
  * newest N terminal runs since the baseline are all FAILED/CRASHED (N = the flow's
  * maxConsecutiveFailures or the default), plus flows with critical tasks configured and, in a run

@@ -10,7 +10,7 @@ import type { Queryable } from '../db/client.ts';
 import { bossDb } from '../db/client.ts';
 import { transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
-import { FAILURE_TYPES } from './states.ts';
+import { FAILURE_TYPES, type StateType } from './states.ts';
 import { countTransitions } from './observe.ts';
 
 /** What made a transition a failure for the guard: the run itself, or only a task result in it. */
@@ -107,11 +107,14 @@ function failureCause(run: RunRow, input: Pick<TransitionInput, 'tasks'>): Failu
  * metrics (after commit). `inputs[i]` is the input that produced `results[i]`.
  */
 async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[], inputs: Array<Pick<TransitionInput, 'tasks' | 'via'>>): Promise<void> {
+  const counts = new Map<StateType, number>();
+  const count = (type: StateType) => counts.set(type, (counts.get(type) ?? 0) + 1);
   for (const [i, { run }] of results.entries()) {
     const via = inputs[i]?.via;
-    if (via) countTransitions(tx, via.to);
-    countTransitions(tx, run.stateType);
+    if (via) count(via.to);
+    count(run.stateType);
   }
+  for (const [type, n] of counts) countTransitions(tx, type, n);
   const publishCompleted = results.some((r) => r.run.stateType === 'COMPLETED') && (await completedIsWanted(tx));
   const events: EventPayload[] = [];
   for (const { run } of results) {
@@ -125,7 +128,7 @@ async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[]
   }
 }
 
-async function after(boss: PgBoss, tx: Queryable, result: TransitionResult, input: Pick<TransitionInput, 'tasks'>): Promise<TransitionResult> {
+async function after(boss: PgBoss, tx: Queryable, result: TransitionResult, input: Pick<TransitionInput, 'tasks' | 'via'>): Promise<TransitionResult> {
   await afterAll(boss, tx, [result], [input]);
   return result;
 }

@@ -26,9 +26,8 @@
  * to do.
  */
 import { z } from 'zod';
-import type { JobWithMetadata } from 'pg-boss';
+import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type pg from 'pg';
-import type { PgBoss } from 'pg-boss';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
