@@ -92,6 +92,19 @@ describe('embedded Postgres shared by several processes', () => {
     assert.equal(alive(pid), false, 'release still stops it');
   });
 
+  test('a server that died under its owner: release reports it stopped instead of failing the command', async () => {
+    const port = await freePort();
+    const owner = startOwner(port);
+    await owner.next();
+    const pid = postmasterPid()!;
+    process.kill(pid, 'SIGKILL');
+    const deadline = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    owner.child.stdin.write('release\n');
+    assert.deepEqual(await owner.next(), { released: true, warnings: [] });
+    assert.equal(await owner.exited, 0);
+  });
+
   test('the process that started it stops it on exit when nobody else is connected', async () => {
     const port = await freePort();
     const owner = startOwner(port);

@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
+import { CONNECT_TIMEOUT_MS } from './client.ts';
 import childProcess, { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
 
@@ -41,6 +42,7 @@ export interface EmbeddedHandle {
 export type ReleaseOutcome =
   | { action: 'not-owned' }
   | { action: 'stopped' }
+  /** otherSessions -1: they could not be counted (applications then says why). */
   | { action: 'left-running'; otherSessions: number; applications: string[] };
 
 /** How long release() lets this process's just-closed sessions leave pg_stat_activity. */
@@ -52,7 +54,7 @@ const OWN_SESSIONS_GRACE_MS = 1000;
  * non-zero count is re-read for up to OWN_SESSIONS_GRACE_MS before it is believed.
  */
 async function otherSessions(url: string): Promise<{ count: number; applications: string[] }> {
-  const client = new pg.Client({ connectionString: url, application_name: 'flowwarden-release', connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({ connectionString: url, application_name: 'flowwarden-release', connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   await client.connect();
   try {
     const deadline = Date.now() + OWN_SESSIONS_GRACE_MS;
@@ -173,7 +175,20 @@ export async function ensureEmbeddedPostgres(options: {
     release: async () => {
       if (released) return { action: 'not-owned' };
       released = true;
-      const others = await otherSessions(embeddedUrl(options.port, 'postgres'));
+      let others: { count: number; applications: string[] };
+      try {
+        others = await otherSessions(embeddedUrl(options.port, 'postgres'));
+      } catch (err) {
+        // Release runs in `finally` blocks: it must not replace the command's own error. A server
+        // that no longer answers is gone; one we cannot ask (e.g. too many clients) is left
+        // running, the safe side for whoever else uses it.
+        if (!(await canConnect(options.port))) {
+          detach(server); // already gone: nothing to signal or wait for on exit
+          return { action: 'stopped' };
+        }
+        detach(server);
+        return { action: 'left-running', otherSessions: -1, applications: [`sessions could not be counted: ${err instanceof Error ? err.message : String(err)}`] };
+      }
       if (others.count === 0) {
         await server.stop();
         return { action: 'stopped' };

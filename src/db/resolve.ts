@@ -28,7 +28,9 @@ export async function resolveDatabase(config: Config, log?: Logger): Promise<Res
       if (outcome.action === 'left-running') {
         log?.warn(
           { port: config.embeddedPort, otherSessions: outcome.otherSessions, applications: outcome.applications },
-          `embedded Postgres left running: ${outcome.otherSessions} session(s) of other processes still use it (${outcome.applications.join(', ')})`,
+          outcome.otherSessions < 0
+            ? `embedded Postgres left running: ${outcome.applications.join(', ')}`
+            : `embedded Postgres left running: ${outcome.otherSessions} session(s) of other processes still use it (${outcome.applications.join(', ')})`,
         );
       } else if (outcome.action === 'stopped') {
         log?.info({ port: config.embeddedPort }, 'stopped embedded Postgres');
