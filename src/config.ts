@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { UserInputError } from './errors.ts';
 
 const bool = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
+  .enum(['1', '0', 'true', 'false', 'yes', 'no'])
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);

@@ -179,6 +179,8 @@ describe('flowwarden runs', () => {
     const cases: Array<[string[], RegExp]> = [
       [['runs', 'trigger', 'no-such-flow'], /flow 'no-such-flow' not found/],
       [['runs', 'trigger', 'nightly-etl', '--params', '{oops'], /--params is not valid JSON/],
+      [['runs', 'trigger', 'nightly-etl', '--at', '2026-01-01T09:00:00'], /--at '2026-01-01T09:00:00' must be an ISO 8601 time with a zone/],
+      [['runs', 'trigger', 'nightly-etl', '--at', 'tomorrow'], /--at 'tomorrow' must be an ISO 8601 time with a zone/],
       [['runs', 'list', '--state', 'DONE'], /--state 'DONE' is not a state type/],
       [['runs', 'list', '--flow', 'nosuch'], /flow 'nosuch' not found/],
       [['runs', 'list', '--limit', '0'], /--limit must be a whole number/],

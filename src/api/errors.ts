@@ -2,8 +2,6 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ConflictError, NotFoundError, UserInputError, errorMessage } from '../errors.ts';
 import { InvalidTransitionError } from '../runs/states.ts';
 
-export { ConflictError };
-
 /** Map domain errors onto HTTP: 404 unknown, 409 invalid transition or conflict, 400 bad input, 500 otherwise. */
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) {
   if (err instanceof NotFoundError) return reply.code(404).send({ error: 'not_found', message: err.message });

@@ -33,7 +33,7 @@ const stateList = z
   .transform((s) => s.split(',').map((x) => x.trim().toUpperCase()).filter(Boolean))
   .pipe(z.array(z.enum(STATE_TYPES, { error: `each state must be one of ${STATE_TYPES.join(', ')}` })).min(1).max(STATE_TYPES.length));
 
-/** An ISO 8601 time with a zone, parsed to a Date: every time the API accepts (filters, scheduledFor). */
+/** An ISO 8601 time with a zone, parsed to a Date: the API's filters and scheduledFor, and the CLI's --at. */
 export const IsoTime = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2026-01-01T00:00:00Z' }).transform((s) => new Date(s));
 
 export const RunListQuery = PageQuery.extend({

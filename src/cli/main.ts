@@ -11,6 +11,7 @@ import { migrateAll } from '../db/migrate.ts';
 import { startBoss } from '../queue/boss.ts';
 import type { Role } from '../app.ts';
 import { OPTIONS, parseLimit, runPod, withDb, withPool, type Ctx, type Values } from './context.ts';
+import { IsoTime } from '../api/schemas.ts';
 import { loadHandlersModule } from '../targets/function.ts';
 import { listFlows, listSchedules, requireFlow } from '../queries/flows.ts';
 import { getRun, listRuns, runHistory, runTasks } from '../queries/runs.ts';
@@ -168,8 +169,10 @@ async function cmdRuns(base: Omit<Ctx, 'db'>, sub: string | undefined, args: str
         throw new UserInputError(`--params is not valid JSON (${errorMessage(err)}); e.g. --params '{"date":"2026-11-22"}'`);
       }
     }
-    const at = values.at ? new Date(values.at) : undefined;
-    if (at && Number.isNaN(at.getTime())) throw new UserInputError(`--at '${values.at}' is not a date; use ISO 8601, e.g. 2026-11-22T10:00:00Z`);
+    // The API's rule (IsoTime): a time without a zone would be read in this machine's zone.
+    const parsedAt = values.at === undefined ? undefined : IsoTime.safeParse(values.at);
+    if (parsedAt && !parsedAt.success) throw new UserInputError(`--at '${values.at}' must be an ISO 8601 time with a zone, e.g. 2026-11-22T10:00:00Z`);
+    const at = parsedAt?.data;
     await withPool(base, async (pool, c) => {
       const boss = await startBoss({ connectionString: c.db.url, role: 'producer' });
       try {

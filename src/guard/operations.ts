@@ -28,7 +28,7 @@ import {
 import { setScheduleEnabled, type FlowRow } from '../queries/flows.ts';
 import { EVENTS, QUEUES, sendJob } from '../queue/catalog.ts';
 import { publishEvent } from '../runs/service.ts';
-import { NotFoundError, UserInputError, errorMessage } from '../errors.ts';
+import { ConflictError, NotFoundError, UserInputError, errorMessage } from '../errors.ts';
 import type { GuardActionRegistry } from './actions.ts';
 import type { Logger } from '../log.ts';
 
@@ -88,7 +88,7 @@ function requireText(value: string | undefined, what: string): string {
   return v;
 }
 
-/** An operator disables a flow by name. Already held → UserInputError naming the open hold. */
+/** An operator disables a flow by name. Already held → ConflictError naming the open hold. */
 export async function disableFlowTx(
   boss: PgBoss,
   tx: Queryable,
@@ -101,7 +101,7 @@ export async function disableFlowTx(
   if (!flow) throw new NotFoundError(`flow '${flowName}' not found: check the name (flowwarden flows list)`);
   const hold = await openHold(tx, flow.name);
   if (hold) {
-    throw new UserInputError(
+    throw new ConflictError(
       `flow '${flowName}' is already disabled since ${hold.disabledAt.toISOString()} by ${hold.disabledBy} (${hold.reason}); nothing to do`,
     );
   }
@@ -128,7 +128,7 @@ export interface ReactivateOutcome {
  * An operator reactivates a flow: the schedules the guard switched off are switched on with
  * next_run_at recomputed from now (no catch-up storm for the disabled period), the baseline
  * (valid_since) moves to now so old failures never count again, and the open hold is closed.
- * Not disabled → UserInputError.
+ * Not disabled → ConflictError.
  */
 export async function reactivateFlowTx(boss: PgBoss, tx: Queryable, flowName: string, options: { by?: string }): Promise<ReactivateOutcome> {
   const by = requireText(options.by, `reactivating flow '${flowName}' needs to say who takes responsibility (CLI: --by WHO), recorded in its guard history`);
@@ -136,7 +136,7 @@ export async function reactivateFlowTx(boss: PgBoss, tx: Queryable, flowName: st
   if (!flow) throw new NotFoundError(`flow '${flowName}' not found: check the name (flowwarden flows list)`);
   const hold = await openHold(tx, flow.name);
   if (!hold && !flow.disabledAt) {
-    throw new UserInputError(`flow '${flowName}' is not disabled: nothing to reactivate (see flowwarden flows show ${flowName})`);
+    throw new ConflictError(`flow '${flowName}' is not disabled: nothing to reactivate (see flowwarden flows show ${flowName})`);
   }
   const now = await dbNow(tx);
   const scheduleIds = await guardDisabledScheduleIds(tx, flow.id);

@@ -7,7 +7,6 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
 import { route, type ApiDocs } from '../openapi.ts';
-import { ConflictError } from '../errors.ts';
 import { decodeCursor, pageByName, pageOf } from '../validate.ts';
 import {
   DisableBody,
@@ -36,7 +35,7 @@ import { flowJson, scheduleJson } from '../../runs/json.ts';
 import { FlowInput } from '../../flows/spec.ts';
 import { nextFireTimes } from '../../scheduling/fire-times.ts';
 import { FAILURE_TYPES, type StateType } from '../../runs/states.ts';
-import { NotFoundError, UserInputError } from '../../errors.ts';
+import { ConflictError, NotFoundError, UserInputError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
 
 /**
@@ -62,11 +61,6 @@ export async function healthStatus(db: Queryable, flow: FlowRow, config: Pick<Co
 }
 
 /** A state conflict from a guard operation (already disabled, not disabled) is a 409, not a 400. */
-function asConflict(err: unknown): never {
-  if (err instanceof UserInputError && !(err instanceof NotFoundError)) throw new ConflictError(err.message, err.details);
-  throw err;
-}
-
 async function requireSchedule(db: Queryable, flowName: string, scheduleName: string) {
   const flow = await requireFlow(db, flowName);
   const schedule = await getScheduleByName(db, flow.id, scheduleName);
@@ -122,7 +116,7 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       params: FlowParams, body: DisableBody, errors: { 404: 'no such flow', 409: 'already disabled' },
       responses: { 200: { description: 'disabled', schema: z.object({ flow: FlowJson, hold: HoldJson, schedulesDisabled: z.number(), runsCancelled: z.number() }) } },
     }, async ({ params, body }) => {
-      const out = await withTransaction(ctx.pool, (tx) => disableFlowTx(ctx.boss, tx, params.name, { reason: body.reason, by: body.by ?? 'api' })).catch(asConflict);
+      const out = await withTransaction(ctx.pool, (tx) => disableFlowTx(ctx.boss, tx, params.name, { reason: body.reason, by: body.by ?? 'api' }));
       return { flow: flowJson(out.flow), hold: holdJson(out.hold), schedulesDisabled: out.schedulesDisabled, runsCancelled: out.runsCancelled };
     });
 
@@ -131,7 +125,7 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       params: FlowParams, body: ReactivateBody, errors: { 404: 'no such flow', 409: 'not disabled' },
       responses: { 200: { description: 'reactivated', schema: z.object({ flow: FlowJson, hold: HoldJson.nullable(), schedulesEnabled: z.number() }) } },
     }, async ({ params, body }) => {
-      const out = await withTransaction(ctx.pool, (tx) => reactivateFlowTx(ctx.boss, tx, params.name, { by: body.by })).catch(asConflict);
+      const out = await withTransaction(ctx.pool, (tx) => reactivateFlowTx(ctx.boss, tx, params.name, { by: body.by }));
       return { flow: flowJson(out.flow), hold: out.hold ? holdJson(out.hold) : null, schedulesEnabled: out.schedulesEnabled };
     });
 

@@ -7,7 +7,6 @@ import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
 import { bearer, scopeOf, runReportToken } from '../auth.ts';
 import { route, type ApiDocs } from '../openapi.ts';
-import { ConflictError } from '../errors.ts';
 import { badCursor, decodeCursor, pageOf } from '../validate.ts';
 import { CancelBody, FlowParams, IsoTime, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
 import { withTransaction } from '../../db/client.ts';
@@ -15,7 +14,7 @@ import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { reportRunStateTx, triggerRunTx } from '../../producers/operations.ts';
 import { applyLockedTransition } from '../../runs/service.ts';
 import { runJson } from '../../runs/json.ts';
-import { NotFoundError } from '../../errors.ts';
+import { ConflictError, NotFoundError } from '../../errors.ts';
 import { STATE_TYPES } from '../../runs/states.ts';
 
 const ReportBody = z
