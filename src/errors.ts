@@ -47,6 +47,14 @@ export class RateLimitedError extends Error {
   }
 }
 
+/**
+ * Send options of a job re-sent for when a long Retry-After ends: it starts then and keeps the
+ * retries the 429'd job had left, so the wait uses none (dispatch's deferForRateLimit, the poll worker).
+ */
+export function resendAfterRateLimit(job: { retryCount: number; retryLimit: number }, err: RateLimitedError): { startAfter: number; retryLimit: number } {
+  return { startAfter: Math.ceil(err.retryAfterMs / 1000), retryLimit: Math.max(0, job.retryLimit - job.retryCount) };
+}
+
 export function isPermanent(err: unknown): err is PermanentError {
   return err instanceof PermanentError;
 }

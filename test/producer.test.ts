@@ -73,6 +73,13 @@ describe('producer client', () => {
     await assert.rejects(client.upsertSchedule('watched-later', { name: 'hourly', every: '1h' }), UserInputError);
     const paused = await client.upsertSchedule('watched-later', { name: 'nightly', cron: '0 3 * * *', enabled: false });
     assert.equal(paused.schedule.enabled, false);
+    // A whole definition may list it paused too; listed enabled, it is refused with its path.
+    const watched = { type: 'prefect' as const, deployment: 'later/prod', watch: true };
+    await client.upsertFlow({ name: 'watched-later', target: watched, schedules: [{ name: 'nightly', cron: '0 3 * * *', enabled: false }] });
+    await assert.rejects(
+      client.upsertFlow({ name: 'watched-later', target: watched, schedules: [{ name: 'nightly', cron: '0 3 * * *' }] }),
+      /flow 'watched-later'\.schedules: a watched flow/,
+    );
     const { rows } = await app.pool.query(
       `select count(*)::int as n from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id where f.name = 'watched-later' and s.enabled`,
     );

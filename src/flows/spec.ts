@@ -154,12 +154,17 @@ export function checkFlowInput(raw: unknown, where: string): { data: FlowInput |
   return { data: r.success && details.length === 0 ? r.data : null, details };
 }
 
-/** A flow Prefect schedules itself (watch mode) must not also have flowwarden schedules: both would run it. */
+/**
+ * A flow Prefect schedules itself (watch mode) must not also have enabled flowwarden schedules: both
+ * would run it. A paused one (`enabled: false`) may stay listed, as upsertSchedule allows.
+ */
 function watchedWithSchedules(raw: unknown, where: string): string[] {
   if (!raw || typeof raw !== 'object') return [];
   const { target, schedules } = raw as { target?: unknown; schedules?: unknown };
-  if (!isWatchedTarget(target) || !Array.isArray(schedules) || schedules.length === 0) return [];
-  return [`${where}.schedules: a watched flow (target.watch: true) is scheduled by Prefect itself, so flowwarden schedules would run it twice; remove them, or set watch: false to have flowwarden schedule and dispatch it`];
+  if (!isWatchedTarget(target) || !Array.isArray(schedules)) return [];
+  const enabled = schedules.filter((s) => (s as { enabled?: unknown } | null)?.enabled !== false);
+  if (enabled.length === 0) return [];
+  return [`${where}.schedules: a watched flow (target.watch: true) is scheduled by Prefect itself, so flowwarden schedules would run it twice; remove them or pause them (enabled: false), or set watch: false to have flowwarden schedule and dispatch it`];
 }
 
 export function parseFlowInput(raw: unknown, where = 'flow'): FlowInput {

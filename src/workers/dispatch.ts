@@ -29,7 +29,7 @@ import type { FlowRow } from '../queries/flows.ts';
 import { runFunctionTarget } from '../targets/function.ts';
 import { runHttpTarget } from '../targets/http.ts';
 import type { RunContext, TargetOutcome } from '../targets/types.ts';
-import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
+import { RateLimitedError, errorMessage, isPermanent, resendAfterRateLimit } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
@@ -351,7 +351,7 @@ async function deferForRateLimit(
   log: Logger,
 ): Promise<void> {
   const runId = job.data.runId;
-  const afterSeconds = Math.ceil(err.retryAfterMs / 1000);
+  const { startAfter: afterSeconds, retryLimit } = resendAfterRateLimit(job, err);
   await withTransaction(deps.pool, async (tx) => {
     const current = await getRun(tx, runId, { forUpdate: true });
     if (current?.stateType !== 'PENDING') return;
@@ -362,7 +362,7 @@ async function deferForRateLimit(
     await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
       id: deferredDispatchJobId(runId, attempt + 1),
       startAfter: afterSeconds,
-      retryLimit: Math.max(0, job.retryLimit - job.retryCount),
+      retryLimit,
       db: bossDb(tx),
     });
   });

@@ -14,14 +14,13 @@
  * this job completes. A deferral neither counts as a poll (maxPolls) nor consumes a retry.
  */
 import { z } from 'zod';
-import type { PgBoss } from 'pg-boss';
-import type { JobWithMetadata } from 'pg-boss';
+import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
 import { bossDb, type Queryable } from '../db/client.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
-import { RateLimitedError } from '../errors.ts';
+import { RateLimitedError, resendAfterRateLimit } from '../errors.ts';
 
 const Payload = z.object({
   runId: z.string().uuid(),
@@ -35,11 +34,19 @@ export function pollJobId(runId: string, polls: number, deferred = 0): string {
   return stableJobId(`flowwarden:poll:${runId}:${polls}${deferred > 0 ? `:deferred:${deferred}` : ''}`);
 }
 
-/** Enqueue poll number `polls` for a run, `afterSeconds` from Postgres's now, inside `tx`. */
-export async function sendPoll(boss: PgBoss, tx: Queryable, runId: string, polls: number, afterSeconds: number): Promise<void> {
-  await sendJob(boss, QUEUES.poll, { runId, polls }, {
-    id: pollJobId(runId, polls),
+/**
+ * Enqueue poll number `polls` for a run, `afterSeconds` from Postgres's now, inside `tx`. A poll
+ * re-sent after a long 429 passes `deferred` (its own job id) and the retries it keeps.
+ */
+export async function sendPoll(
+  boss: PgBoss, tx: Queryable, runId: string, polls: number, afterSeconds: number,
+  options: { deferred?: number; retryLimit?: number } = {},
+): Promise<void> {
+  const deferred = options.deferred ?? 0;
+  await sendJob(boss, QUEUES.poll, { runId, polls, ...(deferred > 0 ? { deferred } : {}) }, {
+    id: pollJobId(runId, polls, deferred),
     ...(afterSeconds > 0 ? { startAfter: afterSeconds } : {}),
+    ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
     db: bossDb(tx),
   });
 }
@@ -54,14 +61,9 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
   } catch (err) {
     if (!(err instanceof RateLimitedError) || job.signal.aborted) throw err;
     const deferred = (job.data.deferred ?? 0) + 1;
-    const afterSeconds = Math.ceil(err.retryAfterMs / 1000);
-    await sendJob(deps.boss, QUEUES.poll, { runId, polls, deferred }, {
-      id: pollJobId(runId, polls, deferred),
-      startAfter: afterSeconds,
-      retryLimit: Math.max(0, job.retryLimit - job.retryCount),
-      db: bossDb(deps.pool),
-    });
-    log.info({ afterSeconds, deferred }, 'Prefect rate limited (429): poll re-sent for when Retry-After ends (no retry used)');
+    const { startAfter, retryLimit } = resendAfterRateLimit(job, err);
+    await sendPoll(deps.boss, deps.pool, runId, polls, startAfter, { deferred, retryLimit });
+    log.info({ afterSeconds: startAfter, deferred }, 'Prefect rate limited (429): poll re-sent for when Retry-After ends (no retry used)');
   }
 }
 
