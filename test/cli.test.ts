@@ -8,6 +8,8 @@ import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { runCli } from './support/cli.ts';
 import { DEFAULTS, loadConfig } from '../src/config.ts';
+import { connectionFailure } from '../src/cli/context.ts';
+import { freePort } from './support/server.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -196,6 +198,17 @@ describe('flowwarden runs', () => {
     }
   });
 
+  test('a connection lost mid-command is reported as lost, not as a failure to connect; other errors pass through', () => {
+    const db = { url: 'postgres://u:pw@db.internal:6543/app', embedded: false };
+    const lost = connectionFailure(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), db) as Error;
+    assert.match(lost.message, /^lost the connection to Postgres at db\.internal:6543 during the command/);
+    assert.doesNotMatch(lost.message, /pw/);
+    const refused = connectionFailure(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:6543'), { code: 'ECONNREFUSED' }), db) as Error;
+    assert.match(refused.message, /^cannot connect to Postgres at db\.internal:6543 \(connect ECONNREFUSED/);
+    const other = new Error('relation "x" does not exist');
+    assert.equal(connectionFailure(other, db), other);
+  });
+
   test('an empty variable is unset: its default applies', async () => {
     const empty = loadConfig({ DATABASE_URL: '', FLOWWARDEN_PORT: '', FLOWWARDEN_ADMIN_TOKEN: '', PREFECT_API_URL: ' ', FLOWWARDEN_LOG_PRETTY: '' });
     assert.equal(empty.databaseUrl, undefined);
@@ -237,12 +250,7 @@ describe('flowwarden runs', () => {
   });
 
   test('start against a database that refuses connections exits 1 with the same clear message', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const probe = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (probe.address() as net.AddressInfo).port;
-        probe.close(() => resolve(p)); // now closed: connections to it are refused
-      });
-    });
+    const port = await freePort(); // bound, then closed: connections to it are refused
     const r = await runCli(['start'], { DATABASE_URL: `postgres://u:secret@127.0.0.1:${port}/db`, FLOWWARDEN_PORT: '0' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`flowwarden: error: cannot connect to Postgres at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\): check DATABASE_URL`));

@@ -20,6 +20,7 @@ import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { createLogger, registerSecrets } from '../src/log.ts';
+import { freePort } from './support/server.ts';
 import { upsertChannel } from '../src/notify/operations.ts';
 import { runHttpTarget } from '../src/targets/http.ts';
 import { createHttp } from '../src/http.ts';
@@ -184,10 +185,7 @@ test('secrets loaded at runtime are registered with the redactor: channel URLs a
   const targetSecret = 'runtime-target-secret-PPPP4444';
   const bearer = 'Bearer runtimeBearerQQQQ5555';
   await upsertChannel(pool, { name: 'runtime-hook', url: `https://hooks.slack.com/services/T1/B2/${channelToken}` });
-  // A port nothing listens on: bind one, then close it.
-  const probe = createServer();
-  const closed = await listen(probe);
-  await new Promise((r) => probe.close(r));
+  const closed = await freePort(); // a port nothing listens on
   const target = { type: 'http' as const, mode: 'sync' as const, url: `http://127.0.0.1:${closed}/hooks/${pathToken}/run`, secret: targetSecret, headers: { authorization: bearer, accept: 'application/json' } };
   const ctx = { runId: '00000000-0000-4000-8000-000000000001', flow: 'f', scheduledFor: new Date(), parameters: {}, attempt: 0, signal: new AbortController().signal, log: createLogger({ level: 'silent' }) };
   const failure = await runHttpTarget(createHttp({ timeoutMs: 300 }), target, ctx, { secret: undefined, timeoutMs: 300 }).then(() => null, (err: Error) => err);
@@ -204,9 +202,7 @@ test('secrets loaded at runtime are registered with the redactor: channel URLs a
 });
 
 test('an http target URL registers only what safeUrl hides: tokens in the path and query values, not the plain words', async () => {
-  const probe = createServer();
-  const closed = await listen(probe);
-  await new Promise((r) => probe.close(r));
+  const closed = await freePort(); // a port nothing listens on
   const pathToken = 'a9f3c2e1b7d64e0f9a8b7c6d';
   const queryToken = 'queryTok3nRRRR6666';
   const url = `http://127.0.0.1:${closed}/jobs/warehouse-loader-nightly/${pathToken}?key=${queryToken}`;

@@ -42,8 +42,13 @@ export function parseLimit(v: string | undefined, fallback = 50): number {
   return n;
 }
 
-/** "cannot connect to Postgres at HOST:PORT ...: what to check" for a connection that failed or timed out. */
-export function connectionFailure(err: unknown, db: Pick<ResolvedDatabase, 'url' | 'embedded'>): Error {
+/**
+ * A connection error as the CLI reports it: "cannot connect to Postgres at HOST:PORT (...): what to
+ * check" when it could not connect (refused, timed out), "lost the connection to Postgres at
+ * HOST:PORT" when the server went away mid-command. Any other error is returned unchanged.
+ */
+export function connectionFailure(err: unknown, db: Pick<ResolvedDatabase, 'url' | 'embedded'>): unknown {
+  if (!isConnectionError(err)) return err;
   let where = 'the database';
   try {
     const u = new URL(db.url);
@@ -51,10 +56,15 @@ export function connectionFailure(err: unknown, db: Pick<ResolvedDatabase, 'url'
   } catch {
     // Not a URL: keep the generic name (the URL may hold a password, so it is never printed).
   }
+  const message = (err as Error).message;
+  const code = (err as { code?: string }).code ?? '';
+  if (/^57P0/.test(code) || /Connection terminated unexpectedly/i.test(message)) {
+    return new Error(`lost the connection to Postgres at ${where} during the command (${message}): the server stopped or restarted; run the command again once it is up`, { cause: err });
+  }
   const fix = db.embedded
     ? 'the embedded server did not answer: another program may be listening on FLOWWARDEN_EMBEDDED_PORT; stop it or set FLOWWARDEN_EMBEDDED_PORT to a free port'
     : 'check DATABASE_URL and that the server is up and accepting connections';
-  return new Error(`cannot connect to Postgres at ${where} (${(err as Error).message}; timeout ${CONNECT_TIMEOUT_MS / 1000} s): ${fix}`, { cause: err });
+  return new Error(`cannot connect to Postgres at ${where} (${message}; timeout ${CONNECT_TIMEOUT_MS / 1000} s): ${fix}`, { cause: err });
 }
 
 export async function withDb<T>(ctx: Omit<Ctx, 'db'>, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
@@ -63,7 +73,7 @@ export async function withDb<T>(ctx: Omit<Ctx, 'db'>, fn: (ctx: Ctx) => Promise<
     if (db.embedded) await migrateAll(db.url);
     return await fn({ ...ctx, db });
   } catch (err) {
-    throw isConnectionError(err) ? connectionFailure(err, db) : err;
+    throw connectionFailure(err, db);
   } finally {
     await db.release();
   }
@@ -115,7 +125,7 @@ export async function runPod(base: Omit<Ctx, 'db'>, roles: Role[], afterStart?: 
   }
   try {
     const app = await createApp({ config: base.config, log: base.log, databaseUrl: db.url, roles }).catch((err: unknown) => {
-      throw isConnectionError(err) ? connectionFailure(err, db) : err;
+      throw connectionFailure(err, db);
     });
     let failed = false;
     try {
