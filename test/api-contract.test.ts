@@ -121,9 +121,7 @@ describe('validation', () => {
     assert.deepEqual(await flowState('reports'), before);
     assert.equal((await api('GET', '/api/flows/other')).status, 404);
   });
-});
 
-describe('validation', () => {
   test('a bad scheduledFor on trigger is a 400 that says which time format to use; a good one is kept', async () => {
     for (const bad of ['next tuesday', '2026-13-01T00:00:00Z', '2026-01-01T09:00:00']) {
       const res = await api('POST', '/api/flows/reports/runs', { payload: { scheduledFor: bad } });

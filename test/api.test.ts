@@ -125,3 +125,34 @@ describe('POST /api/flows/:name/runs', () => {
     assert.equal((await app.pool.query('select count(*)::int as n from flowwarden.runs')).rows[0].n, before);
   });
 });
+
+describe('admin pages', () => {
+  test('the flows page lists 500 flows and a "more…" link that continues after the last one shown', async () => {
+    await app.pool.query(
+      `insert into flowwarden.flows (name, target) select 'paged-' || lpad(g::text, 4, '0'), '{"type":"function"}' from generate_series(1, 501) g`,
+    );
+    const login = await app.api!.inject({
+      method: 'POST', url: '/admin/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TEST_ADMIN_TOKEN}`,
+    });
+    assert.equal(login.statusCode, 303);
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const get = (url: string) => app.api!.inject({ method: 'GET', url, headers: { cookie } });
+    const names = (body: string) => [...body.matchAll(/href="\/admin\/flows\/([^"?]+)"/g)].map((m) => decodeURIComponent(m[1]!));
+
+    const first = await get('/admin/flows');
+    assert.equal(first.statusCode, 200);
+    const firstNames = names(first.body);
+    assert.equal(firstNames.length, 500);
+    const more = /<a href="\/admin\/flows\?after=([^"]+)">more…<\/a>/.exec(first.body);
+    assert.ok(more, 'a "more…" link');
+    assert.equal(decodeURIComponent(more[1]!), firstNames.at(-1));
+
+    const second = await get(`/admin/flows?after=${more[1]}`);
+    assert.equal(second.statusCode, 200);
+    const secondNames = names(second.body);
+    assert.ok(secondNames.length > 0 && secondNames.every((n) => n > firstNames.at(-1)!), 'the next page starts after the last name shown');
+    assert.doesNotMatch(second.body, /more…/, 'the last page has no "more…" link');
+    const all = new Set([...firstNames, ...secondNames]);
+    for (let i = 1; i <= 501; i++) assert.ok(all.has(`paged-${String(i).padStart(4, '0')}`), `paged-${i} is on a page`);
+  });
+});

@@ -73,7 +73,7 @@ const clip = (s: string | null, n = 140) => (s && s.length > n ? `${s.slice(0, n
 /** `after`: this page starts after that flow name; `more`: the last name shown, when more flows follow. */
 export function flowsPage(flows: FlowRow[], now: Date, pageInfo: { after?: string | undefined; more?: string | undefined } = {}): Markup {
   const count = `${flows.length} flow${flows.length === 1 ? '' : 's'}${pageInfo.after ? ` after ${pageInfo.after}` : ''}`;
-  const more = pageInfo.more ? html`<p id="more-flows"><a href="/admin/flows?after=${encodeURIComponent(pageInfo.more)}">more…</a></p>` : '';
+  const more = pageInfo.more ? html`<p id="more-flows"><a href="/admin/flows?after=${seg(pageInfo.more)}">more…</a></p>` : '';
   return html`<h1>Flows</h1><p class="sub">${count}${pageInfo.after ? html` · <a href="/admin/flows">first page</a>` : ''}</p>
   <section>${table(['flow', 'target', 'status', 'since'], flows.map((f) => html`<tr>
     <td>${flowLink(f.name)}</td><td>${f.target.type}</td>
