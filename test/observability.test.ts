@@ -138,9 +138,11 @@ describe('GET /api/queues and flowwarden queues', () => {
   });
 });
 
+/** The pod's /metrics text. */
+const scrape = async () => (await app.api!.inject({ url: '/metrics' })).body;
+
 describe('/metrics', () => {
   test('exposes cluster-wide gauges from Postgres and the fire lag and dispatch duration of dispatched runs', async () => {
-    const scrape = async () => (await app.api!.inject({ url: '/metrics' })).body;
     const before = await scrape();
     const count = (text: string, name: string, labels: Record<string, string>) => sample(text, name, labels) ?? 0;
     // Four runs, due 5 s ago, dispatched together (one group claim, one group-committed outcome batch).
@@ -170,7 +172,6 @@ describe('/metrics', () => {
   });
 
   test('run transitions are counted by new state type, whichever path finished the run', async () => {
-    const scrape = async () => (await app.api!.inject({ url: '/metrics' })).body;
     const transitions = (text: string, stateType: string) => sample(text, 'flowwarden_run_transitions_total', { state_type: stateType }) ?? 0;
     const before = await scrape();
     // Dispatch: two runs complete, one fails (the built-in fail handler).

@@ -39,10 +39,13 @@ async function setNextRunAt(flowName: string, when: Date): Promise<void> {
   );
 }
 
-async function runsOf(flowName: string): Promise<Array<{ id: string; scheduledFor: Date; stateType: string; stateName: string }>> {
-  const { rows } = await app.pool.query(
-    `select r.id, r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName"
-       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = $1 order by r.scheduled_for`,
+interface RunOf { id: string; scheduledFor: Date; stateType: string; stateName: string; message: string | null; scheduleId: string | null; parameters: Record<string, unknown> }
+
+async function runsOf(flowName: string): Promise<RunOf[]> {
+  const { rows } = await app.pool.query<RunOf>(
+    `select r.id, r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
+            r.state_message as message, r.schedule_id as "scheduleId", r.parameters
+       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = $1 order by r.scheduled_for, r.created_at`,
     [flowName],
   );
   return rows;
@@ -129,16 +132,6 @@ describe('scheduler tick', () => {
   });
 
   describe('re-applying a changed schedule', () => {
-    interface Row { id: string; scheduledFor: Date; stateType: string; message: string | null; scheduleId: string | null; parameters: Record<string, unknown> }
-    async function allRuns(flowName: string): Promise<Row[]> {
-      const { rows } = await app.pool.query<Row>(
-        `select r.id, r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_message as message,
-                r.schedule_id as "scheduleId", r.parameters
-           from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = $1 order by r.scheduled_for, r.created_at`,
-        [flowName],
-      );
-      return rows;
-    }
     /**
      * A flow whose interval schedule (every 15 s) fires 12 s and 27 s from Postgres's now: both
      * inside the 30 s horizon, and far enough ahead to still be in the future when the test changes it.
@@ -148,7 +141,7 @@ describe('scheduler tick', () => {
       const anchor = new Date((await dbNow(app.pool)).getTime() + 12_000);
       await setNextRunAt(name, anchor);
       await app.scheduler.runOnce();
-      const runs = await allRuns(name);
+      const runs = await runsOf(name);
       assert.deepEqual(runs.map((r) => r.scheduledFor.getTime()), [anchor.getTime(), anchor.getTime() + 15_000]);
       assert.ok(runs.every((r) => r.stateType === 'SCHEDULED' && r.parameters.v === 1));
       return { fires: runs.map((r) => r.scheduledFor.getTime()), scheduleId: runs[0]!.scheduleId! };
@@ -156,10 +149,10 @@ describe('scheduler tick', () => {
 
     test('new parameters cancel the pre-created future runs; the same fire times run again with the new parameters', async () => {
       const { fires, scheduleId } = await flowWithPrecreatedRuns('reparam');
-      const old = await allRuns('reparam');
+      const old = await runsOf('reparam');
       await defineFlow({ name: 'reparam', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '15s', parameters: { v: 2 } }] });
 
-      const afterChange = await allRuns('reparam');
+      const afterChange = await runsOf('reparam');
       assert.equal(afterChange.length, 2);
       for (const r of afterChange) {
         assert.equal(r.stateType, 'CANCELLED');
@@ -170,7 +163,7 @@ describe('scheduler tick', () => {
       assert.equal(sched.next_run_at.getTime(), fires[0], 'next_run_at recomputed from now, on the stored anchor');
 
       await app.scheduler.runOnce();
-      const fresh = (await allRuns('reparam')).filter((r) => r.stateType === 'SCHEDULED');
+      const fresh = (await runsOf('reparam')).filter((r) => r.stateType === 'SCHEDULED');
       assert.deepEqual(fresh.map((r) => r.scheduledFor.getTime()), fires);
       assert.ok(fresh.every((r) => r.parameters.v === 2 && r.scheduleId === scheduleId));
       assert.equal(await dispatchJobsFor(fresh.map((r) => r.id)), 2);
@@ -178,17 +171,17 @@ describe('scheduler tick', () => {
 
       // Re-applying the same definition changes nothing.
       await defineFlow({ name: 'reparam', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '15s', parameters: { v: 2 } }] });
-      assert.deepEqual((await allRuns('reparam')).filter((r) => r.stateType === 'SCHEDULED').map((r) => r.id), fresh.map((r) => r.id));
+      assert.deepEqual((await runsOf('reparam')).filter((r) => r.stateType === 'SCHEDULED').map((r) => r.id), fresh.map((r) => r.id));
     });
 
     test('pausing cancels the pre-created runs; resuming inside the horizon fires those times again', async () => {
       const { fires, scheduleId } = await flowWithPrecreatedRuns('pause-resume');
       await withTransaction(app.pool, async (tx) => setScheduleEnabled(tx, scheduleId, false, 'maintenance', await dbNow(tx)));
-      const paused = await allRuns('pause-resume');
+      const paused = await runsOf('pause-resume');
       assert.ok(paused.every((r) => r.stateType === 'CANCELLED' && r.scheduleId === null), 'cancelled and detached');
       await withTransaction(app.pool, async (tx) => setScheduleEnabled(tx, scheduleId, true, null, await dbNow(tx)));
       await app.scheduler.runOnce();
-      const fresh = (await allRuns('pause-resume')).filter((r) => r.stateType === 'SCHEDULED');
+      const fresh = (await runsOf('pause-resume')).filter((r) => r.stateType === 'SCHEDULED');
       assert.deepEqual(fresh.map((r) => r.scheduledFor.getTime()), fires, 'both fire times still ahead run after the resume');
       assert.equal(await dispatchJobsFor(fresh.map((r) => r.id)), 2);
     });
@@ -196,9 +189,9 @@ describe('scheduler tick', () => {
     test('a new interval cancels the pre-created runs and fires on the new spec, including the fire times both share', async () => {
       const { fires } = await flowWithPrecreatedRuns('respec');
       await defineFlow({ name: 'respec', target: { type: 'function', handler: 'noop' }, schedules: [{ name: 's', every: '5s', parameters: { v: 1 } }] });
-      assert.ok((await allRuns('respec')).every((r) => r.stateType === 'CANCELLED'));
+      assert.ok((await runsOf('respec')).every((r) => r.stateType === 'CANCELLED'));
       await app.scheduler.runOnce();
-      const fresh = (await allRuns('respec')).filter((r) => r.stateType === 'SCHEDULED').map((r) => r.scheduledFor.getTime());
+      const fresh = (await runsOf('respec')).filter((r) => r.stateType === 'SCHEDULED').map((r) => r.scheduledFor.getTime());
       for (const t of fires) assert.ok(fresh.includes(t), 'a fire time the old and new spec share still fires');
       assert.ok(fresh.every((t) => (t - fires[0]!) % 5000 === 0), 'aligned on the stored anchor, every 5 s');
       assert.ok(fresh.length >= 5, `every 5 s within the horizon: ${fresh.length}`);

@@ -105,6 +105,17 @@ interface Env {
   boss: PgBoss;
 }
 
+/** Start another pod, run `check` while it is up, then SIGTERM it and expect a clean exit. */
+async function withNextPod(env: Env, check: () => Promise<unknown>): Promise<void> {
+  const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
+  try {
+    await check();
+  } finally {
+    next.child.kill('SIGTERM');
+  }
+  assert.equal((await next.exited).code, 0, next.output());
+}
+
 async function setup(): Promise<Env> {
   const db = await createTestDatabase();
   const pool = new pg.Pool({ connectionString: db.url, max: 3 });
@@ -180,9 +191,10 @@ describe('SIGTERM drains the pod', () => {
 
     // The next pod takes the retried job and runs the handler again (this time it may finish).
     fs.writeFileSync(release, '');
-    const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
-    await waitFor(async () => (await runState(env, runId)).stateType === 'COMPLETED', { what: 'the requeued run to complete on the next pod', timeoutMs: 30_000 });
-    await waitFor(async () => (await jobState(env, runId)) === 'completed', { what: 'the retried job to complete' });
+    await withNextPod(env, async () => {
+      await waitFor(async () => (await runState(env, runId)).stateType === 'COMPLETED', { what: 'the requeued run to complete on the next pod', timeoutMs: 30_000 });
+      await waitFor(async () => (await jobState(env, runId)) === 'completed', { what: 'the retried job to complete' });
+    });
     const { rows: history } = await env.pool.query<{ to: string }>(
       `select to_type || '/' || to_name as "to" from flowwarden.run_state_history where run_id = $1 order by id`,
       [runId],
@@ -192,8 +204,6 @@ describe('SIGTERM drains the pod', () => {
       'PENDING/AwaitingRetry', // cut off at its drain deadline
       'PENDING/Pending', 'RUNNING/Running', 'COMPLETED/Completed', // re-run once on the next pod
     ]);
-    next.child.kill('SIGTERM');
-    assert.equal((await next.exited).code, 0, next.output());
   });
 
   test('a draining pod claims nothing new: a run triggered during the drain stays SCHEDULED until another pod takes it', async () => {
@@ -230,10 +240,7 @@ describe('SIGTERM drains the pod', () => {
     assert.equal(await jobState(env, second), 'created');
 
     // Not stuck: the next pod takes it.
-    const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
-    await waitFor(async () => (await runState(env, second)).stateType === 'COMPLETED', { what: 'the next pod to run it', timeoutMs: 30_000 });
-    next.child.kill('SIGTERM');
-    assert.equal((await next.exited).code, 0, next.output());
+    await withNextPod(env, () => waitFor(async () => (await runState(env, second)).stateType === 'COMPLETED', { what: 'the next pod to run it', timeoutMs: 30_000 }));
   });
 
   test('a handler that ignores its abort signal is abandoned; the redelivered job marks the run CRASHED on another pod', async () => {
@@ -252,11 +259,10 @@ describe('SIGTERM drains the pod', () => {
 
     // Not lost: the next pod takes the retry, sees a function run that was RUNNING under an older
     // attempt, and settles it CRASHED instead of running the handler a second time.
-    const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
-    await waitFor(async () => (await runState(env, runId)).stateType === 'CRASHED', { what: 'the run to be CRASHED by redelivery', timeoutMs: 30_000 });
-    await waitFor(async () => (await jobState(env, runId)) === 'completed', { what: 'the retried job to complete' });
-    next.child.kill('SIGTERM');
-    assert.equal((await next.exited).code, 0, next.output());
+    await withNextPod(env, async () => {
+      await waitFor(async () => (await runState(env, runId)).stateType === 'CRASHED', { what: 'the run to be CRASHED by redelivery', timeoutMs: 30_000 });
+      await waitFor(async () => (await jobState(env, runId)) === 'completed', { what: 'the retried job to complete' });
+    });
   });
 
   test('a second SIGTERM exits at once without waiting for in-flight work', async () => {
