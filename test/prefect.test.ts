@@ -342,6 +342,23 @@ describe('prefect target', () => {
   });
 });
 
+/** Two importer pods, each with its own pool, pg-boss, Prefect client and PrefectWatcher. */
+async function startWatcherPods(options: ConstructorParameters<typeof PrefectWatcher>[2]) {
+  return Promise.all([1, 2].map(async () => {
+    const pool = createPool(app.db.url, { max: 3 });
+    const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
+    const c = createPrefectConnector({ client: createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }), config: app.config, log: silentLogger });
+    return { pool, boss, watcher: new PrefectWatcher({ pool, boss, log: silentLogger }, c, options) };
+  }));
+}
+
+async function closeWatcherPods(pods: Awaited<ReturnType<typeof startWatcherPods>>): Promise<void> {
+  for (const p of pods) {
+    await p.boss.stop({ graceful: false, close: true });
+    await p.pool.end();
+  }
+}
+
 describe('prefect watch mode', () => {
   test('two pods import a day of Prefect-scheduled runs with no duplicate and no gap, then keep them current', async () => {
     const dep = fake.addDeployment({ flowName: 'nightly-sync', name: 'prod', schedules: [{ schedule: { interval: 300 } }] });
@@ -363,15 +380,7 @@ describe('prefect watch mode', () => {
 
     const watched = await flow({ name: 'watched-sync', target: { type: 'prefect', deployment: 'nightly-sync/prod', watch: true } });
 
-    // Two pods: own pool, own pg-boss, own Prefect client and importer.
-    const pods = await Promise.all([1, 2].map(async () => {
-      const pool = createPool(app.db.url, { max: 3 });
-      const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
-      const client = createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey });
-      const c = createPrefectConnector({ client, config: app.config, log: silentLogger });
-      const watcher = new PrefectWatcher({ pool, boss, log: silentLogger }, c, { pageSize: 50, lookbackSeconds: 2 * 86400 });
-      return { pool, boss, watcher };
-    }));
+    const pods = await startWatcherPods({ pageSize: 50, lookbackSeconds: 2 * 86400 });
     try {
       const importedBy = [0, 0];
       // Concurrently, one page per pass, then alternately: both interleavings of the cursor.
@@ -432,10 +441,7 @@ describe('prefect watch mode', () => {
       const count = await app.pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where external_id = $1`, [fresh.id]);
       assert.equal(count.rows[0]!.n, 1);
     } finally {
-      for (const p of pods) {
-        await p.boss.stop({ graceful: false, close: true });
-        await p.pool.end();
-      }
+      await closeWatcherPods(pods);
     }
   });
 });
@@ -444,15 +450,9 @@ describe('prefect watch mode: paging', () => {
   test('small pages over runs sharing timestamps, arriving in stages, read by two pods: no gap, no duplicate', async () => {
     const dep = fake.addDeployment({ flowName: 'paging', name: 'prod' });
     const watched = await flow({ name: 'watch-paging', target: { type: 'prefect', deployment: 'paging/prod', watch: true } });
-    const pods = await Promise.all([1, 2].map(async () => {
-      const pool = createPool(app.db.url, { max: 3 });
-      const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
-      const c = createPrefectConnector({ client: createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }), config: app.config, log: silentLogger });
-      // Page of 3, overlap re-read of 2 s: each pass's first page reads runs it already has, and
-      // groups of equal timestamps straddle page boundaries and outgrow a page.
-      const watcher = new PrefectWatcher({ pool, boss, log: silentLogger }, c, { pageSize: 3, overlapSeconds: 2, lookbackSeconds: 3600 });
-      return { pool, boss, watcher };
-    }));
+    // Page of 3, overlap re-read of 2 s: each pass's first page reads runs it already has, and
+    // groups of equal timestamps straddle page boundaries and outgrow a page.
+    const pods = await startWatcherPods({ pageSize: 3, overlapSeconds: 2, lookbackSeconds: 3600 });
     const seeded: string[] = [];
     const start = Date.now() - 10 * 60_000;
     // Groups of runs at one timestamp (ms): sizes chosen to end stages on a small group.
@@ -494,10 +494,7 @@ describe('prefect watch mode: paging', () => {
       assert.equal(rows.length, seeded.length);
       assert.equal(imported, seeded.length, 'each run inserted once, by one pod');
     } finally {
-      for (const p of pods) {
-        await p.boss.stop({ graceful: false, close: true });
-        await p.pool.end();
-      }
+      await closeWatcherPods(pods);
     }
   });
 });
