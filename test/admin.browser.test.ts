@@ -1,8 +1,9 @@
 /**
- * The admin page end to end in a real browser (Debian's Chromium via playwright-core): sign in,
- * find the flow the guard disabled, open it, reactivate it through the confirm dialog, and check
- * the database. Chromium is required: CI installs it (apt-get install -y chromium); a missing
- * browser fails this file rather than skipping it.
+ * The admin page end to end in a real browser (playwright-core driving the Chromium that the
+ * devDependency @sparticuz/chromium ships, or FLOWWARDEN_TEST_CHROMIUM; test/support/browser.ts):
+ * sign in, find the flow the guard disabled, open it, reactivate it through the confirm dialog, and
+ * check the database. Nothing outside `npm ci` is needed; a browser that cannot start fails this
+ * file rather than skipping it.
  *
  * SCREENSHOTS=1 also writes docs/admin-overview.png and docs/admin-flow.png.
  */
@@ -10,27 +11,22 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchBrowser } from './support/browser.ts';
 import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { upsertFlowTx, triggerRunTx, reportRunStateTx } from '../src/producers/operations.ts';
 import { lockFlowByName } from '../src/queries/guard.ts';
 import { disableLockedFlow } from '../src/guard/operations.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const SHOTS = process.env.SCREENSHOTS === '1';
 
 let app: TestApp;
 let browser: Browser | undefined;
 
 before(async () => {
-  assert.ok(
-    fs.existsSync(CHROMIUM),
-    `Chromium not found at ${CHROMIUM}: the admin page browser test needs it. Install it with: apt-get install -y chromium`,
-  );
   app = await startTestApp({ roles: ['api'], start: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  browser = await launchBrowser();
 });
 
 after(async () => {

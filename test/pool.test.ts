@@ -59,7 +59,8 @@ describe('JobPool', () => {
     let maxHeld = 0;
     let sawPrefetch = false;
     const done = new Set<string>();
-    const pool: JobPool = new JobPool(boss, { queue: name, capacity: 3, pollIntervalMs: 50 }, async (job: PoolJob) => {
+    // The pool's clock stands still: every slot takes 0 ms on it, however busy the machine is.
+    const pool: JobPool = new JobPool(boss, { queue: name, capacity: 3, pollIntervalMs: 50, now: () => 0 }, async (job: PoolJob) => {
       running++;
       maxRunning = Math.max(maxRunning, running);
       maxHeld = Math.max(maxHeld, pool.inflight);
@@ -85,12 +86,14 @@ describe('JobPool', () => {
     const name = await queue({ retryLimit: 0 });
     const started: string[] = [];
     const long = gate();
-    const pool = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20 }, async (job: PoolJob<{ kind?: string }>) => {
+    // The pool's clock moves only when a handler says so: short handlers take 0 ms on it, the long
+    // one 60 ms (over the 25 ms threshold), whatever the machine's load.
+    let clock = 0;
+    const pool = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20, prefetchBelowMs: 25, now: () => clock }, async (job: PoolJob<{ kind?: string }>) => {
       started.push(job.id);
       if (job.data.kind === 'long') {
         await long.wait;
-        // The handler's own work: longer than the prefetch threshold (25 ms).
-        await new Promise((r) => setTimeout(r, 60));
+        clock += 60;
       }
     }, silentLogger);
     const second = gate();

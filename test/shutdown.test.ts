@@ -16,7 +16,6 @@ import { waitFor } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
 import { startBoss } from '../src/queue/boss.ts';
-import { ABORT_GRACE_MS } from '../src/app.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
 const HANDLERS = path.resolve(import.meta.dirname, 'fixtures/slow-handlers.ts');
@@ -177,11 +176,11 @@ describe('SIGTERM drains the pod', () => {
     const runId = await trigger(env, { release });
     await untilRunning(env, runId);
 
-    const signalledAt = Date.now();
     pod.child.kill('SIGTERM');
     const exit = await pod.exited;
+    // Exited through the drain deadline (the handler never finishes on its own), not a speed bound.
     assert.equal(exit.code, 0, pod.output());
-    assert.ok(exit.at - signalledAt < 1000 + ABORT_GRACE_MS + 4000, `exited ${exit.at - signalledAt} ms after SIGTERM`);
+    assert.match(pod.output(), /drain deadline reached/);
     // Handed back: failed for retry, not left active until its expiry; the run waits for that retry.
     assert.equal(await jobState(env, runId), 'retry');
     const run = await runState(env, runId);
@@ -249,11 +248,11 @@ describe('SIGTERM drains the pod', () => {
     const runId = await trigger(env, { release: path.join(dir, 'never-b2'), ignoreAbort: true });
     await untilRunning(env, runId);
 
-    const signalledAt = Date.now();
     pod.child.kill('SIGTERM');
     const exit = await pod.exited;
+    // Exited through the drain deadline (the handler never finishes on its own), not a speed bound.
     assert.equal(exit.code, 0, pod.output());
-    assert.ok(exit.at - signalledAt < 1000 + ABORT_GRACE_MS + 4000, `exited ${exit.at - signalledAt} ms after SIGTERM`);
+    assert.match(pod.output(), /drain deadline reached/);
     assert.equal(await jobState(env, runId), 'retry');
     assert.equal((await runState(env, runId)).stateType, 'RUNNING', 'nobody settled it yet');
 
@@ -273,11 +272,11 @@ describe('SIGTERM drains the pod', () => {
 
     pod.child.kill('SIGTERM');
     await pod.waitForOutput(/draining: no new work is claimed/);
-    const secondAt = Date.now();
     pod.child.kill('SIGTERM');
     const exit = await pod.exited;
+    // 130 is only the second signal's exit: a drain would wait 120 s for a handler that never ends and exit 0.
     assert.equal(exit.code, 130, pod.output());
-    assert.ok(exit.at - secondAt < 3000, `exited ${exit.at - secondAt} ms after the second SIGTERM`);
+    assert.equal(await jobState(env, runId), 'active', 'in-flight work was not waited for or handed back');
     assert.match(pod.output(), /second signal: exiting now/);
   });
 });

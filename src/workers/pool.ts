@@ -55,6 +55,8 @@ export interface PoolOptions {
   prefetchBelowMs?: number;
   /** How long finished jobs may wait to be completed together (ms). */
   completeLingerMs?: number;
+  /** The clock slot times are measured with (ms; default performance.now). Tests inject one. */
+  now?: () => number;
 }
 
 /**
@@ -107,7 +109,7 @@ const EWMA_WEIGHT = 0.2;
 
 export class JobPool {
   readonly #boss: PgBoss;
-  readonly #options: Required<PoolOptions>;
+  readonly #options: Required<Omit<PoolOptions, 'now'>> & Pick<PoolOptions, 'now'>;
   readonly #handler: Handler;
   readonly #log: Logger;
   /** Every job this pool holds in pg-boss (heartbeated, handed back at drain). */
@@ -221,13 +223,14 @@ export class JobPool {
 
   #start(entry: Held): void {
     const { job, controller, timer } = entry;
-    const startedAt = performance.now();
+    const now = this.#options.now ?? (() => performance.now());
+    const startedAt = now();
     let holdsSlot = true;
     const release = () => {
       if (!holdsSlot) return;
       holdsSlot = false;
       this.#active--;
-      const ms = performance.now() - startedAt;
+      const ms = now() - startedAt;
       // Up at once (one long handler stops prefetching), down gradually (several short ones restart it).
       this.#slotMs = this.#slotMs === undefined || ms > this.#slotMs ? ms : this.#slotMs + EWMA_WEIGHT * (ms - this.#slotMs);
       this.#startWaiting();
