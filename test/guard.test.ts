@@ -205,7 +205,7 @@ describe('flows disable / reactivate CLI', () => {
     let out = await cli('flows', 'disable', 'g-cli', '--reason', 'vendor outage', '--by', 'alice');
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^disabled g-cli: 1 schedule\(s\) off/);
-    assert.match(out.stdout, /reactivate with: flowwarden flows reactivate g-cli --by <you>/);
+    assert.match(out.stdout, /reactivate with: npm run flowwarden -- flows reactivate g-cli --by <you>/);
 
     out = await cli('flows', 'show', 'g-cli');
     assert.equal(out.code, 0, out.stderr);

@@ -82,7 +82,7 @@ describe('health rules', () => {
     const { rows: events } = await app.pool.query(`select data from ${BOSS_SCHEMA}.job where name = $1 and data->>'flowName' = 'h-streak'`, [DISABLED_QUEUE]);
     assert.equal(events.length, 1);
     assert.equal(events[0].data.details.rule, 'consecutive_failures');
-    assert.match(events[0].data.message, /flowwarden flows reactivate h-streak --by <you>/);
+    assert.match(events[0].data.message, /reactivate with: npm run flowwarden -- flows reactivate h-streak --by <you>/);
 
     // Evaluating again (or concurrently) changes nothing: one hold.
     const again = await Promise.all([1, 2, 3].map(() => evaluateFlowHealth(app.deps, flowId)));

@@ -31,6 +31,7 @@ import { publishEvent } from '../runs/service.ts';
 import { ConflictError, NotFoundError, UserInputError, errorMessage } from '../errors.ts';
 import type { GuardActionRegistry } from './actions.ts';
 import type { Logger } from '../log.ts';
+import { cliCommand } from '../util/command.ts';
 
 export type GuardRule = 'consecutive_failures' | 'critical_task' | 'manual';
 
@@ -49,9 +50,12 @@ export interface DisableOutcome {
   runsCancelled: number;
 }
 
-/** The one operator-facing hint, used in logs, CLI output and event messages. */
+/**
+ * The one operator-facing hint, used in logs, CLI output and event messages: a command that works
+ * where flowwarden runs (`npm run flowwarden -- …` in a checkout, `npx flowwarden …` when installed).
+ */
 export function reactivateHint(flowName: string): string {
-  return `reactivate with: flowwarden flows reactivate ${flowName} --by <you>`;
+  return `reactivate with: ${cliCommand()} flows reactivate ${flowName} --by <you>`;
 }
 
 /**
