@@ -97,7 +97,7 @@ function redactKnown(line: string): string {
 export interface LogOptions {
   level?: string;
   pretty?: boolean;
-  destination?: NodeJS.WritableStream;
+  destination?: NodeJS.WritableStream | pino.DestinationStream;
   /** Secret values to redact (also see registerSecrets). */
   secrets?: Array<string | null | undefined>;
 }

@@ -41,6 +41,7 @@ export const RunListQuery = PageQuery.extend({
   state: stateList.optional().describe(`state type, or several comma-separated: ${STATE_TYPES.join(', ')}`),
   since: IsoTime.optional().describe('scheduledFor at or after this time'),
   until: IsoTime.optional().describe('scheduledFor before this time'),
+  upcoming: boolString.optional().describe('true: also list upcoming runs (SCHEDULED, time not yet come; pre-created by the horizon). Default: recent, running and due runs only'),
 });
 
 export const GuardHistoryQuery = PageQuery.extend({

@@ -2,18 +2,11 @@
  * `flowwarden channels list|add|remove|test`: notification channels (docs/notifications.md).
  * Output never contains a webhook URL: `list` shows the origin only ("https://discord.com/…").
  */
-import type { Ctx, Values } from './context.ts';
+import type { Base, Values } from './context.ts';
 import { withPool } from './context.ts';
 import { UserInputError } from '../errors.ts';
-import { withTransaction } from '../db/client.ts';
-import { startBoss } from '../queue/boss.ts';
-import { deleteChannel, listChannels, notifyTx, upsertChannel, type ChannelView } from '../notify/operations.ts';
-import { printJson, printTable } from './output.ts';
-
-export const CHANNELS_USAGE = `  channels list [--json]
-  channels add NAME URL|console [--events e1,e2|all] [--flow NAME[,NAME]] [--json]
-  channels remove NAME
-  channels test NAME                                           queue a test message (a worker posts it)`;
+import { deleteChannel, listChannels, upsertChannel, type ChannelView } from '../notify/operations.ts';
+import { print, printJson, printTable } from './output.ts';
 
 const list = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
 
@@ -26,7 +19,7 @@ function row(c: ChannelView): Record<string, unknown> {
   };
 }
 
-export async function cmdChannels(base: Omit<Ctx, 'db'>, sub: string | undefined, args: string[], values: Values): Promise<void> {
+export async function run(base: Base, [sub, ...args]: string[], values: Values): Promise<void> {
   if (sub === 'list' || sub === undefined) {
     await withPool(base, async (pool) => {
       const channels = await listChannels(pool);
@@ -42,7 +35,7 @@ export async function cmdChannels(base: Omit<Ctx, 'db'>, sub: string | undefined
     await withPool(base, async (pool) => {
       const { channel, created } = await upsertChannel(pool, { name, url, events: list(values.events), flows: list(values.flow) ?? null });
       if (values.json) return printJson({ ...channel, created });
-      process.stdout.write(`${created ? 'added' : 'updated'} channel ${channel.name} (${channel.kind} ${channel.url}): events ${channel.events.join(',')}; flows ${channel.flows?.join(',') ?? 'all'}\n`);
+      print(`${created ? 'added' : 'updated'} channel ${channel.name} (${channel.kind} ${channel.url}): events ${channel.events.join(',')}; flows ${channel.flows?.join(',') ?? 'all'}\n`);
     });
     return;
   }
@@ -51,13 +44,14 @@ export async function cmdChannels(base: Omit<Ctx, 'db'>, sub: string | undefined
     if (!name) throw new UserInputError('channels remove needs a channel NAME (flowwarden channels list)');
     await withPool(base, async (pool) => {
       await deleteChannel(pool, name);
-      process.stdout.write(`removed channel ${name}\n`);
+      print(`removed channel ${name}\n`);
     });
     return;
   }
   if (sub === 'test') {
     const name = args[0];
     if (!name) throw new UserInputError('channels test needs a channel NAME (flowwarden channels list)');
+    const [{ startBoss }, { withTransaction }, { notifyTx }] = await Promise.all([import('../queue/boss.ts'), import('../db/client.ts'), import('../notify/operations.ts')]);
     await withPool(base, async (pool, c) => {
       const boss = await startBoss({ connectionString: c.db.url, role: 'producer' });
       try {
@@ -65,7 +59,7 @@ export async function cmdChannels(base: Omit<Ctx, 'db'>, sub: string | undefined
       } finally {
         await boss.stop({ graceful: false });
       }
-      process.stdout.write(`queued a test message for ${name}; a running worker posts it within a few seconds\n`);
+      print(`queued a test message for ${name}; a running worker posts it within a few seconds\n`);
     });
     return;
   }

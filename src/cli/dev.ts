@@ -4,8 +4,9 @@
  * runs complete within 10 s (and, with the guard, a failing flow get disabled).
  */
 import { randomBytes } from 'node:crypto';
-import type { Ctx, Values } from './context.ts';
-import { runPod } from './context.ts';
+import type { Base, Values } from './context.ts';
+import { runPod } from './pod.ts';
+import { print } from './output.ts';
 import { applyDefinitions, validateDefinitions } from '../apply.ts';
 import { loadHandlersModule } from '../targets/function.ts';
 import type { FlowInputRaw } from '../flows/spec.ts';
@@ -39,7 +40,7 @@ export const DEMO_FLOWS: FlowInputRaw[] = [
   },
 ];
 
-export async function runDev(base: Omit<Ctx, 'db'>, values: Values): Promise<void> {
+export async function run(base: Base, _args: string[], values: Values): Promise<void> {
   const handlers = values.handlers ?? base.config.handlersModule;
   if (handlers) await loadHandlersModule(handlers);
   // --prefect-fake: a fake Prefect in-process and a demo flow targeting it (docs/prefect.md).
@@ -58,7 +59,7 @@ export async function runDev(base: Omit<Ctx, 'db'>, values: Values): Promise<voi
     const page = app.address ? `${app.address.replace('0.0.0.0', 'localhost')}/admin` : undefined;
     if (page) {
       // Printed, not logged: the logger redacts every configured token, and this one is meant to be read.
-      process.stdout.write(`\n  admin page: ${page}\n  sign in with: ${generatedToken ?? 'your FLOWWARDEN_ADMIN_TOKEN'}\n\n`);
+      print(`\n  admin page: ${page}\n  sign in with: ${generatedToken ?? 'your FLOWWARDEN_ADMIN_TOKEN'}\n\n`);
     }
     base.log.info(
       { flows: flows.map((f) => f.name), api: app.address },

@@ -1,7 +1,7 @@
 /** `flowwarden queues [--json]`: live job counts per pg-boss queue (flowwarden.v_queue_depth). */
-import type { Ctx, Values } from './context.ts';
+import type { Base, Values } from './context.ts';
 import { withPool } from './context.ts';
-import { printJson, printTable } from './output.ts';
+import { print, printJson, printTable } from './output.ts';
 import { queueDepth, queueJson } from '../queries/inspect.ts';
 
 /** 0 → '-', 75.2 → '1m15s', 7322 → '2h2m'. */
@@ -14,7 +14,7 @@ export function formatAge(seconds: number): string {
   return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
 }
 
-export async function cmdQueues(base: Omit<Ctx, 'db'>, values: Values): Promise<void> {
+export async function run(base: Base, _args: string[], values: Values): Promise<void> {
   await withPool(base, async (pool) => {
     const queues = (await queueDepth(pool)).map(queueJson);
     if (values.json) return printJson(queues);
@@ -22,6 +22,6 @@ export async function cmdQueues(base: Omit<Ctx, 'db'>, values: Values): Promise<
       queues.map((q) => ({ ...q, oldest: formatAge(q.oldestReadyAgeSeconds) })),
       ['queue', 'queued', 'ready', 'deferred', 'retry', 'active', 'failed', 'oldest'],
     );
-    process.stdout.write('\nqueued = ready + deferred (start time ahead); oldest = longest wait of a ready job\n');
+    print('\nqueued = ready + deferred (start time ahead); oldest = longest wait of a ready job\n');
   });
 }

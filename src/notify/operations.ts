@@ -19,6 +19,7 @@ import { bossDb, type Queryable } from '../db/client.ts';
 import { QUEUES, EVENTS, type QueuePayloads } from '../queue/catalog.ts';
 import { NotFoundError, UserInputError } from '../errors.ts';
 import { registerSecrets } from '../log.ts';
+import { cliCommand } from '../util/command.ts';
 import { redactUrl, resolveChannel, type ChannelKind } from './channels.ts';
 import { MESSAGE_EVENT } from './render.ts';
 import {
@@ -183,6 +184,15 @@ export async function ensureConfiguredChannels(db: Queryable, entries: readonly 
 /** Create or replace a channel (URL, events and flows) by name. */
 export async function upsertChannel(db: Queryable, input: ChannelInput): Promise<{ channel: ChannelView; created: boolean }> {
   const parsed = parseChannelInput(input);
+  if (parsed.flows?.length) {
+    // A typo in a flow name would otherwise make a channel that silently never hears anything.
+    const { rows } = await db.query<{ name: string }>('select name from flowwarden.flows where name = any($1::text[])', [parsed.flows]);
+    const known = new Set(rows.map((r) => r.name));
+    const unknown = parsed.flows.filter((f) => !known.has(f));
+    if (unknown.length) {
+      throw new UserInputError(`channel '${parsed.name}': no flow named ${unknown.map((f) => `'${f}'`).join(', ')}; a channel's flows must exist (see ${cliCommand()} flows list), or leave them out for all flows`);
+    }
+  }
   // From here on the URL is a secret of this process too: redact it from log lines by value.
   registerSecrets([parsed.url]);
   const { channel, created } = await upsertChannelRow(db, parsed);

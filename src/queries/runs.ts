@@ -372,6 +372,11 @@ export interface RunPageFilter {
   after?: readonly [scheduledFor: string, id: string];
   /** Rows to fetch (the API asks for its page size + 1). */
   limit: number;
+  /**
+   * Also list upcoming runs: SCHEDULED runs whose time has not come (the horizon pre-creates them).
+   * Off by default: an operator first wants what ran, runs and is due (late included).
+   */
+  upcoming?: boolean;
 }
 
 /**
@@ -392,6 +397,7 @@ export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Ar
   if (filter.stateTypes?.length) add((p) => `r.state_type = any(${p}::text[])`, filter.stateTypes);
   if (filter.since) add((p) => `r.scheduled_for >= ${p}`, filter.since);
   if (filter.until) add((p) => `r.scheduled_for < ${p}`, filter.until);
+  if (!filter.upcoming) where.push(`not (r.state_type = 'SCHEDULED' and r.scheduled_for > now())`);
   if (filter.after) {
     values.push(filter.after[0], filter.after[1]);
     where.push(`(r.scheduled_for, r.id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);

@@ -58,7 +58,7 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
     }, async ({ query }) => {
       const after = decodeCursor(query.cursor, ['string', 'string'] as const);
       if (after && !(PG_TIMESTAMPTZ.test(after[0]) && z.uuid().safeParse(after[1]).success)) throw badCursor();
-      const rows = await pageRuns(ctx.pool, { flowName: query.flow, stateTypes: query.state, since: query.since, until: query.until, after, limit: query.limit + 1 });
+      const rows = await pageRuns(ctx.pool, { flowName: query.flow, stateTypes: query.state, since: query.since, until: query.until, upcoming: query.upcoming, after, limit: query.limit + 1 });
       return pageOf(rows, query.limit, (r) => [r.sortKey, r.id], runJson);
     });
 

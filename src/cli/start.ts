@@ -1,0 +1,16 @@
+/** `flowwarden start`: run a pod (src/cli/pod.ts). */
+import type { Role } from '../app.ts';
+import { UserInputError } from '../errors.ts';
+import { loadHandlersModule } from '../targets/function.ts';
+import type { Base, Values } from './context.ts';
+import { runPod } from './pod.ts';
+
+export async function run(base: Base, _args: string[], values: Values): Promise<void> {
+  const roles = (values.role ?? ['all']) as Role[];
+  for (const r of roles) {
+    if (!['all', 'scheduler', 'worker', 'api'].includes(r)) throw new UserInputError(`--role '${r}' is not a role; use all, scheduler, worker or api`);
+  }
+  const handlers = values.handlers ?? base.config.handlersModule;
+  if (handlers) await loadHandlersModule(handlers);
+  await runPod(base, roles);
+}
