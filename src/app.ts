@@ -9,6 +9,7 @@
  * jobs finish up to the drain deadline; pg-boss hands back (fails for retry) whatever is still
  * active at the deadline, so nothing stays stuck "active" until its expiry. Then the API and pools.
  */
+import { UserInputError } from './errors.ts';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
@@ -164,7 +165,15 @@ export async function createApp(options: AppOptions): Promise<App> {
         healthSweeper.start();
       }
       if (api) {
-        app.address = await api.listen({ port: config.port, host: config.host });
+        app.address = await api.listen({ port: config.port, host: config.host }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EADDRINUSE' && err.code !== 'EACCES' && err.code !== 'EADDRNOTAVAIL') throw err;
+          const why = err.code === 'EADDRINUSE' ? 'is already in use (another flowwarden or program listens there)'
+            : err.code === 'EACCES' ? 'needs privileges this user lacks' : 'is not an address of this machine';
+          throw new UserInputError(
+            `the API cannot listen on ${config.host}:${config.port}: that ${err.code === 'EADDRNOTAVAIL' ? 'host' : 'port'} ${why} (${err.code}); ` +
+              (err.code === 'EADDRNOTAVAIL' ? 'set FLOWWARDEN_HOST to one of its addresses, e.g. 0.0.0.0' : 'set FLOWWARDEN_PORT to a free port, e.g. FLOWWARDEN_PORT=8081'),
+          );
+        });
         log.info({ address: app.address }, 'api listening');
       }
       log.info({ roles, workers: workerIds.length }, 'flowwarden started');

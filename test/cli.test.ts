@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { runCli } from './support/cli.ts';
+import { runCli, spawnCli } from './support/cli.ts';
 import { DEFAULTS, loadConfig } from '../src/config.ts';
 import { connectionFailure } from '../src/cli/context.ts';
 import { freePort } from './support/server.ts';
@@ -113,7 +113,7 @@ flows:
     assert.match(first!, /^flowwarden: error: .*bad\.yaml: 9 problems, nothing was applied$/);
     const text = details.join('\n');
     assert.match(text, /flows\[1\]\.schedules\[0\]\.cron: .*minute/);
-    assert.match(text, /flows\[2\]\.schedules\[0\]\.cron: .*Mars\/Base/);
+    assert.match(text, /flows\[2\]\.schedules\[0\]\.timezone: .*Mars\/Base/);
     assert.match(text, /flows\[3\]\.name: duplicate flow name 'ok-flow' \(also flows\[0\]\)/);
     assert.match(text, /flows\[4\]\.schedules\[0\]\.parameters: parameters are \d+ bytes; the limit is 65536/);
     // Duplicates are found on the raw lists, even where the entries have other errors.
@@ -261,5 +261,102 @@ describe('flowwarden runs', () => {
     const r = await runCli(['runs', 'list'], { DATABASE_URL: 'not a url' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /invalid environment: DATABASE_URL/);
+  });
+});
+
+describe('newcomer paths', () => {
+  test('runs list shows recent, running and due runs by default; --upcoming adds the future ones; --state takes a list', async () => {
+    await cli('apply', '-f', file('states.yaml', `flows:\n  - name: st\n    target: { type: function, handler: noop }\n`));
+    const { rows: [flow] } = await pool.query<{ id: string }>(`select id from flowwarden.flows where name = 'st'`);
+    await pool.query(
+      `insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin) values
+         ($1, now() - interval '2 hours', 'COMPLETED', 'Completed', 'manual'),
+         ($1, now() - interval '1 hour', 'FAILED', 'Failed', 'manual'),
+         ($1, now() - interval '50 minutes', 'CRASHED', 'Crashed', 'manual'),
+         ($1, now() - interval '1 minute', 'RUNNING', 'Running', 'manual'),
+         ($1, now() - interval '30 seconds', 'SCHEDULED', 'Late', 'manual'),
+         ($1, now() + interval '1 hour', 'SCHEDULED', 'Scheduled', 'manual')`,
+      [flow!.id],
+    );
+    const states = async (...args: string[]) => {
+      const r = await cli('runs', 'list', '--flow', 'st', '--json', ...args);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as Array<{ stateName: string }>).map((x) => x.stateName);
+    };
+    assert.deepEqual(await states(), ['Late', 'Running', 'Crashed', 'Failed', 'Completed']);
+    assert.deepEqual(await states('--upcoming'), ['Scheduled', 'Late', 'Running', 'Crashed', 'Failed', 'Completed']);
+    assert.deepEqual(await states('--state', 'FAILED,crashed'), ['Crashed', 'Failed']);
+    const bad = await cli('runs', 'list', '--state', 'FAILED,DONE');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^flowwarden: error: --state 'DONE' is not a state type; use one or several comma-separated of SCHEDULED/);
+    const table = await cli('runs', 'list', '--flow', 'st');
+    assert.match(table.stdout, /--upcoming also lists the runs scheduled ahead/);
+  });
+
+  test('apply names the field at fault: the timezone, a missing target', async () => {
+    const r = await cli('apply', '-f', file('newcomer.yaml', `flows:
+  - name: tz
+    target: { type: function }
+    schedules: [{ cron: "0 * * * *", timezone: Mars/Olympus }]
+  - name: no-target
+    schedules: [{ every: 1m }]
+`));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /flows\[0\]\.schedules\[0\]\.timezone: timezone 'Mars\/Olympus' is not a known IANA timezone/);
+    assert.doesNotMatch(r.stderr, /\.cron:/);
+    assert.match(r.stderr, /flows\[1\]\.target: every flow needs a target: \{type: function, handler: NAME\}/);
+    assert.doesNotMatch(r.stderr, /expected object/);
+  });
+
+  test('invalid environment variables are each reported once', async () => {
+    const r = await runCli(['runs', 'list'], { DATABASE_URL: 'not a url', FLOWWARDEN_PORT: 'eighty' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^flowwarden: error: invalid environment: 2 variables are invalid\n/);
+    assert.equal(r.stderr.split('DATABASE_URL').length - 1, 1, r.stderr);
+    assert.equal(r.stderr.split('FLOWWARDEN_PORT').length - 1, 1, r.stderr);
+  });
+
+  test('an unusable FLOWWARDEN_DATA_DIR is named, and a path under /proc fails instead of hanging', async () => {
+    const plain = file('plain-file', 'not a folder');
+    const cases: Array<[string, RegExp]> = [
+      [path.join(plain, 'data'), /FLOWWARDEN_DATA_DIR=.*plain-file\/data: .*plain-file is a file, not a folder; set FLOWWARDEN_DATA_DIR to a folder/],
+      ['/proc/flowwarden-data', /FLOWWARDEN_DATA_DIR=\/proc\/flowwarden-data: \/proc is a kernel pseudo-filesystem/],
+    ];
+    const port = await freePort();
+    for (const [dataDir, re] of cases) {
+      const r = await runCli(['runs', 'list'], { FLOWWARDEN_DATA_DIR: dataDir, FLOWWARDEN_EMBEDDED_PORT: String(port) });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, re);
+    }
+  });
+
+  test('a busy API port names FLOWWARDEN_PORT', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as net.AddressInfo).port;
+    try {
+      const r = await runCli(['start', '--role', 'api'], { DATABASE_URL: db.url, FLOWWARDEN_PORT: String(port), FLOWWARDEN_HOST: '127.0.0.1' });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`flowwarden: error: the API cannot listen on 127\\.0\\.0\\.1:${port}: that port is already in use .*set FLOWWARDEN_PORT to a free port`));
+    } finally {
+      await new Promise<void>((resolve) => busy.close(() => resolve()));
+    }
+  });
+});
+
+describe('the CLI as a process', () => {
+  test('--help, a usage error, and a read command end to end', async () => {
+    const help = await spawnCli(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^usage: flowwarden <command>/);
+    const usage = await spawnCli(['runs', 'list', '--bogus']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /^flowwarden: error: Unknown option '--bogus'/);
+    const unknown = await spawnCli(['frobnicate']);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /^flowwarden: error: unknown command 'frobnicate'; run flowwarden --help\n$/);
+    const list = await spawnCli(['flows', 'list', '--json'], { DATABASE_URL: db.url });
+    assert.equal(list.code, 0, list.stderr);
+    assert.ok(Array.isArray(JSON.parse(list.stdout)));
   });
 });

@@ -16,6 +16,7 @@ import { fanIn } from '../src/workers/events.ts';
 import { runCli as runCliProcess } from './support/cli.ts';
 import { publishEvents, publishEvent } from '../src/runs/service.ts';
 import { FlowwardenClient } from '../src/producers/client.ts';
+import { upsertFlowTx } from '../src/producers/operations.ts';
 import { NotFoundError, UserInputError } from '../src/errors.ts';
 import type { WorkerDeps } from '../src/workers/types.ts';
 import type { KyInstance } from 'ky';
@@ -525,6 +526,13 @@ describe('channels', () => {
   });
 
   test('the CLI adds and removes channels, and explains bad input', async () => {
+    // A flow that does not exist is refused (a typo would make a channel that never hears anything).
+    const typo = await runCli(['channels', 'add', 'team', 'https://hooks.slack.com/services/T/B/secret-xyz', '--flow', 'etl,nosuch']);
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /channel 'team': no flow named 'etl', 'nosuch'; a channel's flows must exist/);
+    assert.ok(!typo.stderr.includes('secret-xyz'));
+    assert.deepEqual((await listChannels(app.pool)).filter((c) => c.name === 'team'), [], 'nothing written');
+    await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'etl', target: { type: 'function' } }));
     const add = await runCli(['channels', 'add', 'team', 'https://hooks.slack.com/services/T/B/secret-xyz', '--events', 'run.failed,flow.disabled', '--flow', 'etl']);
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stdout, /added channel team \(slack https:\/\/hooks\.slack\.com\/…\): events run\.failed,flow\.disabled; flows etl/);

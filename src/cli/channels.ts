@@ -5,7 +5,7 @@
 import type { Base, Values } from './context.ts';
 import { withPool } from './context.ts';
 import { UserInputError } from '../errors.ts';
-import { deleteChannel, listChannels, upsertChannel, type ChannelView } from '../notify/operations.ts';
+import { checkChannelFlows, deleteChannel, listChannels, upsertChannel, type ChannelView } from '../notify/operations.ts';
 import { print, printJson, printTable } from './output.ts';
 
 const list = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -33,6 +33,7 @@ export async function run(base: Base, [sub, ...args]: string[], values: Values):
     if (!name || !url) throw new UserInputError('channels add needs NAME and URL (a Discord, Slack or webhook URL, or console)');
     if (args.length > 2) throw new UserInputError(`channels add takes NAME and URL only; got ${args.length} arguments (quote the URL?)`);
     await withPool(base, async (pool) => {
+      await checkChannelFlows(pool, name, list(values.flow));
       const { channel, created } = await upsertChannel(pool, { name, url, events: list(values.events), flows: list(values.flow) ?? null });
       if (values.json) return printJson({ ...channel, created });
       print(`${created ? 'added' : 'updated'} channel ${channel.name} (${channel.kind} ${channel.url}): events ${channel.events.join(',')}; flows ${channel.flows?.join(',') ?? 'all'}\n`);

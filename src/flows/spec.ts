@@ -82,7 +82,17 @@ export const ScheduleInput = z
           : { kind: 'interval', everySeconds: s.every!, anchor: s.anchor ?? new Date(0) },
       );
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message, path: [s.cron !== undefined ? 'cron' : 'every'] });
+      // Report it where the mistake is: a cron that is fine in UTC has a bad timezone.
+      let field = s.cron !== undefined ? 'cron' : 'every';
+      if (s.cron !== undefined && s.timezone !== 'UTC') {
+        try {
+          validateScheduleSpec({ kind: 'cron', cron: s.cron, timezone: 'UTC' });
+          field = 'timezone';
+        } catch {
+          // The cron itself is wrong.
+        }
+      }
+      ctx.addIssue({ code: 'custom', message: (err as Error).message, path: [field] });
     }
   });
 export type ScheduleInput = z.infer<typeof ScheduleInput>;
@@ -143,6 +153,12 @@ export function duplicateNames(list: unknown, prefix: string, what: string, opti
 export function checkFlowInput(raw: unknown, where: string): { data: FlowInput | null; details: string[] } {
   const r = FlowInput.safeParse(raw);
   const details = r.success ? [] : formatIssues(r.error.issues, where);
+  if (raw && typeof raw === 'object' && (raw as { target?: unknown }).target === undefined) {
+    // zod would say "expected object, received undefined": say what a target is instead.
+    const at = `${where}.target`.replace(/^\./, '');
+    const i = details.findIndex((d) => d.startsWith(`${at}: `));
+    if (i >= 0) details[i] = `${at}: every flow needs a target: {type: function, handler: NAME}, {type: http, url: URL} or {type: prefect, deployment: 'flow/deployment'}`;
+  }
   const flowName = rawName(raw);
   details.push(
     ...duplicateNames(raw && typeof raw === 'object' ? (raw as { schedules?: unknown }).schedules : undefined, `${where}.schedules`, 'schedule', {

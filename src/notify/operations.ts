@@ -182,17 +182,24 @@ export async function ensureConfiguredChannels(db: Queryable, entries: readonly 
 }
 
 /** Create or replace a channel (URL, events and flows) by name. */
+/**
+ * The flows an operator subscribes a channel to must exist (CLI `channels add --flow`, the API's PUT):
+ * a typo would otherwise make a channel that silently never hears anything. Not checked for
+ * FLOWWARDEN_NOTIFY_URLS and library calls, which may name flows that are defined later.
+ */
+export async function checkChannelFlows(db: Queryable, channel: string, flows: string[] | null | undefined): Promise<void> {
+  const names = [...new Set((flows ?? []).map((f) => f.trim()).filter(Boolean))];
+  if (names.length === 0) return;
+  const { rows } = await db.query<{ name: string }>('select name from flowwarden.flows where name = any($1::text[])', [names]);
+  const known = new Set(rows.map((r) => r.name));
+  const unknown = names.filter((f) => !known.has(f));
+  if (unknown.length) {
+    throw new UserInputError(`channel '${channel}': no flow named ${unknown.map((f) => `'${f}'`).join(', ')}; a channel's flows must exist (see ${cliCommand()} flows list), or leave them out for all flows`);
+  }
+}
+
 export async function upsertChannel(db: Queryable, input: ChannelInput): Promise<{ channel: ChannelView; created: boolean }> {
   const parsed = parseChannelInput(input);
-  if (parsed.flows?.length) {
-    // A typo in a flow name would otherwise make a channel that silently never hears anything.
-    const { rows } = await db.query<{ name: string }>('select name from flowwarden.flows where name = any($1::text[])', [parsed.flows]);
-    const known = new Set(rows.map((r) => r.name));
-    const unknown = parsed.flows.filter((f) => !known.has(f));
-    if (unknown.length) {
-      throw new UserInputError(`channel '${parsed.name}': no flow named ${unknown.map((f) => `'${f}'`).join(', ')}; a channel's flows must exist (see ${cliCommand()} flows list), or leave them out for all flows`);
-    }
-  }
   // From here on the URL is a secret of this process too: redact it from log lines by value.
   registerSecrets([parsed.url]);
   const { channel, created } = await upsertChannelRow(db, parsed);
