@@ -16,6 +16,7 @@ import { waitFor } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
 import { startBoss } from '../src/queue/boss.ts';
+import { scaled } from './support/timeouts.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
 const HANDLERS = path.resolve(import.meta.dirname, 'fixtures/slow-handlers.ts');
@@ -84,7 +85,7 @@ function startPod(db: TestDatabase, env: Record<string, string> = {}): Pod {
         const timer = setTimeout(() => {
           listeners.delete(check);
           reject(new Error(`timed out waiting for ${re} in pod output:\n${out}`));
-        }, timeoutMs);
+        }, scaled(timeoutMs));
         listeners.add(check);
         check();
         void exited.then(() => {

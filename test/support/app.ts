@@ -7,6 +7,7 @@ import { createApp, type App, type Role } from '../../src/app.ts';
 import { silentLogger, createLogger } from '../../src/log.ts';
 import { HandlerRegistry, registerBuiltins } from '../../src/targets/function.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
+import { scaled } from './timeouts.ts';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const TEST_READ_TOKEN = 'test-read-token-0123456789';
@@ -65,7 +66,7 @@ export async function startTestApp(options: {
 
 /** Wait until `check` returns a truthy value (polling state, not sleeping blindly). */
 export async function waitFor<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  const deadline = Date.now() + scaled(options.timeoutMs ?? 10_000);
   let last: unknown;
   for (;;) {
     try {

@@ -18,6 +18,7 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { EventEmitter, once } from 'node:events';
+import { scaled } from './timeouts.ts';
 
 export type FailureKind = '429' | '500' | 'reset' | 'hang';
 
@@ -140,14 +141,14 @@ async function startFake(
     },
     async waitForReceived(count, timeoutMs = 5000) {
       if (received.length >= count) return;
-      const signal = AbortSignal.timeout(timeoutMs);
+      const signal = AbortSignal.timeout(scaled(timeoutMs));
       while (received.length < count) {
         await once(events, 'received', { signal });
       }
     },
     async waitForAttempts(count, timeoutMs = 5000) {
       if (attempts >= count) return;
-      const signal = AbortSignal.timeout(timeoutMs);
+      const signal = AbortSignal.timeout(scaled(timeoutMs));
       while (attempts < count) {
         await once(events, 'attempt', { signal });
       }
