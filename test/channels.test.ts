@@ -15,7 +15,8 @@ import {
 import { chunkMessage } from '../src/notify/chunk.ts';
 import { startFakeDiscord, startFakeSlack, startFakeWebhook, type FakeChatServer } from './support/fake-chat.ts';
 
-const http = createHttp({ timeoutMs: 2000 });
+// Requests meant to succeed get a generous timeout: on a loaded machine a fake's answer may take seconds.
+const http = createHttp({ timeoutMs: 30_000 });
 
 /** Post and return the error it throws (fails the test if it resolves). */
 async function postError(channel: Channel, payload: Parameters<typeof postChunk>[2], httpClient = http): Promise<Error> {

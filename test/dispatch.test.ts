@@ -18,7 +18,7 @@ let target: FakeTarget;
 let calls = 0;
 
 before(async () => {
-  app = await startTestApp({ config: { httpTimeoutMs: 500 } });
+  app = await startTestApp({ config: { httpTimeoutMs: 30_000 } });
   target = await startFakeTarget(TEST_HTTP_SECRET);
   app.registry.define('count', () => {
     calls++;

@@ -33,7 +33,8 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 
 before(async () => {
   fake = await startFakePrefect();
-  client = createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey, timeoutMs: 2_000 });
+  // Generous: requests meant to succeed must not time out on a loaded machine.
+  client = createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey, timeoutMs: 30_000 });
 });
 
 after(async () => {
