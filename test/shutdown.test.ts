@@ -62,9 +62,13 @@ function startPod(db: TestDatabase, env: Record<string, string> = {}): Pod {
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-  );
+  // A child that could not be spawned emits 'error' and never 'exit': settle on either, or a test
+  // awaiting the exit would wait on nothing at all.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve, reject) => {
+    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() }));
+    child.on('error', (err) => reject(new Error(`the pod process failed: ${err.message}\n${out}`)));
+  });
+  exited.catch(() => {});
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
@@ -88,13 +92,14 @@ function startPod(db: TestDatabase, env: Record<string, string> = {}): Pod {
         }, scaled(timeoutMs));
         listeners.add(check);
         check();
-        void exited.then(() => {
+        const gone = (why: string) => {
           if (!re.test(out)) {
             listeners.delete(check);
             clearTimeout(timer);
-            reject(new Error(`pod exited before ${re} appeared:\n${out}`));
+            reject(new Error(`${why} before ${re} appeared:\n${out}`));
           }
-        });
+        };
+        exited.then(() => gone('pod exited'), (err: Error) => gone(err.message));
       }),
   };
 }
