@@ -160,7 +160,7 @@ describe('pagination', () => {
     const pageSizes: number[] = [];
     let cursor: string | null = null;
     do {
-      const res = await api('GET', `/api/runs?flow=paged&limit=10${cursor ? `&cursor=${cursor}` : ''}`, { headers: reader });
+      const res = await api('GET', `/api/runs?flow=paged&upcoming=true&limit=10${cursor ? `&cursor=${cursor}` : ''}`, { headers: reader });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       pageSizes.push(res.body.items.length);
       seen.push(...res.body.items.map((r: { id: string }) => r.id));
@@ -175,8 +175,8 @@ describe('pagination', () => {
   test('an exact multiple of the page size ends with nextCursor null, not an empty page', async () => {
     await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'even', target: { type: 'function' } }));
     for (let i = 0; i < 4; i++) await trigger('even', new Date(Date.parse('2031-01-01T00:00:00Z') + i * 1000));
-    const first = await api('GET', '/api/runs?flow=even&limit=2', { headers: reader });
-    const second = await api('GET', `/api/runs?flow=even&limit=2&cursor=${first.body.nextCursor}`, { headers: reader });
+    const first = await api('GET', '/api/runs?flow=even&upcoming=true&limit=2', { headers: reader });
+    const second = await api('GET', `/api/runs?flow=even&upcoming=true&limit=2&cursor=${first.body.nextCursor}`, { headers: reader });
     assert.equal(second.body.items.length, 2);
     assert.equal(second.body.nextCursor, null);
   });
@@ -188,8 +188,13 @@ describe('pagination', () => {
     await app.pool.query(`update flowwarden.runs set state_type = 'FAILED', state_name = 'Failed' where id = $1`, [a]);
     const failed = await api('GET', '/api/runs?flow=filtered&state=FAILED,crashed', { headers: reader });
     assert.deepEqual(failed.body.items.map((r: { id: string }) => r.id), [a]);
-    const window = await api('GET', '/api/runs?flow=filtered&since=2032-01-01T12:00:00Z&until=2032-01-03T00:00:00Z', { headers: reader });
+    const window = await api('GET', '/api/runs?flow=filtered&upcoming=true&since=2032-01-01T12:00:00Z&until=2032-01-03T00:00:00Z', { headers: reader });
     assert.deepEqual(window.body.items.map((r: { id: string }) => r.id), [b]);
+    // By default the list is what ran, runs and is due: b is SCHEDULED for a time still ahead.
+    const recent = await api('GET', '/api/runs?flow=filtered', { headers: reader });
+    assert.deepEqual(recent.body.items.map((r: { id: string }) => r.id), [a]);
+    const upcoming = await api('GET', '/api/runs?flow=filtered&upcoming=true', { headers: reader });
+    assert.deepEqual(upcoming.body.items.map((r: { id: string }) => r.id), [b, a]);
   });
 
   test('flows, schedules, guard history and channels are pages too', async () => {

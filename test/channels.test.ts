@@ -1,4 +1,4 @@
-import { test, describe, before, after } from 'node:test';
+import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHttp } from '../src/http.ts';
 import { PermanentError, RateLimitedError } from '../src/errors.ts';
@@ -103,6 +103,9 @@ describe('postChunk against a fake Discord', () => {
     channel = { kind: 'discord', url: discord.url };
   });
   after(() => discord.close());
+  // A request that timed out or was aborted client-side (a loaded machine) may never have reached
+  // the fake: its scripted failure must not catch the next test's request.
+  afterEach(() => discord.clearFailures());
 
   test('a chunk is delivered (204) with mentions suppressed', async () => {
     const before = discord.received.length;

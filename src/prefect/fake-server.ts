@@ -171,6 +171,8 @@ export interface FakePrefect {
   ): FakeFlowRun;
   addTaskRun(flowRunId: string, input: { name: string; taskKey?: string; state?: FakeStep }): FakeTaskRun;
   failNext(matcher: RouteMatcher, kind: FailKind, count?: number, opts?: { retryAfter?: string }): void;
+  /** Drop scripted failures not yet used (a request that timed out client-side may never have arrived). */
+  clearFailures(): void;
   advance(runId: string, type: FakeStateType, name?: string, message?: string): FakeFlowRun;
   /** Each later GET /flow_runs/{id} applies the next step before answering. */
   script(runId: string, steps: FakeStep[]): void;
@@ -855,6 +857,10 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
 
     failNext(matcher, kind, count = 1, failOpts = {}) {
       failures.push({ match: compileMatcher(matcher), kind, left: count, retryAfter: failOpts.retryAfter ?? '3' });
+    },
+
+    clearFailures() {
+      failures.length = 0;
     },
 
     advance(runId, type, name, message) {
