@@ -436,14 +436,14 @@ describe('schedules and pausing', () => {
     assert.deepEqual(schedules.map((s) => s.active), [true, false]);
     const first = schedules[0]!;
 
-    await client.setDeploymentScheduleActive(dep.id, first.id, false);
+    await client.setDeploymentScheduleActive(dep.id, first, false);
     assert.equal(dep.schedules[0]?.active, false);
     assert.deepEqual((await client.listDeploymentSchedules(dep.id)).map((s) => s.active), [false, false]);
 
-    await client.setDeploymentScheduleActive(dep.id, first.id, true);
+    await client.setDeploymentScheduleActive(dep.id, first, true);
     assert.equal(dep.schedules[0]?.active, true);
 
-    const err = await rejection(client.setDeploymentScheduleActive(dep.id, '2b7f9f2e-3333-4000-8000-000000000000', false));
+    const err = await rejection(client.setDeploymentScheduleActive(dep.id, { id: '2b7f9f2e-3333-4000-8000-000000000000' }, false));
     assert.ok(err instanceof NotFoundError);
   });
 

@@ -33,7 +33,7 @@ export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions 
     ...(options.maxInlineWaitMs !== undefined ? { maxInlineWaitMs: options.maxInlineWaitMs } : {}),
   });
   deps.extensions.set('prefect', connector);
-  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log }));
+  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log, boss: deps.boss }));
   const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, options.watch);
   log.info({ api: client.apiUrl }, 'Prefect connector installed');
   return { client, connector, watcher };
