@@ -220,7 +220,7 @@ describe('5. task-run names and late task runs', () => {
     assert.deepEqual((await runTasks(app.pool, r.id)).map((t) => [t.name, t.stateType]).sort(), [[custom.name, 'COMPLETED'], ['run_dbt', 'FAILED']]);
     assert.equal((await watcher.runOnce()).lateTasks, 0, 'recorded once');
     const outcome = await evaluateFlowHealth(app.deps, f.id);
-    assert.equal(outcome.verdict?.rule, 'critical_task');
+    assert.equal('verdict' in outcome ? outcome.verdict.rule : outcome.action, 'critical_task');
   });
 });
 
@@ -234,8 +234,8 @@ describe('6. smaller mismatches', () => {
     const w = wire(client);
     const f = await flow({ name: 'fid-cap', target: { type: 'prefect', deployment: dep.id.toUpperCase().replace(/-/g, ''), watch: true } });
     const pass = await w.watcher().runOnce();
-    assert.deepEqual(pass.errors, []);
-    assert.equal(pass.imported, 120);
+    // (This watcher sees every watched flow in the database; only fid-cap's deployment is on this fake.)
+    assert.deepEqual(pass.errors.filter((e) => e.startsWith('fid-cap')), []);
     assert.equal(client.pageLimit, 50);
     const { rows } = await app.pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where flow_id = $1`, [f.id]);
     assert.equal(rows[0]!.n, 120);
@@ -290,7 +290,8 @@ describe('7. bookkeeping never fails a completed run', () => {
       assert.match(rb?.stateMessage ?? '', /task results not read yet/);
       assert.equal((await w.watcher().runOnce()).lateTasks, 1);
       assert.deepEqual((await runTasks(app.pool, b.runId)).map((t) => [t.name, t.stateType]), [['run_dbt', 'FAILED']]);
-      assert.equal((await evaluateFlowHealth(app.deps, f.id)).verdict?.rule, 'critical_task');
+      const outcome = await evaluateFlowHealth(app.deps, f.id);
+      assert.equal('verdict' in outcome ? outcome.verdict.rule : outcome.action, 'critical_task');
     } finally {
       app.deps.extensions.set('prefect', connector);
     }
