@@ -592,8 +592,7 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
 
   /** A path id for Prefect's `{id:uuid}` routes: normalised, or a clear error before any request. */
   function idSeg(value: string, what: string): string {
-    if (!isUuid(value.trim())) throw new UserInputError(`invalid Prefect ${what} id '${value}': expected a UUID`);
-    return normalizeUuid(value);
+    return idOf(value, what);
   }
 
   /** POST a filter; a 422 naming a lower page cap is adopted and the request sent again with it. */
