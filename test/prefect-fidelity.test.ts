@@ -157,7 +157,8 @@ describe('2. self-hosted auth', () => {
 
 describe('3. CSRF protection', () => {
   test('change requests carry a token from /csrf-token, refreshed on "Invalid CSRF token"; a server without CSRF is asked once; a 403 is not called a bad key', async () => {
-    const client = createPrefectClient({ apiUrl: fake.apiUrl, authString: fake.authString });
+    const fake = await otherFake({ auth: 'none', csrf: true }); // CSRF alone under test
+    const client = createPrefectClient({ apiUrl: fake.apiUrl });
     const dep = fake.addDeployment({ flowName: 'fid-csrf', name: 'prod' });
     const run = fake.addFlowRun(dep.id);
     assert.equal((await client.filterFlowRuns({ flowRunIds: [run.id], limit: 10 })).length, 1, 'the read-only /flow_runs/filter is a POST too');
@@ -166,7 +167,7 @@ describe('3. CSRF protection', () => {
     const tokens = fake.requestsTo('GET /csrf-token').length;
     assert.ok(tokens >= 2);
 
-    const noCsrf = createPrefectClient({ apiUrl: fake.apiUrl, authString: fake.authString, csrf: false });
+    const noCsrf = createPrefectClient({ apiUrl: fake.apiUrl, csrf: false });
     const err = await noCsrf.filterFlowRuns({ limit: 1 }).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof PermanentError);
     assert.match(err.message, /403 Missing CSRF token\..*CSRF protection/);
@@ -182,14 +183,16 @@ describe('3. CSRF protection', () => {
 
 describe('4. past-due runs survive a schedule switch-off', () => {
   test('disabling a watched flow cancels its Late run through set_state, recorded in our history; nothing stays open', async () => {
+    const fake = await otherFake({ auth: 'bearer' });
+    const c = createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey });
+    const w = wire(c);
+    const guard = () => w.actions;
     const dep = fake.addDeployment({ flowName: 'fid-late', name: 'prod', schedules: [{ slug: 'every-5m', schedule: { interval: 300 } }] });
     const f = await flow({ name: 'fid-late', target: { type: 'prefect', deployment: 'fid-late/prod', watch: true } });
     const late = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 900_000), state: { type: 'SCHEDULED', name: 'Late' }, scheduleId: dep.schedules[0]!.id });
-    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
-    await watcher.runOnce();
+    await w.watcher().runOnce();
 
     // What the real server does on the PATCH alone: the past-due run stays Scheduled/Late.
-    const c = createPrefectClient({ apiUrl: fake.apiUrl, authString: fake.authString });
     const [s] = await c.listDeploymentSchedules(dep.id);
     await c.setDeploymentScheduleActive(dep.id, s!, false);
     assert.equal(fake.state.flowRuns.get(late.id)?.state_name, 'Late', 'Prefect keeps past-due runs');
