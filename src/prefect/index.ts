@@ -50,7 +50,10 @@ export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions 
     ...(p.watchLookbackSeconds !== undefined ? { lookbackSeconds: p.watchLookbackSeconds } : {}),
     ...(p.taskGraceSeconds !== undefined ? { taskGraceSeconds: p.taskGraceSeconds } : {}),
   };
-  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, { ...fromConfig, ...options.watch });
+  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, {
+    ...fromConfig,
+    ...Object.fromEntries(Object.entries(options.watch ?? {}).filter(([, v]) => v !== undefined)),
+  });
   log.info({ api: client.apiUrl }, 'Prefect connector installed');
   return { client, connector, watcher };
 }

@@ -23,6 +23,9 @@ import type { RunRow, TaskInput } from '../queries/runs.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { transitionAllowed } from '../runs/states.ts';
 
+/** In a finished run's message when its task runs could not be read yet (the watch pass retries). */
+export const TASKS_UNREAD_MARKER = '(task results not read yet:';
+
 export function mappedStateOf(fr: Pick<PrefectFlowRun, 'state_type' | 'state_name' | 'state'>): MappedState {
   return mapPrefectState(fr.state_type ?? fr.state?.type, fr.state_name ?? fr.state?.name);
 }

@@ -59,7 +59,7 @@ import { PREFECT_MAX_LIMIT, PREFECT_PAGE_SIZE_MAX, type PrefectFlowRun } from '.
 import { isTerminal } from '../runs/states.ts';
 import { NotFoundError, errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
-import { fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
+import { fetchTaskResults, mappedStateOf, mirrorLockedRun, TASKS_UNREAD_MARKER } from './mirror.ts';
 
 export const WATCH_DEFAULTS = {
   intervalMs: 15_000,
@@ -295,10 +295,12 @@ export class PrefectWatcher {
     // A failed read does not hold the runs' own outcome back: they finish now, and #refreshTasks
     // reads their task runs on a later pass.
     let tasks: Map<string, TaskInput[]> = new Map();
+    let unread: string | undefined;
     if (needTasks.length) {
       try {
         tasks = await fetchTaskResults(connector.client, needTasks, (what, fn) => connector.call(what, fn, { log: this.#log }));
       } catch (err) {
+        unread = ` ${TASKS_UNREAD_MARKER} ${errorMessage(err)}; read again by the next Prefect watch pass)`;
         this.#log.warn({ err: errorMessage(err), runs: needTasks.length }, 'cannot read task runs of finished Prefect runs; recording their states now, tasks on a later pass');
       }
     }
@@ -306,7 +308,7 @@ export class PrefectWatcher {
     for (const { fr, runId } of pending) {
       const run = runs.get(runId);
       if (!run) continue;
-      const moved = await mirrorLockedRun(this.#deps.boss, tx, run, fr, { tasks: tasks.get(fr.id) ?? [] });
+      const moved = await mirrorLockedRun(this.#deps.boss, tx, run, fr, { tasks: tasks.get(fr.id) ?? [], ...(unread && needTasks.includes(fr.id) ? { suffix: unread } : {}) });
       if (moved) {
         updated += 1;
         await setRunTimes(tx, runId, toDate(fr.start_time), toDate(fr.end_time));
@@ -357,7 +359,8 @@ export class PrefectWatcher {
 
   /**
    * Read again the task runs of Prefect runs (watched or dispatched) that finished within
-   * taskGraceSeconds, and record the ones we do not have yet: Prefect 3 writes task runs from
+   * taskGraceSeconds — of flows with critical tasks, or whose first task read failed — and record
+   * the ones we do not have yet: Prefect 3 writes task runs from
    * events, so they may land after the flow run is terminal, and a first read may have failed.
    * A late failed task asks for a health check like a failing transition does.
    */
@@ -371,9 +374,13 @@ export class PrefectWatcher {
           and r.external_id is not null
           and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')
           and r.ended_at >= now() - make_interval(secs => $1)
+          -- Only where it can matter, to spare Prefect's request budget: flows with critical tasks,
+          -- and runs whose first task read failed.
+          and (jsonb_array_length(coalesce(f.health->'criticalTasks', '[]'::jsonb)) > 0
+               or r.state_message like '%' || $3 || '%')
         order by r.ended_at, r.id
         limit $2`,
-      [this.#opts.taskGraceSeconds, this.#opts.maxOpenPerPass],
+      [this.#opts.taskGraceSeconds, this.#opts.maxOpenPerPass, TASKS_UNREAD_MARKER],
     );
     if (rows.length === 0) return 0;
     const connector = this.#connector;
