@@ -137,6 +137,12 @@ describe('2. self-hosted auth', () => {
     assert.match(rejected.message, /401 the PREFECT_API_KEY was rejected/);
     assert.doesNotMatch(rejected.message, /pnu_not_for_this_server/);
 
+    const wrong = 'admin:not-the-password';
+    const denied = await createPrefectClient({ apiUrl: fake.apiUrl, authString: wrong }).readDeployment(dep.id).then(() => undefined, (e: unknown) => e);
+    assert.ok(denied instanceof PermanentError);
+    assert.match(denied.message, /401 the PREFECT_API_AUTH_STRING was rejected/);
+    for (const secret of [wrong, Buffer.from(wrong).toString('base64')]) assert.ok(!denied.message.includes(secret) && !(denied.stack ?? '').includes(secret));
+
     const cloud = await otherFake({ auth: 'bearer' });
     const d2 = cloud.addDeployment({ flowName: 'fid-auth', name: 'cloud' });
     await createPrefectClient({ apiUrl: cloud.apiUrl, apiKey: cloud.apiKey }).readDeployment(d2.id);
