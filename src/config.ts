@@ -32,6 +32,10 @@ export const DEFAULTS = {
   httpTimeoutMs: 10_000,
   maxParametersBytes: 64 * 1024,
   pollIntervalSeconds: 5,
+  prefectPageSize: 200,
+  prefectWatchIntervalSeconds: 15,
+  prefectWatchLookbackSeconds: 86_400,
+  prefectTaskGraceSeconds: 900,
 } as const;
 
 const EnvSchema = z.object({
@@ -57,6 +61,14 @@ const EnvSchema = z.object({
   FLOWWARDEN_NOTIFY_URLS: z.string().optional(),
   PREFECT_API_URL: z.string().url().optional(),
   PREFECT_API_KEY: z.string().optional(),
+  // Prefect's own client settings, same names and meaning (docs/prefect.md).
+  PREFECT_API_AUTH_STRING: z.string().optional(),
+  PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: bool.optional(),
+  FLOWWARDEN_PREFECT_PAGE_SIZE: int(1, 1000).default(DEFAULTS.prefectPageSize),
+  FLOWWARDEN_PREFECT_POLL_INTERVAL_SECONDS: z.coerce.number().min(0.05).max(3600).default(DEFAULTS.pollIntervalSeconds),
+  FLOWWARDEN_PREFECT_WATCH_INTERVAL_SECONDS: z.coerce.number().min(0.05).max(3600).default(DEFAULTS.prefectWatchIntervalSeconds),
+  FLOWWARDEN_PREFECT_WATCH_LOOKBACK_SECONDS: int(0, 90 * 86_400).default(DEFAULTS.prefectWatchLookbackSeconds),
+  FLOWWARDEN_PREFECT_TASK_GRACE_SECONDS: int(0, 7 * 86_400).default(DEFAULTS.prefectTaskGraceSeconds),
 });
 
 export interface Config {
@@ -84,7 +96,22 @@ export interface Config {
   handlersModule: string | undefined;
   notifyUrls: string[];
   maxParametersBytes: number;
-  prefect: { apiUrl: string | undefined; apiKey: string | undefined; pollIntervalSeconds: number };
+  prefect: {
+    apiUrl: string | undefined;
+    apiKey: string | undefined;
+    pollIntervalSeconds: number;
+    /** PREFECT_API_AUTH_STRING: Basic auth for a self-hosted server (wins over apiKey). */
+    authString?: string | undefined;
+    /** PREFECT_CLIENT_CSRF_SUPPORT_ENABLED (default true). */
+    csrf?: boolean;
+    /** First page size for Prefect filter requests; a lower server cap is adopted. */
+    pageSize?: number;
+    watchIntervalSeconds?: number;
+    /** How far back a new watch starts importing (a flow's target may override it). */
+    watchLookbackSeconds?: number;
+    /** How long after a run finished its Prefect task runs are read again. */
+    taskGraceSeconds?: number;
+  };
 }
 
 /**
@@ -142,7 +169,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     prefect: {
       apiUrl: e.PREFECT_API_URL,
       apiKey: e.PREFECT_API_KEY,
-      pollIntervalSeconds: DEFAULTS.pollIntervalSeconds,
+      pollIntervalSeconds: e.FLOWWARDEN_PREFECT_POLL_INTERVAL_SECONDS,
+      authString: e.PREFECT_API_AUTH_STRING,
+      csrf: e.PREFECT_CLIENT_CSRF_SUPPORT_ENABLED ?? true,
+      pageSize: e.FLOWWARDEN_PREFECT_PAGE_SIZE,
+      watchIntervalSeconds: e.FLOWWARDEN_PREFECT_WATCH_INTERVAL_SECONDS,
+      watchLookbackSeconds: e.FLOWWARDEN_PREFECT_WATCH_LOOKBACK_SECONDS,
+      taskGraceSeconds: e.FLOWWARDEN_PREFECT_TASK_GRACE_SECONDS,
     },
   };
   return { ...config, ...overrides };
@@ -150,5 +183,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 
 /** Every secret value in the config, for log redaction by value (src/log.ts registerSecrets). */
 export function configSecrets(config: Config): Array<string | undefined> {
-  return [config.adminToken, config.readToken, config.httpSecret, config.prefect.apiKey, config.databaseUrl, ...config.notifyUrls];
+  return [config.adminToken, config.readToken, config.httpSecret, config.prefect.apiKey, config.prefect.authString, config.databaseUrl, ...config.notifyUrls];
 }

@@ -20,6 +20,16 @@ export function createHttp(options: HttpOptions = {}): KyInstance {
   });
 }
 
+/**
+ * The error fetch itself raised. ky 2 wraps network failures (refused, reset, DNS) in a NetworkError
+ * whose message quotes the request URL (a webhook URL is a secret) and whose `cause` is fetch's
+ * TypeError('fetch failed', { cause: { code } }); report from that instead.
+ */
+export function transportCause(err: unknown): unknown {
+  if (err instanceof Error && err.name === 'NetworkError' && err.cause !== undefined) return err.cause;
+  return err;
+}
+
 /** Parse a Retry-After header (seconds or HTTP date) into milliseconds; undefined if absent/invalid. */
 export function parseRetryAfter(value: string | null | undefined, nowMs = Date.now()): number | undefined {
   if (!value) return undefined;

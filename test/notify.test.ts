@@ -63,7 +63,7 @@ function scriptedHttp(f: FakeChatServer, script: Record<number, FailureKind>, re
   return createHttp({ timeoutMs: 30_000 }).extend({
     hooks: {
       beforeRequest: [
-        (request) => {
+        ({ request }) => {
           n++;
           const kind = script[n];
           if (kind) f.failNext(kind);

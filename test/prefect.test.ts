@@ -162,8 +162,8 @@ describe('prefect target', () => {
       await dispatch(runId);
       const fr = flowRunsOf(dep.id)[0]!;
       if (c.state === 'FAILED') {
-        fake.addTaskRun(fr.id, { name: 'extract-0', state: { type: 'COMPLETED' } });
-        fake.addTaskRun(fr.id, { name: 'run_dbt-0', state: { type: 'FAILED', message: 'Database Error in model orders' } });
+        fake.addTaskRun(fr.id, { name: 'extract', state: { type: 'COMPLETED' } });
+        fake.addTaskRun(fr.id, { name: 'run_dbt', state: { type: 'FAILED', message: 'Database Error in model orders' } });
       }
       const done = await pollUntilDone(runId);
       assert.equal(done.stateType, c.state);
@@ -371,7 +371,7 @@ describe('prefect watch mode', () => {
       seeded.push(fake.addFlowRun(dep.id, { expectedStartTime: new Date(first + i * 300_000), state }).id);
     }
     // A failed run's task results feed the critical-task rule.
-    fake.addTaskRun(seeded[7]!, { name: 'run_dbt-0', state: { type: 'FAILED', message: 'dbt exploded' } });
+    fake.addTaskRun(seeded[7]!, { name: 'run_dbt', state: { type: 'FAILED', message: 'dbt exploded' } });
     // Not imported: runs Prefect pre-created for the future, and a run flowwarden itself created.
     const future = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now + 3600_000) });
     const ours = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 1000), idempotencyKey: 'flowwarden:x:y' });
@@ -511,11 +511,11 @@ describe('prefect watch mode: finished runs', () => {
     // After the flow's baseline: one run imported already finished, one imported RUNNING that
     // completes on a later pass.
     const done = fake.addFlowRun(dep.id, { state: { type: 'COMPLETED' } });
-    fake.addTaskRun(done.id, { name: 'run_dbt-0', state: { type: 'FAILED', message: 'dbt exploded (caught by the flow)' } });
+    fake.addTaskRun(done.id, { name: 'run_dbt', state: { type: 'FAILED', message: 'dbt exploded (caught by the flow)' } });
     const later = fake.addFlowRun(dep.id, { state: { type: 'RUNNING' } });
     const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
     await watcher.runOnce();
-    fake.addTaskRun(later.id, { name: 'load-0', state: { type: 'COMPLETED' } });
+    fake.addTaskRun(later.id, { name: 'load', state: { type: 'COMPLETED' } });
     fake.advance(later.id, 'COMPLETED');
     await watcher.runOnce();
 
@@ -535,7 +535,7 @@ describe('prefect watch mode: finished runs', () => {
 });
 
 describe('prefect watch mode: runs deleted in Prefect', () => {
-  test('the guard switching a watched deployment off deletes its unstarted runs in Prefect, and ours are closed as CANCELLED/Deleted', async () => {
+  test('the guard switching a watched deployment off: future runs deleted by Prefect, past-due ones cancelled by the guard, a pause deletes; ours all closed', async () => {
     const dep = fake.addDeployment({ flowName: 'watch-deleted', name: 'prod', schedules: [{ slug: 'hourly' }, { slug: 'daily' }] });
     const [hourly, daily] = dep.schedules.map((s) => s.id) as [string, string];
     const f = await flow({ name: 'watch-deleted', target: { type: 'prefect', deployment: 'watch-deleted/prod', watch: true } });
@@ -553,22 +553,27 @@ describe('prefect watch mode: runs deleted in Prefect', () => {
     };
     assert.equal((await ours(late.id)).stateName, 'Late');
 
-    // The guard holds the flow: Prefect deletes the runs its schedules created that have not started.
+    const future = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now + 3_600_000), scheduleId: daily });
+
+    // The guard holds the flow. Prefect (≥ 3.3.4) deletes only the *future* runs its schedules
+    // created; the past-due ones stay, so the guard cancels them and closes our copies.
     const actions = app.deps.guardActions.actions.find((a) => a.name === 'prefect')!;
     await actions.onDisable!(await requireFlow(app.pool, 'watch-deleted'), 'three failures in a row');
     assert.deepEqual(dep.schedules.map((s) => s.active), [false, false]);
-    assert.ok(!fake.state.flowRuns.has(late.id) && !fake.state.flowRuns.has(scheduled.id), 'unstarted scheduled runs deleted in Prefect');
-    assert.ok(fake.state.flowRuns.has(running.id) && fake.state.flowRuns.has(manual.id), 'started and manual runs kept');
+    assert.ok(!fake.state.flowRuns.has(future.id), 'the future run is deleted by Prefect');
+    for (const fr of [late, scheduled]) assert.equal(fake.state.flowRuns.get(fr.id)?.state_type, 'CANCELLED', 'past-due runs cancelled in Prefect');
+    assert.equal(fake.state.flowRuns.get(running.id)?.state_type, 'RUNNING', 'a started run is left alone');
+    assert.equal(fake.state.flowRuns.get(manual.id)?.state_type, 'SCHEDULED', 'a manual run is left alone');
 
     const pass = await watcher.runOnce();
     assert.deepEqual(pass.errors, []);
     for (const fr of [late, scheduled]) {
       const r = await ours(fr.id);
-      assert.equal(`${r.stateType}/${r.stateName}`, 'CANCELLED/Deleted');
-      assert.match(r.stateMessage ?? '', /deleted in Prefect/);
+      assert.equal(`${r.stateType}/${r.stateName}`, 'CANCELLED/Cancelled');
+      assert.match(r.stateMessage ?? '', /cancelled in Prefect by the guard/);
     }
     assert.deepEqual((await runHistory(app.pool, (await ours(late.id)).id)).map((h) => `${h.toType}/${h.toName}`), [
-      'SCHEDULED/Scheduled', 'SCHEDULED/Late', 'CANCELLED/Deleted',
+      'SCHEDULED/Scheduled', 'SCHEDULED/Late', 'CANCELLED/Cancelled',
     ]);
     assert.equal((await ours(running.id)).stateType, 'RUNNING');
     assert.equal((await ours(manual.id)).stateType, 'SCHEDULED');

@@ -24,7 +24,7 @@
  * name a channel by kind and host only, and scrub the URL from any text we quote.
  */
 import type { KyInstance } from 'ky';
-import { parseRetryAfter } from '../http.ts';
+import { parseRetryAfter, transportCause } from '../http.ts';
 import { PermanentError, RateLimitedError, UserInputError } from '../errors.ts';
 
 export const CHANNEL_KINDS = ['discord', 'slack', 'webhook'] as const;
@@ -233,7 +233,8 @@ async function readBody(res: Response): Promise<string> {
   }
 }
 
-function networkReason(err: unknown): string {
+function networkReason(error: unknown): string {
+  const err = transportCause(error);
   if (!(err instanceof Error)) return String(err);
   if (err.name === 'TimeoutError') return 'request timed out';
   const cause = (err as { cause?: unknown }).cause;

@@ -38,7 +38,7 @@ import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import { sendPoll } from '../workers/poll.ts';
 import { DeploymentResolver } from './deployments.ts';
 import { DEFAULT_MAX_INLINE_WAIT_MS, withRateLimit } from './retry.ts';
-import { describeFlowRun, fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
+import { describeFlowRun, fetchTaskResults, mappedStateOf, mirrorLockedRun, TASKS_UNREAD_MARKER } from './mirror.ts';
 
 /** Tag added to every flow run flowwarden creates, so they are easy to find in Prefect's UI. */
 export const FLOWWARDEN_TAG = 'flowwarden';
@@ -156,12 +156,9 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
 
       let fr: PrefectFlowRun;
       let tasks: TaskInput[] = [];
+      let tasksUnread: string | undefined;
       try {
         fr = await connector.call('readFlowRun', () => client.readFlowRun(run.externalId!, { signal: ctx.signal }), opts);
-        if (mappedStateOf(fr).terminal) {
-          const byRun = await fetchTaskResults(client, [fr.id], (what, fn) => connector.call(what, fn, opts), { signal: ctx.signal });
-          tasks = byRun.get(fr.id) ?? [];
-        }
       } catch (err) {
         // A long Retry-After: the poll worker re-sends this poll for later, using no retry.
         if (err instanceof RateLimitedError) throw err;
@@ -172,13 +169,27 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
         return { kind: 'finished', state: 'FAILED' };
       }
 
+      if (mappedStateOf(fr).terminal) {
+        // Bookkeeping never decides the outcome: if the task runs cannot be read now, the run still
+        // gets Prefect's state, and the watch pass reads them later (recordLateTaskResults).
+        try {
+          const byRun = await fetchTaskResults(client, [fr.id], (what, fn) => connector.call(what, fn, opts), { signal: ctx.signal });
+          tasks = byRun.get(fr.id) ?? [];
+        } catch (err) {
+          if (ctx.signal?.aborted) throw err;
+          tasksUnread = errorMessage(err);
+          ctx.log.warn({ err: tasksUnread, flowRunId: fr.id }, 'cannot read the task runs of a finished Prefect flow run; recording its state now, tasks later');
+        }
+      }
+
       const mapped = mappedStateOf(fr);
       const interval = connector.intervalFor(target);
       return withTransaction(deps.pool, async (tx): Promise<PollResult> => {
         const current = await getRun(tx, run.id, { forUpdate: true });
         if (!current || isTerminal(current.stateType)) return { kind: 'noop', reason: 'finished meanwhile' };
         if (mapped.terminal) {
-          await mirrorLockedRun(deps.boss, tx, current, fr, { tasks });
+          const note = tasksUnread ? ` ${TASKS_UNREAD_MARKER} ${tasksUnread}; read again by the next Prefect watch pass)` : '';
+          await mirrorLockedRun(deps.boss, tx, current, fr, { tasks, ...(note ? { suffix: note } : {}) });
           ctx.log.info({ flowRunId: fr.id, state: mapped.stateType, tasks: tasks.length }, `Prefect flow run ${mapped.stateName}`);
           return { kind: 'finished', state: mapped.stateType };
         }

@@ -3,22 +3,43 @@
  * keep running from Prefect's own schedules.
  *
  * - onDisable: switch off every active schedule of the deployment, remembering which ones we
- *   switched off (prefect_schedule_holds) before each PATCH.
+ *   switched off (prefect_schedule_holds) before each PATCH; then cancel the deployment's past-due
+ *   auto-scheduled runs (below).
  * - enforce: the same pass again. A redeploy (`prefect deploy`) re-creates or re-activates schedules;
  *   whatever is active now is switched off and held. Returns true if anything had to be.
  * - onReactivate: switch on exactly the schedules we hold (not one an operator had turned off on
  *   purpose), then forget them. A held schedule that no longer exists is just forgotten.
  * The deployment is resolved fresh each time (never from the cache): a redeploy may change its id.
+ *
+ * What Prefect does, and why each step is needed (Prefect 3.x server source):
+ * - Every PATCH sends the schedule's current `parameters`, read just before: Prefect's
+ *   DeploymentScheduleUpdate defaults `parameters` to {} and the update writes it, so a bare
+ *   {"active": false} would wipe the schedule's parameter overrides (Prefect ≥ 3.2, prefect#17982).
+ * - A schedule PATCH makes Prefect delete the deployment's *future* auto-scheduled runs (all its
+ *   schedules, Prefect ≥ 3.3.4); runs already due (Scheduled or Late) stay, and workers still pick
+ *   them up. So the guard cancels them itself through POST /flow_runs/{id}/set_state (CANCELLED,
+ *   orchestrated, not forced), and closes the imported copy of each (watch mode) as CANCELLED in
+ *   our history: no imported run stays open without an owner.
  */
 import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
 import type { GuardActions } from '../guard/actions.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
+import type { PrefectDeployment, PrefectFlowRun } from '../targets/prefect-client.ts';
 import { listScheduleHolds, recordScheduleHold, releaseScheduleHold } from '../queries/prefect.ts';
+import { getRun } from '../queries/runs.ts';
+import { applyLockedTransition } from '../runs/service.ts';
+import { isTerminal } from '../runs/states.ts';
+import { withTransaction, dbNow } from '../db/client.ts';
+import { errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
 
-export function prefectGuardActions(connector: PrefectConnector, deps: { pool: pg.Pool; log: Logger }): GuardActions {
+/** Scheduled-type states that are not the scheduler's pending work: leave these alone. */
+const NOT_CANCELLED = new Set(['AwaitingRetry', 'AwaitingConcurrencySlot']);
+
+export function prefectGuardActions(connector: PrefectConnector, deps: { pool: pg.Pool; log: Logger; boss?: PgBoss }): GuardActions {
   const client = connector.client;
 
   function prefectTarget(flow: FlowRow): PrefectTargetSpec | undefined {
@@ -27,7 +48,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
   }
 
   /** Switch off the deployment's active schedules; returns how many were active. */
-  async function hold(flow: FlowRow, target: PrefectTargetSpec): Promise<number> {
+  async function hold(flow: FlowRow, target: PrefectTargetSpec): Promise<{ switched: number; deployment: PrefectDeployment }> {
     const log = deps.log.child({ flow: flow.name, guardAction: 'prefect' });
     const deployment = await connector.call('resolveDeployment', () => connector.deployments.resolve(target.deployment, { fresh: true }), { log });
     const schedules = await connector.call('listDeploymentSchedules', () => client.listDeploymentSchedules(deployment.id), { log });
@@ -35,25 +56,93 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
     for (const s of schedules) {
       if (!s.active) continue;
       await recordScheduleHold(deps.pool, flow.id, deployment.id, s.id);
-      await connector.call('setDeploymentScheduleActive', () => client.setDeploymentScheduleActive(deployment.id, s.id, false), { log });
+      await connector.call('setDeploymentScheduleActive', () => client.setDeploymentScheduleActive(deployment.id, s, false), { log });
       switched += 1;
     }
     if (switched) log.info({ deploymentId: deployment.id, schedules: switched }, 'Prefect deployment schedules switched off');
-    return switched;
+    return { switched, deployment };
+  }
+
+  /**
+   * Cancel the deployment's runs that Prefect's scheduler created and that are already due but not
+   * started (Scheduled/Late): switching a schedule off leaves them. Returns how many were cancelled.
+   */
+  async function cancelPastDue(flow: FlowRow, deployment: PrefectDeployment, why: string): Promise<number> {
+    const log = deps.log.child({ flow: flow.name, guardAction: 'prefect' });
+    const now = await dbNow(deps.pool);
+    const due: PrefectFlowRun[] = [];
+    for (let offset = 0; ; ) {
+      const limit = client.pageLimit;
+      const page = await connector.call(
+        'filterFlowRuns',
+        () =>
+          client.filterFlowRuns({
+            deploymentIds: [deployment.id],
+            stateTypes: ['SCHEDULED'],
+            expectedStartBefore: now,
+            sort: 'EXPECTED_START_TIME_ASC',
+            limit,
+            offset,
+          }),
+        { log },
+      );
+      due.push(...page);
+      offset += page.length;
+      if (page.length < Math.min(limit, client.pageLimit) || page.length === 0) break;
+    }
+    let cancelled = 0;
+    const message = `Cancelled by flowwarden: flow '${flow.name}' is disabled by the guard (${why}); its past-due scheduled run would otherwise still start`;
+    for (const fr of due) {
+      if (!fr.auto_scheduled || NOT_CANCELLED.has(fr.state_name ?? '')) continue;
+      try {
+        const result = await connector.call('setFlowRunState', () => client.setFlowRunState(fr.id, { type: 'CANCELLED', message }), { log });
+        if (result.status !== 'ACCEPT') {
+          log.warn({ flowRunId: fr.id, status: result.status, reason: result.reason }, 'Prefect did not accept cancelling a past-due run');
+          continue;
+        }
+        cancelled += 1;
+        await closeImported(fr.id, `Prefect flow run ${fr.id} (${fr.state_name ?? 'Scheduled'}, due ${fr.expected_start_time}) cancelled in Prefect by the guard: ${why}`);
+      } catch (err) {
+        log.warn({ flowRunId: fr.id, err: errorMessage(err) }, 'cannot cancel a past-due Prefect run; the next enforce pass tries again');
+      }
+    }
+    if (cancelled) log.info({ deploymentId: deployment.id, cancelled }, 'past-due Prefect runs cancelled');
+    return cancelled;
+  }
+
+  /** Our imported copy of a Prefect run the guard cancelled: CANCELLED in our history too. */
+  async function closeImported(flowRunId: string, message: string): Promise<void> {
+    if (!deps.boss) return; // the watch refresh mirrors it on its next pass
+    const boss = deps.boss;
+    await withTransaction(deps.pool, async (tx) => {
+      const { rows } = await tx.query<{ id: string }>(
+        `select id from flowwarden.runs where external_id = $1 and origin = 'watch' order by id for update`,
+        [flowRunId],
+      );
+      for (const { id } of rows) {
+        const run = await getRun(tx, id, { forUpdate: true });
+        if (!run || isTerminal(run.stateType)) continue;
+        await applyLockedTransition(boss, tx, run, { to: 'CANCELLED', name: 'Cancelled', message, externalId: flowRunId });
+      }
+    });
   }
 
   return {
     name: 'prefect',
 
-    async onDisable(flow) {
+    async onDisable(flow, reason) {
       const target = prefectTarget(flow);
-      if (target) await hold(flow, target);
+      if (!target) return;
+      const { deployment } = await hold(flow, target);
+      await cancelPastDue(flow, deployment, reason);
     },
 
     async enforce(flow) {
       const target = prefectTarget(flow);
       if (!target) return false;
-      return (await hold(flow, target)) > 0;
+      const { switched, deployment } = await hold(flow, target);
+      const cancelled = await cancelPastDue(flow, deployment, flow.disabledReason ?? 'disabled');
+      return switched + cancelled > 0;
     },
 
     async onReactivate(flow, by) {
@@ -70,7 +159,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
       for (const h of holds) {
         const s = existing.get(h.scheduleId);
         if (s && !s.active) {
-          await connector.call('setDeploymentScheduleActive', () => client.setDeploymentScheduleActive(deployment.id, s.id, true), { log });
+          await connector.call('setDeploymentScheduleActive', () => client.setDeploymentScheduleActive(deployment.id, s, true), { log });
           switched += 1;
         }
         await releaseScheduleHold(deps.pool, flow.id, h.scheduleId);

@@ -22,9 +22,18 @@ export interface InstallPrefectOptions {
 }
 
 export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions = {}): PrefectInstall | undefined {
-  const { apiUrl, apiKey } = deps.config.prefect;
-  if (!options.client && !apiUrl) return undefined;
-  const client = options.client ?? createPrefectClient({ apiUrl: apiUrl!, ...(apiKey ? { apiKey } : {}), http: deps.http });
+  const p = deps.config.prefect;
+  if (!options.client && !p.apiUrl) return undefined;
+  const client =
+    options.client ??
+    createPrefectClient({
+      apiUrl: p.apiUrl!,
+      ...(p.apiKey ? { apiKey: p.apiKey } : {}),
+      ...(p.authString ? { authString: p.authString } : {}),
+      ...(p.csrf !== undefined ? { csrf: p.csrf } : {}),
+      ...(p.pageSize !== undefined ? { pageSize: p.pageSize } : {}),
+      http: deps.http,
+    });
   const log = deps.log.child({ component: 'prefect' });
   const connector = createPrefectConnector({
     client,
@@ -33,8 +42,18 @@ export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions 
     ...(options.maxInlineWaitMs !== undefined ? { maxInlineWaitMs: options.maxInlineWaitMs } : {}),
   });
   deps.extensions.set('prefect', connector);
-  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log }));
-  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, options.watch);
+  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log, boss: deps.boss }));
+  // Environment settings first, then what the caller (tests) passes.
+  const fromConfig: WatchOptions = {
+    ...(p.pageSize !== undefined ? { pageSize: p.pageSize } : {}),
+    ...(p.watchIntervalSeconds !== undefined ? { intervalMs: Math.round(p.watchIntervalSeconds * 1000) } : {}),
+    ...(p.watchLookbackSeconds !== undefined ? { lookbackSeconds: p.watchLookbackSeconds } : {}),
+    ...(p.taskGraceSeconds !== undefined ? { taskGraceSeconds: p.taskGraceSeconds } : {}),
+  };
+  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, {
+    ...fromConfig,
+    ...Object.fromEntries(Object.entries(options.watch ?? {}).filter(([, v]) => v !== undefined)),
+  });
   log.info({ api: client.apiUrl }, 'Prefect connector installed');
   return { client, connector, watcher };
 }

@@ -23,12 +23,25 @@ import type { RunRow, TaskInput } from '../queries/runs.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { transitionAllowed } from '../runs/states.ts';
 
+/** In a finished run's message when its task runs could not be read yet (the watch pass retries). */
+export const TASKS_UNREAD_MARKER = '(task results not read yet:';
+
 export function mappedStateOf(fr: Pick<PrefectFlowRun, 'state_type' | 'state_name' | 'state'>): MappedState {
   return mapPrefectState(fr.state_type ?? fr.state?.type, fr.state_name ?? fr.state?.name);
 }
 
-/** Prefect names task runs '<task name>-<counter>' (run_dbt-0); health rules name the task (run_dbt). */
-export function taskNameOf(taskRun: Pick<PrefectTaskRun, 'name'>): string {
+/**
+ * The task's own name, which health rules use (run_dbt). Prefect 3 names a task run
+ * `f"{task.name}-{dynamic_key[:3]}"` (tasks.py) with a random key (run_dbt-3fa); the task run's
+ * `dynamic_key` says which suffix that is. A custom `task_run_name` has no such suffix and is kept
+ * as is. Without a dynamic_key (older servers), Prefect 2's '<name>-<counter>' suffix is removed.
+ */
+export function taskNameOf(taskRun: Pick<PrefectTaskRun, 'name'> & { dynamic_key?: string | null }): string {
+  const key = taskRun.dynamic_key;
+  if (key) {
+    const suffix = `-${key.slice(0, 3)}`;
+    return taskRun.name.endsWith(suffix) && taskRun.name.length > suffix.length ? taskRun.name.slice(0, -suffix.length) : taskRun.name;
+  }
   return taskRun.name.replace(/-\d+$/, '') || taskRun.name;
 }
 
@@ -47,12 +60,15 @@ export async function fetchTaskResults(
   const out = new Map<string, TaskInput[]>(flowRunIds.map((id) => [id, []]));
   for (let i = 0; i < flowRunIds.length; i += PREFECT_MAX_LIMIT) {
     const ids = flowRunIds.slice(i, i + PREFECT_MAX_LIMIT);
-    for (let offset = 0; ; offset += PREFECT_MAX_LIMIT) {
+    // Page size: the client's cap, which drops to the server's own when it answers 422 with one.
+    for (let offset = 0; ; ) {
+      const limit = client.pageLimit;
       const page = await call('filterTaskRuns', () =>
-        client.filterTaskRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT, offset, sort: 'EXPECTED_START_TIME_ASC' }, opts),
+        client.filterTaskRuns({ flowRunIds: ids, limit, offset, sort: 'EXPECTED_START_TIME_ASC' }, opts),
       );
       for (const tr of page) if (tr.flow_run_id) out.get(tr.flow_run_id)?.push(taskInputOf(tr));
-      if (page.length < PREFECT_MAX_LIMIT) break;
+      offset += page.length;
+      if (page.length === 0 || page.length < Math.min(limit, client.pageLimit)) break;
     }
   }
   return out;
@@ -71,14 +87,14 @@ export async function mirrorLockedRun(
   tx: Queryable,
   run: RunRow,
   fr: PrefectFlowRun,
-  options: { tasks?: TaskInput[]; message?: string } = {},
+  options: { tasks?: TaskInput[]; message?: string; suffix?: string } = {},
 ): Promise<RunRow | null> {
   const mapped = mappedStateOf(fr);
   const from = { type: run.stateType, name: run.stateName };
   const to = { type: mapped.stateType, name: mapped.stateName };
   if (from.type === to.type && from.name === to.name) return null;
   if (!transitionAllowed(from, to)) return null;
-  const message = fr.state?.message ?? options.message ?? `${describeFlowRun(fr)} is ${mapped.stateName}`;
+  const message = (fr.state?.message ?? options.message ?? `${describeFlowRun(fr)} is ${mapped.stateName}`) + (options.suffix ?? '');
   const { run: updated } = await applyLockedTransition(boss, tx, run, {
     to: to.type,
     name: to.name,

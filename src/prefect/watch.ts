@@ -53,17 +53,17 @@ import {
   setRunTimes,
   type WatchedRunRef,
 } from '../queries/prefect.ts';
-import { applyLockedTransition } from '../runs/service.ts';
+import { applyLockedTransition, recordLateTaskResults } from '../runs/service.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
-import { PREFECT_MAX_LIMIT, type PrefectFlowRun } from '../targets/prefect-client.ts';
+import { PREFECT_MAX_LIMIT, PREFECT_PAGE_SIZE_MAX, type PrefectFlowRun } from '../targets/prefect-client.ts';
 import { isTerminal } from '../runs/states.ts';
 import { NotFoundError, errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
-import { fetchTaskResults, mappedStateOf, mirrorLockedRun } from './mirror.ts';
+import { fetchTaskResults, mappedStateOf, mirrorLockedRun, TASKS_UNREAD_MARKER } from './mirror.ts';
 
 export const WATCH_DEFAULTS = {
   intervalMs: 15_000,
-  /** Page size for /flow_runs/filter (Prefect's maximum is 200). */
+  /** Page size for /flow_runs/filter (Prefect's default cap is 200; a lower cap is adopted). */
   pageSize: PREFECT_MAX_LIMIT,
   /** How far back a new watch starts importing. */
   lookbackSeconds: 86_400,
@@ -73,6 +73,12 @@ export const WATCH_DEFAULTS = {
   maxPagesPerPass: 50,
   /** Open runs re-read per pass. */
   maxOpenPerPass: 2_000,
+  /**
+   * How long after a Prefect run finished its task runs are read again: Prefect 3 records task runs
+   * from events, asynchronously, so some appear after the flow run is terminal (and a first read may
+   * have failed). A late failed critical task is still evaluated.
+   */
+  taskGraceSeconds: 900,
 } as const;
 
 export interface WatchOptions {
@@ -82,6 +88,7 @@ export interface WatchOptions {
   overlapSeconds?: number;
   maxPagesPerPass?: number;
   maxOpenPerPass?: number;
+  taskGraceSeconds?: number;
 }
 
 export interface WatchDeps {
@@ -97,6 +104,8 @@ export interface WatchPassResult {
   pages: number;
   /** Flows another pod was importing at that moment (left to it). */
   busy: number;
+  /** Task results recorded after their run had finished. */
+  lateTasks: number;
   errors: string[];
 }
 
@@ -113,8 +122,8 @@ export class PrefectWatcher {
     this.#deps = deps;
     this.#connector = connector;
     this.#opts = { ...WATCH_DEFAULTS, ...stripUndefined(options) };
-    if (this.#opts.pageSize < 1 || this.#opts.pageSize > PREFECT_MAX_LIMIT) {
-      throw new RangeError(`watch pageSize must be 1..${PREFECT_MAX_LIMIT}, got ${this.#opts.pageSize}`);
+    if (!Number.isInteger(this.#opts.pageSize) || this.#opts.pageSize < 1 || this.#opts.pageSize > PREFECT_PAGE_SIZE_MAX) {
+      throw new RangeError(`watch pageSize must be 1..${PREFECT_PAGE_SIZE_MAX}, got ${this.#opts.pageSize}`);
     }
     this.#log = deps.log.child({ loop: 'prefect-watch' });
     this.#loop = new Loop('prefect-watch', this.#opts.intervalMs, async () => {
@@ -132,7 +141,7 @@ export class PrefectWatcher {
 
   /** One import + refresh pass over every watched flow. Never throws: errors are logged and returned. */
   async runOnce(options: { maxPagesPerPass?: number } = {}): Promise<WatchPassResult> {
-    const result: WatchPassResult = { flows: 0, imported: 0, updated: 0, pages: 0, busy: 0, errors: [] };
+    const result: WatchPassResult = { flows: 0, imported: 0, updated: 0, pages: 0, busy: 0, lateTasks: 0, errors: [] };
     let flows: FlowRow[];
     try {
       flows = await listWatchedFlows(this.#deps.pool);
@@ -156,6 +165,12 @@ export class PrefectWatcher {
       result.errors.push(`refresh: ${errorMessage(err)}`);
       this.#log.warn({ err: errorMessage(err) }, 'Prefect watch refresh failed; retried next pass');
     }
+    try {
+      result.lateTasks = await this.#refreshTasks();
+    } catch (err) {
+      result.errors.push(`tasks: ${errorMessage(err)}`);
+      this.#log.warn({ err: errorMessage(err) }, 'reading late Prefect task runs failed; retried next pass');
+    }
     if (result.imported || result.updated) this.#log.info({ imported: result.imported, updated: result.updated }, 'Prefect watch pass');
     return result;
   }
@@ -167,7 +182,8 @@ export class PrefectWatcher {
     const deployment = await connector.call('resolveDeployment', () => connector.deployments.resolve(target.deployment), { log });
     const pool = this.#deps.pool;
     const now = await dbNow(pool);
-    await ensureWatchCursor(pool, flow.id, deployment.id, new Date(now.getTime() - this.#opts.lookbackSeconds * 1000));
+    const lookback = target.watchLookbackSeconds ?? this.#opts.lookbackSeconds;
+    await ensureWatchCursor(pool, flow.id, deployment.id, new Date(now.getTime() - lookback * 1000));
 
     // This pass's read position: `from` (inclusive `after_`) and how many rows at exactly `from` it
     // has consumed (`skip`, sent as the offset). Both are relative to the query they were measured
@@ -189,6 +205,7 @@ export class PrefectWatcher {
           skip = 0;
         }
         const upper = await dbNow(tx);
+        const limit = Math.min(this.#opts.pageSize, connector.client.pageLimit);
         const rows = await connector.call(
           'filterFlowRuns',
           () =>
@@ -197,7 +214,7 @@ export class PrefectWatcher {
               expectedStartAfter: new Date(from),
               expectedStartBefore: upper,
               sort: 'EXPECTED_START_TIME_ASC',
-              limit: this.#opts.pageSize,
+              limit,
               offset: skip,
             }),
           { log },
@@ -217,7 +234,8 @@ export class PrefectWatcher {
         }
         await advanceWatchCursor(tx, flow.id, { cursor: new Date(newest), deploymentId: deployment.id, imported: counts.imported });
         seen = Math.max(newest, committed);
-        return { kind: 'page' as const, ...counts, more: rows.length === this.#opts.pageSize };
+        // A full page (at the cap in force after the call: the server may have named a lower one).
+        return { kind: 'page' as const, ...counts, more: rows.length > 0 && rows.length >= Math.min(limit, connector.client.pageLimit) };
       });
       if (outcome.kind === 'busy') {
         result.busy += 1;
@@ -274,14 +292,23 @@ export class PrefectWatcher {
         return m.terminal && run && !isTerminal(run.stateType);
       })
       .map(({ fr }) => fr.id);
-    const tasks: Map<string, TaskInput[]> = needTasks.length
-      ? await fetchTaskResults(connector.client, needTasks, (what, fn) => connector.call(what, fn, { log: this.#log }))
-      : new Map();
+    // A failed read does not hold the runs' own outcome back: they finish now, and #refreshTasks
+    // reads their task runs on a later pass.
+    let tasks: Map<string, TaskInput[]> = new Map();
+    let unread: string | undefined;
+    if (needTasks.length) {
+      try {
+        tasks = await fetchTaskResults(connector.client, needTasks, (what, fn) => connector.call(what, fn, { log: this.#log }));
+      } catch (err) {
+        unread = ` ${TASKS_UNREAD_MARKER} ${errorMessage(err)}; read again by the next Prefect watch pass)`;
+        this.#log.warn({ err: errorMessage(err), runs: needTasks.length }, 'cannot read task runs of finished Prefect runs; recording their states now, tasks on a later pass');
+      }
+    }
     let updated = 0;
     for (const { fr, runId } of pending) {
       const run = runs.get(runId);
       if (!run) continue;
-      const moved = await mirrorLockedRun(this.#deps.boss, tx, run, fr, { tasks: tasks.get(fr.id) ?? [] });
+      const moved = await mirrorLockedRun(this.#deps.boss, tx, run, fr, { tasks: tasks.get(fr.id) ?? [], ...(unread && needTasks.includes(fr.id) ? { suffix: unread } : {}) });
       if (moved) {
         updated += 1;
         await setRunTimes(tx, runId, toDate(fr.start_time), toDate(fr.end_time));
@@ -300,14 +327,18 @@ export class PrefectWatcher {
     const connector = this.#connector;
     const open = await listOpenWatchedRuns(this.#deps.pool, this.#opts.maxOpenPerPass);
     let updated = 0;
-    for (let i = 0; i < open.length; i += PREFECT_MAX_LIMIT) {
-      const batch = open.slice(i, i + PREFECT_MAX_LIMIT);
+    for (let i = 0; i < open.length; ) {
+      // One request per page-cap ids; if the server named a lower cap meanwhile, redo with it.
+      const size = Math.min(this.#opts.pageSize, connector.client.pageLimit);
+      const batch = open.slice(i, i + size);
       const ids = batch.map((r) => r.externalId);
       const flowRuns = await connector.call(
         'filterFlowRuns',
-        () => connector.client.filterFlowRuns({ flowRunIds: ids, limit: PREFECT_MAX_LIMIT }),
+        () => connector.client.filterFlowRuns({ flowRunIds: ids, limit: size }),
         { log: this.#log },
       );
+      if (connector.client.pageLimit < batch.length) continue;
+      i += batch.length;
       const returned = new Set(flowRuns.map((fr) => fr.id));
       const deleted: WatchedRunRef[] = [];
       for (const ref of batch) {
@@ -324,6 +355,65 @@ export class PrefectWatcher {
       if (deleted.length) updated += await withTransaction(this.#deps.pool, (tx) => this.#closeDeleted(tx, deleted));
     }
     return updated;
+  }
+
+  /**
+   * Read again the task runs of Prefect runs (watched or dispatched) that finished within
+   * taskGraceSeconds — of flows with critical tasks, or whose first task read failed — and record
+   * the ones we do not have yet: Prefect 3 writes task runs from
+   * events, so they may land after the flow run is terminal, and a first read may have failed.
+   * A late failed task asks for a health check like a failing transition does.
+   */
+  async #refreshTasks(): Promise<number> {
+    const pool = this.#deps.pool;
+    const { rows } = await pool.query<{ id: string; externalId: string }>(
+      `select r.id, r.external_id as "externalId"
+         from flowwarden.runs r
+         join flowwarden.flows f on f.id = r.flow_id
+        where f.target->>'type' = 'prefect'
+          and r.external_id is not null
+          and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')
+          and r.ended_at >= now() - make_interval(secs => $1)
+          -- Only where it can matter, to spare Prefect's request budget: flows with critical tasks,
+          -- and runs whose first task read failed.
+          and (jsonb_array_length(coalesce(f.health->'criticalTasks', '[]'::jsonb)) > 0
+               or r.state_message like '%' || $3 || '%')
+        order by r.ended_at, r.id
+        limit $2`,
+      [this.#opts.taskGraceSeconds, this.#opts.maxOpenPerPass, TASKS_UNREAD_MARKER],
+    );
+    if (rows.length === 0) return 0;
+    const connector = this.#connector;
+    const fetched = await fetchTaskResults(connector.client, rows.map((r) => r.externalId), (what, fn) => connector.call(what, fn, { log: this.#log }));
+    let recorded = 0;
+    for (const { id, externalId } of rows) {
+      const seen = fetched.get(externalId) ?? [];
+      if (seen.length === 0) continue;
+      recorded += await withTransaction(pool, async (tx) => {
+        const run = await getRun(tx, id, { forUpdate: true });
+        if (!run) return 0;
+        const { rows: have } = await tx.query<{ name: string; stateType: string }>(
+          `select name, state_type as "stateType" from flowwarden.task_results where run_id = $1`,
+          [id],
+        );
+        // Multiset difference on (name, state): a task that ran twice counts twice.
+        const left = new Map<string, number>();
+        for (const t of have) left.set(`${t.name}\0${t.stateType}`, (left.get(`${t.name}\0${t.stateType}`) ?? 0) + 1);
+        const fresh = seen.filter((t) => {
+          const key = `${t.name}\0${t.stateType}`;
+          const n = left.get(key) ?? 0;
+          if (n > 0) {
+            left.set(key, n - 1);
+            return false;
+          }
+          return true;
+        });
+        await recordLateTaskResults(this.#deps.boss, tx, run, fresh);
+        if (fresh.length) this.#log.info({ runId: id, flowRunId: externalId, tasks: fresh.length }, 'late Prefect task results recorded');
+        return fresh.length;
+      });
+    }
+    return recorded;
   }
 
   /** Close watched runs whose Prefect flow run no longer exists, through the validated transition path. */

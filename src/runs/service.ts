@@ -8,7 +8,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/client.ts';
 import { bossDb } from '../db/client.ts';
-import { transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
+import { insertTaskResults, transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TaskInput, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
 import { FAILURE_TYPES, type StateType } from './states.ts';
 import { countTransitions } from './observe.ts';
@@ -151,4 +151,15 @@ export async function applyLockedTransitions(
   const results = await transitionLockedRuns(tx, items);
   await afterAll(boss, tx, results, items.map((i) => i.input));
   return results;
+}
+
+/**
+ * Task results that arrive after the run finished (Prefect 3 records task runs asynchronously from
+ * events, so they can appear after the flow run is terminal; or the first read failed). Stores them
+ * and, when one failed, asks the guard for a health check as a failing transition would.
+ */
+export async function recordLateTaskResults(boss: PgBoss, tx: Queryable, run: RunRow, tasks: TaskInput[]): Promise<void> {
+  if (tasks.length === 0) return;
+  await insertTaskResults(tx, run.id, tasks);
+  if (tasks.some((t) => FAILURE_TYPES.has(t.stateType))) await hooks.onFailure?.(tx, run, boss, 'task.failed');
 }

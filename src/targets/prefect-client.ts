@@ -19,11 +19,18 @@
  */
 import type { KyInstance } from 'ky';
 import { z } from 'zod';
-import { createHttp, DEFAULT_HTTP_TIMEOUT_MS, parseRetryAfter } from '../http.ts';
+import { randomUUID } from 'node:crypto';
+import { createHttp, DEFAULT_HTTP_TIMEOUT_MS, parseRetryAfter, transportCause } from '../http.ts';
 import { NotFoundError, PermanentError, RateLimitedError, UserInputError } from '../errors.ts';
 
-/** Prefect rejects `limit` above this with a 422 (server setting `PREFECT_API_DEFAULT_LIMIT`). */
+/**
+ * Prefect's default page cap: a `limit` above the server's PREFECT_SERVER_API_DEFAULT_LIMIT (default
+ * 200) is answered 422 `{"detail": "Invalid limit: must be less than or equal to N."}`. The client
+ * starts from its configured page size and adopts a lower N when the server names one.
+ */
 export const PREFECT_MAX_LIMIT = 200;
+/** Largest page size flowwarden will ask for (a server may raise its cap above 200). */
+export const PREFECT_PAGE_SIZE_MAX = 1000;
 
 /** When a 429 carries no usable Retry-After. */
 export const DEFAULT_RATE_LIMIT_WAIT_MS = 5_000;
@@ -123,6 +130,10 @@ export const prefectDeploymentScheduleSchema = z.object({
   active: z.boolean(),
   schedule: z.record(z.string(), z.unknown()),
   deployment_id: nullableString,
+  /** Per-schedule parameter overrides (Prefect ≥ 3.1); absent on older servers. */
+  parameters: z.record(z.string(), z.unknown()).nullish(),
+  slug: z.string().nullish(),
+  max_scheduled_runs: z.number().nullish(),
 });
 
 export const prefectDeploymentSchema = z.object({
@@ -146,6 +157,8 @@ export const prefectFlowRunSchema = z.object({
   state_name: nullableString,
   state: prefectStateSchema.nullish().transform((v) => v ?? null),
   idempotency_key: nullableString,
+  /** Created by Prefect's scheduler from a deployment schedule. */
+  auto_scheduled: z.boolean().nullish().transform((v) => v ?? false),
   tags: z.array(z.string()).nullish().transform((v) => v ?? []),
   parameters: z.record(z.string(), z.unknown()).nullish().transform((v) => v ?? {}),
   expected_start_time: nullableString,
@@ -160,6 +173,8 @@ export const prefectTaskRunSchema = z.object({
   name: z.string(),
   flow_run_id: nullableString,
   task_key: nullableString,
+  /** Prefect 3 names a task run `<task name>-<dynamic_key[:3]>` (tasks.py). */
+  dynamic_key: nullableString,
   state_type: nullableString,
   state_name: nullableString,
   state: prefectStateSchema.nullish().transform((v) => v ?? null),
@@ -182,7 +197,22 @@ export type PrefectTaskRun = z.infer<typeof prefectTaskRunSchema>;
 export interface PrefectClientOptions {
   /** API root, e.g. `http://prefect:4200/api` or the Cloud workspace URL. */
   apiUrl: string;
+  /** PREFECT_API_KEY: sent as `Authorization: Bearer <key>` (Prefect Cloud). */
   apiKey?: string;
+  /**
+   * PREFECT_API_AUTH_STRING: sent as `Authorization: Basic base64(<auth string>)`, what a
+   * self-hosted server with PREFECT_SERVER_API_AUTH_STRING expects. Wins over apiKey, as in
+   * Prefect's own client.
+   */
+  authString?: string;
+  /**
+   * PREFECT_CLIENT_CSRF_SUPPORT_ENABLED (default true): fetch a CSRF token from `/csrf-token` before
+   * the first POST/PATCH/DELETE and send it with each; a server with CSRF protection off answers
+   * 422 "CSRF protection is disabled." and the client stops asking, as Prefect's client does.
+   */
+  csrf?: boolean;
+  /** First page size asked for (default 200); lowered to the server's cap when it names one. */
+  pageSize?: number;
   /** Shared ky instance (see `createHttp`); one is created when absent. */
   http?: KyInstance;
   /** Per-request timeout; defaults to the http instance's (DEFAULT_HTTP_TIMEOUT_MS for createHttp). */
@@ -247,6 +277,19 @@ export interface FilterFlowRunsInput {
   offset?: number;
 }
 
+export interface SetStateResult {
+  /** ACCEPT, REJECT, ABORT or WAIT (Prefect's orchestration result). */
+  status: string;
+  state: PrefectState | null;
+  reason: string | null;
+}
+
+export interface ScheduleUpdate {
+  active?: boolean;
+  /** Always send the schedule's current overrides: Prefect ≥ 3.2 resets them to {} otherwise. */
+  parameters?: Record<string, unknown>;
+}
+
 export interface FilterTaskRunsInput {
   flowRunIds: string[];
   stateTypes?: PrefectStateType[];
@@ -257,6 +300,8 @@ export interface FilterTaskRunsInput {
 
 export interface PrefectClient {
   readonly apiUrl: string;
+  /** Current page cap: the configured page size, or the lower cap the server announced. */
+  readonly pageLimit: number;
   readDeployment(id: string, opts?: CallOptions): Promise<PrefectDeployment>;
   readDeploymentByName(flowName: string, deploymentName: string, opts?: CallOptions): Promise<PrefectDeployment>;
   /** `ref` is a deployment id (UUID) or 'flow-name/deployment-name'. Cached per client instance. */
@@ -270,12 +315,23 @@ export interface PrefectClient {
   filterFlowRuns(input: FilterFlowRunsInput, opts?: CallOptions): Promise<PrefectFlowRun[]>;
   filterTaskRuns(input: FilterTaskRunsInput, opts?: CallOptions): Promise<PrefectTaskRun[]>;
   listDeploymentSchedules(deploymentId: string, opts?: CallOptions): Promise<PrefectDeploymentSchedule[]>;
+  /**
+   * Switch one schedule on or off. `schedule` is the schedule as just read: its parameter overrides
+   * are sent along, because Prefect's DeploymentScheduleUpdate defaults `parameters` to {} and
+   * writes it (a bare {"active": false} wipes them).
+   */
   setDeploymentScheduleActive(
     deploymentId: string,
-    scheduleId: string,
+    schedule: Pick<PrefectDeploymentSchedule, 'id' | 'parameters'>,
     active: boolean,
     opts?: CallOptions,
   ): Promise<void>;
+  /** POST /flow_runs/{id}/set_state (orchestrated, force false). */
+  setFlowRunState(
+    id: string,
+    state: { type: PrefectStateType; name?: string; message?: string },
+    opts?: CallOptions,
+  ): Promise<SetStateResult>;
   pauseDeployment(id: string, opts?: CallOptions): Promise<void>;
   resumeDeployment(id: string, opts?: CallOptions): Promise<void>;
 }
@@ -284,6 +340,18 @@ const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{1
 
 export function isUuid(value: string): boolean {
   return UUID_RE.test(value);
+}
+
+/** A UUID as Prefect's `{id:uuid}` routes match it: lowercase, hyphenated (8-4-4-4-12). */
+export function normalizeUuid(value: string): string {
+  const hex = value.trim().replace(/-/g, '').toLowerCase();
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The 422 Prefect answers for a `limit` above its cap; returns the cap. */
+export function parseLimitCap(text: string): number | undefined {
+  const m = /Invalid limit: must be less than or equal to (\d+)\./.exec(text);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** The API URL as it may appear in logs and errors: no userinfo, query or fragment. */
@@ -301,7 +369,7 @@ export function displayApiUrl(apiUrl: string): string {
 }
 
 interface RequestSpec<T> {
-  method: 'GET' | 'POST' | 'PATCH';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   json?: unknown;
   schema?: z.ZodType<T>;
@@ -330,18 +398,36 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
   const base = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
   const shownUrl = displayApiUrl(base);
   const apiKey = opts.apiKey && opts.apiKey !== '' ? opts.apiKey : undefined;
+  const authString = opts.authString && opts.authString !== '' ? opts.authString : undefined;
+  const basic = authString ? Buffer.from(authString, 'utf8').toString('base64') : undefined;
+  const authHeader = basic ? `Basic ${basic}` : apiKey ? `Bearer ${apiKey}` : undefined;
+  const authName = authString ? 'PREFECT_API_AUTH_STRING' : apiKey ? 'PREFECT_API_KEY' : undefined;
+  let csrfEnabled = opts.csrf ?? true;
+  let csrfToken: { token: string; expires: number } | undefined;
+  const csrfClient = randomUUID();
+  const initialPage = opts.pageSize ?? PREFECT_MAX_LIMIT;
+  if (!Number.isInteger(initialPage) || initialPage < 1 || initialPage > PREFECT_PAGE_SIZE_MAX) {
+    throw new UserInputError(`Prefect page size must be an integer from 1 to ${PREFECT_PAGE_SIZE_MAX}, got ${initialPage}`);
+  }
+  let pageCap = initialPage;
   const http = opts.http ?? createHttp(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
   const timeoutLabel =
     opts.timeoutMs !== undefined ? `${opts.timeoutMs}ms` : opts.http ? 'the client timeout' : `${DEFAULT_HTTP_TIMEOUT_MS}ms`;
   const deploymentCache = new Map<string, PrefectDeployment>();
 
-  const redact = (text: string): string => (apiKey ? text.split(apiKey).join('[redacted]') : text);
+  const secrets = [apiKey, authString, basic].filter((v): v is string => !!v);
+  const redact = (text: string): string => secrets.reduce((t, secret) => t.split(secret).join('[redacted]'), text);
 
-  async function request<T>(spec: RequestSpec<T>): Promise<{ status: number; data: T }> {
-    const what = `Prefect ${spec.method} ${spec.path}`;
+  async function send(spec: RequestSpec<unknown>, what: string): Promise<{ status: number; text: string; headers: Headers }> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
-
+    if (authHeader) headers.authorization = authHeader;
+    if (spec.method !== 'GET' && csrfEnabled) {
+      const token = await csrf(spec.signal);
+      if (token) {
+        headers['prefect-csrf-token'] = token;
+        headers['prefect-csrf-client'] = csrfClient;
+      }
+    }
     let response: Response;
     try {
       response = await http(base + spec.path, {
@@ -356,12 +442,43 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
       if (spec.signal?.aborted) throw spec.signal.reason ?? err;
       throw transportError(what, err);
     }
-
     const text = await response.text().catch((err: unknown) => {
       if (spec.signal?.aborted) throw spec.signal.reason ?? err;
       throw transportError(what, err);
     });
-    const status = response.status;
+    return { status: response.status, text, headers: response.headers };
+  }
+
+  /**
+   * The CSRF token for state-changing requests (Prefect client/base.py _add_csrf_headers): fetched
+   * from GET /csrf-token?client=<this client's id> when missing or expired. A server with CSRF
+   * protection off answers 422 "CSRF protection is disabled." (an older one 404): stop asking.
+   */
+  async function csrf(signal: AbortSignal | undefined): Promise<string | undefined> {
+    if (csrfToken && Date.now() < csrfToken.expires) return csrfToken.token;
+    const what = 'Prefect GET /csrf-token';
+    const res = await send({ method: 'GET', path: `/csrf-token?client=${csrfClient}`, ...(signal ? { signal } : {}) }, what);
+    if ((res.status === 422 && res.text.includes('CSRF protection is disabled.')) || res.status === 404) {
+      csrfEnabled = false;
+      return undefined;
+    }
+    if (res.status < 200 || res.status >= 300) throwFor(what, res.status, res.text, res.headers, undefined);
+    const parsed = z.object({ token: z.string(), expiration: z.string().nullish() }).safeParse(safeJson(res.text));
+    if (!parsed.success) throw new PermanentError(`${what} at ${shownUrl}: unexpected response shape`);
+    const expires = parsed.data.expiration ? Date.parse(parsed.data.expiration) : NaN;
+    csrfToken = { token: parsed.data.token, expires: Number.isFinite(expires) ? expires : Date.now() + 3_600_000 };
+    return csrfToken.token;
+  }
+
+  async function request<T>(spec: RequestSpec<T>): Promise<{ status: number; data: T }> {
+    const what = `Prefect ${spec.method} ${spec.path}`;
+    let res = await send(spec as RequestSpec<unknown>, what);
+    // An expired or unknown token: fetch a new one and try once more (as Prefect's client does).
+    if (res.status === 403 && csrfEnabled && res.text.includes('Invalid CSRF token')) {
+      csrfToken = undefined;
+      res = await send(spec as RequestSpec<unknown>, what);
+    }
+    const { status, text } = res;
 
     if (status >= 200 && status < 300) {
       if (!spec.schema) return { status, data: undefined as T };
@@ -383,24 +500,39 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
       return { status, data: result.data };
     }
 
+    return throwFor(what, status, text, res.headers, spec.notFound);
+  }
+
+  function throwFor(what: string, status: number, text: string, headers: Headers, notFound: string | undefined): never {
     const detail = errorDetail(text);
     if (status === 429) {
-      const waitMs = parseRetryAfter(response.headers.get('retry-after')) ?? DEFAULT_RATE_LIMIT_WAIT_MS;
+      const waitMs = parseRetryAfter(headers.get('retry-after')) ?? DEFAULT_RATE_LIMIT_WAIT_MS;
       throw new RateLimitedError(redact(`${what} at ${shownUrl}: rate limited (429), retry after ${waitMs}ms`), waitMs);
     }
     if (status >= 500 || status === 408) {
       throw new Error(redact(`${what} at ${shownUrl}: ${status}${detail ? ` ${detail}` : ''}`));
     }
     if (status === 404) {
-      throw new NotFoundError(redact(spec.notFound ?? `${what} at ${shownUrl}: not found (404)${detail ? ` ${detail}` : ''}`));
+      throw new NotFoundError(redact(notFound ?? `${what} at ${shownUrl}: not found (404)${detail ? ` ${detail}` : ''}`));
     }
-    if (status === 401 || status === 403) {
+    if (status === 403 && /CSRF|client identifier/i.test(detail)) {
       throw new PermanentError(
         redact(
-          `${what} at ${shownUrl}: ${status} ${apiKey ? 'the API key was rejected' : 'an API key is required'}` +
-            `${detail ? ` (${detail})` : ''}: check the Prefect API key and workspace URL`,
+          `${what} at ${shownUrl}: 403 ${detail} The server has CSRF protection on (PREFECT_SERVER_CSRF_PROTECTION_ENABLED)` +
+            `${csrfEnabled ? '' : ' and CSRF support is off here: unset PREFECT_CLIENT_CSRF_SUPPORT_ENABLED=false'}`,
         ),
       );
+    }
+    if (status === 401 || status === 403) {
+      const fix = authName
+        ? `the ${authName} was rejected`
+        : 'no credentials were sent: set PREFECT_API_KEY (Prefect Cloud) or PREFECT_API_AUTH_STRING (self-hosted server with PREFECT_SERVER_API_AUTH_STRING)';
+      throw new PermanentError(
+        redact(`${what} at ${shownUrl}: ${status} ${fix}${detail ? ` (${detail})` : ''}: check the credentials and the API URL`),
+      );
+    }
+    if (status === 409) {
+      throw new PermanentError(redact(`${what} at ${shownUrl}: conflict (409)${detail ? `: ${detail}` : ''}`));
     }
     if (status === 422) {
       throw new PermanentError(redact(`${what} at ${shownUrl}: request rejected (422)${detail ? `: ${detail}` : ''}`));
@@ -408,7 +540,8 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
     throw new PermanentError(redact(`${what} at ${shownUrl}: ${status}${detail ? ` ${detail}` : ''}`));
   }
 
-  function transportError(what: string, err: unknown): Error {
+  function transportError(what: string, error: unknown): Error {
+    const err = error instanceof Error && error.name === 'TimeoutError' ? error : transportCause(error);
     const name = err instanceof Error ? err.name : 'Error';
     if (name === 'TimeoutError') {
       return new Error(redact(`${what} at ${shownUrl}: timed out after ${timeoutLabel}`));
@@ -457,16 +590,42 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
     return encodeURIComponent(value);
   }
 
-  function limitOf(limit: number, offset: number | undefined): { limit: number; offset: number } {
-    if (!Number.isInteger(limit) || limit < 0 || limit > PREFECT_MAX_LIMIT) {
-      throw new UserInputError(`Prefect page size must be an integer from 0 to ${PREFECT_MAX_LIMIT}, got ${limit}`);
+  /** A path id for Prefect's `{id:uuid}` routes: normalised, or a clear error before any request. */
+  function idSeg(value: string, what: string): string {
+    return idOf(value, what);
+  }
+
+  /** POST a filter; a 422 naming a lower page cap is adopted and the request sent again with it. */
+  async function filter<T>(path: string, body: Record<string, unknown>, schema: z.ZodType<T>, signal: AbortSignal | undefined): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { data } = await request({ method: 'POST', path, json: body, schema, signal });
+        return data;
+      } catch (err) {
+        const cap = err instanceof PermanentError ? parseLimitCap(err.message) : undefined;
+        if (cap === undefined || attempt > 0 || cap < 1 || cap >= (body.limit as number)) throw err;
+        pageCap = Math.min(pageCap, cap);
+        body = { ...body, limit: Math.min(body.limit as number, cap) };
+      }
     }
+  }
+
+  function limitOf(limit: number, offset: number | undefined): { limit: number; offset: number } {
+    if (!Number.isInteger(limit) || limit < 0 || limit > PREFECT_PAGE_SIZE_MAX) {
+      throw new UserInputError(`Prefect page size must be an integer from 0 to ${PREFECT_PAGE_SIZE_MAX}, got ${limit}`);
+    }
+    limit = Math.min(limit, pageCap);
     const off = offset ?? 0;
     if (!Number.isInteger(off) || off < 0) {
       throw new UserInputError(`Prefect offset must be a non-negative integer, got ${off}`);
     }
     return { limit, offset: off };
   }
+
+  const idOf = (value: string, what: string): string => {
+    if (!isUuid(value.trim())) throw new UserInputError(`invalid Prefect ${what} id '${value}': expected a UUID`);
+    return normalizeUuid(value);
+  };
 
   const iso = (v: Instant): string => (typeof v === 'string' ? new Date(v).toISOString() : v.toISOString());
 
@@ -478,11 +637,14 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
 
   const client: PrefectClient = {
     apiUrl: shownUrl,
+    get pageLimit() {
+      return pageCap;
+    },
 
     async readDeployment(id, callOpts = {}) {
       const { data } = await request({
         method: 'GET',
-        path: `/deployments/${seg(id)}`,
+        path: `/deployments/${idSeg(id, 'deployment')}`,
         schema: prefectDeploymentSchema,
         notFound: `Prefect deployment '${id}' not found at ${shownUrl}: check the deployment id (prefect deployment ls)`,
         signal: callOpts.signal,
@@ -529,7 +691,7 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
       if (input.jobVariables !== undefined) body.job_variables = input.jobVariables;
       const { status, data } = await request({
         method: 'POST',
-        path: `/deployments/${seg(deploymentId)}/create_flow_run`,
+        path: `/deployments/${idSeg(deploymentId, 'deployment')}/create_flow_run`,
         json: body,
         schema: prefectFlowRunSchema,
         notFound: `Prefect deployment '${deploymentId}' not found at ${shownUrl}: it may have been deleted; check the deployment id (prefect deployment ls)`,
@@ -541,7 +703,7 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
     async readFlowRun(id, callOpts = {}) {
       const { data } = await request({
         method: 'GET',
-        path: `/flow_runs/${seg(id)}`,
+        path: `/flow_runs/${idSeg(id, 'flow run')}`,
         schema: prefectFlowRunSchema,
         notFound: `Prefect flow run '${id}' not found at ${shownUrl}`,
         signal: callOpts.signal,
@@ -552,8 +714,8 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
     async filterFlowRuns(input, callOpts = {}) {
       const page = limitOf(input.limit, input.offset);
       const flowRuns: Record<string, unknown> = {};
-      if (input.flowRunIds) flowRuns.id = { any_: input.flowRunIds };
-      if (input.deploymentIds) flowRuns.deployment_id = { any_: input.deploymentIds };
+      if (input.flowRunIds) flowRuns.id = { any_: input.flowRunIds.map((id) => idOf(id, 'flow run')) };
+      if (input.deploymentIds) flowRuns.deployment_id = { any_: input.deploymentIds.map((id) => idOf(id, 'deployment')) };
       if (input.stateTypes) flowRuns.state = { type: { any_: input.stateTypes } };
       if (input.expectedStartAfter !== undefined || input.expectedStartBefore !== undefined) {
         const range: Record<string, string> = {};
@@ -565,34 +727,25 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
       if (input.endTimeAfter !== undefined) flowRuns.end_time = { after_: iso(input.endTimeAfter) };
       const body: Record<string, unknown> = { ...page, sort: input.sort ?? 'ID_DESC' };
       if (Object.keys(flowRuns).length) body.flow_runs = flowRuns;
-      const { data } = await request({
-        method: 'POST',
-        path: '/flow_runs/filter',
-        json: body,
-        schema: z.array(prefectFlowRunSchema),
-        signal: callOpts.signal,
-      });
-      return data;
+      return filter('/flow_runs/filter', body, z.array(prefectFlowRunSchema), callOpts.signal);
     },
 
     async filterTaskRuns(input, callOpts = {}) {
       const page = limitOf(input.limit, input.offset);
-      const taskRuns: Record<string, unknown> = { flow_run_id: { any_: input.flowRunIds } };
+      const taskRuns: Record<string, unknown> = { flow_run_id: { any_: input.flowRunIds.map((id) => idOf(id, 'flow run')) } };
       if (input.stateTypes) taskRuns.state = { type: { any_: input.stateTypes } };
-      const { data } = await request({
-        method: 'POST',
-        path: '/task_runs/filter',
-        json: { ...page, sort: input.sort ?? 'EXPECTED_START_TIME_ASC', task_runs: taskRuns },
-        schema: z.array(prefectTaskRunSchema),
-        signal: callOpts.signal,
-      });
-      return data;
+      return filter(
+        '/task_runs/filter',
+        { ...page, sort: input.sort ?? 'EXPECTED_START_TIME_ASC', task_runs: taskRuns },
+        z.array(prefectTaskRunSchema),
+        callOpts.signal,
+      );
     },
 
     async listDeploymentSchedules(deploymentId, callOpts = {}) {
       const { data } = await request({
         method: 'GET',
-        path: `/deployments/${seg(deploymentId)}/schedules`,
+        path: `/deployments/${idSeg(deploymentId, 'deployment')}/schedules`,
         schema: z.array(prefectDeploymentScheduleSchema),
         notFound: `Prefect deployment '${deploymentId}' not found at ${shownUrl}: check the deployment id (prefect deployment ls)`,
         signal: callOpts.signal,
@@ -600,20 +753,44 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
       return data;
     },
 
-    async setDeploymentScheduleActive(deploymentId, scheduleId, active, callOpts = {}) {
+    async setDeploymentScheduleActive(deploymentId, schedule, active, callOpts = {}) {
+      // Only the fields Prefect's DeploymentScheduleUpdate would otherwise reset: `parameters`
+      // (default {}); every other field defaults to None, which the server leaves alone. An older
+      // server whose schedules have no parameters also has no such field: send none.
+      const json: Record<string, unknown> = { active };
+      if (schedule.parameters !== undefined && schedule.parameters !== null) json.parameters = schedule.parameters;
       await request({
         method: 'PATCH',
-        path: `/deployments/${seg(deploymentId)}/schedules/${seg(scheduleId)}`,
-        json: { active },
-        notFound: `Prefect schedule '${scheduleId}' of deployment '${deploymentId}' not found at ${shownUrl}`,
+        path: `/deployments/${idSeg(deploymentId, 'deployment')}/schedules/${idSeg(schedule.id, 'schedule')}`,
+        json,
+        notFound: `Prefect schedule '${schedule.id}' of deployment '${deploymentId}' not found at ${shownUrl}`,
         signal: callOpts.signal,
       });
+    },
+
+    async setFlowRunState(id, state, callOpts = {}) {
+      const stateBody: Record<string, unknown> = { type: state.type };
+      if (state.name !== undefined) stateBody.name = state.name;
+      if (state.message !== undefined) stateBody.message = state.message;
+      const { data } = await request({
+        method: 'POST',
+        path: `/flow_runs/${idSeg(id, 'flow run')}/set_state`,
+        json: { state: stateBody, force: false },
+        schema: z.object({
+          status: z.string(),
+          state: prefectStateSchema.nullish().transform((v) => v ?? null),
+          details: z.object({ reason: z.string().nullish() }).passthrough().nullish(),
+        }),
+        notFound: `Prefect flow run '${id}' not found at ${shownUrl}`,
+        signal: callOpts.signal,
+      });
+      return { status: data.status, state: data.state, reason: data.details?.reason ?? null };
     },
 
     async pauseDeployment(id, callOpts = {}) {
       await request({
         method: 'POST',
-        path: `/deployments/${seg(id)}/pause_deployment`,
+        path: `/deployments/${idSeg(id, 'deployment')}/pause_deployment`,
         notFound: `Prefect deployment '${id}' not found at ${shownUrl}: check the deployment id (prefect deployment ls)`,
         signal: callOpts.signal,
       });
@@ -622,7 +799,7 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
     async resumeDeployment(id, callOpts = {}) {
       await request({
         method: 'POST',
-        path: `/deployments/${seg(id)}/resume_deployment`,
+        path: `/deployments/${idSeg(id, 'deployment')}/resume_deployment`,
         notFound: `Prefect deployment '${id}' not found at ${shownUrl}: check the deployment id (prefect deployment ls)`,
         signal: callOpts.signal,
       });
@@ -633,4 +810,12 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
 
 function truncate(text: string, max = 500): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }

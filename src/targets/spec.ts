@@ -36,6 +36,8 @@ export const PrefectTarget = z
     maxPolls: z.number().int().min(1).optional(),
     /** watch: import runs Prefect schedules itself instead of dispatching our own. */
     watch: z.boolean().optional(),
+    /** watch: how far back the first import reaches (default FLOWWARDEN_PREFECT_WATCH_LOOKBACK_SECONDS). */
+    watchLookbackSeconds: z.number().int().min(0).max(90 * 86_400).optional(),
   })
   .strict();
 
