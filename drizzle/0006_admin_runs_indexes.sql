@@ -1,0 +1,2 @@
+CREATE INDEX "runs_scheduled_idx" ON "flowwarden"."runs" USING btree ("scheduled_for","id");--> statement-breakpoint
+CREATE INDEX "runs_flow_scheduled_idx" ON "flowwarden"."runs" USING btree ("flow_id","scheduled_for","id");
