@@ -73,20 +73,29 @@ export function when(d: Date | null | undefined, now: Date): Markup {
   return html`<span class="when">${localTime(d)} <span class="muted">${fmtRelative(d, now)}</span></span>`;
 }
 
-const zoneFormats = new Map<string, Intl.DateTimeFormat>();
-/** "2026-03-02 02:30:00 CET" in an IANA zone (a schedule's own), server-side. */
+const zoneFormats = new Map<string, { date: Intl.DateTimeFormat; names: Intl.DateTimeFormat[] }>();
+/**
+ * "2026-03-02 02:30:00 CET" in an IANA zone (a schedule's own), server-side. The zone's
+ * abbreviation where a common locale has one (en-GB: CET, BST; en-US: EST, PST), else its offset
+ * ("GMT+5:30").
+ */
 export function fmtZoned(d: Date, timeZone: string): string {
   let f = zoneFormats.get(timeZone);
   if (!f) {
     try {
-      f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short' });
+      f = {
+        date: new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }),
+        names: ['en-GB', 'en-US'].map((l) => new Intl.DateTimeFormat(l, { timeZone, timeZoneName: 'short' })),
+      };
     } catch {
       return fmtTime(d);
     }
     zoneFormats.set(timeZone, f);
   }
-  const p = Object.fromEntries(f.formatToParts(d).map((x) => [x.type, x.value]));
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
+  const p = Object.fromEntries(f.date.formatToParts(d).map((x) => [x.type, x.value]));
+  const names = f.names.map((n) => n.formatToParts(d).find((x) => x.type === 'timeZoneName')?.value ?? '');
+  const name = names.find((n) => /^[A-Z]{2,5}$/.test(n)) ?? names[0];
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${name}`;
 }
 
 /** A schedule time in the schedule's zone (UTC on hover) and relative to the database clock. */
