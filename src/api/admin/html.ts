@@ -145,7 +145,8 @@ h1 { font-size:22px; margin:0 0 4px; } h2 { font-size:16px; margin:0 0 10px; }
 section { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:16px 18px; margin-bottom:16px; }
 .grid2 { display:grid; grid-template-columns:1fr 1fr; gap:16px; } .grid2 section { margin-bottom:0; }
 table { width:100%; border-collapse:collapse; }
-.when, td time { white-space:nowrap; }
+.when, td time, td a { white-space:nowrap; } h2 .muted { font-weight:400; font-size:13px; }
+.strip-legend .sw { width:10px; height:10px; border-radius:2px; display:inline-block; vertical-align:-1px; }
 th, td { text-align:left; padding:7px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase; letter-spacing:.4px; }
 tr:last-child td { border-bottom:none; }

@@ -68,11 +68,11 @@ export function overviewPage(d: OverviewData): Markup {
       ${table(['run', 'flow', 'scheduled for'], d.late.map((r) => html`<tr>
         <td>${runLink(r)}</td><td>${flowLink(r.flowName)}</td><td>${when(r.scheduledFor, d.now)}</td></tr>`), 'No late runs.')}
     </section>
-    <section id="failing"><h2>Recent failures</h2>
+  </div>
+  <section id="failing"><h2>Recent failures <span class="muted">· <a href="/admin/runs?state=FAILED&amp;state=CRASHED&amp;range=24h">all failures of the last 24 h →</a></span></h2>
       ${table(['run', 'flow', 'state', 'ended', 'message'], d.failing.map((r) => html`<tr>
         <td>${runLink(r)}</td><td>${flowLink(r.flowName)}</td><td>${stateBadge(r.stateType, r.stateName)}</td><td>${when(r.endedAt, d.now)}</td><td>${clip(r.stateMessage)}</td></tr>`), 'No failures in the last 24 hours.')}
-    </section>
-  </div>`;
+  </section>`;
 }
 
 /** Runs as table rows; `withFlow`: a flow column (the cross-flow runs page). */
@@ -159,7 +159,7 @@ export function flowPage(d: FlowPageData): Markup {
   </section>
   <section id="history-strip"><h2>Last runs <span class="muted">(newest at the right)</span></h2>
     ${runStripSvg(d.strip)}
-    <p class="strip-legend">hover a cell for its state and time, click it to open the run · <a href="/admin/runs?flow=${seg(flow.name)}">all runs of ${flow.name} →</a></p>
+    <p class="strip-legend">${(['COMPLETED', 'FAILED', 'CRASHED', 'LATE', 'RUNNING', 'SCHEDULED', 'CANCELLED'] as const).map((s) => html`<span class="sw sw-${s}"></span> ${s.toLowerCase()} `)}· hover a cell for its state and time, click it to open the run · <a href="/admin/runs?flow=${seg(flow.name)}">all runs of ${flow.name} →</a></p>
   </section>
   <section id="runs"><h2>Recent runs</h2>
     ${runTable(d.runs, d.now, false, 'No finished or running runs yet.')}
