@@ -34,7 +34,7 @@ export async function lateRuns(db: Queryable, limit = 20): Promise<RunRow[]> {
   return rows;
 }
 
-/** FAILED/CRASHED runs that ended within the window, newest first. */
+/** FAILED/CRASHED runs that ended within the window, newest first. Index: runs_failed_idx (partial). */
 export async function recentFailures(db: Queryable, windowSeconds = 24 * 3600, limit = 20): Promise<RunRow[]> {
   const { rows } = await db.query<RunRow>(
     `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id

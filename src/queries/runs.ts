@@ -392,7 +392,9 @@ export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Ar
     values.push(value);
     where.push(sql(`$${values.length}`));
   };
-  if (filter.flowName) add((p) => `f.name = ${p}`, filter.flowName);
+  // flow_id = (subquery), not f.name = …: a one-row InitPlan lets the planner walk
+  // runs_flow_scheduled_idx backwards in page order instead of sorting all the flow's runs.
+  if (filter.flowName) add((p) => `r.flow_id = (select id from flowwarden.flows where name = ${p})`, filter.flowName);
   if (filter.stateTypes?.length || filter.late) {
     const late = `(r.state_type = 'SCHEDULED' and r.state_name = 'Late')`;
     if (filter.stateTypes?.length) add((p) => (filter.late ? `(r.state_type = any(${p}::text[]) or ${late})` : `r.state_type = any(${p}::text[])`), filter.stateTypes);

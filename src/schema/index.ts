@@ -104,6 +104,10 @@ export const runs = fw.table(
     index('runs_scheduled_idx').on(t.scheduledFor, t.id),
     // A flow's runs newest first: its run strip, recent runs and the runs page filtered by flow.
     index('runs_flow_scheduled_idx').on(t.flowId, t.scheduledFor, t.id),
+    // The overview's recent failures, newest ended first: partial, so only failed runs pay for it.
+    index('runs_failed_idx')
+      .on(sql`coalesce(${t.endedAt}, ${t.updatedAt})`)
+      .where(sql`state_type in ('FAILED', 'CRASHED')`),
     // Late sweep and overlap checks only ever look at unfinished runs.
     index('runs_open_idx')
       .on(t.stateType, t.scheduledFor)
