@@ -44,9 +44,11 @@ async function seed(url: string): Promise<void> {
     [RUNS - hot - 20, FLOWS],
   );
   await c.query(
-    `insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin, started_at, ended_at)
-     select (select id from flowwarden.flows where name = 'hot-flow'), now() - make_interval(secs => 4 * g), 'COMPLETED', 'Completed', 'schedule', now(), now()
-       from generate_series(1, $1::int) g`,
+    `insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin, started_at, ended_at, created_at)
+     select (select id from flowwarden.flows where name = 'hot-flow'), t,
+            case when g % 29 = 0 then 'CANCELLED' else 'COMPLETED' end, case when g % 29 = 0 then 'Skipped' else 'Completed' end, 'schedule',
+            t + interval '1 second', t + interval '2 seconds', t - interval '30 seconds'
+       from generate_series(1, $1::int) g, lateral (select now() - make_interval(secs => 4 * g) as t) tt`,
     [hot],
   );
   await c.query(
@@ -152,10 +154,12 @@ async function printPlans(url: string): Promise<void> {
     ['chart (3 h window)', `select date_trunc('minute', scheduled_for), case when state_type = 'SCHEDULED' and state_name = 'Late' then 'LATE' else state_type end, count(*) from flowwarden.runs where scheduled_for >= now() - interval '3 hours' and scheduled_for < now() group by 1, 2`],
     ['runs, any time', `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.scheduled_for < now() order by r.scheduled_for desc, r.id desc limit 51`],
     ['runs, failed 24 h', `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.state_type = any('{FAILED,CRASHED}'::text[]) and r.scheduled_for >= now() - interval '24 hours' and r.scheduled_for < now() order by r.scheduled_for desc, r.id desc limit 51`],
-    ['runs, one flow', `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'flow-00042' and r.scheduled_for < now() order by r.scheduled_for desc, r.id desc limit 51`],
+    ['runs, one flow', `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.flow_id = (select id from flowwarden.flows where name = 'flow-00042') and r.scheduled_for < now() order by r.scheduled_for desc, r.id desc limit 51`],
     ['runs, crashed any time', `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.state_type = any('{CRASHED}'::text[]) and r.scheduled_for < now() order by r.scheduled_for desc, r.id desc limit 51`],
     ['strip, hot flow', `select id from flowwarden.runs r where r.flow_id = (select id from flowwarden.flows where name = 'hot-flow') and r.scheduled_for <= now() order by r.scheduled_for desc, r.id desc limit 40`],
-    ['cancelled, hot flow', `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'hot-flow' and r.state_type = any('{CANCELLED}'::text[]) and r.scheduled_for < now() order by r.scheduled_for desc, r.id desc limit 21`],
+    ['flow page recent (200), hot flow', `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.flow_id = (select id from flowwarden.flows where name = 'hot-flow') and r.scheduled_for < now() order by r.scheduled_for desc, r.id desc limit 200`],
+    ['health streak, hot flow', `select r.id from flowwarden.runs r where r.flow_id = (select id from flowwarden.flows where name = 'hot-flow') and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED') and (r.scheduled_for >= now() - interval '30 days' or (r.origin <> 'watch' and r.created_at >= now() - interval '30 days')) order by r.created_at desc, r.scheduled_for desc, r.id desc limit 3`],
+    ['recent failures (24 h)', `select r.id from flowwarden.runs r where r.state_type in ('FAILED', 'CRASHED') and coalesce(r.ended_at, r.updated_at) >= now() - interval '24 hours' order by coalesce(r.ended_at, r.updated_at) desc, r.id desc limit 20`],
   ];
   for (const [label, sql] of plans) {
     const { rows } = await c.query(`explain (analyze, buffers, costs off) ${sql}`);

@@ -32,6 +32,8 @@ import { UserInputError, errorMessage } from '../../errors.ts';
 const ADMIN_FLOWS_PAGE = 500;
 
 const RECENT_RUNS = 20;
+/** A flow page reads its last RECENT_SCAN runs for its recent and folded cancelled runs. */
+const RECENT_SCAN = 200;
 /** Runs per admin runs page; "older runs →" continues with a keyset cursor. */
 const ADMIN_RUNS_PAGE = 50;
 /** The overview chart's window. */
@@ -175,17 +177,20 @@ export function adminRoutes(ctx: ApiContext) {
       const flow = NAME_RE.test(name) ? await getFlowByName(ctx.pool, name) : null;
       if (!flow) return send(reply, 404, page(session, 'Not found', 'flows'), notFound(`No flow named ‘${name}’.`));
       const now = await dbNow(ctx.pool);
-      // Recent runs: due by now and not cancelled (finished, running, late) first; the cancelled
-      // ones (pre-created runs a pause or the guard cancelled) folded apart. Filters are explicit.
-      const [schedules, runs, cancelled, strip, history, hold, health] = await Promise.all([
+      // Recent runs: the last RECENT_SCAN runs due by now (filters explicit), split into the ones
+      // that matter (finished, running, late) and the cancelled ones (pre-created runs a pause or
+      // the guard cancelled), folded apart. One bounded read: a state filter on a flow's whole
+      // history could walk all of it when a state is rare.
+      const [schedules, recent, strip, history, hold, health] = await Promise.all([
         listSchedules(ctx.pool, flow.id),
-        pageRuns(ctx.pool, { flowName: flow.name, stateTypes: ['SCHEDULED', 'PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CRASHED'], until: new Date(now.getTime() + 1), limit: RECENT_RUNS }),
-        pageRuns(ctx.pool, { flowName: flow.name, stateTypes: ['CANCELLED'], until: new Date(now.getTime() + 1), limit: RECENT_RUNS + 1 }),
+        pageRuns(ctx.pool, { flowName: flow.name, until: new Date(now.getTime() + 1), limit: RECENT_SCAN }),
         runStrip(ctx.pool, flow.id, now, STRIP_RUNS),
         guardHistory(ctx.pool, flow.name),
         openHold(ctx.pool, flow.name),
         healthStatus(ctx.pool, flow, ctx.config),
       ]);
+      const runs = recent.filter((r) => r.stateType !== 'CANCELLED').slice(0, RECENT_RUNS);
+      const cancelled = recent.filter((r) => r.stateType === 'CANCELLED');
       const nextFires = new Map<string, Date>();
       for (const s of schedules) {
         if (!s.enabled || !s.nextRunAt) continue;
@@ -197,7 +202,7 @@ export function adminRoutes(ctx: ApiContext) {
         }
       }
       return send(reply, status, page(session, flow.name, 'flows'), flowPage({
-        now, flow, schedules, nextFires, runs, cancelled: { runs: cancelled.slice(0, RECENT_RUNS), more: cancelled.length > RECENT_RUNS }, strip,
+        now, flow, schedules, nextFires, runs, cancelled: { runs: cancelled.slice(0, RECENT_RUNS), more: cancelled.length > RECENT_RUNS || recent.length === RECENT_SCAN }, strip,
         history, hold, health, notice, canOperate: session.scope === 'operate', csrf: session.csrf,
       }));
     };
