@@ -1,7 +1,8 @@
 /**
  * A run history for the admin page tests: three flows, runs in every state spread over the last
  * three hours (relative to the database clock), manual and API runs, pre-created future runs and
- * cancelled ones. Flows and schedules go through the real operations; the bulk history is inserted
+ * cancelled ones. Offsets keep every run clear of the boundaries the tests filter on (1 h, now),
+ * so a slow machine cannot move a run across one between a page and its check query. Flows and schedules go through the real operations; the bulk history is inserted
  * as rows (the admin page only reads them), with a history row per run so run pages render.
  */
 import type pg from 'pg';
@@ -32,7 +33,7 @@ export async function seedAdminHistory(pool: pg.Pool): Promise<SeededHistory> {
   const specs: RunSpec[] = [];
   // ping-fast: one completed run every 2 minutes over three hours; a failure every 20 minutes, a crash.
   for (let i = 1; i <= 90; i++) {
-    const at = -i * 120 + 7;
+    const at = -i * 120 - 30; // no run sits on a minute or hour boundary the tests filter on
     const failed = i % 10 === 0;
     specs.push({ flow: 'ping-fast', at, type: failed ? 'FAILED' : 'COMPLETED', name: failed ? 'Failed' : 'Completed', message: failed ? `ping timed out after 5 s (#${i})` : undefined });
   }
@@ -49,9 +50,9 @@ export async function seedAdminHistory(pool: pg.Pool): Promise<SeededHistory> {
   // etl-nightly: completed nightly runs long ago, then a crowd of pre-created runs the guard cancelled.
   for (let d = 1; d <= 3; d++) specs.push({ flow: 'etl-nightly', at: -d * 86400, type: 'COMPLETED', name: 'Completed' });
   for (let i = 1; i <= 8; i++) specs.push({ flow: 'etl-nightly', at: -i * 30, type: 'CANCELLED', name: 'Skipped', message: 'flow disabled by flowwarden guard' });
-  specs.push({ flow: 'etl-nightly', at: -60 * 60, type: 'FAILED', name: 'Failed', message: 'warehouse connection refused' });
-  // Future pre-created runs (the tick's horizon).
-  for (let i = 1; i <= 5; i++) specs.push({ flow: 'ping-fast', at: i * 3, type: 'SCHEDULED', name: 'Scheduled' });
+  specs.push({ flow: 'etl-nightly', at: -62 * 60, type: 'FAILED', name: 'Failed', message: 'warehouse connection refused' });
+  // Future pre-created runs, far enough ahead that none becomes due while a test runs.
+  for (let i = 1; i <= 5; i++) specs.push({ flow: 'ping-fast', at: 600 + i * 3, type: 'SCHEDULED', name: 'Scheduled' });
 
   await pool.query(
     `with spec as (
@@ -69,6 +70,8 @@ export async function seedAdminHistory(pool: pg.Pool): Promise<SeededHistory> {
      select id, 'SCHEDULED', 'Scheduled', state_type, state_name, state_message, updated_at from ins where state_type <> 'SCHEDULED' or state_name <> 'Scheduled'`,
     [JSON.stringify(specs)],
   );
+  // As the tick leaves a fast schedule: its next_run_at a horizon (30 s) ahead, its runs pre-created.
+  await pool.query(`update flowwarden.schedules set next_run_at = now() + interval '30 seconds' where name = 'every-3s'`);
   const runs: Record<string, number> = {};
   for (const s of specs) runs[s.flow] = (runs[s.flow] ?? 0) + 1;
   return { flows: Object.keys(runs), runs };
