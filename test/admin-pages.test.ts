@@ -147,6 +147,10 @@ describe('the overview', () => {
     }
     assert.match(body, /<li class="hot" data-state="FAILED"/);
     assert.match(body, /<li class="late" data-state="LATE"/);
+    // Each legend entry lists that series' runs for the chart's window.
+    const lateLink = /<li class="late" data-state="LATE"[^>]*><span class="sw sw-LATE"><\/span><a href="([^"]+)">/.exec(body);
+    assert.ok(lateLink);
+    assert.deepEqual(runIds(await get(lateLink[1]!.replace(/&amp;/g, '&'))), await idsWhere(`r.state_type = 'SCHEDULED' and r.state_name = 'Late' and r.scheduled_for >= $1 and r.scheduled_for < $2`, [since, until]));
   });
 
   test('"Due next" shows the next fire, not the horizon\'s next_run_at; schedule times are in the schedule\'s zone', async () => {

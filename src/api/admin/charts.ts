@@ -28,8 +28,6 @@ const LABEL: Record<ChartState, string> = {
 export const stripState = (r: Pick<StripRun, 'stateType' | 'stateName'>): ChartState =>
   (r.stateType === 'SCHEDULED' && r.stateName === 'Late' ? 'LATE' : r.stateType) as ChartState;
 
-/** Filter value on /admin/runs for a chart series. */
-const runsFilter = (s: ChartState) => (s === 'LATE' ? 'late=1' : `state=${s}`);
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -92,7 +90,7 @@ export function runsChart(buckets: ChartBucket[], window: { since: Date; until: 
   const legend = CHART_ORDER.filter((s) => totals.get(s) || s === 'FAILED' || s === 'LATE' || s === 'COMPLETED').map((s) => {
     const n = totals.get(s) ?? 0;
     const cls = (s === 'FAILED' || s === 'CRASHED') && n > 0 ? 'hot' : s === 'LATE' && n > 0 ? 'late' : '';
-    return html`<li class="${cls}" data-state="${s}" data-total="${n}"><span class="sw sw-${s}"></span><a href="/admin/runs?${runsFilter(s)}&since=${encodeURIComponent(window.since.toISOString())}&until=${encodeURIComponent(window.until.toISOString())}">${LABEL[s]}</a> <strong>${n}</strong></li>`;
+    return html`<li class="${cls}" data-state="${s}" data-total="${n}"><span class="sw sw-${s}"></span><a href="/admin/runs?state=${s}&since=${encodeURIComponent(window.since.toISOString())}&until=${encodeURIComponent(window.until.toISOString())}">${LABEL[s]}</a> <strong>${n}</strong></li>`;
   });
   return html`<svg class="chart" id="runs-chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Runs per minute by state, ${total} runs" data-since="${window.since.toISOString()}" data-until="${window.until.toISOString()}">
     ${grid}${ticks}${bars}</svg>
