@@ -4,6 +4,8 @@
  * runs complete within 10 s (and, with the guard, a failing flow get disabled).
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Base, Values } from './context.ts';
 import { runPod } from './pod.ts';
 import { print } from './output.ts';
@@ -40,14 +42,37 @@ export const DEMO_FLOWS: FlowInputRaw[] = [
   },
 ];
 
+/** The file in the data folder that keeps dev's generated admin token across restarts. */
+export const DEV_TOKEN_FILE = 'dev-admin-token';
+
+/**
+ * The dev admin token: made up once per data folder and kept in `<dataDir>/dev-admin-token`
+ * (mode 0600), so restarting `npm run dev` keeps the admin page's sessions. A file that is not a
+ * token (hand-edited, truncated) is replaced.
+ */
+export function devAdminToken(dataDir: string): { token: string; created: boolean; file: string } {
+  const file = path.join(dataDir, DEV_TOKEN_FILE);
+  try {
+    const kept = fs.readFileSync(file, 'utf8').trim();
+    if (/^dev-[0-9a-f]{24}$/.test(kept)) return { token: kept, created: false, file };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = `dev-${randomBytes(12).toString('hex')}`;
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return { token, created: true, file };
+}
+
 export async function run(base: Base, _args: string[], values: Values): Promise<void> {
   const handlers = values.handlers ?? base.config.handlersModule;
   if (handlers) await loadHandlersModule(handlers);
   // --prefect-fake: a fake Prefect in-process and a demo flow targeting it (docs/prefect.md).
   const prefect = values['prefect-fake'] ? await startDemoPrefect() : undefined;
   if (prefect) base = { ...base, config: { ...base.config, prefect: { ...base.config.prefect, apiUrl: prefect.apiUrl, apiKey: prefect.apiKey } } };
-  // The admin page and API need a token; dev makes one up for the session unless one is configured.
-  const generatedToken = base.config.adminToken ? undefined : `dev-${randomBytes(12).toString('hex')}`;
+  // The admin page and API need a token; unless one is configured, dev makes one up once per data
+  // folder and keeps it there, so a restart does not end the admin page's sessions.
+  const generatedToken = base.config.adminToken ? undefined : devAdminToken(base.config.dataDir).token;
   if (generatedToken) base = { ...base, config: { ...base.config, adminToken: generatedToken } };
   const flows = validateDefinitions({ flows: prefect ? [...DEMO_FLOWS, DEMO_PREFECT_FLOW] : DEMO_FLOWS }, 'demo flows', base.config.maxParametersBytes);
   await runPod(base, ['all'], async (app) => {

@@ -6,27 +6,7 @@
 import type { Queryable } from '../db/client.ts';
 import type { RunRow } from './runs.ts';
 
-export interface DueSchedule {
-  flowName: string;
-  scheduleName: string;
-  nextRunAt: Date;
-  cron: string | null;
-  everySeconds: number | null;
-  timezone: string;
-}
-
-/** Enabled schedules by next fire time. Index: schedules_due_idx (enabled, next_run_at). */
-export async function dueNext(db: Queryable, limit = 10): Promise<DueSchedule[]> {
-  const { rows } = await db.query<DueSchedule>(
-    `select f.name as "flowName", s.name as "scheduleName", s.next_run_at as "nextRunAt", s.cron,
-            s.interval_seconds as "everySeconds", s.timezone
-       from flowwarden.schedules s join flowwarden.flows f on f.id = s.flow_id
-      where s.enabled and s.next_run_at is not null
-      order by s.next_run_at, f.name, s.name limit $1`,
-    [limit],
-  );
-  return rows;
-}
+// What fires next: dueFires in queries/admin.ts (the next fire, not the horizon-ahead next_run_at).
 
 const RUN_COLUMNS = `r.id, r.flow_id as "flowId", f.name as "flowName", r.schedule_id as "scheduleId",
   r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
@@ -54,7 +34,7 @@ export async function lateRuns(db: Queryable, limit = 20): Promise<RunRow[]> {
   return rows;
 }
 
-/** FAILED/CRASHED runs that ended within the window, newest first. */
+/** FAILED/CRASHED runs that ended within the window, newest first. Index: runs_failed_idx (partial). */
 export async function recentFailures(db: Queryable, windowSeconds = 24 * 3600, limit = 20): Promise<RunRow[]> {
   const { rows } = await db.query<RunRow>(
     `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id

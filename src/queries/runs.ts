@@ -364,6 +364,10 @@ export async function runTasks(db: Queryable, runId: string) {
 export interface RunPageFilter {
   flowName?: string;
   stateTypes?: StateType[];
+  /** origin in (…): 'schedule' | 'manual' | 'api' | 'watch' */
+  origins?: string[];
+  /** state_type = 'SCHEDULED' and state_name = 'Late' (with stateTypes: either matches) */
+  late?: boolean;
   /** scheduled_for >= since */
   since?: Date;
   /** scheduled_for < until */
@@ -383,8 +387,8 @@ export interface RunPageFilter {
  * A page of runs, newest scheduled first, for the API and admin page. Keyset pagination on
  * (scheduled_for desc, id desc); the cursor carries scheduled_for as text with microseconds
  * (`sortKey`, UTC ISO 8601) so they survive the round trip (a JS Date would truncate them and skip
- * or repeat rows). Index: runs_flow_created_idx / runs_open_idx help the filtered cases; an unfiltered
- * walk is a sort over runs (fine for operator-sized pages).
+ * or repeat rows). Index: runs_scheduled_idx (scheduled_for, id), walked backwards from the cursor;
+ * the other filters are checked on the rows it visits (bench/NOTES.md has the plans).
  */
 export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Array<RunRow & { sortKey: string }>> {
   const where: string[] = [];
@@ -393,8 +397,15 @@ export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Ar
     values.push(value);
     where.push(sql(`$${values.length}`));
   };
-  if (filter.flowName) add((p) => `f.name = ${p}`, filter.flowName);
-  if (filter.stateTypes?.length) add((p) => `r.state_type = any(${p}::text[])`, filter.stateTypes);
+  // flow_id = (subquery), not f.name = …: a one-row InitPlan lets the planner walk
+  // runs_flow_scheduled_idx backwards in page order instead of sorting all the flow's runs.
+  if (filter.flowName) add((p) => `r.flow_id = (select id from flowwarden.flows where name = ${p})`, filter.flowName);
+  if (filter.stateTypes?.length || filter.late) {
+    const late = `(r.state_type = 'SCHEDULED' and r.state_name = 'Late')`;
+    if (filter.stateTypes?.length) add((p) => (filter.late ? `(r.state_type = any(${p}::text[]) or ${late})` : `r.state_type = any(${p}::text[])`), filter.stateTypes);
+    else where.push(late);
+  }
+  if (filter.origins?.length) add((p) => `r.origin = any(${p}::text[])`, filter.origins);
   if (filter.since) add((p) => `r.scheduled_for >= ${p}`, filter.since);
   if (filter.until) add((p) => `r.scheduled_for < ${p}`, filter.until);
   if (!filter.upcoming) where.push(`not (r.state_type = 'SCHEDULED' and r.scheduled_for > now())`);

@@ -99,6 +99,15 @@ export const runs = fw.table(
     uniqueIndex('runs_schedule_fire_key').on(t.scheduleId, t.scheduledFor).where(sql`schedule_id is not null`),
     uniqueIndex('runs_idempotency_key').on(t.idempotencyKey).where(sql`idempotency_key is not null`),
     index('runs_flow_created_idx').on(t.flowId, t.createdAt),
+    // The admin runs page (newest first across flows, keyset on (scheduled_for, id)) and the
+    // overview's runs-per-minute chart (a time window of scheduled_for): see bench/NOTES.md.
+    index('runs_scheduled_idx').on(t.scheduledFor, t.id),
+    // A flow's runs newest first: its run strip, recent runs and the runs page filtered by flow.
+    index('runs_flow_scheduled_idx').on(t.flowId, t.scheduledFor, t.id),
+    // The overview's recent failures, newest ended first: partial, so only failed runs pay for it.
+    index('runs_failed_idx')
+      .on(sql`coalesce(${t.endedAt}, ${t.updatedAt})`)
+      .where(sql`state_type in ('FAILED', 'CRASHED')`),
     // Late sweep and overlap checks only ever look at unfinished runs.
     index('runs_open_idx')
       .on(t.stateType, t.scheduledFor)

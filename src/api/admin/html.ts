@@ -58,9 +58,50 @@ export function fmtRelative(d: Date | null | undefined, now: Date): string {
   return s >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+/**
+ * A time in the viewer's local zone: rendered in UTC, rewritten by /admin/app.js to local time
+ * (data-local) with the UTC time on hover. Without the script the UTC text stays.
+ */
+export function localTime(d: Date | string | null | undefined): Markup {
+  if (!d) return html`<span class="muted">—</span>`;
+  const date = typeof d === 'string' ? new Date(d) : d;
+  return html`<time datetime="${date.toISOString()}" data-local title="${fmtTime(date)} UTC">${fmtTime(date)}</time>`;
+}
+
 export function when(d: Date | null | undefined, now: Date): Markup {
   if (!d) return html`<span class="muted">—</span>`;
-  return html`<time datetime="${d.toISOString()}" title="${fmtTime(d)}">${fmtTime(d)}</time> <span class="muted">${fmtRelative(d, now)}</span>`;
+  return html`<span class="when">${localTime(d)} <span class="muted">${fmtRelative(d, now)}</span></span>`;
+}
+
+const zoneFormats = new Map<string, { date: Intl.DateTimeFormat; names: Intl.DateTimeFormat[] }>();
+/**
+ * "2026-03-02 02:30:00 CET" in an IANA zone (a schedule's own), server-side. The zone's
+ * abbreviation where a common locale has one (en-GB: CET, BST; en-US: EST, PST), else its offset
+ * ("GMT+5:30").
+ */
+export function fmtZoned(d: Date, timeZone: string): string {
+  let f = zoneFormats.get(timeZone);
+  if (!f) {
+    try {
+      f = {
+        date: new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }),
+        names: ['en-GB', 'en-US'].map((l) => new Intl.DateTimeFormat(l, { timeZone, timeZoneName: 'short' })),
+      };
+    } catch {
+      return fmtTime(d);
+    }
+    zoneFormats.set(timeZone, f);
+  }
+  const p = Object.fromEntries(f.date.formatToParts(d).map((x) => [x.type, x.value]));
+  const names = f.names.map((n) => n.formatToParts(d).find((x) => x.type === 'timeZoneName')?.value ?? '');
+  const name = names.find((n) => /^[A-Z]{2,5}$/.test(n)) ?? names[0];
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${name}`;
+}
+
+/** A schedule time in the schedule's zone (UTC on hover) and relative to the database clock. */
+export function whenZoned(d: Date | null | undefined, timeZone: string, now: Date): Markup {
+  if (!d) return html`<span class="muted">—</span>`;
+  return html`<span class="when"><time datetime="${d.toISOString()}" data-zone="${timeZone}" title="${fmtTime(d)} UTC">${fmtZoned(d, timeZone)}</time> <span class="muted">${fmtRelative(d, now)}</span></span>`;
 }
 
 const STATE_CLASS: Record<string, string> = {
@@ -104,6 +145,8 @@ h1 { font-size:22px; margin:0 0 4px; } h2 { font-size:16px; margin:0 0 10px; }
 section { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:16px 18px; margin-bottom:16px; }
 .grid2 { display:grid; grid-template-columns:1fr 1fr; gap:16px; } .grid2 section { margin-bottom:0; }
 table { width:100%; border-collapse:collapse; }
+.when, td time, td a { white-space:nowrap; } h2 .muted { font-weight:400; font-size:13px; }
+.strip-legend .sw { width:10px; height:10px; border-radius:2px; display:inline-block; vertical-align:-1px; }
 th, td { text-align:left; padding:7px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase; letter-spacing:.4px; }
 tr:last-child td { border-bottom:none; }
@@ -128,13 +171,29 @@ meter { width:140px; height:10px; vertical-align:middle; margin-right:8px; }
 .login label { display:block; margin:14px 0 6px; font-weight:600; } .login input { width:100%; }
 .login .err { color:var(--bad); margin-top:10px; }
 .login button { margin-top:16px; width:100%; }
+.chart { width:100%; height:auto; display:block; } .chart .axis { font-size:11px; fill:#6b7280; } .chart .grid { stroke:#eef0f3; }
+.legend { display:flex; flex-wrap:wrap; gap:6px 16px; margin:8px 0 0; padding:0; list-style:none; font-size:13px; }
+.legend li { display:flex; align-items:center; gap:6px; } .legend .sw { width:12px; height:12px; border-radius:3px; display:inline-block; }
+.legend strong { font-variant-numeric:tabular-nums; } .legend li.hot strong { color:var(--bad); } .legend li.late strong { color:var(--warn); }
+.strip { display:block; margin:4px 0 8px; } .strip a:hover rect, .strip a:focus rect { stroke:#141a24; stroke-width:2; }
+.strip-legend { font-size:12px; color:var(--muted); }
+form.filters { display:flex; flex-wrap:wrap; gap:10px 18px; align-items:flex-end; }
+form.filters label { display:flex; flex-direction:column; gap:4px; font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase; letter-spacing:.4px; }
+form.filters select, form.filters input[type=text] { padding:6px 8px; border:1px solid #c9ced6; border-radius:6px; font:inherit; min-width:0; text-transform:none; }
+form.filters fieldset { border:0; padding:0; margin:0; display:flex; flex-wrap:wrap; gap:4px 10px; }
+form.filters fieldset legend { font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase; letter-spacing:.4px; padding:0; margin-bottom:4px; }
+form.filters fieldset label { flex-direction:row; align-items:center; text-transform:none; font-weight:400; color:var(--fg); font-size:13px; letter-spacing:0; }
+details.folded { margin-top:10px; } details.folded summary { cursor:pointer; color:var(--muted); }
+.pager { display:flex; gap:16px; margin-top:10px; }
+.sw-COMPLETED { background:#2e9d57; } .sw-FAILED { background:#d92d20; } .sw-CRASHED { background:#7a1a12; } .sw-CANCELLED { background:#b8bec8; }
+.sw-RUNNING { background:#2f6fe4; } .sw-PENDING { background:#8fb2f2; } .sw-SCHEDULED { background:#dfe3ea; } .sw-LATE { background:#e8a317; }
 @media (max-width: 900px) { .cards { grid-template-columns:repeat(2, 1fr); } .grid2 { grid-template-columns:1fr; } }
 `;
 
 export interface LayoutOptions {
   title: string;
   nonce: string;
-  active?: 'overview' | 'flows' | 'queues';
+  active?: 'overview' | 'flows' | 'runs' | 'queues';
   /** Logged-in session: shows the navigation and logout. */
   session?: { scope: string; csrf: string };
 }
@@ -144,6 +203,7 @@ export function layout(opts: LayoutOptions, body: Markup): string {
     ? html`<nav>
         <a href="/admin" class="${opts.active === 'overview' ? 'active' : ''}">Overview</a>
         <a href="/admin/flows" class="${opts.active === 'flows' ? 'active' : ''}">Flows</a>
+        <a href="/admin/runs" class="${opts.active === 'runs' ? 'active' : ''}">Runs</a>
         <a href="/admin/queues" class="${opts.active === 'queues' ? 'active' : ''}">Queues</a>
       </nav>
       <div class="who"><span>scope: ${opts.session.scope}</span>
@@ -161,8 +221,40 @@ export function layout(opts: LayoutOptions, body: Markup): string {
 </body></html>`}`;
 }
 
-/** The page's only script: confirmation before destructive form posts (data-confirm). */
+/**
+ * The page's only script: confirmation before destructive form posts (data-confirm), and times in
+ * the viewer's zone (<time data-local>: "2026-03-01 11:00:00 CET", UTC kept on hover; SVG axis
+ * labels <text data-hm>: "11:00").
+ */
 export const ADMIN_JS = `'use strict';
+(function () {
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  function zoneName(d) {
+    try {
+      var parts = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(d);
+      for (var i = 0; i < parts.length; i++) if (parts[i].type === 'timeZoneName') return parts[i].value;
+    } catch (e) {}
+    return '';
+  }
+  function localize() {
+    var times = document.querySelectorAll('time[data-local]');
+    for (var i = 0; i < times.length; i++) {
+      var d = new Date(times[i].getAttribute('datetime'));
+      if (isNaN(d.getTime())) continue;
+      times[i].textContent = d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' +
+        pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()) + ' ' + zoneName(d);
+    }
+    var labels = document.querySelectorAll('[data-hm]');
+    for (var j = 0; j < labels.length; j++) {
+      var t = new Date(labels[j].getAttribute('data-hm'));
+      if (!isNaN(t.getTime())) labels[j].textContent = pad(t.getHours()) + ':' + pad(t.getMinutes());
+    }
+    var zone = document.querySelector('[data-viewer-zone]');
+    if (zone) zone.textContent = (Intl.DateTimeFormat().resolvedOptions().timeZone || 'local') + ' (' + zoneName(new Date()) + ')';
+    document.documentElement.setAttribute('data-localized', '1');
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', localize); else localize();
+})();
 document.addEventListener('submit', function (event) {
   var form = event.target;
   var question = form && form.getAttribute && form.getAttribute('data-confirm');

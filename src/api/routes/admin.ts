@@ -11,14 +11,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
 import { ADMIN_JS, html, layout, type LayoutOptions, type Markup } from '../admin/html.ts';
-import { flowPage, flowsPage, loginPage, overviewPage, queuesPage, runPage } from '../admin/pages.ts';
+import { flowPage, flowsPage, loginPage, overviewPage, queuesPage, runPage, runsPage, RUN_ORIGINS, RUN_RANGES, RUN_STATE_FILTERS, type RunRange, type RunsFilterView } from '../admin/pages.ts';
 import { cookieHeader, createSession, csrfOk, sessionOf, type Session } from '../admin/session.ts';
 import { healthStatus } from './flows.ts';
 import { dbNow, withTransaction } from '../../db/client.ts';
 import { getFlowByName, listSchedules, pageFlows } from '../../queries/flows.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { guardHistory, openHold } from '../../queries/guard.ts';
-import { disabledFlowsNow, dueNext, lateRuns, recentFailures, runningRuns } from '../../queries/overview.ts';
+import { disabledFlowsNow, lateRuns, recentFailures, runningRuns } from '../../queries/overview.ts';
+import { dueFires, runStrip, runsPerMinute } from '../../queries/admin.ts';
+import { nextFireAfter } from '../../scheduling/fire-times.ts';
+import { scheduleSpecOf } from '../../queries/flows.ts';
+import type { StateType } from '../../runs/states.ts';
 import { reactivateFlowTx } from '../../guard/operations.ts';
 import { queueDepth } from '../../queries/inspect.ts';
 import { NAME_RE } from '../../flows/spec.ts';
@@ -28,6 +32,64 @@ import { UserInputError, errorMessage } from '../../errors.ts';
 const ADMIN_FLOWS_PAGE = 500;
 
 const RECENT_RUNS = 20;
+/** A flow page reads its last RECENT_SCAN runs for its recent and folded cancelled runs. */
+const RECENT_SCAN = 200;
+/** Runs per admin runs page; "older runs →" continues with a keyset cursor. */
+const ADMIN_RUNS_PAGE = 50;
+/** The overview chart's window. */
+const CHART_HOURS = 3;
+/** Cells in a flow's run strip. */
+const STRIP_RUNS = 40;
+
+const asList = (v: unknown): string[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean);
+
+/** The runs page's filters from its query string; bad values are dropped with an explanation. */
+export function parseRunsFilter(q: Record<string, unknown>, now: Date): { filter: RunsFilterView; after?: readonly [string, string]; errors: string[] } {
+  const errors: string[] = [];
+  const flowRaw = typeof q.flow === 'string' ? q.flow.trim() : '';
+  const flow = flowRaw && NAME_RE.test(flowRaw) ? flowRaw : undefined;
+  if (flowRaw && !flow) errors.push(`flow ‘${flowRaw}’ is not a valid flow name (letters, digits, '.', '_', ':', '-')`);
+  const states = asList(q.state).map((s) => s.toUpperCase());
+  const badStates = states.filter((s) => !(RUN_STATE_FILTERS as readonly string[]).includes(s));
+  if (badStates.length) errors.push(`state ${badStates.join(', ')} is not one of ${RUN_STATE_FILTERS.join(', ')}`);
+  const origins = asList(q.origin).map((s) => s.toLowerCase());
+  const badOrigins = origins.filter((o) => !(RUN_ORIGINS as readonly string[]).includes(o));
+  if (badOrigins.length) errors.push(`origin ${badOrigins.join(', ')} is not one of ${RUN_ORIGINS.join(', ')}`);
+  const rangeRaw = typeof q.range === 'string' ? q.range : '24h';
+  const range: RunRange = rangeRaw in RUN_RANGES ? (rangeRaw as RunRange) : '24h';
+  if (!(rangeRaw in RUN_RANGES)) errors.push(`range ‘${rangeRaw}’ is not one of ${Object.keys(RUN_RANGES).join(', ')}`);
+  const time = (name: string): Date | undefined => {
+    const v = q[name];
+    if (typeof v !== 'string' || v === '') return undefined;
+    const d = /(Z|[+-]\d{2}:?\d{2})$/.test(v) ? new Date(v) : new Date(NaN);
+    if (Number.isNaN(d.getTime())) {
+      errors.push(`${name} ‘${v}’ is not an ISO 8601 time with a zone, e.g. ${now.toISOString()}`);
+      return undefined;
+    }
+    return d;
+  };
+  const since = time('since');
+  const until = time('until');
+  let after: readonly [string, string] | undefined;
+  if (typeof q.after === 'string' && q.after) {
+    const [key, id] = q.after.split('~');
+    if (key && id && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(key) && z.uuid().safeParse(id).success) after = [key, id];
+    else errors.push('the page cursor is not valid: start again from the newest runs');
+  }
+  return {
+    filter: {
+      flow,
+      states: states.filter((s) => !badStates.includes(s)),
+      origins: origins.filter((o) => !badOrigins.includes(o)),
+      range,
+      since,
+      until,
+      upcoming: q.upcoming === '1' || q.upcoming === 'on' || q.upcoming === 'true',
+    },
+    after,
+    errors,
+  };
+}
 
 function send(reply: FastifyReply, status: number, opts: Omit<LayoutOptions, 'nonce'>, body: Markup) {
   const nonce = randomBytes(16).toString('base64');
@@ -90,10 +152,14 @@ export function adminRoutes(ctx: ApiContext) {
     app.get('/', async (req, reply) => {
       const session = guard(req, reply);
       if (!session) return reply;
-      const [now, due, running, late, failing, disabled] = await Promise.all([
-        dbNow(ctx.pool), dueNext(ctx.pool), runningRuns(ctx.pool), lateRuns(ctx.pool), recentFailures(ctx.pool), disabledFlowsNow(ctx.pool),
+      const now = await dbNow(ctx.pool);
+      // The chart ends with the current minute (its bar fills up as the minute goes).
+      const until = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + 60_000);
+      const since = new Date(until.getTime() - CHART_HOURS * 3_600_000);
+      const [due, running, late, failing, disabled, buckets] = await Promise.all([
+        dueFires(ctx.pool, now), runningRuns(ctx.pool), lateRuns(ctx.pool), recentFailures(ctx.pool), disabledFlowsNow(ctx.pool), runsPerMinute(ctx.pool, { since, until }),
       ]);
-      return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled }));
+      return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled, chart: { buckets, since, until } }));
     });
 
     // A page of ADMIN_FLOWS_PAGE flows by name; `?after=NAME` continues after NAME ("more…" link).
@@ -110,16 +176,34 @@ export function adminRoutes(ctx: ApiContext) {
     const renderFlow = async (reply: FastifyReply, session: Session, name: string, status = 200, notice?: { kind: 'ok' | 'bad'; text: string }) => {
       const flow = NAME_RE.test(name) ? await getFlowByName(ctx.pool, name) : null;
       if (!flow) return send(reply, 404, page(session, 'Not found', 'flows'), notFound(`No flow named ‘${name}’.`));
-      const [now, schedules, runs, history, hold, health] = await Promise.all([
-        dbNow(ctx.pool),
+      const now = await dbNow(ctx.pool);
+      // Recent runs: the last RECENT_SCAN runs due by now (filters explicit), split into the ones
+      // that matter (finished, running, late) and the cancelled ones (pre-created runs a pause or
+      // the guard cancelled), folded apart. One bounded read: a state filter on a flow's whole
+      // history could walk all of it when a state is rare.
+      const [schedules, recent, strip, history, hold, health] = await Promise.all([
         listSchedules(ctx.pool, flow.id),
-        pageRuns(ctx.pool, { flowName: flow.name, limit: RECENT_RUNS }),
+        pageRuns(ctx.pool, { flowName: flow.name, until: new Date(now.getTime() + 1), limit: RECENT_SCAN }),
+        runStrip(ctx.pool, flow.id, now, STRIP_RUNS),
         guardHistory(ctx.pool, flow.name),
         openHold(ctx.pool, flow.name),
         healthStatus(ctx.pool, flow, ctx.config),
       ]);
+      const runs = recent.filter((r) => r.stateType !== 'CANCELLED').slice(0, RECENT_RUNS);
+      const cancelled = recent.filter((r) => r.stateType === 'CANCELLED');
+      const nextFires = new Map<string, Date>();
+      for (const s of schedules) {
+        if (!s.enabled || !s.nextRunAt) continue;
+        try {
+          const next = nextFireAfter(scheduleSpecOf(s), now);
+          nextFires.set(s.id, next < s.nextRunAt ? next : s.nextRunAt);
+        } catch {
+          // keep next_run_at
+        }
+      }
       return send(reply, status, page(session, flow.name, 'flows'), flowPage({
-        now, flow, schedules, runs, history, hold, health, notice, canOperate: session.scope === 'operate', csrf: session.csrf,
+        now, flow, schedules, nextFires, runs, cancelled: { runs: cancelled.slice(0, RECENT_RUNS), more: cancelled.length > RECENT_RUNS || recent.length === RECENT_SCAN }, strip,
+        history, hold, health, notice, canOperate: session.scope === 'operate', csrf: session.csrf,
       }));
     };
 
@@ -145,6 +229,25 @@ export function adminRoutes(ctx: ApiContext) {
         throw err;
       }
       return reply.redirect(`/admin/flows/${encodeURIComponent(req.params.name)}?done=reactivated`, 303);
+    });
+
+    // Runs across all flows: filters (flow, state incl. Late, origin, time range or window,
+    // upcoming) and keyset pages of ADMIN_RUNS_PAGE (`?after=<scheduled_for>~<id>`, "older runs →").
+    app.get<{ Querystring: Record<string, unknown> }>('/runs', async (req, reply) => {
+      const session = guard(req, reply);
+      if (!session) return reply;
+      const now = await dbNow(ctx.pool);
+      const { filter, after, errors } = parseRunsFilter(req.query ?? {}, now);
+      const types = filter.states.filter((s) => s !== 'LATE') as StateType[];
+      const since = filter.since ?? (filter.until || RUN_RANGES[filter.range] === 0 ? undefined : new Date(now.getTime() - RUN_RANGES[filter.range] * 1000));
+      const until = filter.until ?? (filter.upcoming ? undefined : new Date(now.getTime() + 1));
+      const rows = await pageRuns(ctx.pool, {
+        flowName: filter.flow, stateTypes: types, late: filter.states.includes('LATE'), origins: filter.origins, since, until, after, limit: ADMIN_RUNS_PAGE + 1,
+      });
+      const runs = rows.slice(0, ADMIN_RUNS_PAGE);
+      const last = runs[runs.length - 1];
+      const next = rows.length > ADMIN_RUNS_PAGE && last ? `${last.sortKey}~${last.id}` : undefined;
+      return send(reply, errors.length ? 400 : 200, page(session, 'Runs', 'runs'), runsPage({ now, filter, runs, next, paged: !!after, error: errors.length ? `Ignored: ${errors.join('; ')}.` : undefined }));
     });
 
     app.get<{ Params: { id: string } }>('/runs/:id', async (req, reply) => {
