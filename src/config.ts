@@ -32,6 +32,7 @@ export const DEFAULTS = {
   httpTimeoutMs: 10_000,
   maxParametersBytes: 64 * 1024,
   pollIntervalSeconds: 5,
+  poolMode: 'session',
 } as const;
 
 const EnvSchema = z.object({
@@ -57,6 +58,11 @@ const EnvSchema = z.object({
   FLOWWARDEN_NOTIFY_URLS: z.string().optional(),
   PREFECT_API_URL: z.string().url().optional(),
   PREFECT_API_KEY: z.string().optional(),
+  // Production topologies (docs/scaling.md): PgBouncer, a direct URL, a read replica, one connection budget.
+  FLOWWARDEN_POOL_MODE: z.enum(['session', 'transaction'], { message: "must be 'session' (a direct server or PgBouncer in session mode) or 'transaction' (PgBouncer pool_mode = transaction)" }).default(DEFAULTS.poolMode),
+  FLOWWARDEN_DIRECT_URL: z.string().url().optional(),
+  FLOWWARDEN_READ_URL: z.string().url().optional(),
+  FLOWWARDEN_MAX_CONNECTIONS: int(6, 1000).optional(),
 });
 
 export interface Config {
@@ -85,6 +91,14 @@ export interface Config {
   notifyUrls: string[];
   maxParametersBytes: number;
   prefect: { apiUrl: string | undefined; apiKey: string | undefined; pollIntervalSeconds: number };
+  /** 'transaction': PgBouncer transaction pooling: no named prepared statements, no session locks, no LISTEN on DATABASE_URL. */
+  poolMode: 'session' | 'transaction';
+  /** A session connection to the primary (bypassing PgBouncer): migrations and LISTEN. */
+  directUrl: string | undefined;
+  /** A streaming replica for the API's, admin page's and CLI list commands' reads. */
+  readUrl: string | undefined;
+  /** Upper bound on the connections one pod opens, all roles together (src/db/topology.ts). */
+  maxConnections: number | undefined;
 }
 
 /**
@@ -142,11 +156,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       apiKey: e.PREFECT_API_KEY,
       pollIntervalSeconds: DEFAULTS.pollIntervalSeconds,
     },
+    poolMode: e.FLOWWARDEN_POOL_MODE,
+    directUrl: e.FLOWWARDEN_DIRECT_URL,
+    readUrl: e.FLOWWARDEN_READ_URL,
+    maxConnections: e.FLOWWARDEN_MAX_CONNECTIONS,
   };
   return { ...config, ...overrides };
 }
 
 /** Every secret value in the config, for log redaction by value (src/log.ts registerSecrets). */
 export function configSecrets(config: Config): Array<string | undefined> {
-  return [config.adminToken, config.readToken, config.httpSecret, config.prefect.apiKey, config.databaseUrl, ...config.notifyUrls];
+  return [config.adminToken, config.readToken, config.httpSecret, config.prefect.apiKey, config.databaseUrl, config.directUrl, config.readUrl, ...config.notifyUrls];
 }

@@ -3,7 +3,7 @@
  * Output never contains a webhook URL: `list` shows the origin only ("https://discord.com/…").
  */
 import type { Ctx, Values } from './context.ts';
-import { withPool } from './context.ts';
+import { withPool, withReadPool } from './context.ts';
 import { UserInputError } from '../errors.ts';
 import { withTransaction } from '../db/client.ts';
 import { startBoss } from '../queue/boss.ts';
@@ -28,7 +28,7 @@ function row(c: ChannelView): Record<string, unknown> {
 
 export async function cmdChannels(base: Omit<Ctx, 'db'>, sub: string | undefined, args: string[], values: Values): Promise<void> {
   if (sub === 'list' || sub === undefined) {
-    await withPool(base, async (pool) => {
+    await withReadPool(base, async (pool) => {
       const channels = await listChannels(pool);
       if (values.json) return printJson(channels);
       printTable(channels.map(row), ['name', 'kind', 'url', 'events', 'flows', 'backlog', 'failedMessages', 'lastDeliveredAt']);

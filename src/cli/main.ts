@@ -8,9 +8,10 @@ import { createLogger } from '../log.ts';
 import { UserInputError, errorMessage } from '../errors.ts';
 import { withTransaction } from '../db/client.ts';
 import { migrateAll } from '../db/migrate.ts';
+import { migrationUrl } from '../db/topology.ts';
 import { startBoss } from '../queue/boss.ts';
 import type { Role } from '../app.ts';
-import { OPTIONS, parseLimit, runPod, withDb, withPool, type Ctx, type Values } from './context.ts';
+import { OPTIONS, parseLimit, runPod, withDb, withPool, withReadPool, type Ctx, type Values } from './context.ts';
 import { IsoTime } from '../api/schemas.ts';
 import { loadHandlersModule } from '../targets/function.ts';
 import { listFlows, listSchedules, requireFlow } from '../queries/flows.ts';
@@ -72,7 +73,7 @@ async function cmdApply(base: Omit<Ctx, 'db'>, values: Values): Promise<void> {
 
 async function cmdFlows(base: Omit<Ctx, 'db'>, sub: string | undefined, args: string[], values: Values): Promise<void> {
   if (sub === 'list' || sub === undefined) {
-    await withPool(base, async (pool) => {
+    await withReadPool(base, async (pool) => {
       const flows = await listFlows(pool, { limit: parseLimit(values.limit, 1000) });
       if (values.json) return printJson(flows.map((f) => flowJson(f)));
       printTable(flows.map((f) => ({ name: f.name, target: (f.target as { type: string }).type, disabled: f.disabledAt ? `yes: ${f.disabledReason}` : 'no', since: f.validSince })), ['name', 'target', 'disabled', 'since']);
@@ -130,7 +131,7 @@ async function cmdFlows(base: Omit<Ctx, 'db'>, sub: string | undefined, args: st
 async function cmdRuns(base: Omit<Ctx, 'db'>, sub: string | undefined, args: string[], values: Values): Promise<void> {
   if (sub === 'list' || sub === undefined) {
     if (values.state && !isStateType(values.state)) throw new UserInputError(`--state '${values.state}' is not a state type; use one of ${STATE_TYPES.join(', ')}`);
-    await withPool(base, async (pool) => {
+    await withReadPool(base, async (pool) => {
       // An unknown flow is an error, not an empty list (a typo would otherwise look like "no runs").
       if (values.flow !== undefined) await requireFlow(pool, values.flow);
       const runs = await listRuns(pool, { flowName: values.flow, stateType: values.state as never, limit: parseLimit(values.limit) });
@@ -220,7 +221,7 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case 'migrate':
         await withDb(base, async (c) => {
-          await migrateAll(c.db.url);
+          await migrateAll(c.db.embedded ? c.db.url : migrationUrl(c.config, c.db.url));
           process.stdout.write('migrations applied\n');
         });
         break;

@@ -24,13 +24,26 @@ export interface Queryable {
 
 export type Db = NodePgDatabase<typeof schema>;
 
-export function createPool(connectionString: string, options: { max?: number; applicationName?: string } = {}): pg.Pool {
+/** Pools behind PgBouncer in transaction mode: their hot statements go unnamed (`statementName`). */
+const unnamedOnly = new WeakSet<object>();
+
+/**
+ * The name for a prepared hot-path statement on `db`, or none when `db` runs through a transaction
+ * pooler (FLOWWARDEN_POOL_MODE=transaction): a statement prepared on one server connection is
+ * unknown on the next one PgBouncer hands out ("prepared statement ... does not exist").
+ */
+export function statementName(db: object, name: string): { name?: string } {
+  return unnamedOnly.has(db) ? {} : { name };
+}
+
+export function createPool(connectionString: string, options: { max?: number; applicationName?: string; transactionPooling?: boolean } = {}): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'flowwarden',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
+  if (options.transactionPooling) unnamedOnly.add(pool);
   // An idle client erroring (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   // pg-pool drops its error listener while a client is checked out, so a server restart while a

@@ -11,6 +11,12 @@ export interface BossOptions {
   role: 'worker' | 'producer';
   max?: number;
   log?: Logger;
+  /**
+   * PgBouncer in transaction mode (FLOWWARDEN_POOL_MODE=transaction): no named prepared statements
+   * and no LISTEN (pg-boss would LISTEN on the same URL; its workers poll instead). pg-boss itself
+   * sends its statements unnamed and takes only transaction-scoped advisory locks.
+   */
+  transactionPooling?: boolean;
 }
 
 /** A started pg-boss over flowwarden's queue schema. Its errors are logged, never thrown at us. */
@@ -25,11 +31,11 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     schedule: false,
     supervise: worker,
     migrate: true,
-    useListenNotify: worker,
+    useListenNotify: worker && !options.transactionPooling,
     // The supervisor fails jobs with stale heartbeats (a dead pod's dispatches): check every 10 s.
     ...(worker ? { monitorIntervalSeconds: 10 } : {}),
   });
-  if (worker) prepareRepeatedStatements(boss);
+  if (worker && !options.transactionPooling) prepareRepeatedStatements(boss);
   boss.on('error', (err) => options.log?.error({ err }, 'pg-boss error'));
   boss.on('warning', (w) => options.log?.warn({ warning: w }, 'pg-boss warning'));
   await boss.start();

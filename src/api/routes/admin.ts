@@ -15,6 +15,7 @@ import { flowPage, flowsPage, loginPage, overviewPage, queuesPage, runPage } fro
 import { cookieHeader, createSession, csrfOk, sessionOf, type Session } from '../admin/session.ts';
 import { healthStatus } from './flows.ts';
 import { dbNow, withTransaction } from '../../db/client.ts';
+import { readDb } from '../reads.ts';
 import { getFlowByName, listSchedules, pageFlows } from '../../queries/flows.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { guardHistory, openHold } from '../../queries/guard.ts';
@@ -91,7 +92,7 @@ export function adminRoutes(ctx: ApiContext) {
       const session = guard(req, reply);
       if (!session) return reply;
       const [now, due, running, late, failing, disabled] = await Promise.all([
-        dbNow(ctx.pool), dueNext(ctx.pool), runningRuns(ctx.pool), lateRuns(ctx.pool), recentFailures(ctx.pool), disabledFlowsNow(ctx.pool),
+        dbNow(readDb(req, ctx.pool)), dueNext(readDb(req, ctx.pool)), runningRuns(readDb(req, ctx.pool)), lateRuns(readDb(req, ctx.pool)), recentFailures(readDb(req, ctx.pool)), disabledFlowsNow(readDb(req, ctx.pool)),
       ]);
       return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled }));
     });
@@ -101,22 +102,25 @@ export function adminRoutes(ctx: ApiContext) {
       const session = guard(req, reply);
       if (!session) return reply;
       const after = typeof req.query.after === 'string' && NAME_RE.test(req.query.after) ? req.query.after : undefined;
-      const [now, rows] = await Promise.all([dbNow(ctx.pool), pageFlows(ctx.pool, { after, limit: ADMIN_FLOWS_PAGE + 1 })]);
+      const [now, rows] = await Promise.all([dbNow(readDb(req, ctx.pool)), pageFlows(readDb(req, ctx.pool), { after, limit: ADMIN_FLOWS_PAGE + 1 })]);
       const flows = rows.slice(0, ADMIN_FLOWS_PAGE);
       const more = rows.length > ADMIN_FLOWS_PAGE ? flows[flows.length - 1]!.name : undefined;
       return send(reply, 200, page(session, 'Flows', 'flows'), flowsPage(flows, now, { after, more }));
     });
 
+    // GET renders read where readDb says (a replica, or the primary for a client that just wrote);
+    // a POST's re-render (errors) reads the primary.
     const renderFlow = async (reply: FastifyReply, session: Session, name: string, status = 200, notice?: { kind: 'ok' | 'bad'; text: string }) => {
-      const flow = NAME_RE.test(name) ? await getFlowByName(ctx.pool, name) : null;
+      const db = readDb(reply.request, ctx.pool);
+      const flow = NAME_RE.test(name) ? await getFlowByName(db, name) : null;
       if (!flow) return send(reply, 404, page(session, 'Not found', 'flows'), notFound(`No flow named ‘${name}’.`));
       const [now, schedules, runs, history, hold, health] = await Promise.all([
-        dbNow(ctx.pool),
-        listSchedules(ctx.pool, flow.id),
-        pageRuns(ctx.pool, { flowName: flow.name, limit: RECENT_RUNS }),
-        guardHistory(ctx.pool, flow.name),
-        openHold(ctx.pool, flow.name),
-        healthStatus(ctx.pool, flow, ctx.config),
+        dbNow(db),
+        listSchedules(db, flow.id),
+        pageRuns(db, { flowName: flow.name, limit: RECENT_RUNS }),
+        guardHistory(db, flow.name),
+        openHold(db, flow.name),
+        healthStatus(db, flow, ctx.config),
       ]);
       return send(reply, status, page(session, flow.name, 'flows'), flowPage({
         now, flow, schedules, runs, history, hold, health, notice, canOperate: session.scope === 'operate', csrf: session.csrf,
@@ -150,9 +154,9 @@ export function adminRoutes(ctx: ApiContext) {
     app.get<{ Params: { id: string } }>('/runs/:id', async (req, reply) => {
       const session = guard(req, reply);
       if (!session) return reply;
-      const run = z.uuid().safeParse(req.params.id).success ? await getRun(ctx.pool, req.params.id) : null;
+      const run = z.uuid().safeParse(req.params.id).success ? await getRun(readDb(req, ctx.pool), req.params.id) : null;
       if (!run) return send(reply, 404, page(session, 'Not found'), notFound(`No run with id ‘${req.params.id}’.`));
-      const [now, history, tasks] = await Promise.all([dbNow(ctx.pool), runHistory(ctx.pool, run.id), runTasks(ctx.pool, run.id)]);
+      const [now, history, tasks] = await Promise.all([dbNow(readDb(req, ctx.pool)), runHistory(readDb(req, ctx.pool), run.id), runTasks(readDb(req, ctx.pool), run.id)]);
       return send(reply, 200, page(session, `Run ${run.id.slice(0, 8)}`), runPage({ now, run, history, tasks }));
     });
 
@@ -160,7 +164,7 @@ export function adminRoutes(ctx: ApiContext) {
       const session = guard(req, reply);
       if (!session) return reply;
       // The same numbers as GET /api/queues, `flowwarden queues` and /metrics (view v_queue_depth).
-      const [now, queues] = await Promise.all([dbNow(ctx.pool), queueDepth(ctx.pool)]);
+      const [now, queues] = await Promise.all([dbNow(readDb(req, ctx.pool)), queueDepth(readDb(req, ctx.pool))]);
       return send(reply, 200, page(session, 'Queues', 'queues'), queuesPage(queues, now));
     });
   };
