@@ -15,8 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { configSecrets, type Config } from './config.ts';
 import { registerSecrets, type Logger } from './log.ts';
 import { createPool } from './db/client.ts';
-import { connectionBudget, createReadPool, listenUrl, migrationUrl, ReadRouter, type ConnectionBudget } from './db/topology.ts';
-import { migrateAll } from './db/migrate.ts';
+import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
 import { startBoss } from './queue/boss.ts';
 import { Scheduler } from './scheduling/tick.ts';
 import { Waker } from './scheduling/waker.ts';
@@ -91,7 +90,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   // Claims and outcomes are group-committed, so connections need not grow with concurrency.
   const budget = connectionBudget(config, roles);
   const transactionPooling = config.poolMode === 'transaction';
-  if (options.migrate !== false) await migrateAll(migrationUrl(config, options.databaseUrl));
+  if (options.migrate !== false) await migrateForPod(config, options.databaseUrl);
   const pool = createPool(options.databaseUrl, { max: budget.main, transactionPooling });
   const readPool = createReadPool(config, budget.read);
   const reads = new ReadRouter(pool, readPool);

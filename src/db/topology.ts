@@ -16,7 +16,7 @@
  */
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import { createPool, type Queryable } from './client.ts';
+import { CONNECT_TIMEOUT_MS, createPool, type Queryable } from './client.ts';
 
 export type PoolRole = 'all' | 'scheduler' | 'worker' | 'api';
 
@@ -84,16 +84,36 @@ export function connectionBudget(config: Pick<Config, 'poolMode' | 'directUrl' |
   return { main, boss, listen, bossListen, read, total: main + boss + listen + bossListen + read };
 }
 
+const NEEDS_DIRECT =
+  'FLOWWARDEN_POOL_MODE=transaction: the domain migrations hold a session advisory lock, which PgBouncer in transaction mode cannot keep; ' +
+  'set FLOWWARDEN_DIRECT_URL to a direct connection to the primary (not through PgBouncer), or run `flowwarden migrate` once with DATABASE_URL pointing at the primary';
+
 /** The URL migrations run on: FLOWWARDEN_DIRECT_URL when set (they take a session advisory lock). */
 export function migrationUrl(config: Pick<Config, 'poolMode' | 'directUrl'>, databaseUrl: string): string {
   if (config.directUrl) return config.directUrl;
-  if (config.poolMode === 'transaction') {
-    throw new Error(
-      'FLOWWARDEN_POOL_MODE=transaction: migrations hold a session advisory lock, which PgBouncer in transaction mode cannot keep; ' +
-        'set FLOWWARDEN_DIRECT_URL to a direct connection to the primary (not through PgBouncer), or run `flowwarden migrate` with DATABASE_URL pointing at the primary',
-    );
-  }
+  if (config.poolMode === 'transaction') throw new Error(NEEDS_DIRECT);
   return databaseUrl;
+}
+
+/**
+ * A pod's start-up migrations. On FLOWWARDEN_DIRECT_URL (or DATABASE_URL in session mode) as
+ * usual. In transaction mode without a direct URL: the domain schema must already be current
+ * (`flowwarden migrate` ran on the primary); pg-boss's own migration and queue set-up take only
+ * transaction-scoped locks and run through PgBouncer.
+ */
+export async function migrateForPod(config: Pick<Config, 'poolMode' | 'directUrl'>, databaseUrl: string): Promise<void> {
+  const { migrateAll, migrateQueue, appliedMigrationCount, shippedMigrationCount } = await import('./migrate.ts');
+  if (config.directUrl || config.poolMode === 'session') return migrateAll(migrationUrl(config, databaseUrl));
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  await client.connect();
+  let applied = 0;
+  try {
+    applied = await appliedMigrationCount(client).catch(() => 0);
+  } finally {
+    await client.end();
+  }
+  if (applied < shippedMigrationCount()) throw new Error(`${NEEDS_DIRECT} (${applied} of ${shippedMigrationCount()} domain migrations applied)`);
+  await migrateQueue(databaseUrl);
 }
 
 /**
