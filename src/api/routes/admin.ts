@@ -119,7 +119,7 @@ export function adminRoutes(ctx: ApiContext) {
         listSchedules(db, flow.id),
         pageRuns(db, { flowName: flow.name, limit: RECENT_RUNS }),
         guardHistory(db, flow.name),
-        openHold(db, flow.name),
+        openHold(db, flow.name, { lock: false }),
         healthStatus(db, flow, ctx.config),
       ]);
       return send(reply, status, page(session, flow.name, 'flows'), flowPage({

@@ -90,7 +90,7 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       responses: { 200: { description: 'the flow', schema: FlowDetailJson } },
     }, async ({ params, req }) => {
       const flow = await requireFlow(readDb(req, ctx.pool), params.name);
-      const [schedules, hold, health] = await Promise.all([listSchedules(readDb(req, ctx.pool), flow.id), openHold(readDb(req, ctx.pool), flow.name), healthStatus(readDb(req, ctx.pool), flow, ctx.config)]);
+      const [schedules, hold, health] = await Promise.all([listSchedules(readDb(req, ctx.pool), flow.id), openHold(readDb(req, ctx.pool), flow.name, { lock: false }), healthStatus(readDb(req, ctx.pool), flow, ctx.config)]);
       return { ...flowJson(flow, schedules), healthStatus: health, openHold: hold ? holdJson(hold) : null };
     });
 
