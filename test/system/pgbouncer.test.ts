@@ -123,7 +123,7 @@ describe('PgBouncer, transaction pooling', () => {
       await direct?.end();
     });
 
-    test('a pod in transaction mode opens no LISTEN and prepares no statements', async () => {
+    test('a pod in transaction mode opens no LISTEN session', async () => {
       await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'pb-probe', target: { type: 'function', handler: 'noop' } }));
       const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 'pb-probe', {}, { origin: 'manual' }));
       await waitFor(async () => (await direct.query(`select 1 from flowwarden.runs where id = $1 and state_type = 'COMPLETED'`, [runId])).rowCount === 1, { what: 'the probe run completed' });
