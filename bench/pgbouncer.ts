@@ -75,6 +75,8 @@ export async function benchPgBouncer(): Promise<BenchResult> {
     const version = (await c.query<{ server_version: string }>('show server_version')).rows[0]!.server_version;
     await c.end();
     log(`pgbouncer: ${N} runs, concurrency ${CONCURRENCY}, PgBouncer pool ${POOL}, ${ROUNDS} rounds`);
+    // The machine's load when the measurement started: on a shared machine both figures move with it.
+    const loadAverage1m = Number(os.loadavg()[0]!.toFixed(1));
     const direct: number[] = [];
     const through: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -95,7 +97,7 @@ export async function benchPgBouncer(): Promise<BenchResult> {
         postgres: version,
         postgresVia: 'Debian postgresql-15 + pgbouncer 1.18',
       },
-      settings: { runs: N, concurrency: CONCURRENCY, pgbouncerPoolSize: POOL, rounds: ROUNDS, target: 'function noop', pods: 1 },
+      settings: { runs: N, concurrency: CONCURRENCY, pgbouncerPoolSize: POOL, rounds: ROUNDS, target: 'function noop', pods: 1, loadAverage1m },
       rows: [
         {
           metric: 'through PgBouncer, FLOWWARDEN_POOL_MODE=transaction (no prepared statements, no LISTEN) vs direct',
