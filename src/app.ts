@@ -14,9 +14,9 @@ import type { PgBoss } from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
 import { configSecrets, type Config } from './config.ts';
 import { registerSecrets, type Logger } from './log.ts';
-import { createPool } from './db/client.ts';
+import { createPool, onTransactionPoolingDetected } from './db/client.ts';
 import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
-import { startBoss } from './queue/boss.ts';
+import { POOLER_DETECTED, startBoss } from './queue/boss.ts';
 import { Scheduler } from './scheduling/tick.ts';
 import { Waker } from './scheduling/waker.ts';
 import { ensureQueues, startPools, startWorkers, WORKERS } from './workers/index.ts';
@@ -92,6 +92,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const transactionPooling = config.poolMode === 'transaction';
   if (options.migrate !== false) await migrateForPod(config, options.databaseUrl);
   const pool = createPool(options.databaseUrl, { max: budget.main, transactionPooling });
+  onTransactionPoolingDetected(pool, () => log.error(POOLER_DETECTED));
   const readPool = createReadPool(config, budget.read);
   const reads = new ReadRouter(pool, readPool);
   // One registry per app (tests run several apps in one process); gauges read Postgres at scrape time.

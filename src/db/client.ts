@@ -24,16 +24,45 @@ export interface Queryable {
 
 export type Db = NodePgDatabase<typeof schema>;
 
-/** Pools behind PgBouncer in transaction mode: their hot statements go unnamed (`statementName`). */
+/** Pools behind PgBouncer in transaction mode (set, or detected): their hot statements go unnamed (`namedQuery`). */
 const unnamedOnly = new WeakSet<object>();
 
+const detectedHooks = new WeakMap<object, () => void>();
+
+/** Called once when `pool` turns out to run through a transaction pooler (see `namedQuery`). */
+export function onTransactionPoolingDetected(pool: pg.Pool, hook: () => void): void {
+  detectedHooks.set(pool, hook);
+}
+
 /**
- * The name for a prepared hot-path statement on `db`, or none when `db` runs through a transaction
- * pooler (FLOWWARDEN_POOL_MODE=transaction): a statement prepared on one server connection is
- * unknown on the next one PgBouncer hands out ("prepared statement ... does not exist").
+ * A named statement met a server connection other than the one it was prepared on: "prepared
+ * statement ... does not exist" (26000), or "... already exists" (42P05, another client prepared the
+ * same name there). Both fail before anything executes.
  */
-export function statementName(db: object, name: string): { name?: string } {
-  return unnamedOnly.has(db) ? {} : { name };
+export function isMissingPreparedStatement(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === '26000' || code === '42P05';
+}
+
+/**
+ * A hot statement, sent named (planned once per connection) unless `pool` runs through a
+ * transaction pooler. Detection: a named statement that the server connection does not know
+ * (or already knows from another client: PgBouncer handed this client another server connection) marks the pool unnamed-only
+ * for good and is re-sent unnamed; nothing ran, since the error comes before execution. The
+ * pool's hook (app.ts) logs that FLOWWARDEN_POOL_MODE=transaction should be set.
+ */
+export async function namedQuery<R extends pg.QueryResultRow>(pool: pg.Pool, name: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  if (unnamedOnly.has(pool)) return pool.query<R>({ text, values });
+  try {
+    return await pool.query<R>({ name, text, values });
+  } catch (err) {
+    if (!isMissingPreparedStatement(err)) throw err;
+    unnamedOnly.add(pool);
+    const hook = detectedHooks.get(pool);
+    detectedHooks.delete(pool);
+    hook?.();
+    return pool.query<R>({ text, values });
+  }
 }
 
 export function createPool(connectionString: string, options: { max?: number; applicationName?: string; transactionPooling?: boolean } = {}): pg.Pool {

@@ -98,6 +98,31 @@ describe('PgBouncer, transaction pooling', () => {
     }
   });
 
+  test('a pod left in session mode detects the pooler, says to set the mode, and sends its statements unnamed from then on', { timeout: 120_000 }, async () => {
+    await createDatabase(primary, 'fw_wrong');
+    const lines: string[] = [];
+    const registry = new HandlerRegistry();
+    registerBuiltins(registry);
+    // FLOWWARDEN_DIRECT_URL for migrations; DATABASE_URL through PgBouncer, but the mode not set.
+    const pod = await createApp({
+      config: testConfig({ directUrl: primary.url('fw_wrong') }),
+      log: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }),
+      databaseUrl: bouncer.url('fw_wrong'),
+      registry,
+    });
+    const direct = new pg.Pool({ connectionString: primary.url('fw_wrong'), max: 2 });
+    try {
+      await withTransaction(pod.pool, (tx) => upsertFlowTx(tx, { name: 'wrong', target: { type: 'function', handler: 'noop' } }));
+      for (let i = 0; i < 60; i++) await withTransaction(pod.pool, (tx) => triggerRunTx(pod.boss, tx, 'wrong', { i }, { origin: 'manual' }));
+      await waitFor(async () => (await direct.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`)).rows[0]!.n === 60, { timeoutMs: 90_000, what: '60 runs completed' });
+      const detected = lines.filter((l) => l.includes('set FLOWWARDEN_POOL_MODE=transaction'));
+      assert.ok(detected.length >= 1 && detected.length <= 2, `logged once per pool (flowwarden's, pg-boss's): ${lines.join('')}`);
+    } finally {
+      await pod.stop({ timeoutMs: 1000 });
+      await direct.end();
+    }
+  });
+
   describe('one pod', () => {
     let app: App;
     let direct: pg.Pool;
