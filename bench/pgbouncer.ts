@@ -1,7 +1,7 @@
 /**
  * Dispatch throughput through PgBouncer (transaction pooling, FLOWWARDEN_POOL_MODE=transaction)
- * against the same pod talking to the same PostgreSQL 15 directly (session mode: named prepared
- * statements, LISTEN). Needs Debian's pgbouncer and postgresql-15 (the system-test servers,
+ * against the same pod talking to the same PostgreSQL (Debian's) directly (session mode: named prepared
+ * statements, LISTEN). Needs Debian's pgbouncer and postgresql (the system-test servers,
  * test/system/servers.ts). BENCH_PGBOUNCER_N runs (default 10,000), BENCH_CONCURRENCY (10),
  * BENCH_PGBOUNCER_POOL server connections (default 10), best of BENCH_PGBOUNCER_ROUNDS (2).
  */
@@ -95,7 +95,7 @@ export async function benchPgBouncer(): Promise<BenchResult> {
         memoryGiB: Math.round(os.totalmem() / 2 ** 30),
         node: process.version,
         postgres: version,
-        postgresVia: 'Debian postgresql-15 + pgbouncer 1.18',
+        postgresVia: 'Debian postgresql + pgbouncer',
       },
       settings: { runs: N, concurrency: CONCURRENCY, pgbouncerPoolSize: POOL, rounds: ROUNDS, target: 'function noop', pods: 1, loadAverage1m },
       rows: [

@@ -1,5 +1,5 @@
 /**
- * FLOWWARDEN_READ_URL with a real streaming replica: two local PostgreSQL 15 servers, the replica
+ * FLOWWARDEN_READ_URL with a real streaming replica: two local PostgreSQL servers (Debian's, 15 on bookworm), the replica
  * made with pg_basebackup. Lag is made on demand by pausing the replica's WAL replay: reads without
  * a write position see the replica (stale while paused), a client that wrote reads its own write
  * (from the primary while the replica lags, from the replica once it has replayed it).

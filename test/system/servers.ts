@@ -2,7 +2,7 @@
  * Real servers from Debian's packages for the system tests, started and stopped by the test like
  * the embedded Postgres of `npm test`:
  *
- * - `startPrimary()`: a PostgreSQL 15 cluster (initdb, trust auth on 127.0.0.1, wal_level replica);
+ * - `startPrimary()`: a PostgreSQL cluster from Debian's `postgresql` package (15 on bookworm) (initdb, trust auth on 127.0.0.1, wal_level replica);
  * - `startReplica(primary)`: a streaming replica of it (pg_basebackup -R), with `pauseReplay()` /
  *   `resumeReplay()` to make lag on demand;
  * - `startPgBouncer(primary)`: PgBouncer in front of it (transaction pooling, a small pool).
@@ -18,7 +18,18 @@ import pg from 'pg';
 import { freePort } from '../support/server.ts';
 import { requireProgram } from './requires.ts';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+/**
+ * Debian's PostgreSQL server binaries: the newest /usr/lib/postgresql/<major>/bin that has initdb
+ * (bookworm's `postgresql` package is 15; FW_SYSTEM_PG_BIN picks another).
+ */
+function pgBin(): string {
+  if (process.env.FW_SYSTEM_PG_BIN) return process.env.FW_SYSTEM_PG_BIN;
+  const root = '/usr/lib/postgresql';
+  const majors = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a)) : [];
+  const found = majors.map((m) => path.join(root, m, 'bin')).find((bin) => fs.existsSync(path.join(bin, 'initdb')));
+  return found ?? path.join(root, '15', 'bin');
+}
+const PG_BIN = pgBin();
 const PGBOUNCER = '/usr/sbin/pgbouncer';
 
 function runAs(): { uid?: number; gid?: number } {
@@ -93,7 +104,7 @@ const SERVER_FLAGS = (port: number, dir: string) => [
 ];
 
 export async function startPrimary(): Promise<PgServer> {
-  requireProgram(path.join(PG_BIN, 'initdb'), 'postgresql-15');
+  requireProgram(path.join(PG_BIN, 'initdb'), 'postgresql');
   const dir = tempDir('primary');
   const data = path.join(dir, 'data');
   run(path.join(PG_BIN, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '--locale=C', '--encoding=UTF8']);
@@ -102,7 +113,7 @@ export async function startPrimary(): Promise<PgServer> {
   const port = await freePort();
   const log = path.join(dir, 'postgres.log');
   const child = new Child(path.join(PG_BIN, 'postgres'), SERVER_FLAGS(port, data), log);
-  await waitConnectable(pgUrl(port), 'PostgreSQL 15 primary', log);
+  await waitConnectable(pgUrl(port), 'PostgreSQL primary', log);
   return {
     port, dir, url: (db) => pgUrl(port, db),
     async stop() {
@@ -121,7 +132,7 @@ export interface Replica extends PgServer {
 }
 
 export async function startReplica(primary: PgServer): Promise<Replica> {
-  requireProgram(path.join(PG_BIN, 'pg_basebackup'), 'postgresql-15');
+  requireProgram(path.join(PG_BIN, 'pg_basebackup'), 'postgresql');
   const dir = tempDir('replica');
   const data = path.join(dir, 'data');
   // -R writes standby.signal and primary_conninfo: the copy starts as a streaming replica.
@@ -129,7 +140,7 @@ export async function startReplica(primary: PgServer): Promise<Replica> {
   const port = await freePort();
   const log = path.join(dir, 'postgres.log');
   const child = new Child(path.join(PG_BIN, 'postgres'), SERVER_FLAGS(port, data), log);
-  await waitConnectable(pgUrl(port), 'PostgreSQL 15 replica', log);
+  await waitConnectable(pgUrl(port), 'PostgreSQL replica', log);
   const admin = async (sql: string) => {
     const c = new pg.Client({ connectionString: pgUrl(port) });
     await c.connect();
