@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { connectionBudget } from '../src/db/topology.ts';
+import { connectionBudget, migrationUrl } from '../src/db/topology.ts';
 import { loadConfig } from '../src/config.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
@@ -44,6 +44,12 @@ describe('connectionBudget', () => {
     assert.throws(() => loadConfig({ FLOWWARDEN_MAX_CONNECTIONS: '3' }), /FLOWWARDEN_MAX_CONNECTIONS/);
     assert.throws(() => loadConfig({ FLOWWARDEN_POOL_MODE: 'statement' }), /FLOWWARDEN_POOL_MODE: must be 'session'/);
   });
+});
+
+test('migrations use FLOWWARDEN_DIRECT_URL; in transaction mode without it they are refused with the fix', () => {
+  assert.equal(migrationUrl({ poolMode: 'session', directUrl: undefined }, 'postgres://db/x'), 'postgres://db/x');
+  assert.equal(migrationUrl({ poolMode: 'transaction', directUrl: 'postgres://primary/x' }, 'postgres://bouncer/x'), 'postgres://primary/x');
+  assert.throws(() => migrationUrl({ poolMode: 'transaction', directUrl: undefined }, 'postgres://bouncer/x'), /set FLOWWARDEN_DIRECT_URL to a direct connection to the primary/);
 });
 
 describe('a pod under load', () => {

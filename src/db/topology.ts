@@ -16,6 +16,7 @@
  */
 import pg from 'pg';
 import type { Config } from '../config.ts';
+import { UserInputError } from '../errors.ts';
 import { CONNECT_TIMEOUT_MS, createPool, type Queryable } from './client.ts';
 
 export type PoolRole = 'all' | 'scheduler' | 'worker' | 'api';
@@ -71,7 +72,7 @@ export function connectionBudget(config: Pick<Config, 'poolMode' | 'directUrl' |
   const fixed = listen + bossListen;
   const needed = fixed + minMain + minBoss + (wantsRead ? 1 : 0);
   if (config.maxConnections < needed) {
-    throw new Error(
+    throw new UserInputError(
       `FLOWWARDEN_MAX_CONNECTIONS=${config.maxConnections} is too small for roles ${roles.join(',')}: they need at least ${needed} ` +
         `(main pool ${minMain}, pg-boss ${minBoss}, LISTEN ${fixed}${wantsRead ? ', replica 1' : ''}); raise it or lower FLOWWARDEN_CONCURRENCY (docs/scaling.md)`,
     );
@@ -91,7 +92,7 @@ const NEEDS_DIRECT =
 /** The URL migrations run on: FLOWWARDEN_DIRECT_URL when set (they take a session advisory lock). */
 export function migrationUrl(config: Pick<Config, 'poolMode' | 'directUrl'>, databaseUrl: string): string {
   if (config.directUrl) return config.directUrl;
-  if (config.poolMode === 'transaction') throw new Error(NEEDS_DIRECT);
+  if (config.poolMode === 'transaction') throw new UserInputError(NEEDS_DIRECT);
   return databaseUrl;
 }
 
@@ -112,7 +113,7 @@ export async function migrateForPod(config: Pick<Config, 'poolMode' | 'directUrl
   } finally {
     await client.end();
   }
-  if (applied < shippedMigrationCount()) throw new Error(`${NEEDS_DIRECT} (${applied} of ${shippedMigrationCount()} domain migrations applied)`);
+  if (applied < shippedMigrationCount()) throw new UserInputError(`${NEEDS_DIRECT} (${applied} of ${shippedMigrationCount()} domain migrations applied)`);
   await migrateQueue(databaseUrl);
 }
 
