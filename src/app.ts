@@ -15,9 +15,9 @@ import type { PgBoss } from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
 import { configSecrets, type Config } from './config.ts';
 import { registerSecrets, type Logger } from './log.ts';
-import { createPool } from './db/client.ts';
-import { migrateAll } from './db/migrate.ts';
-import { startBoss } from './queue/boss.ts';
+import { createPool, onTransactionPoolingDetected } from './db/client.ts';
+import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
+import { POOLER_DETECTED, startBoss } from './queue/boss.ts';
 import { Scheduler } from './scheduling/tick.ts';
 import { Waker } from './scheduling/waker.ts';
 import { ensureQueues, startPools, startWorkers, WORKERS } from './workers/index.ts';
@@ -59,6 +59,10 @@ export interface App {
   config: Config;
   log: Logger;
   pool: pg.Pool;
+  /** Where the API's reads go (the replica of FLOWWARDEN_READ_URL, or the primary). */
+  reads: ReadRouter;
+  /** The connections this pod may open, by role (docs/scaling.md). */
+  budget: ConnectionBudget;
   boss: PgBoss;
   deps: WorkerDeps;
   scheduler: Scheduler;
@@ -84,9 +88,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   // Loggers from createLogger redact these values from every line (src/log.ts).
   registerSecrets(configSecrets(config));
   const roles = options.roles ?? ['all'];
-  if (options.migrate !== false) await migrateAll(options.databaseUrl);
   // Claims and outcomes are group-committed, so connections need not grow with concurrency.
-  const pool = createPool(options.databaseUrl, { max: Math.min(30, Math.max(10, config.concurrency + 5)) });
+  const budget = connectionBudget(config, roles);
+  const transactionPooling = config.poolMode === 'transaction';
+  if (options.migrate !== false) await migrateForPod(config, options.databaseUrl);
+  const pool = createPool(options.databaseUrl, { max: budget.main, transactionPooling });
+  onTransactionPoolingDetected(pool, () => log.error(POOLER_DETECTED));
+  const readPool = createReadPool(config, budget.read);
+  const reads = new ReadRouter(pool, readPool);
   // One registry per app (tests run several apps in one process); gauges read Postgres at scrape time.
   const metrics = new Metrics({ log });
   metrics.attach(pool);
@@ -94,7 +103,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const unwatchTransitions = watchTransitions(pool, (stateType, count) => metrics.runTransitions(stateType, count));
   const stopping = new AbortController();
   const inflight = new Inflight();
-  const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: Math.min(20, Math.max(10, config.concurrency + 2)) });
+  const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: budget.boss, transactionPooling });
   await ensureQueues(boss);
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
@@ -119,7 +128,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
   installGuardHooks(log);
   // Loaded only where the api role runs: fastify and the admin page cost ~20 MB a worker-only pod need not pay.
-  const api = has(roles, 'api') ? await (await import('./api/server.ts')).buildApi(deps, { databaseUrl: options.databaseUrl }) : undefined;
+  const api = has(roles, 'api') ? await (await import('./api/server.ts')).buildApi(deps, { databaseUrl: options.databaseUrl, reads }) : undefined;
   let workerIds: string[] = [];
   // Wake this pod's dispatch workers exactly at the fire times its tick materialised.
   let pools: JobPool[] = [];
@@ -128,7 +137,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   };
   const waker = new Waker(wakePools);
   // New dispatch jobs (manual triggers, API) NOTIFY on commit: wake this pod's pools at once.
-  const listener = new Listener(options.databaseUrl, DISPATCH_CHANNEL, wakePools, log);
+  // Under PgBouncer in transaction mode LISTEN needs FLOWWARDEN_DIRECT_URL; without it the pools poll.
+  const wakeUrl = listenUrl(config, options.databaseUrl);
+  const listener = wakeUrl ? new Listener(wakeUrl, DISPATCH_CHANNEL, wakePools, log) : undefined;
   if (has(roles, 'worker')) {
     scheduler.onCreated = (runs) => waker.schedule(runs.map((r) => r.scheduledFor));
     scheduler.onClockOffset = (offset) => (waker.offsetMs = offset);
@@ -144,6 +155,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     config,
     log,
     pool,
+    reads,
+    budget,
     boss,
     deps,
     scheduler,
@@ -156,7 +169,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       if (has(roles, 'worker')) {
         workerIds = await startWorkers(deps, WORKERS, { inflight });
         pools = startPools(deps, WORKERS, { inflight });
-        await listener.start();
+        await listener?.start();
         prefect?.watcher.start();
       }
       if (has(roles, 'scheduler')) {
@@ -176,7 +189,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         });
         log.info({ address: app.address }, 'api listening');
       }
-      log.info({ roles, workers: workerIds.length }, 'flowwarden started');
+      log.info({ roles, workers: workerIds.length, poolMode: config.poolMode, connections: budget, replica: Boolean(readPool), listen: Boolean(listener) }, 'flowwarden started');
     },
     async stop(stopOptions = {}) {
       if (stopped) return;
@@ -194,7 +207,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await healthSweeper.stop();
       await prefect?.watcher.stop();
       waker.stop();
-      await listener.stop();
+      await listener?.stop();
       // One deadline for everything, in parallel: the dispatch pools and pg-boss's own workers stop
       // fetching at once, let in-flight jobs finish until the deadline, then fail what is left for
       // retry (handed back: another pod takes it after the retry delay, not after expiry) and abort
@@ -215,6 +228,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await boss.stop({ close: true });
       if (api) await api.close();
       await pool.end();
+      await readPool?.end();
       unwatchTransitions();
       log.info({ inFlightAtDrain, handedBack }, 'stopped');
     },

@@ -36,6 +36,7 @@ export const DEFAULTS = {
   prefectWatchIntervalSeconds: 15,
   prefectWatchLookbackSeconds: 86_400,
   prefectTaskGraceSeconds: 900,
+  poolMode: 'session',
 } as const;
 
 const EnvSchema = z.object({
@@ -69,6 +70,11 @@ const EnvSchema = z.object({
   FLOWWARDEN_PREFECT_WATCH_INTERVAL_SECONDS: z.coerce.number().min(0.05).max(3600).default(DEFAULTS.prefectWatchIntervalSeconds),
   FLOWWARDEN_PREFECT_WATCH_LOOKBACK_SECONDS: int(0, 90 * 86_400).default(DEFAULTS.prefectWatchLookbackSeconds),
   FLOWWARDEN_PREFECT_TASK_GRACE_SECONDS: int(0, 7 * 86_400).default(DEFAULTS.prefectTaskGraceSeconds),
+  // Production topologies (docs/scaling.md): PgBouncer, a direct URL, a read replica, one connection budget.
+  FLOWWARDEN_POOL_MODE: z.enum(['session', 'transaction'], { message: "must be 'session' (a direct server or PgBouncer in session mode) or 'transaction' (PgBouncer pool_mode = transaction)" }).default(DEFAULTS.poolMode),
+  FLOWWARDEN_DIRECT_URL: z.string().url().optional(),
+  FLOWWARDEN_READ_URL: z.string().url().optional(),
+  FLOWWARDEN_MAX_CONNECTIONS: int(6, 1000).optional(),
 });
 
 export interface Config {
@@ -112,6 +118,14 @@ export interface Config {
     /** How long after a run finished its Prefect task runs are read again. */
     taskGraceSeconds?: number;
   };
+  /** 'transaction': PgBouncer transaction pooling: no named prepared statements, no session locks, no LISTEN on DATABASE_URL. */
+  poolMode: 'session' | 'transaction';
+  /** A session connection to the primary (bypassing PgBouncer): migrations and LISTEN. */
+  directUrl: string | undefined;
+  /** A streaming replica for the API's, admin page's and CLI list commands' reads. */
+  readUrl: string | undefined;
+  /** Upper bound on the connections one pod opens, all roles together (src/db/topology.ts). */
+  maxConnections: number | undefined;
 }
 
 /**
@@ -177,11 +191,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       watchLookbackSeconds: e.FLOWWARDEN_PREFECT_WATCH_LOOKBACK_SECONDS,
       taskGraceSeconds: e.FLOWWARDEN_PREFECT_TASK_GRACE_SECONDS,
     },
+    poolMode: e.FLOWWARDEN_POOL_MODE,
+    directUrl: e.FLOWWARDEN_DIRECT_URL,
+    readUrl: e.FLOWWARDEN_READ_URL,
+    maxConnections: e.FLOWWARDEN_MAX_CONNECTIONS,
   };
   return { ...config, ...overrides };
 }
 
 /** Every secret value in the config, for log redaction by value (src/log.ts registerSecrets). */
 export function configSecrets(config: Config): Array<string | undefined> {
-  return [config.adminToken, config.readToken, config.httpSecret, config.prefect.apiKey, config.prefect.authString, config.databaseUrl, ...config.notifyUrls];
+  return [config.adminToken, config.readToken, config.httpSecret, config.prefect.apiKey, config.prefect.authString, config.databaseUrl, config.directUrl, config.readUrl, ...config.notifyUrls];
 }

@@ -31,6 +31,8 @@ const REDACT_PATHS = [
   'config.prefect.apiKey',
   'config.notifyUrls',
   'config.databaseUrl',
+  'config.directUrl',
+  'config.readUrl',
   'notifyUrls',
   'databaseUrl',
   'connectionString',

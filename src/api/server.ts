@@ -12,21 +12,26 @@ import { channelRoutes } from './routes/channels.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { queueRoutes } from './routes/queues.ts';
 import { ApiDocs } from './openapi.ts';
+import { installReadRouting } from './reads.ts';
+import { ReadRouter } from '../db/topology.ts';
 
 const API_VERSION = '0.1.0';
 
 export interface ApiContext extends WorkerDeps {
   databaseUrl: string;
+  /** Where GET handlers read (src/api/reads.ts readDb): a replica when FLOWWARDEN_READ_URL is set. */
+  reads: ReadRouter;
 }
 
-export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string }): Promise<FastifyInstance> {
+export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string; reads?: ReadRouter }): Promise<FastifyInstance> {
   const app = Fastify({
     // Request lines stay out of the logs; errors still come through at warn and above.
     loggerInstance: deps.log.child({ component: 'api' }, { level: 'warn' }) as unknown as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
   });
   app.setErrorHandler(errorHandler);
-  const ctx: ApiContext = { ...deps, databaseUrl: options.databaseUrl };
+  const ctx: ApiContext = { ...deps, databaseUrl: options.databaseUrl, reads: options.reads ?? new ReadRouter(deps.pool, undefined) };
+  installReadRouting(app, ctx.reads);
   // Every route registered from here on is listed in GET /api/openapi.json (src/api/openapi.ts).
   const docs = new ApiDocs();
   docs.watch(app);

@@ -3,7 +3,7 @@
  * Output never contains a webhook URL: `list` shows the origin only ("https://discord.com/…").
  */
 import type { Base, Values } from './context.ts';
-import { withPool } from './context.ts';
+import { withPool, withReadPool } from './context.ts';
 import { UserInputError } from '../errors.ts';
 import { checkChannelFlows, deleteChannel, listChannels, upsertChannel, type ChannelView } from '../notify/operations.ts';
 import { print, printJson, printTable } from './output.ts';
@@ -21,7 +21,7 @@ function row(c: ChannelView): Record<string, unknown> {
 
 export async function run(base: Base, [sub, ...args]: string[], values: Values): Promise<void> {
   if (sub === 'list' || sub === undefined) {
-    await withPool(base, async (pool) => {
+    await withReadPool(base, async (pool) => {
       const channels = await listChannels(pool);
       if (values.json) return printJson(channels);
       printTable(channels.map(row), ['name', 'kind', 'url', 'events', 'flows', 'backlog', 'failedMessages', 'lastDeliveredAt']);

@@ -64,7 +64,24 @@ export async function withDb<T>(ctx: Omit<Ctx, 'db'>, fn: (ctx: Ctx) => Promise<
 
 export async function withPool<T>(ctx: Omit<Ctx, 'db'>, fn: (pool: ReturnType<typeof createPool>, ctx: Ctx) => Promise<T>): Promise<T> {
   return withDb(ctx, async (c) => {
-    const pool = createPool(c.db.url, { max: 3, applicationName: 'flowwarden-cli' });
+    const pool = createPool(c.db.url, { max: 3, applicationName: 'flowwarden-cli', transactionPooling: c.config.poolMode === 'transaction' });
+    try {
+      return await fn(pool, c);
+    } finally {
+      await pool.end();
+    }
+  });
+}
+
+/**
+ * Like withPool, for the list commands: on FLOWWARDEN_READ_URL (a replica) when it is set, so
+ * reporting never loads the primary. A replica may lag: a list shows what the replica has replayed.
+ */
+export async function withReadPool<T>(ctx: Omit<Ctx, 'db'>, fn: (pool: ReturnType<typeof createPool>, ctx: Ctx) => Promise<T>): Promise<T> {
+  const readUrl = ctx.config.readUrl;
+  if (!readUrl) return withPool(ctx, fn);
+  return withDb(ctx, async (c) => {
+    const pool = createPool(readUrl, { max: 3, applicationName: 'flowwarden-cli-read' });
     try {
       return await fn(pool, c);
     } finally {

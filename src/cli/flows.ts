@@ -8,13 +8,13 @@ import { pageRuns } from '../queries/runs.ts';
 import { guardHistory } from '../queries/guard.ts';
 import { flowJson, runJson, scheduleJson } from '../runs/json.ts';
 import { holdJson } from '../guard/json.ts';
-import { parseLimit, withPool, type Base, type Values } from './context.ts';
+import { parseLimit, withPool, withReadPool, type Base, type Values } from './context.ts';
 import { print, printJson, printTable } from './output.ts';
 import { cliCommand } from '../util/command.ts';
 
 export async function run(base: Base, [sub, ...args]: string[], values: Values): Promise<void> {
   if (sub === 'list' || sub === undefined) {
-    await withPool(base, async (pool) => {
+    await withReadPool(base, async (pool) => {
       const flows = await listFlows(pool, { limit: parseLimit(values.limit, 1000) });
       if (values.json) return printJson(flows.map((f) => flowJson(f)));
       printTable(flows.map((f) => ({ name: f.name, target: (f.target as { type: string }).type, disabled: f.disabledAt ? `yes: ${f.disabledReason}` : 'no', since: f.validSince })), ['name', 'target', 'disabled', 'since']);

@@ -1,6 +1,6 @@
 /** `flowwarden queues [--json]`: live job counts per pg-boss queue (flowwarden.v_queue_depth). */
 import type { Base, Values } from './context.ts';
-import { withPool } from './context.ts';
+import { withPool, withReadPool } from './context.ts';
 import { print, printJson, printTable } from './output.ts';
 import { queueDepth, queueJson } from '../queries/inspect.ts';
 
@@ -15,7 +15,7 @@ export function formatAge(seconds: number): string {
 }
 
 export async function run(base: Base, _args: string[], values: Values): Promise<void> {
-  await withPool(base, async (pool) => {
+  await withReadPool(base, async (pool) => {
     const queues = (await queueDepth(pool)).map(queueJson);
     if (values.json) return printJson(queues);
     printTable(

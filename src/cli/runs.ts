@@ -7,7 +7,7 @@ import { requireFlow } from '../queries/flows.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../queries/runs.ts';
 import { runJson } from '../runs/json.ts';
 import { isStateType, STATE_TYPES, type StateType } from '../runs/states.ts';
-import { parseLimit, withPool, type Base, type Values } from './context.ts';
+import { parseLimit, withPool, withReadPool, type Base, type Values } from './context.ts';
 import { print, printJson, printTable } from './output.ts';
 import { cliCommand } from '../util/command.ts';
 
@@ -26,7 +26,7 @@ export async function run(base: Base, [sub, ...args]: string[], values: Values):
   if (sub === 'list' || sub === undefined) {
     const stateTypes = parseStates(values.state);
     const limit = parseLimit(values.limit);
-    await withPool(base, async (pool) => {
+    await withReadPool(base, async (pool) => {
       // An unknown flow is an error, not an empty list (a typo would otherwise look like "no runs").
       if (values.flow !== undefined) await requireFlow(pool, values.flow);
       const runs = await pageRuns(pool, { flowName: values.flow, stateTypes, upcoming: values.upcoming, limit });

@@ -24,13 +24,55 @@ export interface Queryable {
 
 export type Db = NodePgDatabase<typeof schema>;
 
-export function createPool(connectionString: string, options: { max?: number; applicationName?: string } = {}): pg.Pool {
+/** Pools behind PgBouncer in transaction mode (set, or detected): their hot statements go unnamed (`namedQuery`). */
+const unnamedOnly = new WeakSet<object>();
+
+const detectedHooks = new WeakMap<object, () => void>();
+
+/** Called once when `pool` turns out to run through a transaction pooler (see `namedQuery`). */
+export function onTransactionPoolingDetected(pool: pg.Pool, hook: () => void): void {
+  detectedHooks.set(pool, hook);
+}
+
+/**
+ * A named statement met a server connection other than the one it was prepared on: "prepared
+ * statement ... does not exist" (26000), or "... already exists" (42P05, another client prepared the
+ * same name there). Both fail before anything executes.
+ */
+export function isMissingPreparedStatement(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === '26000' || code === '42P05';
+}
+
+/**
+ * A hot statement, sent named (planned once per connection) unless `pool` runs through a
+ * transaction pooler. Detection: a named statement that the server connection does not know
+ * (or already knows from another client: PgBouncer handed this client another server connection) marks the pool unnamed-only
+ * for good and is re-sent unnamed; nothing ran, since the error comes before execution. The
+ * pool's hook (app.ts) logs that FLOWWARDEN_POOL_MODE=transaction should be set.
+ */
+export async function namedQuery<R extends pg.QueryResultRow>(pool: pg.Pool, name: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  if (unnamedOnly.has(pool)) return pool.query<R>({ text, values });
+  try {
+    return await pool.query<R>({ name, text, values });
+  } catch (err) {
+    if (!isMissingPreparedStatement(err)) throw err;
+    unnamedOnly.add(pool);
+    const hook = detectedHooks.get(pool);
+    detectedHooks.delete(pool);
+    hook?.();
+    return pool.query<R>({ text, values });
+  }
+}
+
+export function createPool(connectionString: string, options: { max?: number; applicationName?: string; transactionPooling?: boolean } = {}): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'flowwarden',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
+  if (options.transactionPooling) unnamedOnly.add(pool);
   // An idle client erroring (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   // pg-pool drops its error listener while a client is checked out, so a server restart while a

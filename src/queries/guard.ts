@@ -226,9 +226,13 @@ export async function flowsNeedingEvaluation(db: Queryable, params: { defaultMax
 // ---------------------------------------------------------------------------------------------
 // Disable / enforce / reactivate
 
-export async function openHold(db: Queryable, flowName: string): Promise<DisabledFlowRow | null> {
+/**
+ * The flow's open hold, locked FOR UPDATE for the guard's operations in their transaction; readers
+ * (the API, the admin page: possibly on a read-only replica) pass `{ lock: false }`.
+ */
+export async function openHold(db: Queryable, flowName: string, options: { lock?: boolean } = {}): Promise<DisabledFlowRow | null> {
   const { rows } = await db.query<{ id: number }>(
-    `select id from flowwarden.disabled_flows where flow_name = $1 and reactivated_at is null for update`,
+    `select id from flowwarden.disabled_flows where flow_name = $1 and reactivated_at is null${options.lock === false ? '' : ' for update'}`,
     [flowName],
   );
   if (!rows[0]) return null;

@@ -7,7 +7,7 @@ import { orm } from '../db/drizzle.ts';
 const { eq } = orm;
 import type { Queryable } from '../db/client.ts';
 import type pg from 'pg';
-import { dz } from '../db/client.ts';
+import { dz, namedQuery } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
 import { countTransitions } from '../runs/observe.ts';
 import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from '../runs/states.ts';
@@ -524,11 +524,9 @@ select ${RUN_COLUMNS}, ${RUN_FLOW_COLUMN}
  */
 export async function claimScheduledRuns(pool: pg.Pool, items: Array<{ runId: string; attempt: number }>): Promise<Array<RunRow & { flow: RunFlow }>> {
   if (items.length === 0) return [];
-  const { rows } = await pool.query<RunRow & { flow: RunFlow }>({
-    name: 'flowwarden_claim_scheduled_v1',
-    text: CLAIM_SCHEDULED_SQL,
-    values: [items.map((i) => i.runId), items.map((i) => i.attempt), DEFAULT_NAMES.PENDING, DEFAULT_NAMES.RUNNING],
-  });
+  const { rows } = await namedQuery<RunRow & { flow: RunFlow }>(pool, 'flowwarden_claim_scheduled_v1', CLAIM_SCHEDULED_SQL, [
+    items.map((i) => i.runId), items.map((i) => i.attempt), DEFAULT_NAMES.PENDING, DEFAULT_NAMES.RUNNING,
+  ]);
   return withFlowDates(rows);
 }
 
@@ -565,10 +563,8 @@ select u.id, f.name as "flowName" from u join flowwarden.flows f on f.id = u.flo
  */
 export async function completeOpenRuns(pool: pg.Pool, items: Array<{ runId: string; message: string | null }>): Promise<Array<{ id: string; flowName: string }>> {
   if (items.length === 0) return [];
-  const { rows } = await pool.query<{ id: string; flowName: string }>({
-    name: 'flowwarden_complete_open_v1',
-    text: COMPLETE_OPEN_SQL,
-    values: [items.map((i) => i.runId), items.map((i) => i.message), DEFAULT_NAMES.COMPLETED],
-  });
+  const { rows } = await namedQuery<{ id: string; flowName: string }>(pool, 'flowwarden_complete_open_v1', COMPLETE_OPEN_SQL, [
+    items.map((i) => i.runId), items.map((i) => i.message), DEFAULT_NAMES.COMPLETED,
+  ]);
   return rows;
 }

@@ -3,7 +3,12 @@ import type pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { BOSS_SCHEMA } from './catalog.ts';
 import type { Logger } from '../log.ts';
-import { CONNECT_TIMEOUT_MS } from '../db/client.ts';
+import { CONNECT_TIMEOUT_MS, isMissingPreparedStatement } from '../db/client.ts';
+
+/** Logged when a named statement meets another server connection: the mode setting is wrong. */
+export const POOLER_DETECTED =
+  'a prepared statement was unknown on the next query: DATABASE_URL goes through a transaction pooler (PgBouncer pool_mode = transaction). ' +
+  'flowwarden now sends its statements unnamed, but session locks and LISTEN still misbehave: set FLOWWARDEN_POOL_MODE=transaction (docs/scaling.md)';
 
 export interface BossOptions {
   connectionString: string;
@@ -11,6 +16,12 @@ export interface BossOptions {
   role: 'worker' | 'producer';
   max?: number;
   log?: Logger;
+  /**
+   * PgBouncer in transaction mode (FLOWWARDEN_POOL_MODE=transaction): no named prepared statements
+   * and no LISTEN (pg-boss would LISTEN on the same URL; its workers poll instead). pg-boss itself
+   * sends its statements unnamed and takes only transaction-scoped advisory locks.
+   */
+  transactionPooling?: boolean;
 }
 
 /** A started pg-boss over flowwarden's queue schema. Its errors are logged, never thrown at us. */
@@ -25,11 +36,11 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     schedule: false,
     supervise: worker,
     migrate: true,
-    useListenNotify: worker,
+    useListenNotify: worker && !options.transactionPooling,
     // The supervisor fails jobs with stale heartbeats (a dead pod's dispatches): check every 10 s.
     ...(worker ? { monitorIntervalSeconds: 10 } : {}),
   });
-  if (worker) prepareRepeatedStatements(boss);
+  if (worker && !options.transactionPooling) prepareRepeatedStatements(boss, () => options.log?.error(POOLER_DETECTED));
   boss.on('error', (err) => options.log?.error({ err }, 'pg-boss error'));
   boss.on('warning', (w) => options.log?.warn({ warning: w }, 'pg-boss warning'));
   await boss.start();
@@ -57,15 +68,17 @@ function singleStatement(text: string): boolean {
   return i === -1 || text.slice(i + 1).trim() === '';
 }
 
-export function prepareRepeatedStatements(boss: PgBoss): boolean {
+export function prepareRepeatedStatements(boss: PgBoss, onPoolerDetected?: () => void): boolean {
+  let onPooler = onPoolerDetected;
   const db = boss.getDb() as unknown as { _pgbdb?: boolean; pool?: pg.Pool; executeSql?: Execute };
   if (!db?._pgbdb || typeof db.executeSql !== 'function') return false;
   const original = db.executeSql.bind(db);
   const seen = new Map<string, number>();
   const names = new Map<string, string>();
   const refused = new Set<string>();
+  let disabled = false;
   db.executeSql = async (text, values, options) => {
-    if (options?.signal || options?.retire || !db.pool || refused.has(text)) return original(text, values, options);
+    if (disabled || options?.signal || options?.retire || !db.pool || refused.has(text)) return original(text, values, options);
     let name = names.get(text);
     if (!name) {
       const count = (seen.get(text) ?? 0) + 1;
@@ -81,6 +94,14 @@ export function prepareRepeatedStatements(boss: PgBoss): boolean {
     try {
       return await db.pool.query({ name, text, values: values ?? [] });
     } catch (err) {
+      // 26000: prepared on another server connection — a transaction pooler (PgBouncer) is in
+      // between. Prepare nothing from now on; nothing ran, so the statement is re-sent unnamed.
+      if (isMissingPreparedStatement(err)) {
+        disabled = true;
+        onPooler?.();
+        onPooler = undefined;
+        return original(text, values, options);
+      }
       // 42601: Postgres would not prepare it (e.g. several commands); nothing ran. Never again.
       if ((err as { code?: string }).code !== '42601') throw err;
       refused.add(text);

@@ -11,7 +11,8 @@
  *   3. deliver those (src/notify/deliver.ts), and repeat 2–3 while events keep arriving (bounded).
  *
  * The lock is a session advisory lock on a connection this job holds (so it goes away with a dead
- * pod's connection): two jobs for one channel never post at the same time, which keeps chunks in
+ * pod's connection; under FLOWWARDEN_POOL_MODE=transaction a transaction-scoped one in a transaction
+ * held open for the delivery): two jobs for one channel never post at the same time, which keeps chunks in
  * order and makes "never re-sent" hold under concurrency. A job that finds the lock taken re-sends
  * the debounced job and returns (the holder may already be past its last take).
  *
@@ -93,15 +94,23 @@ export async function deferNotify(boss: PgBoss, db: Queryable, channelId: string
 }
 
 interface ChannelLock {
-  client: pg.PoolClient;
+  /** Where the delivery's queries go: the lock's own connection (session lock), or the pool. */
+  db: Queryable | pg.Pool;
   release(): Promise<void>;
 }
 
-async function tryLockChannel(pool: pg.Pool, channelId: string): Promise<ChannelLock | null> {
+async function tryLockChannel(pool: pg.Pool, channelId: string, transactionPooling: boolean): Promise<ChannelLock | null> {
   const client = await pool.connect();
   try {
-    const { rows } = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock($1, hashtext($2)) as ok`, [NOTIFY_LOCK_CLASS, channelId]);
+    // Behind PgBouncer in transaction mode a session lock would stay on whichever server connection
+    // took it: hold a transaction-scoped lock in an open transaction instead (it pins one server
+    // connection for the delivery, and ends with the transaction or a dead pod's connection). The
+    // delivery's own transactions then run on other pool connections.
+    if (transactionPooling) await client.query('BEGIN');
+    const lockFn = transactionPooling ? 'pg_try_advisory_xact_lock' : 'pg_try_advisory_lock';
+    const { rows } = await client.query<{ ok: boolean }>(`select ${lockFn}($1, hashtext($2)) as ok`, [NOTIFY_LOCK_CLASS, channelId]);
     if (!rows[0]?.ok) {
+      if (transactionPooling) await client.query('ROLLBACK');
       client.release();
       return null;
     }
@@ -110,10 +119,11 @@ async function tryLockChannel(pool: pg.Pool, channelId: string): Promise<Channel
     throw err;
   }
   return {
-    client,
+    db: transactionPooling ? pool : client,
     async release() {
       try {
-        await client.query(`select pg_advisory_unlock($1, hashtext($2))`, [NOTIFY_LOCK_CLASS, channelId]);
+        if (transactionPooling) await client.query('COMMIT');
+        else await client.query(`select pg_advisory_unlock($1, hashtext($2))`, [NOTIFY_LOCK_CLASS, channelId]);
         client.release();
       } catch (err) {
         // Destroy the connection: closing it drops the lock.
@@ -125,14 +135,14 @@ async function tryLockChannel(pool: pg.Pool, channelId: string): Promise<Channel
 
 export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{ channelId: string }>, 'data' | 'retryCount' | 'retryLimit' | 'signal'>, log: Logger): Promise<void> {
   const { channelId } = job.data;
-  const lock = await tryLockChannel(deps.pool, channelId);
+  const lock = await tryLockChannel(deps.pool, channelId, deps.config.poolMode === 'transaction');
   if (!lock) {
     log.debug('another worker is posting to this channel; re-queued');
     await enqueueNotify(deps.boss, deps.pool, channelId);
     return;
   }
   try {
-    const db = lock.client;
+    const db = lock.db;
     const channel = await getChannelById(db, channelId);
     if (!channel || !channel.enabled) {
       log.debug('channel deleted or disabled; nothing to post');

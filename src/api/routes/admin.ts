@@ -15,6 +15,7 @@ import { flowPage, flowsPage, loginPage, overviewPage, queuesPage, runPage, runs
 import { cookieHeader, createSession, csrfOk, sessionOf, type Session } from '../admin/session.ts';
 import { healthStatus } from './flows.ts';
 import { dbNow, withTransaction } from '../../db/client.ts';
+import { readDb } from '../reads.ts';
 import { getFlowByName, listSchedules, pageFlows } from '../../queries/flows.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { guardHistory, openHold } from '../../queries/guard.ts';
@@ -152,12 +153,13 @@ export function adminRoutes(ctx: ApiContext) {
     app.get('/', async (req, reply) => {
       const session = guard(req, reply);
       if (!session) return reply;
-      const now = await dbNow(ctx.pool);
+      const db = readDb(req, ctx.pool);
+      const now = await dbNow(db);
       // The chart ends with the current minute (its bar fills up as the minute goes).
       const until = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + 60_000);
       const since = new Date(until.getTime() - CHART_HOURS * 3_600_000);
       const [due, running, late, failing, disabled, buckets] = await Promise.all([
-        dueFires(ctx.pool, now), runningRuns(ctx.pool), lateRuns(ctx.pool), recentFailures(ctx.pool), disabledFlowsNow(ctx.pool), runsPerMinute(ctx.pool, { since, until }),
+        dueFires(db, now), runningRuns(db), lateRuns(db), recentFailures(db), disabledFlowsNow(db), runsPerMinute(db, { since, until }),
       ]);
       return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled, chart: { buckets, since, until } }));
     });
@@ -167,27 +169,30 @@ export function adminRoutes(ctx: ApiContext) {
       const session = guard(req, reply);
       if (!session) return reply;
       const after = typeof req.query.after === 'string' && NAME_RE.test(req.query.after) ? req.query.after : undefined;
-      const [now, rows] = await Promise.all([dbNow(ctx.pool), pageFlows(ctx.pool, { after, limit: ADMIN_FLOWS_PAGE + 1 })]);
+      const [now, rows] = await Promise.all([dbNow(readDb(req, ctx.pool)), pageFlows(readDb(req, ctx.pool), { after, limit: ADMIN_FLOWS_PAGE + 1 })]);
       const flows = rows.slice(0, ADMIN_FLOWS_PAGE);
       const more = rows.length > ADMIN_FLOWS_PAGE ? flows[flows.length - 1]!.name : undefined;
       return send(reply, 200, page(session, 'Flows', 'flows'), flowsPage(flows, now, { after, more }));
     });
 
+    // GET renders read where readDb says (a replica, or the primary for a client that just wrote);
+    // a POST's re-render (errors) reads the primary.
     const renderFlow = async (reply: FastifyReply, session: Session, name: string, status = 200, notice?: { kind: 'ok' | 'bad'; text: string }) => {
-      const flow = NAME_RE.test(name) ? await getFlowByName(ctx.pool, name) : null;
+      const db = readDb(reply.request, ctx.pool);
+      const flow = NAME_RE.test(name) ? await getFlowByName(db, name) : null;
       if (!flow) return send(reply, 404, page(session, 'Not found', 'flows'), notFound(`No flow named ‘${name}’.`));
-      const now = await dbNow(ctx.pool);
+      const now = await dbNow(db);
       // Recent runs: the last RECENT_SCAN runs due by now (filters explicit), split into the ones
       // that matter (finished, running, late) and the cancelled ones (pre-created runs a pause or
       // the guard cancelled), folded apart. One bounded read: a state filter on a flow's whole
       // history could walk all of it when a state is rare.
       const [schedules, recent, strip, history, hold, health] = await Promise.all([
-        listSchedules(ctx.pool, flow.id),
-        pageRuns(ctx.pool, { flowName: flow.name, until: new Date(now.getTime() + 1), limit: RECENT_SCAN }),
-        runStrip(ctx.pool, flow.id, now, STRIP_RUNS),
-        guardHistory(ctx.pool, flow.name),
-        openHold(ctx.pool, flow.name),
-        healthStatus(ctx.pool, flow, ctx.config),
+        listSchedules(db, flow.id),
+        pageRuns(db, { flowName: flow.name, until: new Date(now.getTime() + 1), limit: RECENT_SCAN }),
+        runStrip(db, flow.id, now, STRIP_RUNS),
+        guardHistory(db, flow.name),
+        openHold(db, flow.name, { lock: false }),
+        healthStatus(db, flow, ctx.config),
       ]);
       const runs = recent.filter((r) => r.stateType !== 'CANCELLED').slice(0, RECENT_RUNS);
       const cancelled = recent.filter((r) => r.stateType === 'CANCELLED');
@@ -236,13 +241,13 @@ export function adminRoutes(ctx: ApiContext) {
     app.get<{ Querystring: Record<string, unknown> }>('/runs', async (req, reply) => {
       const session = guard(req, reply);
       if (!session) return reply;
-      const now = await dbNow(ctx.pool);
+      const now = await dbNow(readDb(req, ctx.pool));
       const { filter, after, errors } = parseRunsFilter(req.query ?? {}, now);
       const types = filter.states.filter((s) => s !== 'LATE') as StateType[];
       const since = filter.since ?? (filter.until || RUN_RANGES[filter.range] === 0 ? undefined : new Date(now.getTime() - RUN_RANGES[filter.range] * 1000));
       const until = filter.until ?? (filter.upcoming ? undefined : new Date(now.getTime() + 1));
-      const rows = await pageRuns(ctx.pool, {
-        flowName: filter.flow, stateTypes: types, late: filter.states.includes('LATE'), origins: filter.origins, since, until, after, limit: ADMIN_RUNS_PAGE + 1,
+      const rows = await pageRuns(readDb(req, ctx.pool), {
+        flowName: filter.flow, stateTypes: types, late: filter.states.includes('LATE'), origins: filter.origins, since, until, upcoming: filter.upcoming, after, limit: ADMIN_RUNS_PAGE + 1,
       });
       const runs = rows.slice(0, ADMIN_RUNS_PAGE);
       const last = runs[runs.length - 1];
@@ -253,9 +258,9 @@ export function adminRoutes(ctx: ApiContext) {
     app.get<{ Params: { id: string } }>('/runs/:id', async (req, reply) => {
       const session = guard(req, reply);
       if (!session) return reply;
-      const run = z.uuid().safeParse(req.params.id).success ? await getRun(ctx.pool, req.params.id) : null;
+      const run = z.uuid().safeParse(req.params.id).success ? await getRun(readDb(req, ctx.pool), req.params.id) : null;
       if (!run) return send(reply, 404, page(session, 'Not found'), notFound(`No run with id ‘${req.params.id}’.`));
-      const [now, history, tasks] = await Promise.all([dbNow(ctx.pool), runHistory(ctx.pool, run.id), runTasks(ctx.pool, run.id)]);
+      const [now, history, tasks] = await Promise.all([dbNow(readDb(req, ctx.pool)), runHistory(readDb(req, ctx.pool), run.id), runTasks(readDb(req, ctx.pool), run.id)]);
       return send(reply, 200, page(session, `Run ${run.id.slice(0, 8)}`), runPage({ now, run, history, tasks }));
     });
 
@@ -263,7 +268,7 @@ export function adminRoutes(ctx: ApiContext) {
       const session = guard(req, reply);
       if (!session) return reply;
       // The same numbers as GET /api/queues, `flowwarden queues` and /metrics (view v_queue_depth).
-      const [now, queues] = await Promise.all([dbNow(ctx.pool), queueDepth(ctx.pool)]);
+      const [now, queues] = await Promise.all([dbNow(readDb(req, ctx.pool)), queueDepth(readDb(req, ctx.pool))]);
       return send(reply, 200, page(session, 'Queues', 'queues'), queuesPage(queues, now));
     });
   };

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../server.ts';
+import { readDb } from '../reads.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { pageByName } from '../validate.ts';
 import { ChannelBody, ChannelJson, ChannelParams, page } from '../schemas.ts';
@@ -18,7 +19,7 @@ export function channelRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/channels', scope: 'read', tag: 'channels', summary: 'List notification channels (URLs redacted)',
       query: PageQuery,
       responses: { 200: { description: 'a page of channels', schema: page(ChannelJson) } },
-    }, async ({ query }) => pageByName(await listChannels(ctx.pool), query, (c) => c));
+    }, async ({ query, req }) => pageByName(await listChannels(readDb(req, ctx.pool)), query, (c) => c));
 
     route(app, docs, auth, {
       method: 'PUT', url: '/channels/:name', scope: 'operate', tag: 'channels', summary: 'Add or replace a channel (URL, events, flows)',

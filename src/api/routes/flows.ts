@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
+import { readDb } from '../reads.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { decodeCursor, pageByName, pageOf } from '../validate.ts';
 import {
@@ -77,9 +78,9 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/flows', scope: 'read', tag: 'flows', summary: 'List flows by name',
       query: FlowListQuery,
       responses: { 200: { description: 'a page of flows', schema: page(FlowJson) } },
-    }, async ({ query }) => {
+    }, async ({ query, req }) => {
       const after = decodeCursor(query.cursor, ['string'] as const)?.[0];
-      const rows = await pageFlows(ctx.pool, { after, disabled: query.disabled, limit: query.limit + 1 });
+      const rows = await pageFlows(readDb(req, ctx.pool), { after, disabled: query.disabled, limit: query.limit + 1 });
       return pageOf(rows, query.limit, (f) => [f.name], (f) => flowJson(f));
     });
 
@@ -87,9 +88,9 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/flows/:name', scope: 'read', tag: 'flows', summary: 'Show a flow with its schedules, health-rule status and open guard hold',
       params: FlowParams, errors: { 404: 'no such flow' },
       responses: { 200: { description: 'the flow', schema: FlowDetailJson } },
-    }, async ({ params }) => {
-      const flow = await requireFlow(ctx.pool, params.name);
-      const [schedules, hold, health] = await Promise.all([listSchedules(ctx.pool, flow.id), openHold(ctx.pool, flow.name), healthStatus(ctx.pool, flow, ctx.config)]);
+    }, async ({ params, req }) => {
+      const flow = await requireFlow(readDb(req, ctx.pool), params.name);
+      const [schedules, hold, health] = await Promise.all([listSchedules(readDb(req, ctx.pool), flow.id), openHold(readDb(req, ctx.pool), flow.name, { lock: false }), healthStatus(readDb(req, ctx.pool), flow, ctx.config)]);
       return { ...flowJson(flow, schedules), healthStatus: health, openHold: hold ? holdJson(hold) : null };
     });
 
@@ -133,10 +134,10 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/flows/:name/guard-history', scope: 'read', tag: 'guard', summary: "A flow's disables and reactivations, newest first",
       params: FlowParams, query: GuardHistoryQuery.omit({ flow: true }), errors: { 404: 'no such flow' },
       responses: { 200: { description: 'a page of guard records', schema: page(HoldJson) } },
-    }, async ({ params, query }) => {
-      await requireFlow(ctx.pool, params.name); // an unknown flow is a 404, not an empty history
+    }, async ({ params, query, req }) => {
+      await requireFlow(readDb(req, ctx.pool), params.name); // an unknown flow is a 404, not an empty history
       const after = decodeCursor(query.cursor, ['number'] as const)?.[0];
-      const rows = await pageGuardHistory(ctx.pool, { flowName: params.name, open: query.open, after, limit: query.limit + 1 });
+      const rows = await pageGuardHistory(readDb(req, ctx.pool), { flowName: params.name, open: query.open, after, limit: query.limit + 1 });
       return pageOf(rows, query.limit, (h) => [h.id], holdJson);
     });
 
@@ -144,9 +145,9 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/guard/history', scope: 'read', tag: 'guard', summary: 'Every disable and reactivation, newest first',
       query: GuardHistoryQuery,
       responses: { 200: { description: 'a page of guard records', schema: page(HoldJson) } },
-    }, async ({ query }) => {
+    }, async ({ query, req }) => {
       const after = decodeCursor(query.cursor, ['number'] as const)?.[0];
-      const rows = await pageGuardHistory(ctx.pool, { flowName: query.flow, open: query.open, after, limit: query.limit + 1 });
+      const rows = await pageGuardHistory(readDb(req, ctx.pool), { flowName: query.flow, open: query.open, after, limit: query.limit + 1 });
       return pageOf(rows, query.limit, (h) => [h.id], holdJson);
     });
 
@@ -157,9 +158,9 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/flows/:name/schedules', scope: 'read', tag: 'schedules', summary: "A flow's schedules by name",
       params: FlowParams, query: FlowListQuery.omit({ disabled: true }), errors: { 404: 'no such flow' },
       responses: { 200: { description: 'a page of schedules', schema: page(ScheduleJson) } },
-    }, async ({ params, query }) => {
-      const flow = await requireFlow(ctx.pool, params.name);
-      return pageByName(await listSchedules(ctx.pool, flow.id), query, scheduleJson);
+    }, async ({ params, query, req }) => {
+      const flow = await requireFlow(readDb(req, ctx.pool), params.name);
+      return pageByName(await listSchedules(readDb(req, ctx.pool), flow.id), query, scheduleJson);
     });
 
     route(app, docs, auth, {
@@ -194,9 +195,9 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/flows/:name/schedules/:schedule/next', scope: 'read', tag: 'schedules', summary: 'The next N fire times of a schedule (whether or not it is enabled)',
       params: ScheduleParams, query: NextQuery, errors: { 404: 'no such flow or schedule' },
       responses: { 200: { description: 'fire times', schema: z.object({ flow: z.string(), schedule: z.string(), enabled: z.boolean(), timezone: z.string(), times: z.array(z.string()) }) } },
-    }, async ({ params, query }) => {
-      const { flow, schedule } = await requireSchedule(ctx.pool, params.name, params.schedule);
-      const after = query.after ?? (await dbNow(ctx.pool));
+    }, async ({ params, query, req }) => {
+      const { flow, schedule } = await requireSchedule(readDb(req, ctx.pool), params.name, params.schedule);
+      const after = query.after ?? (await dbNow(readDb(req, ctx.pool)));
       const times = nextFireTimes(scheduleSpecOf(schedule), after, query.count);
       return { flow: flow.name, schedule: schedule.name, enabled: schedule.enabled, timezone: schedule.timezone, times: times.map((t) => t.toISOString()) };
     });

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
+import { readDb } from '../reads.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { queueDepth, queueJson } from '../../queries/inspect.ts';
 import { decodeCursor, pageOf, PageQuery } from '../validate.ts';
@@ -26,9 +27,9 @@ export function queueRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/queues', scope: 'read', tag: 'queues', summary: 'Job counts per pg-boss queue (live, from flowwarden.v_queue_depth)',
       query: PageQuery,
       responses: { 200: { description: 'a page of queues, by name', schema: page(QueueJson) } },
-    }, async ({ query }) => {
+    }, async ({ query, req }) => {
       const after = decodeCursor(query.cursor, ['string'] as const)?.[0];
-      const rows = await queueDepth(ctx.pool, { after, limit: query.limit + 1 });
+      const rows = await queueDepth(readDb(req, ctx.pool), { after, limit: query.limit + 1 });
       return pageOf(rows, query.limit, (q) => [q.queue], queueJson);
     });
   };

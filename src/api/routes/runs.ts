@@ -5,11 +5,12 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
+import { readDb } from '../reads.ts';
 import { bearer, scopeOf, runReportToken } from '../auth.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { badCursor, decodeCursor, pageOf } from '../validate.ts';
 import { CancelBody, FlowParams, IsoTime, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
-import { withTransaction } from '../../db/client.ts';
+import { withTransaction, type Queryable } from '../../db/client.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { reportRunStateTx, triggerRunTx } from '../../producers/operations.ts';
 import { applyLockedTransition } from '../../runs/service.ts';
@@ -41,7 +42,7 @@ const TriggerBody = z
 const PG_TIMESTAMPTZ = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 /** A run with its state history and task results (GET /api/runs/:id, admin run page). */
-export async function runDetail(ctx: Pick<ApiContext, 'pool'>, id: string) {
+export async function runDetail(ctx: { pool: Queryable }, id: string) {
   const run = await getRun(ctx.pool, id);
   if (!run) throw new NotFoundError(`run ${id} not found`);
   const [history, tasks] = await Promise.all([runHistory(ctx.pool, run.id), runTasks(ctx.pool, run.id)]);
@@ -55,10 +56,10 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/runs', scope: 'read', tag: 'runs', summary: 'List runs, newest scheduled first, with filters',
       query: RunListQuery,
       responses: { 200: { description: 'a page of runs', schema: page(RunJson) } },
-    }, async ({ query }) => {
+    }, async ({ query, req }) => {
       const after = decodeCursor(query.cursor, ['string', 'string'] as const);
       if (after && !(PG_TIMESTAMPTZ.test(after[0]) && z.uuid().safeParse(after[1]).success)) throw badCursor();
-      const rows = await pageRuns(ctx.pool, { flowName: query.flow, stateTypes: query.state, since: query.since, until: query.until, upcoming: query.upcoming, after, limit: query.limit + 1 });
+      const rows = await pageRuns(readDb(req, ctx.pool), { flowName: query.flow, stateTypes: query.state, since: query.since, until: query.until, upcoming: query.upcoming, after, limit: query.limit + 1 });
       return pageOf(rows, query.limit, (r) => [r.sortKey, r.id], runJson);
     });
 
@@ -66,7 +67,7 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
       method: 'GET', url: '/runs/:id', scope: 'read', tag: 'runs', summary: 'Show a run with its state history and task results',
       params: RunParams, errors: { 404: 'no such run' },
       responses: { 200: { description: 'the run', schema: RunDetailJson } },
-    }, async ({ params }) => runDetail(ctx, params.id));
+    }, async ({ params, req }) => runDetail({ pool: readDb(req, ctx.pool) }, params.id));
 
     route(app, docs, auth, {
       method: 'POST', url: '/runs/:id/cancel', scope: 'operate', tag: 'runs', summary: 'Cancel a run that has not been dispatched yet (SCHEDULED → CANCELLED)',
