@@ -39,6 +39,7 @@ const USAGE = `usage: flowwarden <command> [options]
   runs show ID [--json]
   runs trigger FLOW [--params JSON] [--idempotency-key KEY] [--at ISO] [--json]
   queues [--json]
+  import celery-beat --from URL [--mapping FILE] [--dry-run|--watch|--compare]   (import --help)
 ${CHANNELS_USAGE}
 
 Without DATABASE_URL every command uses the embedded Postgres under FLOWWARDEN_DATA_DIR.`;
@@ -192,6 +193,7 @@ async function cmdRuns(base: Omit<Ctx, 'db'>, sub: string | undefined, args: str
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'import') return (await import('./import-celery-beat.ts')).runImport(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
