@@ -200,7 +200,9 @@ export interface ImportOptions {
   maxParametersBytes?: number;
 }
 
-const oneOffKey = (source: string, task: string, at: string) => `celery-beat:${source}:${createHash('sha1').update(task).digest('hex').slice(0, 16)}:${at}`;
+/** The one run's idempotency key: changes when the time, the parameters or the flow change. */
+const oneOffKey = (source: string, flow: string, task: string, oneOff: NonNullable<Definition['oneOff']>) =>
+  `celery-beat:${source}:${createHash('sha1').update(`${flow}\0${task}\0${stable(oneOff.parameters)}`).digest('hex').slice(0, 16)}:${oneOff.at}`;
 
 /**
  * Bring flowwarden in step with a snapshot of django-celery-beat's tasks (library form of
@@ -288,8 +290,8 @@ async function importOne(tx: Queryable, t: BeatTask, link: LinkRow | undefined, 
   if (!want.schedule && beat?.enabled) await disableBeatSchedule(tx, out.flow.id, 'the task became one-off/clocked in django-celery-beat', now);
   let key = link?.oneOffKey ?? null;
   if (want.oneOff) {
-    const newKey = oneOffKey(mapping.source, t.name, want.oneOff.at);
-    if (newKey !== key || !same(link?.imported.oneOff ?? null, want.oneOff)) {
+    const newKey = oneOffKey(mapping.source, tr.flowName, t.name, want.oneOff);
+    if (newKey !== key) {
       if (!options.boss) {
         notes.push(`one run at ${want.oneOff.at} NOT created: the import was given no queue (pass boss to importCeleryBeat)`);
       } else {
