@@ -93,7 +93,7 @@ export function nextCeleryWall(e: ExpandedCrontab, wall: number): number {
 }
 
 /** Beat's fire times for a task in (from, until], the way Celery computes them. */
-export function beatFireTimes(t: BeatTask, from: Date, until: Date, settings: BeatSettings): Date[] {
+export function beatFireTimes(t: BeatTask, from: Date, until: Date, settings: BeatSettings, intervalAnchor?: Date): Date[] {
   if (!t.enabled || (t.oneOff && t.totalRunCount > 0)) return [];
   const out: number[] = [];
   const end = until.getTime();
@@ -121,7 +121,7 @@ export function beatFireTimes(t: BeatTask, from: Date, until: Date, settings: Be
   } else if (t.interval) {
     const period = t.interval.every * ({ days: 86400, hours: 3600, minutes: 60, seconds: 1, microseconds: 1e-6 }[t.interval.period] ?? Number.NaN) * 1000;
     if (!(period > 0)) return [];
-    let at = t.lastRunAt?.getTime() ?? t.startTime?.getTime() ?? from.getTime();
+    let at = t.lastRunAt?.getTime() ?? t.startTime?.getTime() ?? intervalAnchor?.getTime() ?? from.getTime();
     if (at < from.getTime()) at += Math.floor((from.getTime() - at) / period) * period;
     while (out.length < MAX_FIRES && (at += period) <= end) {
       if (at > from.getTime()) out.push(at);
@@ -135,7 +135,7 @@ export function beatFireTimes(t: BeatTask, from: Date, until: Date, settings: Be
 
 // ---- flowwarden's side ----------------------------------------------------------------------
 
-async function flowwardenFireTimes(db: Queryable, flowName: string, from: Date, until: Date): Promise<Date[] | null> {
+async function flowwardenFireTimes(db: Queryable, flowName: string, from: Date, until: Date): Promise<{ fires: Date[]; anchor: Date | null } | null> {
   const { rows: flows } = await db.query<{ id: string }>(`select id from flowwarden.flows where name = $1`, [flowName]);
   if (!flows[0]) return null;
   const { rows } = await db.query<{ kind: 'cron' | 'interval'; cron: string | null; interval_seconds: number | null; timezone: string; anchor: Date; enabled: boolean }>(
@@ -155,7 +155,7 @@ async function flowwardenFireTimes(db: Queryable, flowName: string, from: Date, 
     [flows[0].id, from, until],
   );
   out.push(...runs.map((r) => r.scheduled_for));
-  return out.sort((a, b) => a.getTime() - b.getTime());
+  return { fires: out.sort((a, b) => a.getTime() - b.getTime()), anchor: s?.kind === 'interval' ? s.anchor : null };
 }
 
 // ---- the comparison -------------------------------------------------------------------------
@@ -210,12 +210,15 @@ export async function compareCeleryBeat(
   const out: TaskComparison[] = [];
   for (const t of tasks) {
     const flow = flowNameFor(mapping.flowPrefix, t.name);
-    const beat = beatFireTimes(t, window.from, window.until, settings);
-    const fw = await flowwardenFireTimes(db, flow, window.from, window.until);
-    if (fw === null) {
+    const found = await flowwardenFireTimes(db, flow, window.from, window.until);
+    // Beat counts an interval from its last run; before the first one, from when Beat loaded the
+    // task (unknown here): the import's anchor stands in for it.
+    const beat = beatFireTimes(t, window.from, window.until, settings, found?.anchor ?? undefined);
+    if (found === null) {
       out.push({ task: t.name, flow, beatFires: beat.length, flowwardenFires: 0, matching: 0, differences: [], note: t.solar ? 'solar schedule: not imported' : 'not imported (run the import; see its report for why)' });
       continue;
     }
+    const fw = found.fires;
     const fwSet = new Set(fw.map((d) => d.getTime()));
     const beatSet = new Set(beat.map((d) => d.getTime()));
     const differences: FireDifference[] = [

@@ -145,5 +145,8 @@ export async function runImport(argv: string[]): Promise<number> {
     process.stderr.write(`flowwarden: error: ${errorMessage(err)}\n`);
     for (const d of details) process.stderr.write(`  - ${d}\n`);
     return 1;
+  } finally {
+    // main() exits the process when this returns: let a large report reach a pipe first.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   }
 }
