@@ -20,6 +20,7 @@ import { crontabToCron, expandCeleryField } from '../src/celery-beat/crontab.ts'
 import { beatFireTimes, compareCeleryBeat } from '../src/celery-beat/compare.ts';
 import { defaultRegistry, runFunctionTarget } from '../src/targets/function.ts';
 import { createLogger } from '../src/log.ts';
+import { CeleryBeatSync } from '../src/celery-beat/watch.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -171,6 +172,24 @@ describe('celery-beat import', () => {
     assert.deepEqual(launch.rows.map((x) => [x.state_name, x.parameters]), [['Skipped', { x: 1 }], ['Scheduled', { x: 2 }]]);
     const quiet = await importCeleryBeat(pool, await read(), mapping, { now: later, boss });
     assert.equal(quiet.counts.created + quiet.counts.updated + quiet.counts.removed, 0, 'a second pass finds nothing to do');
+  });
+
+  test('sync mode: the loop runs a pass at start; a task added in Django appears on the next pass', async () => {
+    const passes: Array<Awaited<ReturnType<typeof importCeleryBeat>>> = [];
+    let firstPass!: () => void;
+    const ran = new Promise<void>((resolve) => (firstPass = resolve));
+    const sync = new CeleryBeatSync({
+      pool, boss, mapping, read: () => readBeatTasks(pool), intervalSeconds: 3600, log: createLogger({ level: 'silent' }),
+      onPass: (r) => { passes.push(r); firstPass(); },
+    });
+    sync.start();
+    await ran;
+    await sync.stop();
+    assert.equal(passes.length, 1);
+    await periodicTask({ name: 'added-later', task: 'proj.tasks.other', interval: await interval(1, 'hours') });
+    const r = await sync.runOnce();
+    assert.deepEqual(r.items.filter((i) => i.action !== 'unchanged' && i.action !== 'unsupported').map((i) => [i.task, i.action]), [['added-later', 'created']]);
+    assert.equal((await schedule('beat-added-later')).interval_seconds, 3600);
   });
 
   test('a flow of the same name that was not imported is left alone and reported', async () => {
