@@ -21,6 +21,9 @@ import { beatFireTimes, compareCeleryBeat } from '../src/celery-beat/compare.ts'
 import { defaultRegistry, runFunctionTarget } from '../src/targets/function.ts';
 import { createLogger } from '../src/log.ts';
 import { CeleryBeatSync } from '../src/celery-beat/watch.ts';
+import { startTestApp, waitFor } from './support/app.ts';
+import { withTransaction } from '../src/db/client.ts';
+import { triggerRunTx } from '../src/producers/operations.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -230,6 +233,20 @@ describe('celery-beat crontab semantics', () => {
     assert.match(rows[0]!.differences[0]!.reason, /DST change in Europe\/Berlin.*repeated hour/);
     const naive = await compareCeleryBeat(pool, (await read()).filter((x) => x.name === 'hourly-berlin'), mapping, { from: new Date('2026-06-01T00:00:00Z'), until: new Date('2026-06-01T03:00:00Z') }, { celeryTimezone: 'Asia/Kolkata', tzAware: false });
     assert.match(naive[0]!.differences[0]!.reason, /DJANGO_CELERY_BEAT_TZ_AWARE=False/);
+  });
+
+  test('an imported flow in shadow mode runs in a pod: the run completes with the shadow record and nothing else', async () => {
+    const app = await startTestApp({ db, start: true });
+    try {
+      const { runId } = await withTransaction(pool, (tx) => triggerRunTx(boss, tx, 'beat-first-monday', { from: 'test' }));
+      const run = await waitFor(async () => {
+        const { rows } = await pool.query(`select state_type, state_message from flowwarden.runs where id = $1`, [runId]);
+        return rows[0]?.state_type === 'COMPLETED' ? rows[0] : null;
+      }, { timeoutMs: 60_000, what: 'the shadow run to complete' });
+      assert.match(run.state_message, /^shadow: fire of beat-first-monday at .* recorded, nothing dispatched$/);
+    } finally {
+      await app.stop({ timeoutMs: 1000 });
+    }
   });
 
   test('the shadow handler records the fire and dispatches nothing', async () => {

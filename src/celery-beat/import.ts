@@ -18,6 +18,7 @@ import { withTransaction, dbNow, type Queryable } from '../db/client.ts';
 import { getFlowByName, listSchedules, setScheduleEnabled, type FlowRow, type ScheduleRow } from '../queries/flows.ts';
 import { upsertFlowTx, triggerRunTx } from '../producers/operations.ts';
 import { applyTransition } from '../runs/service.ts';
+import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';
 import { NAME_RE, type FlowInputRaw } from '../flows/spec.ts';
 import type { TargetSpec } from '../targets/spec.ts';
@@ -175,8 +176,8 @@ function currentDefinition(flow: FlowRow, beat: ScheduleRow | undefined, oneOff:
       ? {
           kind: beat.kind, cron: beat.cron, intervalSeconds: beat.intervalSeconds, timezone: beat.timezone, parameters: beat.parameters as Record<string, unknown>,
           // The guard's hold is not a local edit: compare what the import asked for.
-          enabled: flow.disabledAt ? (beat.note?.startsWith('held disabled by flowwarden guard') ?? false) || beat.enabled : beat.enabled,
-          note: flow.disabledAt && beat.note?.startsWith('held disabled by flowwarden guard') ? null : beat.note,
+          enabled: flow.disabledAt ? (beat.note?.startsWith(GUARD_NOTE_PREFIX) ?? false) || beat.enabled : beat.enabled,
+          note: flow.disabledAt && beat.note?.startsWith(GUARD_NOTE_PREFIX) ? null : beat.note,
         }
       : null,
     oneOff,
