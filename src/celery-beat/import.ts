@@ -293,7 +293,9 @@ async function importOne(tx: Queryable, t: BeatTask, link: LinkRow | undefined, 
   if (want.oneOff) {
     const newKey = oneOffKey(mapping.source, tr.flowName, t.name, want.oneOff);
     if (newKey !== key) {
-      if (!options.boss) {
+      if (options.dryRun) {
+        notes.push(`would schedule one run at ${want.oneOff.at}`);
+      } else if (!options.boss) {
         notes.push(`one run at ${want.oneOff.at} NOT created: the import was given no queue (pass boss to importCeleryBeat)`);
       } else {
         if (key) await cancelOneOff(options.boss, tx, key, 'superseded: the clocked/one-off task changed in django-celery-beat');

@@ -118,11 +118,13 @@ export async function runImport(argv: string[]): Promise<number> {
       return 0;
     }
 
+    // Read Django first: a wrong --from fails before flowwarden's database is opened.
+    const first = values.watch ? null : await readBeatDatabase(from);
     await withPool(base, async (pool, c) => {
       const boss = values['dry-run'] ? null : await startBoss({ connectionString: c.db.url, role: 'producer' });
       try {
-        if (!values.watch) {
-          const snapshot = await readBeatDatabase(from);
+        if (first) {
+          const snapshot = first;
           printResult(await importCeleryBeat(pool, snapshot.tasks, mapping, { dryRun: values['dry-run'], boss, maxParametersBytes: config.maxParametersBytes }), values.json);
           return;
         }
