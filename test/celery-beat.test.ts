@@ -24,6 +24,7 @@ import { CeleryBeatSync } from '../src/celery-beat/watch.ts';
 import { startTestApp, waitFor } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx } from '../src/producers/operations.ts';
+import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -175,6 +176,21 @@ describe('celery-beat import', () => {
     assert.deepEqual(launch.rows.map((x) => [x.state_name, x.parameters]), [['Skipped', { x: 1 }], ['Scheduled', { x: 2 }]]);
     const quiet = await importCeleryBeat(pool, await read(), mapping, { now: later, boss });
     assert.equal(quiet.counts.created + quiet.counts.updated + quiet.counts.removed, 0, 'a second pass finds nothing to do');
+  });
+
+  test("the guard's hold survives a sync: a held flow stays off and is not reported as a local edit", async () => {
+    await withTransaction(pool, (tx) => disableFlowTx(boss, tx, 'beat-weekdays', { reason: 'three failures', by: 'test' }));
+    const later = new Date('2026-07-01T00:30:00Z');
+    const r = byTask(await importCeleryBeat(pool, await read(), mapping, { now: later, boss }));
+    assert.equal(r['weekdays']!.action, 'unchanged');
+    assert.equal((await schedule('beat-weekdays')).enabled, false);
+    await pool.query(`update django_celery_beat_crontabschedule set minute = '15' where id = (select crontab_id from django_celery_beat_periodictask where name = 'weekdays')`);
+    const changed = byTask(await importCeleryBeat(pool, await read(), mapping, { now: later, boss }));
+    assert.equal(changed['weekdays']!.action, 'updated');
+    assert.doesNotMatch(changed['weekdays']!.detail, /overwritten/);
+    const s = await schedule('beat-weekdays');
+    assert.deepEqual([s.cron, s.enabled], ['15 3 * * 1-5', false], 'the new time is written, the hold keeps it off');
+    await withTransaction(pool, (tx) => reactivateFlowTx(boss, tx, 'beat-weekdays', { by: 'test' }));
   });
 
   test('sync mode: the loop runs a pass at start; a task added in Django appears on the next pass', async () => {

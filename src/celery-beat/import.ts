@@ -184,12 +184,6 @@ function currentDefinition(flow: FlowRow, beat: ScheduleRow | undefined, oneOff:
   };
 }
 
-/** Compare with the guard's hold taken out (a held schedule stays disabled whatever Django says). */
-function comparable(d: Definition, held: boolean): Definition {
-  if (!held || !d.schedule) return d;
-  return { ...d, schedule: { ...d.schedule, enabled: true, note: null } };
-}
-
 interface LinkRow { taskName: string; flowId: string; imported: Definition; oneOffKey: string | null }
 
 export interface ImportOptions {
@@ -257,14 +251,13 @@ async function importOne(tx: Queryable, t: BeatTask, link: LinkRow | undefined, 
     return { ...base, action: 'conflict', detail: `a flow named '${tr.flowName}' exists and was not imported from this Celery Beat source: left alone; set flowPrefix in the mapping file` };
   }
   const beat = existing ? (await listSchedules(tx, existing.id)).find((s) => s.name === SCHEDULE_NAME) : undefined;
-  const held = existing?.disabledAt != null;
   const current = existing ? currentDefinition(existing, beat, link?.imported.oneOff ?? null) : null;
   const notes = [...tr.notes];
-  if (current && same(comparable(current, held), comparable(want, held))) {
+  if (current && same(current, want)) {
     if (!same(link!.imported, want)) await saveLink(tx, mapping.source, t.name, existing!.id, want, link!.oneOffKey);
     return { ...base, action: 'unchanged', detail: notes.join('; ') };
   }
-  if (current && link && !same(comparable(current, held), comparable(link.imported, held))) {
+  if (current && link && !same(current, link.imported)) {
     notes.unshift('changed in flowwarden since the last import: overwritten (Django wins)');
   }
   const raw: FlowInputRaw = {
