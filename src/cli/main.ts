@@ -46,6 +46,7 @@ const USAGE = `usage: flowwarden <command> [options]
   channels add NAME URL|console [--events e1,e2|all] [--flow NAME[,NAME]] [--json]
   channels remove NAME
   channels test NAME                                           queue a test message (a worker posts it)
+  import celery-beat --from URL [--mapping FILE] [--dry-run|--watch|--compare]   (import --help)
 
 Without DATABASE_URL every command uses the embedded Postgres under FLOWWARDEN_DATA_DIR.`;
 
@@ -58,6 +59,8 @@ export async function cli(argv: string[], io: CliIo = currentIo()): Promise<numb
 }
 
 async function dispatch(argv: string[], io: CliIo): Promise<number> {
+  // `import` parses its own options (import-celery-beat.ts).
+  if (argv[0] === 'import') return (await import('./import-celery-beat.ts')).runImport(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });

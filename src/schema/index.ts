@@ -274,3 +274,28 @@ export const prefectScheduleHolds = fw.table(
   },
   (t) => [uniqueIndex('prefect_schedule_holds_key').on(t.flowId, t.scheduleId)],
 );
+
+/**
+ * Flows imported from django-celery-beat (src/celery-beat): one row per PeriodicTask of a source.
+ * `imported` is the flow definition as last written, so a sync can tell "Django changed it" from
+ * "someone changed it here" (docs/celery-beat.md, "What wins"). Deleting the flow deletes the row.
+ */
+export const celeryBeatTasks = fw.table(
+  'celery_beat_tasks',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    /** Which Django database: a name the operator picks (--source), default 'default'. */
+    source: text('source').notNull(),
+    /** PeriodicTask.name (unique in Django). */
+    taskName: text('task_name').notNull(),
+    flowId: uuid('flow_id')
+      .notNull()
+      .references(() => flows.id, { onDelete: 'cascade' }),
+    imported: jsonb('imported').notNull(),
+    /** Idempotency key of the one run a clocked or one_off task was imported as, if any. */
+    oneOffKey: text('one_off_key'),
+    djangoChangedAt: tz('django_changed_at'),
+    syncedAt: tz('synced_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('celery_beat_tasks_source_task_key').on(t.source, t.taskName)],
+);

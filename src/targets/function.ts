@@ -51,9 +51,11 @@ const sleep = (ms: number, signal: AbortSignal) =>
     }, { once: true });
   });
 
-/** Built-ins for demos and smoke tests: noop, sleep ({ ms }), fail ({ message, tasks }). */
+/** Built-ins for demos and smoke tests: noop, shadow, sleep ({ ms }), fail ({ message, tasks }). */
 export function registerBuiltins(registry: HandlerRegistry): void {
   registry.define('noop', () => ({ message: 'noop' }));
+  // Shadow mode (docs/celery-beat.md): the run row records the fire; nothing is dispatched.
+  registry.define('shadow', (ctx) => ({ message: `shadow: fire of ${ctx.flow} at ${ctx.scheduledFor.toISOString()} recorded, nothing dispatched` }));
   registry.define('sleep', async (ctx) => {
     const ms = Number(ctx.parameters.ms ?? 1000);
     await sleep(Number.isFinite(ms) ? ms : 1000, ctx.signal);
