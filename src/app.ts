@@ -34,6 +34,7 @@ import { HealthSweeper, installGuardHooks } from './guard/health.ts';
 import { Metrics } from './metrics.ts';
 import { watchTransitions } from './runs/observe.ts';
 import { Inflight } from './util/inflight.ts';
+import { RetentionSweeper } from './retention/sweep.ts';
 
 /** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
 export const ABORT_GRACE_MS = 2000;
@@ -65,6 +66,8 @@ export interface App {
   lateSweeper: LateSweeper;
   /** Enforces holds and requests health evaluations (scheduler role). */
   healthSweeper: HealthSweeper;
+  /** Deletes expired runs and notifications (scheduler role). */
+  retentionSweeper: RetentionSweeper;
   /** The Prefect connector and watch importer, when PREFECT_API_URL is set (or a client injected). */
   prefect: PrefectInstall | undefined;
   api: FastifyInstance | undefined;
@@ -94,7 +97,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const stopping = new AbortController();
   const inflight = new Inflight();
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: Math.min(20, Math.max(10, config.concurrency + 2)) });
-  await ensureQueues(boss);
+  await ensureQueues(boss, WORKERS, { jobRetentionSeconds: config.retention.jobSeconds });
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
   const deps: WorkerDeps = {
@@ -115,6 +118,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const lateSweeper = new LateSweeper(pool, boss, config, log);
   lateSweeper.onMarked = (n) => metrics.runsMarkedLate(n);
   const healthSweeper = new HealthSweeper(deps);
+  const retentionSweeper = new RetentionSweeper(pool, config, log);
+  retentionSweeper.onDeleted = (table, n) => metrics.retentionDeleted(table, n);
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
   installGuardHooks(log);
   // Loaded only where the api role runs: fastify and the admin page cost ~20 MB a worker-only pod need not pay.
@@ -148,6 +153,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     scheduler,
     lateSweeper,
     healthSweeper,
+    retentionSweeper,
     prefect,
     api,
     address: undefined,
@@ -162,6 +168,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         scheduler.start();
         lateSweeper.start();
         healthSweeper.start();
+        retentionSweeper.start();
       }
       if (api) {
         app.address = await api.listen({ port: config.port, host: config.host });
@@ -183,6 +190,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await scheduler.stop();
       await lateSweeper.stop();
       await healthSweeper.stop();
+      await retentionSweeper.stop();
       await prefect?.watcher.stop();
       waker.stop();
       await listener.stop();
