@@ -99,6 +99,14 @@ export const runs = fw.table(
     uniqueIndex('runs_schedule_fire_key').on(t.scheduleId, t.scheduledFor).where(sql`schedule_id is not null`),
     uniqueIndex('runs_idempotency_key').on(t.idempotencyKey).where(sql`idempotency_key is not null`),
     index('runs_flow_created_idx').on(t.flowId, t.createdAt),
+    // Run lists (API, admin, CLI) order by (scheduled_for desc, id desc) and page by keyset: without
+    // these a page at 10M runs sorted the whole table (or a flow's runs). docs/scaling.md.
+    index('runs_scheduled_idx').on(t.scheduledFor, t.id),
+    index('runs_flow_scheduled_idx').on(t.flowId, t.scheduledFor, t.id),
+    // The admin overview's recent failures; partial, so only failed runs pay for it.
+    index('runs_failed_ended_idx')
+      .on(sql`coalesce(${t.endedAt}, ${t.updatedAt})`)
+      .where(sql`state_type in ('FAILED', 'CRASHED')`),
     // Late sweep and overlap checks only ever look at unfinished runs.
     index('runs_open_idx')
       .on(t.stateType, t.scheduledFor)

@@ -1,0 +1,3 @@
+CREATE INDEX "runs_scheduled_idx" ON "flowwarden"."runs" USING btree ("scheduled_for","id");--> statement-breakpoint
+CREATE INDEX "runs_flow_scheduled_idx" ON "flowwarden"."runs" USING btree ("flow_id","scheduled_for","id");--> statement-breakpoint
+CREATE INDEX "runs_failed_ended_idx" ON "flowwarden"."runs" USING btree (coalesce("ended_at", "updated_at")) WHERE state_type in ('FAILED', 'CRASHED');
