@@ -35,6 +35,8 @@ export async function seedVolume(url: string, runs: number): Promise<Date> {
     const t0 = (await c.query<{ t: Date }>(`select date_trunc('minute', now()) as t`)).rows[0]!.t;
     const minutes = Math.max(OPEN_MINUTES + 1, Math.round(runs / FLOWS));
     await c.query(`insert into flowwarden.flows (name, target) select 'vol-' || lpad(g::text, 4, '0'), '{"type":"function","handler":"noop"}' from generate_series(1, $1) g`, [FLOWS]);
+    // The flows have existed for the whole history (their health baseline is its start).
+    await c.query(`update flowwarden.flows set valid_since = $1::timestamptz - make_interval(mins => $2), created_at = $1::timestamptz - make_interval(mins => $2)`, [t0, minutes]);
     await c.query(
       `insert into flowwarden.schedules (flow_id, name, kind, cron, timezone, next_run_at, last_run_at, catchup)
        select id, 'every-minute', 'cron', '* * * * *', 'UTC', $1::timestamptz + interval '1 minute', $1, 'skip' from flowwarden.flows`,
@@ -89,13 +91,42 @@ function installTracer(): void {
   proto.__fwTraced = true;
   const original = proto.query;
   proto.query = function (this: unknown, ...args: unknown[]) {
-    const out = original.apply(this, args);
-    if (!tracing || !(out instanceof Promise)) return out;
+    const sink = tracing;
+    if (!sink) return original.apply(this, args);
     const first = args[0] as string | { text: string; values?: unknown[] };
     const text = typeof first === 'string' ? first : first?.text;
     const values = (typeof first === 'string' ? args[1] : first?.values) as unknown[] | undefined;
     const started = performance.now();
+    const record = () => {
+      if (typeof text === 'string') sink.push({ text, values: Array.isArray(values) ? values : undefined, ms: performance.now() - started });
+    };
+    // pg.Pool calls client.query with a callback; everything else awaits the promise.
+    const cbAt = args.findIndex((a) => typeof a === 'function');
+    if (cbAt >= 0) {
+      const cb = args[cbAt] as (...a: unknown[]) => void;
+      args[cbAt] = (...a: unknown[]) => {
+        record();
+        cb(...a);
+      };
+      return original.apply(this, args);
+    }
+    const out = original.apply(this, args);
+    if (out instanceof Promise) return out.then((r) => (record(), r));
+    return out;
+  };
+}
+
+/** Pool-level queries too (pg-pool's own checkout path is not always seen by the client wrapper). */
+function tracePool(pool: pg.Pool): void {
+  const original = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  (pool as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = (...args: unknown[]) => {
     const sink = tracing;
+    const out = original(...args);
+    if (!sink) return out;
+    const first = args[0] as string | { text: string; values?: unknown[] };
+    const text = typeof first === 'string' ? first : first?.text;
+    const values = (typeof first === 'string' ? args[1] : first?.values) as unknown[] | undefined;
+    const started = performance.now();
     return out.then((r) => {
       if (typeof text === 'string') sink.push({ text, values: Array.isArray(values) ? values : undefined, ms: performance.now() - started });
       return r;
@@ -206,9 +237,10 @@ async function volumeAt(size: number): Promise<{ results: Awaited<ReturnType<typ
       { name: 'flowwarden runs list (listRuns, 50)', run: () => listRuns(pool, { limit: 50 }) },
       { name: 'flowwarden runs list --flow', run: () => listRuns(pool, { flowName: 'vol-0500', limit: 50 }) },
     ];
-    installTracer();
-    const results = await measure(app, db.url, queries);
     const runs = Number((await pool.query(`select count(*) as n from flowwarden.runs`)).rows[0].n);
+    installTracer();
+    tracePool(pool);
+    const results = await measure(app, db.url, queries);
     const bytes = Number((await pool.query(`select pg_database_size(current_database()) as b`)).rows[0].b);
     return { results, runs, seedMs, bytes };
   } finally {

@@ -103,13 +103,18 @@ export const runs = fw.table(
     // these a page at 10M runs sorted the whole table (or a flow's runs). docs/scaling.md.
     index('runs_scheduled_idx').on(t.scheduledFor, t.id),
     index('runs_flow_scheduled_idx').on(t.flowId, t.scheduledFor, t.id),
+    // `?state=FAILED` lists without walking past the COMPLETED majority.
+    index('runs_failed_scheduled_idx')
+      .on(t.scheduledFor, t.id)
+      .where(sql`state_type in ('FAILED', 'CRASHED')`),
     // The admin overview's recent failures; partial, so only failed runs pay for it.
     index('runs_failed_ended_idx')
       .on(sql`coalesce(${t.endedAt}, ${t.updatedAt})`)
       .where(sql`state_type in ('FAILED', 'CRASHED')`),
     // Late sweep and overlap checks only ever look at unfinished runs.
+    // id last: the overview's running/late lists (order by scheduled_for, id) read it in order.
     index('runs_open_idx')
-      .on(t.stateType, t.scheduledFor)
+      .on(t.stateType, t.scheduledFor, t.id)
       .where(sql`state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`),
   ],
 );
