@@ -22,6 +22,7 @@ import { printJson, printTable } from './output.ts';
 import { isStateType, STATE_TYPES } from '../runs/states.ts';
 import { runDev } from './dev.ts';
 import { cmdQueues } from './queues.ts';
+import { cmdStatus, STATUS_USAGE } from './status.ts';
 import { cmdChannels, CHANNELS_USAGE } from './channels.ts';
 import { guardHistory } from '../queries/guard.ts';
 import { disableFlowTx, reactivateFlowTx, reactivateHint } from '../guard/operations.ts';
@@ -39,6 +40,7 @@ const USAGE = `usage: flowwarden <command> [options]
   runs show ID [--json]
   runs trigger FLOW [--params JSON] [--idempotency-key KEY] [--at ISO] [--json]
   queues [--json]
+${STATUS_USAGE}
 ${CHANNELS_USAGE}
 
 Without DATABASE_URL every command uses the embedded Postgres under FLOWWARDEN_DATA_DIR.`;
@@ -236,6 +238,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'queues':
         await cmdQueues(base, values);
         break;
+      case 'status': await cmdStatus(base, values); break;
       case 'runs':
         await cmdRuns(base, sub, rest, values);
         break;

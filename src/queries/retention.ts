@@ -115,10 +115,16 @@ export interface TableSize {
 /** Sizes of flowwarden's tables and pg-boss's, largest first, plus the whole database. */
 export async function tableSizes(db: Queryable): Promise<{ databaseBytes: number; tables: TableSize[] }> {
   const { rows } = await db.query<{ table: string; rowsEstimate: string; totalBytes: string }>(
-    `select n.nspname || '.' || c.relname as table, c.reltuples::bigint as "rowsEstimate", pg_total_relation_size(c.oid) as "totalBytes"
+    `select n.nspname || '.' || c.relname as table, s.rows as "rowsEstimate", s.bytes as "totalBytes"
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       -- A partitioned table (pg-boss's job table) is the sum of its partitions.
+       cross join lateral (
+         select coalesce(sum(greatest(p.reltuples, 0)), 0)::bigint as rows, coalesce(sum(pg_total_relation_size(p.oid)), 0)::bigint as bytes
+           from pg_class p
+          where p.oid = c.oid and c.relkind = 'r'
+             or p.oid in (select t.relid from pg_partition_tree(c.oid) t where t.isleaf and c.relkind = 'p')) s
       where n.nspname in ('flowwarden', 'flowwarden_queue') and c.relkind in ('r', 'p') and not c.relispartition
-      order by pg_total_relation_size(c.oid) desc`,
+      order by s.bytes desc`,
   );
   const db_ = await db.query<{ bytes: string }>(`select pg_database_size(current_database()) as bytes`);
   return {
