@@ -1,6 +1,6 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { RetentionSweeper, type RetentionSweepConfig } from '../src/retention/sweep.ts';
@@ -199,5 +199,15 @@ describe('retention sweep', () => {
     const runs = sizes.tables.find((t) => t.table === 'flowwarden.runs');
     assert.ok(runs && runs.totalBytes > 0);
     assert.ok(sizes.tables.some((t) => t.table.startsWith('flowwarden_queue.')));
+  });
+
+  test("the admin overview shows the retention settings in force and the largest tables", async () => {
+    const login = await app.api!.inject({ method: 'POST', url: '/admin/login', payload: `token=${TEST_ADMIN_TOKEN}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const res = await app.api!.inject({ url: '/admin', headers: { cookie } });
+    assert.equal(res.statusCode, 200);
+    assert.match(res.body, /Retention and storage/);
+    assert.match(res.body, /finished runs kept<\/td><td>7d<\/td>/);
+    assert.match(res.body, /flowwarden\.runs<\/td>/);
   });
 });

@@ -7,6 +7,8 @@ import type { FlowRow, ScheduleRow } from '../../queries/flows.ts';
 import { GUARD_NOTE_PREFIX, type DisabledFlowRow } from '../../queries/guard.ts';
 import type { DisabledFlowSummary, DueSchedule } from '../../queries/overview.ts';
 import type { QueueDepth } from '../../queries/inspect.ts';
+import type { TableSize } from '../../queries/retention.ts';
+import { formatBytes } from '../../cli/status.ts';
 import { html, seg, stateBadge, table, when, fmtTime, type Markup } from './html.ts';
 
 export function loginPage(error?: string): Markup {
@@ -34,6 +36,18 @@ export interface OverviewData {
   late: RunRow[];
   failing: RunRow[];
   disabled: DisabledFlowSummary[];
+  /** Retention settings as rows (src/cli/status.ts retentionRows) and table sizes; optional. */
+  storage?: { retention: Array<{ setting: string; value: string; env: string }>; databaseBytes: number; tables: TableSize[] };
+}
+
+function storageSection(st: NonNullable<OverviewData['storage']>): Markup {
+  return html`<section id="storage"><h2>Retention and storage</h2>
+    <p class="sub">Database ${formatBytes(st.databaseBytes)} · <span class="muted">see docs/operations.md#retention</span></p>
+    <div class="grid2">
+      ${table(['setting', 'value', 'set with'], st.retention.map((r) => html`<tr><td>${r.setting}</td><td>${r.value}</td><td class="muted">${r.env}</td></tr>`), '')}
+      ${table(['table', 'rows (est.)', 'size'], st.tables.slice(0, 8).map((t) => html`<tr><td>${t.table}</td><td>${t.rowsEstimate.toLocaleString('en')}</td><td>${formatBytes(t.totalBytes)}</td></tr>`), 'No tables.')}
+    </div>
+  </section>`;
 }
 
 export function overviewPage(d: OverviewData): Markup {
@@ -65,7 +79,8 @@ export function overviewPage(d: OverviewData): Markup {
       ${table(['run', 'flow', 'state', 'ended', 'message'], d.failing.map((r) => html`<tr>
         <td>${runLink(r)}</td><td>${flowLink(r.flowName)}</td><td>${stateBadge(r.stateType, r.stateName)}</td><td>${when(r.endedAt, d.now)}</td><td>${clip(r.stateMessage)}</td></tr>`), 'No failures in the last 24 hours.')}
     </section>
-  </div>`;
+  </div>
+  ${d.storage ? storageSection(d.storage) : ''}`;
 }
 
 const clip = (s: string | null, n = 140) => (s && s.length > n ? `${s.slice(0, n - 1)}…` : s ?? '');

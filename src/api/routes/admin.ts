@@ -21,6 +21,8 @@ import { guardHistory, openHold } from '../../queries/guard.ts';
 import { disabledFlowsNow, dueNext, lateRuns, recentFailures, runningRuns } from '../../queries/overview.ts';
 import { reactivateFlowTx } from '../../guard/operations.ts';
 import { queueDepth } from '../../queries/inspect.ts';
+import { tableSizes } from '../../queries/retention.ts';
+import { retentionRows } from '../../cli/status.ts';
 import { NAME_RE } from '../../flows/spec.ts';
 import { UserInputError, errorMessage } from '../../errors.ts';
 
@@ -90,10 +92,11 @@ export function adminRoutes(ctx: ApiContext) {
     app.get('/', async (req, reply) => {
       const session = guard(req, reply);
       if (!session) return reply;
-      const [now, due, running, late, failing, disabled] = await Promise.all([
-        dbNow(ctx.pool), dueNext(ctx.pool), runningRuns(ctx.pool), lateRuns(ctx.pool), recentFailures(ctx.pool), disabledFlowsNow(ctx.pool),
+      const [now, due, running, late, failing, disabled, sizes] = await Promise.all([
+        dbNow(ctx.pool), dueNext(ctx.pool), runningRuns(ctx.pool), lateRuns(ctx.pool), recentFailures(ctx.pool), disabledFlowsNow(ctx.pool), tableSizes(ctx.pool),
       ]);
-      return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled }));
+      const storage = { retention: retentionRows(ctx.config.retention), ...sizes };
+      return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled, storage }));
     });
 
     // A page of ADMIN_FLOWS_PAGE flows by name; `?after=NAME` continues after NAME ("more…" link).
