@@ -276,4 +276,60 @@ export async function benchVolume(): Promise<BenchResult> {
   };
 }
 
-export const benches = { volume: benchVolume };
+
+/**
+ * Retention delete rate: RATE_RUNS expired runs (seeded as above), one sweeper with the default
+ * batch size deleting until nothing is left; runs per second of sweep time. This is the figure
+ * that decides whether deleting rows keeps up or partitions must be dropped (docs/scaling.md).
+ */
+export async function benchRetentionRate(): Promise<BenchResult> {
+  const RATE_RUNS = Number(process.env.BENCH_RETENTION_RUNS ?? 1_000_000);
+  const { machine } = await benchServer();
+  const db = await freshDatabase();
+  try {
+    await seedVolume(db.url, RATE_RUNS);
+    // Every run has a history row too (the common path keeps it on the run row; failures and retries add rows).
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await c.query(`insert into flowwarden.run_state_history (run_id, to_type, to_name, at) select id, state_type, state_name, ended_at from flowwarden.runs where ended_at is not null`);
+    await c.query('analyze');
+    await c.end();
+    const config = loadConfig({ FLOWWARDEN_RUN_RETENTION_SECONDS: '60' }, { port: 0, host: '127.0.0.1' });
+    const app = await createApp({ config, log: silentLogger, databaseUrl: db.url, roles: ['scheduler'], migrate: false, autoStart: false });
+    try {
+      const started = performance.now();
+      let runs = 0;
+      let history = 0;
+      let passes = 0;
+      for (;;) {
+        const r = await app.retentionSweeper.runOnce({ now: new Date(Date.now() + 300_000) });
+        runs += r.runs;
+        history += r.run_state_history;
+        passes++;
+        if (r.runs === 0) break;
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const left = Number((await app.pool.query(`select count(*) as n from flowwarden.runs`)).rows[0].n);
+      return {
+        name: 'retention-rate',
+        title: `Retention delete rate (${RATE_RUNS.toLocaleString('en')} expired runs, one sweeper, batch ${config.retention.batchSize})`,
+        machine,
+        settings: { runs: RATE_RUNS, batchSize: config.retention.batchSize, keepRuns: config.retention.keepRuns, flows: FLOWS },
+        rows: [
+          { metric: 'runs deleted per second of sweep (with their history rows)', ours: `${fmt(runs / seconds, 0)} runs/s` },
+          { metric: 'runs deleted / history rows deleted', ours: `${runs.toLocaleString('en')} / ${history.toLocaleString('en')}` },
+          { metric: 'runs left (newest per flow + open)', ours: left.toLocaleString('en'), target: `${(FLOWS * (config.retention.keepRuns + OPEN_MINUTES)).toLocaleString('en')}`, met: left === FLOWS * (config.retention.keepRuns + OPEN_MINUTES) },
+          { metric: 'sweep time (passes)', ours: `${fmt(seconds, 1)} s (${passes})` },
+        ],
+        raw: { runs, history, seconds, passes, left },
+        at: new Date().toISOString(),
+      };
+    } finally {
+      await app.stop({ timeoutMs: 1000 });
+    }
+  } finally {
+    await db.drop();
+  }
+}
+
+export const benches = { volume: benchVolume, 'retention-rate': benchRetentionRate };
