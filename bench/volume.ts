@@ -137,21 +137,28 @@ function tracePool(pool: pg.Pool): void {
 /** The plan of the slowest traced statement: node types, indented, from EXPLAIN ANALYZE in a rolled-back transaction. */
 async function planOf(url: string, traced: Traced[]): Promise<{ statement: string; ms: number; plan: string }> {
   const candidates = traced.filter((t) => /^\s*(with|select|insert|update|delete)\b/i.test(t.text) && !t.text.includes(';')).sort((a, b) => b.ms - a.ms);
-  const top = candidates[0];
-  if (!top) return { statement: '', ms: 0, plan: '' };
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    await c.query('begin');
-    const { rows } = await c.query<{ 'QUERY PLAN': string }>(`explain (analyze, costs off, timing off, summary off) ${top.text}`, top.values);
-    const plan = rows
-      .map((r) => r['QUERY PLAN'])
-      .filter((l) => /->|^\S/.test(l) && !/^\s*(Filter|Index Cond|Recheck|Sort Key|Join Filter|Rows Removed|Heap Blocks|Hash Cond|Output|Buffers)/.test(l.trim()))
-      .map((l) => l.replace(/\s*\(actual rows=.*$/, '').replace(/\s+on\s+\S+\s+\S+$/, (m) => m))
-      .join('\n');
-    return { statement: top.text.replace(/\s+/g, ' ').slice(0, 160), ms: top.ms, plan };
+    // The slowest statement that EXPLAIN accepts with the values it was sent with.
+    for (const top of candidates.slice(0, 5)) {
+      try {
+        await c.query('begin');
+        const { rows } = await c.query<{ 'QUERY PLAN': string }>(`explain (analyze, costs off, timing off, summary off) ${top.text}`, top.values ?? []);
+        const plan = rows
+          .map((r) => r['QUERY PLAN'])
+          .filter((l) => /->|^\S/.test(l) && !/^\s*(Filter|Index Cond|Recheck|Sort Key|Join Filter|Rows Removed|Heap Blocks|Hash Cond|Output|Buffers)/.test(l.trim()))
+          .map((l) => l.replace(/\s*\(actual rows=.*$/, ''))
+          .join('\n');
+        return { statement: top.text.replace(/\s+/g, ' ').slice(0, 160), ms: top.ms, plan };
+      } catch {
+        // e.g. a statement traced without its values: try the next one.
+      } finally {
+        await c.query('rollback').catch(() => undefined);
+      }
+    }
+    return { statement: '', ms: 0, plan: '' };
   } finally {
-    await c.query('rollback').catch(() => undefined);
     await c.end();
   }
 }
