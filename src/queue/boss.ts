@@ -5,6 +5,9 @@ import { BOSS_SCHEMA } from './catalog.ts';
 import type { Logger } from '../log.ts';
 import { CONNECT_TIMEOUT_MS } from '../db/client.ts';
 
+/** How often pg-boss's maintenance (deleting finished jobs past their queue's deleteAfterSeconds) runs. */
+export const BOSS_MAINTENANCE_SECONDS = 300;
+
 export interface BossOptions {
   connectionString: string;
   /** Workers and the scheduler: LISTEN/NOTIFY wake-ups and maintenance. Producers: neither. */
@@ -28,6 +31,10 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     useListenNotify: worker,
     // The supervisor fails jobs with stale heartbeats (a dead pod's dispatches): check every 10 s.
     ...(worker ? { monitorIntervalSeconds: 10 } : {}),
+    // pg-boss deletes finished jobs (deleteAfterSeconds, FLOWWARDEN_JOB_RETENTION_SECONDS) only in
+    // its maintenance, every 24 h by default: the job table then held a day of jobs whatever the
+    // retention (found by bench/soak.ts). One pod per interval runs it (pg-boss locks the queue).
+    ...(worker ? { maintenanceIntervalSeconds: BOSS_MAINTENANCE_SECONDS } : {}),
   });
   if (worker) prepareRepeatedStatements(boss);
   boss.on('error', (err) => options.log?.error({ err }, 'pg-boss error'));
