@@ -35,6 +35,7 @@ import { HealthSweeper, installGuardHooks } from './guard/health.ts';
 import { Metrics } from './metrics.ts';
 import { watchTransitions } from './runs/observe.ts';
 import { Inflight } from './util/inflight.ts';
+import { RetentionSweeper } from './retention/sweep.ts';
 
 /** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
 export const ABORT_GRACE_MS = 2000;
@@ -70,6 +71,8 @@ export interface App {
   lateSweeper: LateSweeper;
   /** Enforces holds and requests health evaluations (scheduler role). */
   healthSweeper: HealthSweeper;
+  /** Deletes expired runs and notifications (scheduler role). */
+  retentionSweeper: RetentionSweeper;
   /** The Prefect connector and watch importer, when PREFECT_API_URL is set (or a client injected). */
   prefect: PrefectInstall | undefined;
   api: FastifyInstance | undefined;
@@ -104,7 +107,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const stopping = new AbortController();
   const inflight = new Inflight();
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: budget.boss, transactionPooling });
-  await ensureQueues(boss);
+  await ensureQueues(boss, WORKERS, { jobRetentionSeconds: config.retention.jobSeconds });
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
   const deps: WorkerDeps = {
@@ -125,6 +128,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const lateSweeper = new LateSweeper(pool, boss, config, log);
   lateSweeper.onMarked = (n) => metrics.runsMarkedLate(n);
   const healthSweeper = new HealthSweeper(deps);
+  const retentionSweeper = new RetentionSweeper(pool, config, log);
+  retentionSweeper.onDeleted = (table, n) => metrics.retentionDeleted(table, n);
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
   installGuardHooks(log);
   // Loaded only where the api role runs: fastify and the admin page cost ~20 MB a worker-only pod need not pay.
@@ -162,6 +167,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     scheduler,
     lateSweeper,
     healthSweeper,
+    retentionSweeper,
     prefect,
     api,
     address: undefined,
@@ -176,6 +182,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         scheduler.start();
         lateSweeper.start();
         healthSweeper.start();
+        retentionSweeper.start();
       }
       if (api) {
         app.address = await api.listen({ port: config.port, host: config.host }).catch((err: NodeJS.ErrnoException) => {
@@ -205,6 +212,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await scheduler.stop();
       await lateSweeper.stop();
       await healthSweeper.stop();
+      await retentionSweeper.stop();
       await prefect?.watcher.stop();
       waker.stop();
       await listener?.stop();

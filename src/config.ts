@@ -37,6 +37,13 @@ export const DEFAULTS = {
   prefectWatchLookbackSeconds: 86_400,
   prefectTaskGraceSeconds: 900,
   poolMode: 'session',
+  // Retention (docs/operations.md "Retention"): finished runs and delivered notifications older
+  // than these are deleted in the background; 0 keeps them forever.
+  runRetentionSeconds: 7 * 86_400,
+  notifyRetentionSeconds: 7 * 86_400,
+  retentionKeepRuns: 20,
+  retentionIntervalSeconds: 60,
+  retentionBatchSize: 5000,
 } as const;
 
 const EnvSchema = z.object({
@@ -60,6 +67,12 @@ const EnvSchema = z.object({
   FLOWWARDEN_HTTP_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   FLOWWARDEN_HANDLERS: z.string().optional(),
   FLOWWARDEN_NOTIFY_URLS: z.string().optional(),
+  FLOWWARDEN_RUN_RETENTION_SECONDS: int(0, 100 * 365 * 86_400).default(DEFAULTS.runRetentionSeconds),
+  FLOWWARDEN_NOTIFY_RETENTION_SECONDS: int(0, 100 * 365 * 86_400).default(DEFAULTS.notifyRetentionSeconds),
+  FLOWWARDEN_JOB_RETENTION_SECONDS: int(60, 365 * 86_400).optional(),
+  FLOWWARDEN_RETENTION_KEEP_RUNS: int(0, 10_000).default(DEFAULTS.retentionKeepRuns),
+  FLOWWARDEN_RETENTION_INTERVAL_SECONDS: int(1, 86_400).default(DEFAULTS.retentionIntervalSeconds),
+  FLOWWARDEN_RETENTION_BATCH_SIZE: int(100, 100_000).default(DEFAULTS.retentionBatchSize),
   PREFECT_API_URL: z.string().url().optional(),
   PREFECT_API_KEY: z.string().optional(),
   // Prefect's own client settings, same names and meaning (docs/prefect.md).
@@ -126,6 +139,21 @@ export interface Config {
   readUrl: string | undefined;
   /** Upper bound on the connections one pod opens, all roles together (src/db/topology.ts). */
   maxConnections: number | undefined;
+  retention: RetentionConfig;
+}
+
+/** What the retention sweep deletes and keeps (src/retention/sweep.ts). Windows of 0 keep forever. */
+export interface RetentionConfig {
+  /** Finished runs (with their history and task results) older than this; a flow's health.retention overrides. */
+  runSeconds: number;
+  /** Delivered/failed notification messages and their folded events older than this. */
+  notifySeconds: number;
+  /** pg-boss deleteAfterSeconds for every flowwarden queue; undefined = each queue's own (src/workers/*). */
+  jobSeconds: number | undefined;
+  /** Newest finished runs kept per flow whatever their age (at least the guard's failure streak). */
+  keepRuns: number;
+  intervalSeconds: number;
+  batchSize: number;
 }
 
 /**
@@ -195,6 +223,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     directUrl: e.FLOWWARDEN_DIRECT_URL,
     readUrl: e.FLOWWARDEN_READ_URL,
     maxConnections: e.FLOWWARDEN_MAX_CONNECTIONS,
+    retention: {
+      runSeconds: e.FLOWWARDEN_RUN_RETENTION_SECONDS,
+      notifySeconds: e.FLOWWARDEN_NOTIFY_RETENTION_SECONDS,
+      jobSeconds: e.FLOWWARDEN_JOB_RETENTION_SECONDS,
+      keepRuns: e.FLOWWARDEN_RETENTION_KEEP_RUNS,
+      intervalSeconds: e.FLOWWARDEN_RETENTION_INTERVAL_SECONDS,
+      batchSize: e.FLOWWARDEN_RETENTION_BATCH_SIZE,
+    },
   };
   return { ...config, ...overrides };
 }

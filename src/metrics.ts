@@ -36,6 +36,7 @@ export class Metrics {
   readonly #fireLag: Histogram<'target'>;
   readonly #dispatchDuration: Histogram<'target' | 'outcome'>;
   readonly #runsMarkedLate: Counter;
+  readonly #retentionDeleted: Counter<'table'>;
   readonly #transitions: Counter<'state_type'>;
   readonly #notifyDelivered: Counter<'channel_kind'>;
   readonly #notifyFailed: Counter<'channel_kind' | 'permanent'>;
@@ -62,6 +63,7 @@ export class Metrics {
       labelNames: ['target', 'outcome'], buckets: DURATION_BUCKETS, registers,
     });
     this.#runsMarkedLate = new Counter({ name: 'flowwarden_runs_marked_late_total', help: 'Runs this pod\'s late sweep marked SCHEDULED/Late.', registers });
+    this.#retentionDeleted = new Counter({ name: 'flowwarden_retention_deleted_rows_total', help: 'Rows this pod\'s retention sweep deleted, per table.', labelNames: ['table'], registers });
     this.#transitions = new Counter({
       name: 'flowwarden_run_transitions_total',
       help: 'Run state changes this pod committed, by the new state type (claims, outcomes, API reports and cancels, Prefect polls, guard and pause cancels).',
@@ -114,6 +116,11 @@ export class Metrics {
   /** The late sweep marked runs Late. */
   runsMarkedLate(count: number): void {
     if (count > 0) this.#runsMarkedLate.inc(count);
+  }
+
+  /** The retention sweep deleted `count` rows of `table`. */
+  retentionDeleted(table: string, count: number): void {
+    if (count > 0) this.#retentionDeleted.inc({ table }, count);
   }
 
   /** A message reached the channel (every chunk accepted). `kind`: discord, slack, webhook, console. */

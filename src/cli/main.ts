@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   runs: () => import('./runs.ts'),
   queues: () => import('./queues.ts'),
   channels: () => import('./channels.ts'),
+  status: () => import('./status.ts'),
 };
 
 const USAGE = `usage: flowwarden <command> [options]
@@ -42,6 +43,7 @@ const USAGE = `usage: flowwarden <command> [options]
   runs show ID [--json]
   runs trigger FLOW [--params JSON] [--idempotency-key KEY] [--at ISO] [--json]
   queues [--json]
+  status [--json]                                              retention settings and table sizes
   channels list [--json]
   channels add NAME URL|console [--events e1,e2|all] [--flow NAME[,NAME]] [--json]
   channels remove NAME

@@ -10,6 +10,25 @@ import { UserInputError } from '../errors.ts';
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const Name = z.string().regex(NAME_RE, 'must start with a letter or digit and use only letters, digits, _ . : - (max 128)');
 
+/** "90", "90s", "5m", "2h", "1d" → seconds. */
+export function parseDuration(value: string | number): number | null {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : null;
+  const m = /^\s*(\d+)\s*(s|m|h|d)?\s*$/.exec(value);
+  if (!m) return null;
+  const n = Number(m[1]);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  return n > 0 ? n * unit : null;
+}
+
+const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const s = parseDuration(v);
+  if (s === null) {
+    ctx.addIssue({ code: 'custom', message: `'${v}' is not a duration; use seconds or e.g. '30s', '5m', '2h', '1d'` });
+    return z.NEVER;
+  }
+  return s;
+});
+
 export const HealthPolicy = z
   .object({
     /** Disable after this many consecutive FAILED/CRASHED runs since the baseline. */
@@ -31,28 +50,11 @@ export const HealthPolicy = z
       .optional(),
     /** Set false to exempt the flow from auto-disable (it is still reported). */
     autoDisable: z.boolean().optional(),
+    /** Keep this flow's finished runs this long instead of FLOWWARDEN_RUN_RETENTION_SECONDS (stored in seconds). */
+    retention: Duration.optional(),
   })
   .strict();
 export type HealthPolicy = z.infer<typeof HealthPolicy>;
-
-/** "90", "90s", "5m", "2h", "1d" → seconds. */
-export function parseDuration(value: string | number): number | null {
-  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : null;
-  const m = /^\s*(\d+)\s*(s|m|h|d)?\s*$/.exec(value);
-  if (!m) return null;
-  const n = Number(m[1]);
-  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
-  return n > 0 ? n * unit : null;
-}
-
-const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const s = parseDuration(v);
-  if (s === null) {
-    ctx.addIssue({ code: 'custom', message: `'${v}' is not a duration; use seconds or e.g. '30s', '5m', '2h', '1d'` });
-    return z.NEVER;
-  }
-  return s;
-});
 
 export const ScheduleInput = z
   .object({

@@ -34,13 +34,13 @@ export async function lateRuns(db: Queryable, limit = 20): Promise<RunRow[]> {
   return rows;
 }
 
-/** FAILED/CRASHED runs that ended within the window, newest first. Index: runs_failed_idx (partial). */
+/** FAILED/CRASHED runs that ended within the window, newest first (every terminal transition sets ended_at). Index: runs_failed_ended_idx. */
 export async function recentFailures(db: Queryable, windowSeconds = 24 * 3600, limit = 20): Promise<RunRow[]> {
   const { rows } = await db.query<RunRow>(
     `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
       where r.state_type in ('FAILED', 'CRASHED')
-        and coalesce(r.ended_at, r.updated_at) >= now() - make_interval(secs => $1::int)
-      order by coalesce(r.ended_at, r.updated_at) desc, r.id desc limit $2`,
+        and r.ended_at >= now() - make_interval(secs => $1::int)
+      order by r.ended_at desc, r.id desc limit $2`,
     [windowSeconds, limit],
   );
   return rows;

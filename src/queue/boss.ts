@@ -10,6 +10,9 @@ export const POOLER_DETECTED =
   'a prepared statement was unknown on the next query: DATABASE_URL goes through a transaction pooler (PgBouncer pool_mode = transaction). ' +
   'flowwarden now sends its statements unnamed, but session locks and LISTEN still misbehave: set FLOWWARDEN_POOL_MODE=transaction (docs/scaling.md)';
 
+/** How often pg-boss's maintenance (deleting finished jobs past their queue's deleteAfterSeconds) runs. */
+export const BOSS_MAINTENANCE_SECONDS = 300;
+
 export interface BossOptions {
   connectionString: string;
   /** Workers and the scheduler: LISTEN/NOTIFY wake-ups and maintenance. Producers: neither. */
@@ -39,6 +42,10 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     useListenNotify: worker && !options.transactionPooling,
     // The supervisor fails jobs with stale heartbeats (a dead pod's dispatches): check every 10 s.
     ...(worker ? { monitorIntervalSeconds: 10 } : {}),
+    // pg-boss deletes finished jobs (deleteAfterSeconds, FLOWWARDEN_JOB_RETENTION_SECONDS) only in
+    // its maintenance, every 24 h by default: the job table then held a day of jobs whatever the
+    // retention (found by bench/soak.ts). One pod per interval runs it (pg-boss locks the queue).
+    ...(worker ? { maintenanceIntervalSeconds: BOSS_MAINTENANCE_SECONDS } : {}),
   });
   if (worker && !options.transactionPooling) prepareRepeatedStatements(boss, () => options.log?.error(POOLER_DETECTED));
   boss.on('error', (err) => options.log?.error({ err }, 'pg-boss error'));

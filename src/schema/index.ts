@@ -99,18 +99,23 @@ export const runs = fw.table(
     uniqueIndex('runs_schedule_fire_key').on(t.scheduleId, t.scheduledFor).where(sql`schedule_id is not null`),
     uniqueIndex('runs_idempotency_key').on(t.idempotencyKey).where(sql`idempotency_key is not null`),
     index('runs_flow_created_idx').on(t.flowId, t.createdAt),
-    // The admin runs page (newest first across flows, keyset on (scheduled_for, id)) and the
-    // overview's runs-per-minute chart (a time window of scheduled_for): see bench/NOTES.md.
+    // Run lists (API, admin, CLI) order by (scheduled_for desc, id desc) and page by keyset: without
+    // these a page at 10M runs sorted the whole table (or a flow's runs). docs/scaling.md.
     index('runs_scheduled_idx').on(t.scheduledFor, t.id),
-    // A flow's runs newest first: its run strip, recent runs and the runs page filtered by flow.
     index('runs_flow_scheduled_idx').on(t.flowId, t.scheduledFor, t.id),
-    // The overview's recent failures, newest ended first: partial, so only failed runs pay for it.
-    index('runs_failed_idx')
-      .on(sql`coalesce(${t.endedAt}, ${t.updatedAt})`)
+    // `?state=FAILED` lists without walking past the COMPLETED majority.
+    index('runs_failed_scheduled_idx')
+      .on(t.scheduledFor, t.id)
+      .where(sql`state_type in ('FAILED', 'CRASHED')`),
+    // The admin overview's recent failures; partial, so only failed runs pay for it. On ended_at,
+    // not updated_at: an index on updated_at would make every Late rename a non-HOT update.
+    index('runs_failed_ended_idx')
+      .on(t.endedAt)
       .where(sql`state_type in ('FAILED', 'CRASHED')`),
     // Late sweep and overlap checks only ever look at unfinished runs.
+    // id last: the overview's running/late lists (order by scheduled_for, id) read it in order.
     index('runs_open_idx')
-      .on(t.stateType, t.scheduledFor)
+      .on(t.stateType, t.scheduledFor, t.id)
       .where(sql`state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`),
   ],
 );

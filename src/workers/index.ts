@@ -17,14 +17,19 @@ export const WORKERS: WorkerDefinition[] = [dispatchWorker as unknown as WorkerD
   eventsWorker as unknown as WorkerDefinition, notifyWorker as unknown as WorkerDefinition,
   pollWorker as unknown as WorkerDefinition];
 
-/** Create (or update) every queue with its options. Idempotent; safe from many pods at once. */
-export async function ensureQueues(boss: PgBoss, workers: WorkerDefinition[] = WORKERS): Promise<void> {
+/**
+ * Create (or update) every queue with its options. Idempotent; safe from many pods at once.
+ * `jobRetentionSeconds` (FLOWWARDEN_JOB_RETENTION_SECONDS) replaces each queue's deleteAfterSeconds:
+ * how long pg-boss keeps a finished job before its maintenance deletes it.
+ */
+export async function ensureQueues(boss: PgBoss, workers: WorkerDefinition[] = WORKERS, options: { jobRetentionSeconds?: number } = {}): Promise<void> {
   const existing = new Set((await boss.getQueues()).map((q) => q.name));
   for (const w of workers) {
+    const queueOptions = options.jobRetentionSeconds === undefined ? w.queueOptions : { ...w.queueOptions, deleteAfterSeconds: options.jobRetentionSeconds };
     if (existing.has(w.queue)) {
-      await boss.updateQueue(w.queue, w.queueOptions);
+      await boss.updateQueue(w.queue, queueOptions);
     } else {
-      await boss.createQueue(w.queue, w.queueOptions).catch(async (err: unknown) => {
+      await boss.createQueue(w.queue, queueOptions).catch(async (err: unknown) => {
         // Another pod created it between our read and our create.
         if (!(await boss.getQueue(w.queue))) throw err;
       });

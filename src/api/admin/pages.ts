@@ -10,6 +10,8 @@ import type { ChartBucket, DueFire, StripRun } from '../../queries/admin.ts';
 import type { QueueDepth } from '../../queries/inspect.ts';
 import { html, seg, stateBadge, table, when, whenZoned, localTime, type Markup } from './html.ts';
 import { runsChart, runStripSvg } from './charts.ts';
+import type { TableSize } from '../../queries/retention.ts';
+import { formatBytes } from '../../cli/status.ts';
 
 export function loginPage(error?: string): Markup {
   return html`<div class="login">
@@ -37,6 +39,18 @@ export interface OverviewData {
   late: RunRow[];
   failing: RunRow[];
   disabled: DisabledFlowSummary[];
+  /** Retention settings as rows (src/cli/status.ts retentionRows) and table sizes; optional. */
+  storage?: { retention: Array<{ setting: string; value: string; env: string }>; databaseBytes: number; tables: TableSize[] };
+}
+
+function storageSection(st: NonNullable<OverviewData['storage']>): Markup {
+  return html`<section id="storage"><h2>Retention and storage</h2>
+    <p class="sub">Database ${formatBytes(st.databaseBytes)} · <span class="muted">see docs/operations.md#retention</span></p>
+    <div class="grid2">
+      ${table(['setting', 'value', 'set with'], st.retention.map((r) => html`<tr><td>${r.setting}</td><td>${r.value}</td><td class="muted">${r.env}</td></tr>`), '')}
+      ${table(['table', 'rows (est.)', 'size'], st.tables.slice(0, 8).map((t) => html`<tr><td>${t.table}</td><td>${t.rowsEstimate.toLocaleString('en')}</td><td>${formatBytes(t.totalBytes)}</td></tr>`), 'No tables.')}
+    </div>
+  </section>`;
 }
 
 export function overviewPage(d: OverviewData): Markup {
@@ -72,7 +86,8 @@ export function overviewPage(d: OverviewData): Markup {
   <section id="failing"><h2>Recent failures <span class="muted">· <a href="/admin/runs?state=FAILED&amp;state=CRASHED&amp;range=24h">all failures of the last 24 h →</a></span></h2>
       ${table(['run', 'flow', 'state', 'ended', 'message'], d.failing.map((r) => html`<tr>
         <td>${runLink(r)}</td><td>${flowLink(r.flowName)}</td><td>${stateBadge(r.stateType, r.stateName)}</td><td>${when(r.endedAt, d.now)}</td><td>${clip(r.stateMessage)}</td></tr>`), 'No failures in the last 24 hours.')}
-  </section>`;
+  </section>
+  ${d.storage ? storageSection(d.storage) : ''}`;
 }
 
 /** Runs as table rows; `withFlow`: a flow column (the cross-flow runs page). */

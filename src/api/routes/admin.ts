@@ -26,6 +26,8 @@ import { scheduleSpecOf } from '../../queries/flows.ts';
 import type { StateType } from '../../runs/states.ts';
 import { reactivateFlowTx } from '../../guard/operations.ts';
 import { queueDepth } from '../../queries/inspect.ts';
+import { tableSizes } from '../../queries/retention.ts';
+import { retentionRows } from '../../cli/status.ts';
 import { NAME_RE } from '../../flows/spec.ts';
 import { UserInputError, errorMessage } from '../../errors.ts';
 
@@ -158,10 +160,10 @@ export function adminRoutes(ctx: ApiContext) {
       // The chart ends with the current minute (its bar fills up as the minute goes).
       const until = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + 60_000);
       const since = new Date(until.getTime() - CHART_HOURS * 3_600_000);
-      const [due, running, late, failing, disabled, buckets] = await Promise.all([
-        dueFires(db, now), runningRuns(db), lateRuns(db), recentFailures(db), disabledFlowsNow(db), runsPerMinute(db, { since, until }),
+      const [due, running, late, failing, disabled, buckets, sizes] = await Promise.all([
+        dueFires(db, now), runningRuns(db), lateRuns(db), recentFailures(db), disabledFlowsNow(db), runsPerMinute(db, { since, until }), tableSizes(db),
       ]);
-      return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled, chart: { buckets, since, until } }));
+      return send(reply, 200, page(session, 'Overview', 'overview'), overviewPage({ now, due, running, late, failing, disabled, chart: { buckets, since, until }, storage: { retention: retentionRows(ctx.config.retention), ...sizes } }));
     });
 
     // A page of ADMIN_FLOWS_PAGE flows by name; `?after=NAME` continues after NAME ("more…" link).
