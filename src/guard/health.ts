@@ -15,7 +15,7 @@
  *     however many pods sweep).
  *
  * Rules (per-flow overrides in flows.health, global defaults from config), counted only over runs
- * created or scheduled at/after the baseline (flows.valid_since: creation or last reactivation):
+ * that ended at/after the baseline (flows.valid_since: creation or last reactivation):
  *   consecutive_failures  the newest N terminal runs are all FAILED/CRASHED (CANCELLED is ignored:
  *                         it neither counts nor resets; COMPLETED resets);
  *   critical_task         a task named in criticalTasks FAILED/CRASHED with a message matching none
