@@ -10,15 +10,50 @@ import { applyTransition } from '../src/runs/service.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { reactivateFlowTx } from '../src/guard/operations.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
+import type { JobWithMetadata } from 'pg-boss';
+import { createHmac } from 'node:crypto';
+import { TEST_HTTP_SECRET, TEST_ADMIN_TOKEN } from './support/app.ts';
+import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
+import { dispatchWorker } from '../src/workers/dispatch.ts';
+import { QUEUES } from '../src/queue/catalog.ts';
+import { getRun } from '../src/queries/runs.ts';
+import { silentLogger } from '../src/log.ts';
 
 let app: TestApp;
+let target: FakeTarget;
 
 before(async () => {
   app = await startTestApp({ config: { maxConsecutiveFailures: 3 } });
+  target = await startFakeTarget(TEST_HTTP_SECRET);
 });
 after(async () => {
+  await target.close();
   await app.close();
 });
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function trigger(flowName: string, parameters: Record<string, unknown> = {}): Promise<string> {
+  const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, flowName, parameters));
+  return runId;
+}
+
+/** Fetch the run's real dispatch job from pg-boss and handle it as a worker would. */
+async function dispatch(runId: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const jobs = await app.boss.fetch<{ runId: string }>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 20 });
+    const mine = jobs.find((j) => j.data.runId === runId);
+    for (const j of jobs) if (j !== mine) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
+    if (mine) {
+      await dispatchWorker.handle(app.deps, { ...mine, signal: new AbortController().signal } as JobWithMetadata<{ runId: string }>, silentLogger);
+      return;
+    }
+  }
+  throw new Error(`no dispatch job for ${runId}`);
+}
+
+/** The token an endpoint holding FLOWWARDEN_HTTP_SECRET could mint under the old scheme. */
+const minted = (runId: string) => `run.${createHmac('sha256', TEST_HTTP_SECRET).update(`report:${runId}`).digest('base64url')}`;
 
 async function defineFlow(def: Partial<FlowInputRaw> & { name: string }): Promise<string> {
   const out = await withTransaction(app.pool, (tx) =>
@@ -39,5 +74,44 @@ describe('health baseline', () => {
     await withTransaction(app.pool, (tx) => reactivateFlowTx(app.boss, tx, 's-future', { by: 'alice' }));
     const again = await evaluateFlowHealth(app.deps, flowId);
     assert.deepEqual(again, { action: 'none', why: 'healthy' }, 'failures that happened before the reactivation must not count');
+  });
+});
+
+describe('report tokens', () => {
+  test('a token minted with the http signing secret reports nothing, for any kind of run', async () => {
+    await defineFlow({ name: 's-fn', target: { type: 'function', handler: 'noop' } });
+    await defineFlow({ name: 's-async', target: { type: 'http', url: target.url, mode: 'async' } });
+    const fnRun = await trigger('s-fn');
+    const asyncRun = await trigger('s-async'); // never dispatched
+    for (const runId of [fnRun, asyncRun]) {
+      const res = await app.api!.inject({ method: 'POST', url: `/api/runs/${runId}/state`, headers: bearer(minted(runId)), payload: { state: 'CRASHED', message: 'forged' } });
+      assert.equal(res.statusCode, 403, res.body);
+      assert.equal((await getRun(app.pool, runId))?.stateType, 'SCHEDULED');
+    }
+  });
+
+  test('only a run dispatched to an async http target gets a token, and it works for that run only', async () => {
+    await defineFlow({ name: 's-async2', target: { type: 'http', url: target.url, mode: 'async' } });
+    await defineFlow({ name: 's-sync', target: { type: 'http', url: target.url, mode: 'sync' } });
+    target.script = [{ status: 202, body: {} }, { status: 200, body: {} }];
+    const runId = await trigger('s-async2');
+    const other = await trigger('s-async2');
+    await dispatch(runId);
+    const call = target.calls.at(-1)!;
+    const token = call.body.reportToken as string;
+    assert.match(token, /^run\./);
+    assert.notEqual(token, minted(runId), 'the report token must not be derivable from the signing secret');
+    const syncRun = await trigger('s-sync');
+    await dispatch(syncRun);
+    assert.equal(target.calls.at(-1)!.body.reportToken, undefined, 'a sync run gets no report token');
+
+    const wrong = await app.api!.inject({ method: 'POST', url: `/api/runs/${other}/state`, headers: bearer(token), payload: { state: 'FAILED' } });
+    assert.equal(wrong.statusCode, 403);
+    const ok = await app.api!.inject({ method: 'POST', url: `/api/runs/${runId}/state`, headers: bearer(token), payload: { state: 'COMPLETED', message: 'done' } });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal((await getRun(app.pool, runId))?.stateType, 'COMPLETED');
+    // The admin token still reports any run.
+    const admin = await app.api!.inject({ method: 'POST', url: `/api/runs/${other}/state`, headers: bearer(TEST_ADMIN_TOKEN), payload: { state: 'CANCELLED' } });
+    assert.notEqual(admin.statusCode, 403);
   });
 });

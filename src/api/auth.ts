@@ -1,7 +1,8 @@
 /**
  * Bearer-token auth with two scopes: `read` (inspect) and `operate` (change things).
  * The operate (admin) token also grants read. Async http targets may instead use a run-scoped
- * token (HMAC of the run id with the signing secret) that only allows reporting that run's state.
+ * report token (HMAC of the run id with an instance key only flowwarden holds, src/security/keys.ts)
+ * that only allows reporting that run's state.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -33,7 +34,7 @@ export function scopeOf(token: string | undefined, auth: AuthConfig): Scope | nu
   return null;
 }
 
-export { runReportToken } from '../targets/http.ts';
+export { runReportToken } from '../security/keys.ts';
 
 /**
  * A hook (use as onRequest, so it runs before the body is even parsed) that answers 401 without a

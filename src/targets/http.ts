@@ -23,11 +23,6 @@ export function signBody(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
-/** A token that lets an async endpoint report the state of this one run (and nothing else). */
-export function runReportToken(runId: string, secret: string): string {
-  return `run.${createHmac('sha256', secret).update(`report:${runId}`).digest('base64url')}`;
-}
-
 export function verifySignature(body: string, signature: string | undefined, secret: string): boolean {
   if (!signature) return false;
   const expected = Buffer.from(signBody(body, secret));
@@ -90,7 +85,7 @@ export async function runHttpTarget(
   http: KyInstance,
   target: HttpTargetSpec,
   ctx: RunContext,
-  defaults: { secret: string | undefined; timeoutMs: number },
+  defaults: { secret: string | undefined; timeoutMs: number; /** async mode: this run's report token (src/security/keys.ts). */ reportToken?: string },
 ): Promise<TargetOutcome> {
   const secret = target.secret ?? defaults.secret;
   // Loaded from the database at runtime: redact the URL's secret-bearing parts, the per-flow secret
@@ -112,7 +107,7 @@ export async function runHttpTarget(
     parameters: ctx.parameters,
     attempt: ctx.attempt,
     mode: target.mode,
-    ...(target.mode === 'async' ? { reportToken: runReportToken(ctx.runId, secret), reportPath: `/api/runs/${ctx.runId}/state` } : {}),
+    ...(target.mode === 'async' ? { reportToken: defaults.reportToken, reportPath: `/api/runs/${ctx.runId}/state` } : {}),
     sentAt: new Date().toISOString(),
   });
   let res: Response;

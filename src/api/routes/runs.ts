@@ -5,7 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
-import { bearer, scopeOf, runReportToken } from '../auth.ts';
+import { bearer, scopeOf } from '../auth.ts';
+import { reportTokenValid } from '../../security/keys.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { badCursor, decodeCursor, pageOf } from '../validate.ts';
 import { CancelBody, FlowParams, IsoTime, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
@@ -100,13 +101,8 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
     }, async ({ params, body, req, reply }) => {
       const token = bearer(req);
       if (!scopeOf(token, auth)) {
-        // A run-scoped token: signed with the flow's http secret (or the global one).
-        const owner = await ctx.pool.query<{ secret: string | null }>(
-          `select f.target->>'secret' as secret from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where r.id = $1`,
-          [params.id],
-        );
-        const secret = owner.rows[0]?.secret ?? ctx.config.httpSecret;
-        if (!secret || token !== runReportToken(params.id, secret)) {
+        // A run-scoped report token: only ever issued to a run dispatched to an async http target.
+        if (!token || !(await reportTokenValid(ctx.pool, params.id, token))) {
           return reply.code(403).send({ error: 'forbidden', message: 'this token may not report state for this run' });
         }
       }
