@@ -115,3 +115,29 @@ describe('report tokens', () => {
     assert.notEqual(admin.statusCode, 403);
   });
 });
+
+describe('ignorePatterns', () => {
+  test('a catastrophic-backtracking pattern is matched in linear time against a long message', { timeout: 120_000 }, async () => {
+    const flowId = await defineFlow({ name: 's-redos', health: { criticalTasks: ['load'], ignorePatterns: ['^(a+)+$'] } });
+    const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 's-redos', {}, { origin: 'manual' }));
+    const message = `${'a'.repeat(9_999)}!`; // a backtracking engine takes exponential time on this
+    await withTransaction(app.pool, (tx) => applyTransition(app.boss, tx, { runId, to: 'COMPLETED', tasks: [{ name: 'load', stateType: 'FAILED', message }] }));
+    const outcome = await evaluateFlowHealth(app.deps, flowId);
+    assert.equal(outcome.action, 'disabled', 'the message does not match the pattern, so the critical task failure counts');
+  });
+
+  test('patterns the linear-time engine cannot run are rejected when the flow is written, saying why', async () => {
+    for (const pattern of ['(a)\\1', '(?<=x)y']) {
+      await assert.rejects(
+        defineFlow({ name: 's-badpattern', health: { criticalTasks: ['load'], ignorePatterns: [pattern] } }),
+        (err: Error) => /ignorePatterns/.test(err.message) && /RE2 syntax/.test(err.message) && /backreferences/.test(err.message),
+      );
+    }
+    const res = await app.api!.inject({
+      method: 'PUT', url: '/api/flows/s-badpattern', headers: bearer(TEST_ADMIN_TOKEN),
+      payload: { target: { type: 'function', handler: 'noop' }, health: { criticalTasks: ['x'], ignorePatterns: ['(a)\\1'] } },
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.match(res.json().message, /RE2 syntax/);
+  });
+});

@@ -25,6 +25,7 @@
  * the lock, so concurrent evaluations of one flow disable it once and count one enforcement.
  */
 import type pg from 'pg';
+import { compilePattern, type Pattern } from './pattern.ts';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import {
@@ -99,7 +100,7 @@ export function installGuardHooks(log?: Logger): void {
 export interface ResolvedPolicy {
   maxConsecutiveFailures: number;
   criticalTasks: string[];
-  ignorePatterns: RegExp[];
+  ignorePatterns: Pattern[];
   autoDisable: boolean;
 }
 
@@ -111,7 +112,7 @@ export function resolvePolicy(health: HealthPolicy | null | undefined, defaults:
     // Patterns were validated when the flow was written; a bad one here is skipped, not fatal.
     ignorePatterns: (h.ignorePatterns ?? []).flatMap((p) => {
       try {
-        return [new RegExp(p)];
+        return [compilePattern(p)];
       } catch {
         return [];
       }

@@ -188,7 +188,7 @@ export async function failedCriticalTasks(db: Queryable, flowId: string, since: 
  * maxConsecutiveFailures or the default), plus flows with critical tasks configured and, in a run
  * created since max(baseline, now - window), a FAILED/CRASHED result of one of those tasks —
  * whatever the run's own state (a COMPLETED run can carry a failed critical task). The task rule's
- * ignorePatterns are JavaScript regular expressions, so they are left to the per-flow evaluation.
+ * ignorePatterns are RE2 regular expressions run in the process, so they are left to the per-flow evaluation.
  * Only these get a health job, so a sweep over 10,000 healthy flows is one query, not 10,000
  * evaluations.
  * Index: runs_flow_created_idx (flow_id, created_at), scanned backwards per flow, at most N rows;
