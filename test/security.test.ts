@@ -141,3 +141,40 @@ describe('ignorePatterns', () => {
     assert.match(res.json().message, /RE2 syntax/);
   });
 });
+
+describe('target URLs and headers', () => {
+  test('GET /api/flows and /api/flows/{name} never return a target URL\'s query or path tokens', async () => {
+    const pathToken = 'AbCdEfGhIjKlMnOpQrSt'; // letters only: not a plain word either
+    const queryToken = 'q1w2e3r4t5y6u7i8';
+    await defineFlow({ name: 's-url', target: { type: 'http', url: `https://ci.example.com/hooks/${pathToken}/run?token=${queryToken}`, mode: 'async' } });
+    for (const url of ['/api/flows', '/api/flows/s-url']) {
+      const res = await app.api!.inject({ url, headers: bearer(TEST_ADMIN_TOKEN) });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.ok(!res.body.includes(pathToken), `${url} leaks the path token`);
+      assert.ok(!res.body.includes(queryToken), `${url} leaks the query token`);
+    }
+    const one = (await app.api!.inject({ url: '/api/flows/s-url', headers: bearer(TEST_ADMIN_TOKEN) })).json();
+    assert.equal(one.target.url, 'https://ci.example.com/hooks/***/run?[redacted]');
+  });
+
+  test('safeUrl masks letters-only tokens but keeps plain lower-case words', async () => {
+    const { safeUrl } = await import('../src/targets/http.ts');
+    assert.equal(safeUrl('https://h.example/api/v2/xoxbQwErTyUiOpAs/nightly-report/abcdefghijklmnopqrst/42'), 'https://h.example/api/v2/***/nightly-report/***/42');
+  });
+
+  test('targets are validated at save time: http(s) only, no CR/LF in headers, flowwarden\'s own headers untouchable', async () => {
+    const bad: Array<[unknown, RegExp]> = [
+      [{ type: 'http', url: 'file:///etc/passwd' }, /http:\/\/ or https:\/\//],
+      [{ type: 'http', url: 'gopher://x.example/' }, /http:\/\/ or https:\/\//],
+      [{ type: 'http', url: 'https://x.example/', headers: { 'x-a': 'ok\r\nx-injected: 1' } }, /CR, LF/],
+      [{ type: 'http', url: 'https://x.example/', headers: { 'x-a\r\nx-b': 'v' } }, /header name/],
+      [{ type: 'http', url: 'https://x.example/', headers: { 'X-FlowWarden-Signature': 'sha256=forged' } }, /cannot be overridden/],
+      [{ type: 'http', url: 'https://x.example/', headers: { 'IDEMPOTENCY-KEY': 'same' } }, /cannot be overridden/],
+    ];
+    for (const [targetSpec, why] of bad) {
+      const res = await app.api!.inject({ method: 'PUT', url: '/api/flows/s-badtarget', headers: bearer(TEST_ADMIN_TOKEN), payload: { target: targetSpec } });
+      assert.equal(res.statusCode, 400, `${JSON.stringify(targetSpec)}: ${res.body}`);
+      assert.match(res.json().message, why);
+    }
+  });
+});

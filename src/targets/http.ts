@@ -10,7 +10,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { KyInstance } from 'ky';
-import type { HttpTargetSpec } from './spec.ts';
+import { RESERVED_HEADERS, type HttpTargetSpec } from './spec.ts';
 import type { RunContext, TargetOutcome } from './types.ts';
 import { PermanentError, RateLimitedError } from '../errors.ts';
 import { parseRetryAfter } from '../http.ts';
@@ -34,10 +34,12 @@ export function verifySignature(body: string, signature: string | undefined, sec
 const SECRET_HEADER = /auth|token|key|secret|cookie|signature|password|session/i;
 
 /**
- * A path segment kept in messages: a word (`api`, `run`, `hooks`, `nightly-report`) or a short
- * number or version (`v2`, `42`). Anything else (ids, tokens, random strings, bad %-escapes) is masked.
+ * A path segment kept in messages: lower-case words of up to 12 letters joined by `-`, `_` or `.`
+ * (`api`, `run`, `hooks`, `nightly-report`), at most 32 characters, or a short number or version
+ * (`v2`, `42`). Anything else — ids, random strings, a token of letters only (`xoxbQwErTyUiOpAs`,
+ * `abcdefghijklmnopqrst`), bad %-escapes — is masked.
  */
-const PLAIN_SEGMENT = /^(?:[A-Za-z][A-Za-z_.-]{0,31}|v?\d{1,6})$/;
+const PLAIN_SEGMENT = /^(?=.{1,32}$)(?:[a-z]{1,12}(?:[-_.][a-z]{1,12})*|v?\d{1,6})$/;
 
 function plainSegment(seg: string): boolean {
   try {
@@ -117,7 +119,8 @@ export async function runHttpTarget(
       timeout: target.timeoutMs ?? defaults.timeoutMs,
       signal: ctx.signal,
       headers: {
-        ...target.headers,
+        // Validated at save time; filtered here too (any letter case) for rows stored before that.
+        ...Object.fromEntries(Object.entries(target.headers ?? {}).filter(([name, value]) => !RESERVED_HEADERS.has(name.toLowerCase()) && !/[\r\n\0]/.test(value))),
         'content-type': 'application/json',
         'idempotency-key': ctx.runId,
         [SIGNATURE_HEADER]: signBody(body, secret),
