@@ -178,3 +178,27 @@ describe('target URLs and headers', () => {
     }
   });
 });
+
+describe('http target signatures', () => {
+  test('the signature covers a timestamp with the body, and a request older than the tolerance is rejected', async () => {
+    const { signBody, verifySignature, SIGNATURE_HEADER } = await import('../src/targets/http.ts');
+    await defineFlow({ name: 's-signed', target: { type: 'http', url: target.url, mode: 'sync' } });
+    target.script = [200];
+    const runId = await trigger('s-signed');
+    await dispatch(runId);
+    const call = target.calls.at(-1)!;
+    const header = call.headers[SIGNATURE_HEADER] as string;
+    const m = /^t=(\d+),sha256=[0-9a-f]{64}$/.exec(header);
+    assert.ok(m, `signature header carries a timestamp: ${header}`);
+    const sentAt = Number(m[1]) * 1000;
+    assert.ok(call.signatureValid);
+    assert.ok(verifySignature(call.raw, header, TEST_HTTP_SECRET, { nowMs: sentAt + 299_000 }));
+    // The same captured request replayed six minutes later is refused.
+    assert.equal(verifySignature(call.raw, header, TEST_HTTP_SECRET, { nowMs: sentAt + 360_000 }), false);
+    assert.equal(verifySignature(call.raw, header, TEST_HTTP_SECRET, { nowMs: sentAt + 360_000, toleranceSeconds: 600 }), true);
+    // Re-stamping the timestamp without the secret breaks the signature.
+    const restamped = header.replace(/^t=\d+/, `t=${Math.floor(sentAt / 1000) + 360}`);
+    assert.equal(verifySignature(call.raw, restamped, TEST_HTTP_SECRET, { nowMs: sentAt + 360_000 }), false);
+    assert.equal(verifySignature(call.raw, signBody(call.raw, 'another-secret-0123456789', sentAt), TEST_HTTP_SECRET, { nowMs: sentAt }), false);
+  });
+});

@@ -1,9 +1,9 @@
 /**
  * `http` targets: POST a signed JSON run request.
  *
- * Signature: `x-flowwarden-signature: sha256=<hex HMAC-SHA256 of the exact body bytes>` with the
- * flow's secret; the body carries the run id (also sent as `idempotency-key`) and a timestamp so a
- * receiver can reject replays. Results:
+ * Signature: `x-flowwarden-signature: t=<unix seconds>,sha256=<hex HMAC-SHA256 of "<t>.<exact body
+ * bytes>">` with the flow's secret (verifySignature rejects requests older than 5 minutes); the body
+ * carries the run id (also sent as `idempotency-key`). Results:
  * - sync: 2xx → COMPLETED (an optional JSON body `{ state: 'FAILED', message, tasks }` may report
  *   a failure), 4xx → FAILED at once (permanent), 408/429/5xx/timeouts/resets → retried.
  * - async: 2xx (usually 202) → RUNNING; the endpoint reports the final state via the API later.
@@ -19,14 +19,37 @@ import { registerSecrets } from '../log.ts';
 
 export const SIGNATURE_HEADER = 'x-flowwarden-signature';
 
-export function signBody(body: string, secret: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+/**
+ * `t=<unix seconds>,sha256=<hex HMAC-SHA256 of "<t>.<body>">`: the timestamp is signed together with
+ * the exact body bytes, so a receiver can reject a captured request replayed later (verifySignature).
+ */
+export function signBody(body: string, secret: string, nowMs = Date.now()): string {
+  const t = Math.floor(nowMs / 1000);
+  return `t=${t},sha256=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
 }
 
-export function verifySignature(body: string, signature: string | undefined, secret: string): boolean {
+export const DEFAULT_SIGNATURE_TOLERANCE_SECONDS = 300;
+
+/**
+ * For endpoint authors: true when `signature` (the x-flowwarden-signature header) signs `body` (the
+ * raw request bytes, before any JSON parsing) with `secret`, and its timestamp is within
+ * `toleranceSeconds` (default 300) of `nowMs` — older (or far-future) requests are rejected so a
+ * captured request cannot be replayed. Compared in constant time.
+ */
+export function verifySignature(
+  body: string,
+  signature: string | undefined,
+  secret: string,
+  options: { toleranceSeconds?: number; nowMs?: number } = {},
+): boolean {
   if (!signature) return false;
-  const expected = Buffer.from(signBody(body, secret));
-  const given = Buffer.from(signature);
+  const m = /^t=(\d{1,12}),sha256=([0-9a-f]{64})$/.exec(signature.trim());
+  if (!m) return false;
+  const t = Number(m[1]);
+  const tolerance = options.toleranceSeconds ?? DEFAULT_SIGNATURE_TOLERANCE_SECONDS;
+  if (Math.abs((options.nowMs ?? Date.now()) / 1000 - t) > tolerance) return false;
+  const expected = Buffer.from(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'));
+  const given = Buffer.from(m[2]!);
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
