@@ -202,3 +202,27 @@ describe('http target signatures', () => {
     assert.equal(verifySignature(call.raw, signBody(call.raw, 'another-secret-0123456789', sentAt), TEST_HTTP_SECRET, { nowMs: sentAt }), false);
   });
 });
+
+describe('API routing and auth order', () => {
+  test('POST /api/runs/:id/state rejects a bad report token before it looks at the body', async () => {
+    await defineFlow({ name: 's-order', target: { type: 'http', url: target.url, mode: 'async' } });
+    const runId = await trigger('s-order');
+    const res = await app.api!.inject({
+      method: 'POST', url: `/api/runs/${runId}/state`, headers: { ...bearer('run.not-a-real-token'), 'content-type': 'application/json' },
+      payload: '{"state": "NOT A STATE", ',
+    });
+    assert.equal(res.statusCode, 403, res.body);
+    const notUuid = await app.api!.inject({ method: 'POST', url: '/api/runs/zzz/state', headers: bearer('run.x'), payload: { state: 'FAILED' } });
+    assert.equal(notUuid.statusCode, 403, notUuid.body);
+  });
+
+  test('a flow with a 128-character name (the longest valid) is reachable on every route', async () => {
+    const name = `s${'x'.repeat(126)}:`;
+    assert.equal(name.length, 128);
+    await defineFlow({ name });
+    for (const url of [`/api/flows/${name}`, `/api/flows/${encodeURIComponent(name)}`, `/api/flows/${name}/schedules/hourly/next`, `/api/flows/${name}/guard-history`]) {
+      const res = await app.api!.inject({ url, headers: bearer(TEST_ADMIN_TOKEN) });
+      assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
+    }
+  });
+});

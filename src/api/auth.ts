@@ -39,9 +39,9 @@ export { runReportToken } from '../security/keys.ts';
 /**
  * A hook (use as onRequest, so it runs before the body is even parsed) that answers 401 without a
  * known token and 403 when the token's scope is too small. Run-scoped tokens (`run.…`) pass only
- * where `allowRunToken` is set; that route must then check the token against its run itself.
+ * where `allowRunToken` is set, and only when that check accepts them for the request's run.
  */
-export function requireScope(auth: AuthConfig, needed: Scope, options: { allowRunToken?: boolean } = {}) {
+export function requireScope(auth: AuthConfig, needed: Scope, options: { allowRunToken?: (req: FastifyRequest, token: string) => Promise<boolean> } = {}) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const token = bearer(req);
     const scope = scopeOf(token, auth);
@@ -49,7 +49,10 @@ export function requireScope(auth: AuthConfig, needed: Scope, options: { allowRu
       return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'send Authorization: Bearer <token> (FLOWWARDEN_ADMIN_TOKEN or FLOWWARDEN_READ_TOKEN)' });
     }
     if (scope === 'operate' || (scope === 'read' && needed === 'read')) return;
-    if (scope === null) return; // run-scoped tokens are checked by the route itself
+    if (scope === null) {
+      if (await options.allowRunToken!(req, token)) return;
+      return reply.code(403).send({ error: 'forbidden', message: 'this token may not report state for this run' });
+    }
     return reply.code(403).send({ error: 'forbidden', message: `this token has scope '${scope}'; this request needs '${needed}'` });
   };
 }

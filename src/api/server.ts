@@ -24,6 +24,9 @@ export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string 
     // Request lines stay out of the logs; errors still come through at warn and above.
     loggerInstance: deps.log.child({ component: 'api' }, { level: 'warn' }) as unknown as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    // Names may be 128 characters (NAME_RE), up to 3× that when %-encoded: every valid name must
+    // reach its route (fastify's default of 100 answered 414 for long names).
+    maxParamLength: 1024,
   });
   app.setErrorHandler(errorHandler);
   const ctx: ApiContext = { ...deps, databaseUrl: options.databaseUrl };
