@@ -226,3 +226,66 @@ describe('API routing and auth order', () => {
     }
   });
 });
+
+describe('bad bytes', () => {
+  const NUL = '\u0000';
+  function assertClean400(res: { statusCode: number; body: string }, what: string) {
+    assert.equal(res.statusCode, 400, `${what}: ${res.body}`);
+    const json = JSON.parse(res.body);
+    assert.equal(json.error, 'invalid_request', what);
+    assert.equal(typeof json.message, 'string');
+    assert.doesNotMatch(res.body, /select |insert |update |params:|Failed query|flowwarden\./i, `${what} echoes SQL`);
+  }
+
+  test('a NUL character anywhere in a request is a 400 in the documented shape, never SQL', async () => {
+    await defineFlow({ name: 's-nul' });
+    const cases: Array<[string, string, string, unknown]> = [
+      ['parameters', 'POST', '/api/flows/s-nul/runs', { parameters: { date: `2026${NUL}` } }],
+      ['a parameter key', 'POST', '/api/flows/s-nul/runs', { parameters: { [`k${NUL}`]: 1 } }],
+      ['idempotencyKey', 'POST', '/api/flows/s-nul/runs', { idempotencyKey: `k${NUL}` }],
+      ['description', 'PUT', '/api/flows/s-nul', { description: `d${NUL}`, target: { type: 'function', handler: 'noop' } }],
+      ['note', 'POST', '/api/flows/s-nul/schedules/hourly/pause', { note: `n${NUL}` }],
+      ['by', 'POST', '/api/flows/s-nul/disable', { reason: 'r', by: `b${NUL}` }],
+    ];
+    for (const [what, method, url, payload] of cases) {
+      const res = await app.api!.inject({ method: method as 'POST', url, headers: bearer(TEST_ADMIN_TOKEN), payload: payload as object });
+      assertClean400(res, what);
+    }
+    const q = await app.api!.inject({ url: `/api/runs?flow=s${encodeURIComponent(NUL)}nul`, headers: bearer(TEST_ADMIN_TOKEN) });
+    assertClean400(q, 'query string');
+  });
+
+  test('malformed cursors are a 400', async () => {
+    const cursor = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    for (const [url, value] of [
+      ['/api/flows', ['zz\u0000']],
+      ['/api/flows/s-nul/guard-history', [1.5]],
+      ['/api/flows/s-nul/guard-history', [1e308]],
+      ['/api/runs', ['2026-01-01 00:00:00+00\u0000', '00000000-0000-4000-8000-000000000000']],
+    ] as Array<[string, unknown]>) {
+      await defineFlow({ name: 's-nul' });
+      const res = await app.api!.inject({ url: `${url}?cursor=${cursor(value)}`, headers: bearer(TEST_ADMIN_TOKEN) });
+      assertClean400(res, `${url} cursor ${JSON.stringify(value)}`);
+    }
+  });
+
+  test('JSON nested 10,000 deep is a 400', async () => {
+    const deep = `{"parameters":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}`;
+    const res = await app.api!.inject({ method: 'POST', url: '/api/flows/s-nul/runs', headers: { ...bearer(TEST_ADMIN_TOKEN), 'content-type': 'application/json' }, payload: deep });
+    assertClean400(res, 'deep JSON');
+  });
+
+  test('an internal error answers 500 without its message', async () => {
+    const { errorHandler } = await import('../src/api/errors.ts');
+    let sent: { code?: number; body?: unknown } = {};
+    const reply = { code(c: number) { sent.code = c; return this; }, send(b: unknown) { sent.body = b; return this; } };
+    const req = { id: 'req-1', log: silentLogger };
+    errorHandler(new Error('Failed query: select secret from flowwarden.instance_keys params: x'), req as never, reply as never);
+    assert.equal(sent.code, 500);
+    assert.doesNotMatch(JSON.stringify(sent.body), /select|instance_keys/);
+    sent = {};
+    errorHandler(Object.assign(new Error('Failed query: insert …'), { cause: Object.assign(new Error('invalid byte sequence'), { code: '22021' }) }), req as never, reply as never);
+    assert.equal(sent.code, 400);
+    assert.doesNotMatch(JSON.stringify(sent.body), /insert/);
+  });
+});
