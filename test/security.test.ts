@@ -289,3 +289,29 @@ describe('bad bytes', () => {
     assert.doesNotMatch(JSON.stringify(sent.body), /insert/);
   });
 });
+
+describe('chat formatting', () => {
+  test('untrusted text never opens a code block: every post has balanced fences and headlines have none', async () => {
+    const { eventText, renderMessages } = await import('../src/notify/render.ts');
+    const { chunkMessage } = await import('../src/notify/chunk.ts');
+    const messages = [
+      'query failed: ```select * from t``` then ``` unterminated',
+      '```\nTraceback (most recent call last):\n  File "x.py"\nValueError: bad',
+      'one ``` fence',
+      'a `span and ``` and ```` and ``',
+    ];
+    const events = messages.flatMap((message, i) => [
+      { id: 2 * i + 1, event: 'run.failed', flowName: `f${i}`, text: eventText({ event: 'run.failed', flowName: `f${i}`, runId: '00000000-0000-4000-8000-00000000000' + i, message, details: { stateType: 'FAILED' } } as never) },
+      { id: 2 * i + 2, event: 'flow.disabled', flowName: `f${i}`, text: eventText({ event: 'flow.disabled', flowName: `f${i}`, message, details: { by: 'mallory ```' } } as never) },
+    ]);
+    const posts = [
+      ...events.map((e) => e.text),
+      ...renderMessages('ops', events as never).map((m) => m.text),
+    ].flatMap((text) => chunkMessage(text, { limit: 120 }));
+    for (const post of posts) {
+      const fences = post.match(/```/g)?.length ?? 0;
+      assert.equal(fences % 2, 0, `odd number of fences in a post:\n${post}`);
+    }
+    for (const e of events) assert.doesNotMatch(e.text.split('\n')[0]!, /`{2,}/, `headline opens a block: ${e.text.split('\n')[0]}`);
+  });
+});
