@@ -315,3 +315,22 @@ describe('chat formatting', () => {
     for (const e of events) assert.doesNotMatch(e.text.split('\n')[0]!, /`{2,}/, `headline opens a block: ${e.text.split('\n')[0]}`);
   });
 });
+
+describe('catch-up latest', () => {
+  test('after an outage the latest missed fire runs, however many fires the outage held', async () => {
+    const { planFires } = await import('../src/scheduling/plan.ts');
+    const opts = (now: Date) => ({ now, horizonSeconds: 5, graceSeconds: 30 });
+    // Every second of Berlin office hours, weekdays; down from Monday 08:00 to Saturday 10:00 (Berlin, CET).
+    const office = planFires(
+      { spec: { kind: 'cron', cron: '* * 9-17 * * 1-5', timezone: 'Europe/Berlin' }, nextRunAt: new Date('2026-11-23T07:00:00Z'), catchup: 'latest', catchupWindowSeconds: 3600, catchupMax: 100 },
+      opts(new Date('2026-11-28T09:00:00Z')),
+    );
+    assert.deepEqual(office.fireTimes.map((d) => d.toISOString()), ['2026-11-27T16:59:59.000Z'], 'Friday 17:59:59 Berlin');
+    // Once every four years, down for 400+ days across the 29th of February 2028.
+    const leap = planFires(
+      { spec: { kind: 'cron', cron: '0 0 29 2 *', timezone: 'UTC' }, nextRunAt: new Date('2028-02-29T00:00:00Z'), catchup: 'latest', catchupWindowSeconds: 3600, catchupMax: 100 },
+      opts(new Date('2029-04-05T00:00:00Z')),
+    );
+    assert.deepEqual(leap.fireTimes.map((d) => d.toISOString()), ['2028-02-29T00:00:00.000Z']);
+  });
+});
