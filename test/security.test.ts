@@ -334,3 +334,57 @@ describe('catch-up latest', () => {
     assert.deepEqual(leap.fireTimes.map((d) => d.toISOString()), ['2028-02-29T00:00:00.000Z']);
   });
 });
+
+describe('admin sessions', () => {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  async function signIn(a: TestApp, extra: Record<string, string> = {}, token = TEST_ADMIN_TOKEN) {
+    return a.api!.inject({ method: 'POST', url: '/admin/login', headers: { ...form, ...extra }, payload: `token=${encodeURIComponent(token)}` });
+  }
+  const cookieOf = (res: { headers: Record<string, unknown> }) => String(res.headers['set-cookie']).split(';')[0]!;
+
+  test('logout revokes the session server-side: the old cookie no longer opens a page', async () => {
+    const login = await signIn(app);
+    assert.equal(login.statusCode, 303);
+    const cookie = cookieOf(login);
+    const page = await app.api!.inject({ url: '/admin', headers: { cookie } });
+    assert.equal(page.statusCode, 200);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!;
+    const out = await app.api!.inject({ method: 'POST', url: '/admin/logout', headers: { ...form, cookie }, payload: `csrf=${encodeURIComponent(csrf)}` });
+    assert.equal(out.statusCode, 303);
+    const replayed = await app.api!.inject({ url: '/admin', headers: { cookie } });
+    assert.equal(replayed.statusCode, 303, 'a copied cookie replayed after logout is refused');
+    assert.equal(replayed.headers.location, '/admin/login');
+  });
+
+  test('two sign-ins never share a session id', async () => {
+    const a = cookieOf(await signIn(app));
+    const b = cookieOf(await signIn(app));
+    assert.notEqual(a, b);
+  });
+
+  test('the cookie is Secure over TLS behind a trusted proxy, and not without trust', async () => {
+    const behind = await startTestApp({ db: app.db, config: { trustProxy: true } });
+    try {
+      const res = await signIn(behind, { 'x-forwarded-proto': 'https' });
+      assert.match(String(res.headers['set-cookie']), /; Secure/);
+    } finally {
+      await behind.stop({ timeoutMs: 1000 });
+    }
+    const direct = await signIn(app, { 'x-forwarded-proto': 'https' });
+    assert.doesNotMatch(String(direct.headers['set-cookie']), /Secure/, 'an untrusted X-Forwarded-Proto is ignored');
+  });
+
+  test('repeated failed sign-ins are slowed down (429 with Retry-After), per client address', async () => {
+    const ip = { 'x-forwarded-for': '203.0.113.7' };
+    const throttled = await startTestApp({ db: app.db, config: { trustProxy: true } });
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await signIn(throttled, ip, 'wrong-token-0123456789')).statusCode, 401);
+      const next = await signIn(throttled, ip); // even the right token waits now
+      assert.equal(next.statusCode, 429, next.body);
+      assert.ok(Number(next.headers['retry-after']) >= 1);
+      assert.equal((await signIn(throttled, { 'x-forwarded-for': '203.0.113.8' })).statusCode, 303, 'another address is not affected');
+    } finally {
+      await throttled.stop({ timeoutMs: 1000 });
+    }
+  });
+});

@@ -19,6 +19,9 @@ export interface ApiContext extends WorkerDeps {
   databaseUrl: string;
 }
 
+/** Trust the nearest `n` proxies (proxy-addr's hop count). */
+const trustHops = (n: number) => (_address: string, hop: number) => hop < n;
+
 export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string }): Promise<FastifyInstance> {
   const app = Fastify({
     // Request lines stay out of the logs; errors still come through at warn and above.
@@ -27,6 +30,8 @@ export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string 
     // Names may be 128 characters (NAME_RE), up to 3× that when %-encoded: every valid name must
     // reach its route (fastify's default of 100 answered 414 for long names).
     maxParamLength: 1024,
+    // FLOWWARDEN_TRUST_PROXY: read the client address and https from the proxy's X-Forwarded-* headers.
+    trustProxy: typeof deps.config.trustProxy === 'number' ? trustHops(deps.config.trustProxy) : deps.config.trustProxy,
   });
   app.setErrorHandler(errorHandler);
   const ctx: ApiContext = { ...deps, databaseUrl: options.databaseUrl };
