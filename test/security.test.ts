@@ -12,6 +12,11 @@ import { reactivateFlowTx } from '../src/guard/operations.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 import type { JobWithMetadata } from 'pg-boss';
 import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { TEST_HTTP_SECRET, TEST_ADMIN_TOKEN } from './support/app.ts';
 import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
 import { dispatchWorker } from '../src/workers/dispatch.ts';
@@ -385,6 +390,37 @@ describe('admin sessions', () => {
       assert.equal((await signIn(throttled, { 'x-forwarded-for': '203.0.113.8' })).statusCode, 303, 'another address is not affected');
     } finally {
       await throttled.stop({ timeoutMs: 1000 });
+    }
+  });
+});
+
+describe('embedded database identity', () => {
+  test("a Postgres server of another data folder on the embedded port is not used: the error names both folders and the port setting", async () => {
+    const { ensureEmbeddedPostgres } = await import('../src/db/embedded.ts');
+    const port = Number(new URL(process.env.FW_TEST_ADMIN_URL!).port); // the test server: another data folder
+    const mine = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-other-checkout-'));
+    try {
+      await assert.rejects(ensureEmbeddedPostgres({ dataDir: mine, port }), (err: Error) => {
+        assert.match(err.message, /FLOWWARDEN_EMBEDDED_PORT/);
+        assert.ok(err.message.includes(path.join(mine, 'pg')) || err.message.includes(fs.realpathSync(mine)), err.message);
+        return true;
+      });
+    } finally {
+      fs.rmSync(mine, { recursive: true, force: true });
+    }
+  });
+
+  test('a port held by something that is not Postgres says so', async () => {
+    const { ensureEmbeddedPostgres } = await import('../src/db/embedded.ts');
+    const server = http.createServer((_req, res) => res.end('hello'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const mine = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-notpg-'));
+    try {
+      await assert.rejects(ensureEmbeddedPostgres({ dataDir: mine, port: (server.address() as AddressInfo).port }), /not a Postgres server.*FLOWWARDEN_EMBEDDED_PORT/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      fs.rmSync(mine, { recursive: true, force: true });
     }
   });
 });
