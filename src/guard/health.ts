@@ -269,7 +269,7 @@ export class HealthSweeper {
 
   constructor(deps: GuardDeps) {
     this.#deps = { ...deps, log: deps.log.child({ component: 'health-sweep' }) };
-    this.#loop = new Loop('health-sweep', deps.config.healthSweepIntervalMs, () => this.runOnce().then(() => undefined), this.#deps.log);
+    this.#loop = new Loop('health-sweep', deps.config.healthSweepIntervalMs, (signal) => this.runOnce({ signal }).then(() => undefined), this.#deps.log);
   }
 
   start(): void {
@@ -281,8 +281,10 @@ export class HealthSweeper {
   }
 
   /** One pass: enforce holds in place, then request evaluations (failing flows) and connector enforcement (held flows). */
-  async runOnce(options: { now?: Date } = {}): Promise<SweepResult> {
+  async runOnce(options: { now?: Date; signal?: AbortSignal } = {}): Promise<SweepResult> {
     const enforced = await enforceHolds(this.#deps);
+    // Each step is one set-based statement; between them the pass yields to a drain.
+    if (options.signal?.aborted) return { enforced, requested: 0 };
     const failing = await flowsNeedingEvaluation(this.#deps.pool, {
       defaultMaxFailures: this.#deps.config.maxConsecutiveFailures,
       windowSeconds: HEALTH_SWEEP_WINDOW_SECONDS,

@@ -117,8 +117,8 @@ export class PrefectWatcher {
       throw new RangeError(`watch pageSize must be 1..${PREFECT_MAX_LIMIT}, got ${this.#opts.pageSize}`);
     }
     this.#log = deps.log.child({ loop: 'prefect-watch' });
-    this.#loop = new Loop('prefect-watch', this.#opts.intervalMs, async () => {
-      await this.runOnce();
+    this.#loop = new Loop('prefect-watch', this.#opts.intervalMs, async (signal) => {
+      await this.runOnce({ signal });
     }, this.#log);
   }
 
@@ -131,7 +131,7 @@ export class PrefectWatcher {
   }
 
   /** One import + refresh pass over every watched flow. Never throws: errors are logged and returned. */
-  async runOnce(options: { maxPagesPerPass?: number } = {}): Promise<WatchPassResult> {
+  async runOnce(options: { maxPagesPerPass?: number; signal?: AbortSignal } = {}): Promise<WatchPassResult> {
     const result: WatchPassResult = { flows: 0, imported: 0, updated: 0, pages: 0, busy: 0, errors: [] };
     let flows: FlowRow[];
     try {
@@ -143,15 +143,17 @@ export class PrefectWatcher {
     }
     result.flows = flows.length;
     for (const flow of flows) {
+      if (options.signal?.aborted) return result; // draining: the next pod's pass resumes from the cursors
       try {
-        await this.#importFlow(flow, result, options.maxPagesPerPass ?? this.#opts.maxPagesPerPass);
+        await this.#importFlow(flow, result, options.maxPagesPerPass ?? this.#opts.maxPagesPerPass, options.signal);
       } catch (err) {
         result.errors.push(`${flow.name}: ${errorMessage(err)}`);
         this.#log.warn({ flow: flow.name, err: errorMessage(err) }, 'Prefect watch import failed; next pass resumes from the cursor');
       }
     }
+    if (options.signal?.aborted) return result;
     try {
-      result.updated += await this.#refreshOpen();
+      result.updated += await this.#refreshOpen(options.signal);
     } catch (err) {
       result.errors.push(`refresh: ${errorMessage(err)}`);
       this.#log.warn({ err: errorMessage(err) }, 'Prefect watch refresh failed; retried next pass');
@@ -160,7 +162,7 @@ export class PrefectWatcher {
     return result;
   }
 
-  async #importFlow(flow: FlowRow, result: WatchPassResult, maxPages: number): Promise<void> {
+  async #importFlow(flow: FlowRow, result: WatchPassResult, maxPages: number, signal?: AbortSignal): Promise<void> {
     const target = flow.target as PrefectTargetSpec;
     const connector = this.#connector;
     const log = this.#log.child({ flow: flow.name });
@@ -176,7 +178,7 @@ export class PrefectWatcher {
     let from = 0;
     let skip = 0;
     let seen: number | undefined;
-    for (let page = 0; page < maxPages; page++) {
+    for (let page = 0; page < maxPages && !signal?.aborted; page++) {
       const outcome = await withTransaction(pool, async (tx) => {
         const cursor = await lockWatchCursor(tx, flow.id);
         if (!cursor) return { kind: 'busy' as const };
@@ -296,11 +298,11 @@ export class PrefectWatcher {
    * is switched off or the deployment paused (the guard does both), and a 404 closes ours as
    * CANCELLED/Deleted — otherwise it would stay open, re-read on every pass, forever.
    */
-  async #refreshOpen(): Promise<number> {
+  async #refreshOpen(signal?: AbortSignal): Promise<number> {
     const connector = this.#connector;
     const open = await listOpenWatchedRuns(this.#deps.pool, this.#opts.maxOpenPerPass);
     let updated = 0;
-    for (let i = 0; i < open.length; i += PREFECT_MAX_LIMIT) {
+    for (let i = 0; i < open.length && !signal?.aborted; i += PREFECT_MAX_LIMIT) {
       const batch = open.slice(i, i + PREFECT_MAX_LIMIT);
       const ids = batch.map((r) => r.externalId);
       const flowRuns = await connector.call(
