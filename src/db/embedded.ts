@@ -105,8 +105,8 @@ export async function verifyOurServer(port: number, dbDir: string): Promise<void
       );
     }
     throw new Error(
-      `port ${port} (FLOWWARDEN_EMBEDDED_PORT) is held by something that is not a Postgres server (${(err as Error).message}); ` +
-        `stop it or set FLOWWARDEN_EMBEDDED_PORT to a free port`,
+      `cannot connect to Postgres at 127.0.0.1:${port} (${/timeout/i.test((err as Error).message) ? `no answer, timeout ${CONNECT_TIMEOUT_MS / 1000} s` : (err as Error).message}): ` +
+        `the port (FLOWWARDEN_EMBEDDED_PORT) is held by something that is not a Postgres server; stop it or set FLOWWARDEN_EMBEDDED_PORT to a free port`,
     );
   } finally {
     await client.end().catch(() => {});
