@@ -79,6 +79,8 @@ describe('health baseline', () => {
     await withTransaction(app.pool, (tx) => reactivateFlowTx(app.boss, tx, 's-future', { by: 'alice' }));
     const again = await evaluateFlowHealth(app.deps, flowId);
     assert.deepEqual(again, { action: 'none', why: 'healthy' }, 'failures that happened before the reactivation must not count');
+    const view = await app.pool.query(`select consecutive_failures::int as n from flowwarden.v_flow_health where flow = 's-future'`);
+    assert.equal(view.rows[0].n, 0, 'v_flow_health counts the same way');
   });
 });
 
