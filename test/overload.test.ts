@@ -98,7 +98,14 @@ describe('the other maintenance loops yield to stop too', () => {
   });
 
   test('health sweep: an aborted pass requests nothing', async () => {
+    // A failing flow the sweep would request an evaluation for.
+    await app.pool.query(
+      `with f as (insert into flowwarden.flows (name, target) values ('o-failing', '{"type":"function","handler":"noop"}') returning id)
+       insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin, ended_at)
+       select f.id, now(), 'FAILED', 'Failed', 'manual', now() from f, generate_series(1, 5)`,
+    );
     const sweeper = new HealthSweeper(app.deps);
+    assert.ok((await sweeper.runOnce()).requested >= 1, 'a normal pass requests the failing flow');
     const stop = new AbortController();
     stop.abort();
     const result = await sweeper.runOnce({ signal: stop.signal });
