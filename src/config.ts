@@ -65,6 +65,8 @@ const EnvSchema = z.object({
   FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: int(0, 3600).default(DEFAULTS.drainTimeoutSeconds),
   FLOWWARDEN_HTTP_TIMEOUT_MS: int(100, 600_000).default(DEFAULTS.httpTimeoutMs),
   FLOWWARDEN_HTTP_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Behind a reverse proxy: true (trust X-Forwarded-* from any hop), a hop count, or addresses/CIDRs.
+  FLOWWARDEN_TRUST_PROXY: z.string().optional(),
   FLOWWARDEN_HANDLERS: z.string().optional(),
   FLOWWARDEN_NOTIFY_URLS: z.string().optional(),
   FLOWWARDEN_RUN_RETENTION_SECONDS: int(0, 100 * 365 * 86_400).default(DEFAULTS.runRetentionSeconds),
@@ -90,6 +92,14 @@ const EnvSchema = z.object({
   FLOWWARDEN_MAX_CONNECTIONS: int(6, 1000).optional(),
 });
 
+/** FLOWWARDEN_TRUST_PROXY: unset/false → off; true → every hop; a number → that many hops; else addresses/CIDRs. */
+function parseTrustProxy(v: string | undefined): boolean | number | string {
+  if (v === undefined || v === '' || /^(0|false|no)$/i.test(v)) return false;
+  if (/^(1|true|yes)$/i.test(v)) return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
+}
+
 export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
@@ -112,6 +122,8 @@ export interface Config {
   drainTimeoutSeconds: number;
   httpTimeoutMs: number;
   httpSecret: string | undefined;
+  /** fastify's trustProxy: client address and https from X-Forwarded-For/-Proto (default off). */
+  trustProxy: boolean | number | string;
   handlersModule: string | undefined;
   notifyUrls: string[];
   maxParametersBytes: number;
@@ -202,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     drainTimeoutSeconds: e.FLOWWARDEN_DRAIN_TIMEOUT_SECONDS,
     httpTimeoutMs: e.FLOWWARDEN_HTTP_TIMEOUT_MS,
     httpSecret: e.FLOWWARDEN_HTTP_SECRET,
+    trustProxy: parseTrustProxy(e.FLOWWARDEN_TRUST_PROXY),
     handlersModule: e.FLOWWARDEN_HANDLERS,
     notifyUrls: (e.FLOWWARDEN_NOTIFY_URLS ?? '')
       .split(/[\s,]+/)

@@ -18,6 +18,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Queryable } from './db/client.ts';
 import { disabledFlowCount, openRunCounts, queueDepth } from './queries/inspect.ts';
 import type { Logger } from './log.ts';
+import { schedulerLagSeconds } from './queries/schedules.ts';
 
 /** The scrape-time queries share this budget; past it the scrape answers without them. */
 export const SCRAPE_QUERY_TIMEOUT_MS = 2000;
@@ -47,6 +48,7 @@ export class Metrics {
   readonly #queueOldest: Gauge<'queue'>;
   readonly #dbUp: Gauge;
   readonly #draining: Gauge;
+  readonly #schedulerLag: Gauge;
 
   constructor(options: { log?: Logger; defaultMetrics?: boolean } = {}) {
     this.#log = options.log;
@@ -84,6 +86,7 @@ export class Metrics {
     });
     this.#queueOldest = new Gauge({ name: 'flowwarden_queue_oldest_ready_seconds', help: 'Age of the oldest ready (claimable) job per queue; 0 when none is waiting.', labelNames: ['queue'], registers });
     this.#dbUp = new Gauge({ name: 'flowwarden_db_up', help: '1 when the scrape-time database queries answered, 0 otherwise.', registers });
+    this.#schedulerLag = new Gauge({ name: 'flowwarden_scheduler_lag_seconds', help: 'Seconds since the oldest due, not yet materialised fire of an enabled schedule, cluster-wide (0: the scheduler keeps up).', registers });
     this.#draining = new Gauge({ name: 'flowwarden_draining', help: '1 while this pod is shutting down (draining in-flight work).', registers });
   }
 
@@ -148,7 +151,7 @@ export class Metrics {
   }
 
   async #collect(): Promise<void> {
-    const gauges = [this.#runs, this.#late, this.#disabled, this.#queueJobs, this.#queueOldest];
+    const gauges = [this.#runs, this.#late, this.#disabled, this.#queueJobs, this.#queueOldest, this.#schedulerLag];
     for (const g of gauges) g.reset();
     const db = this.#db;
     if (!db) {
@@ -160,8 +163,8 @@ export class Metrics {
       timer = setTimeout(() => reject(new Error(`database did not answer within ${SCRAPE_QUERY_TIMEOUT_MS} ms`)), SCRAPE_QUERY_TIMEOUT_MS);
     });
     try {
-      const [runs, disabled, queues] = await Promise.race([
-        Promise.all([openRunCounts(db), disabledFlowCount(db), queueDepth(db)]),
+      const [runs, disabled, queues, lag] = await Promise.race([
+        Promise.all([openRunCounts(db), disabledFlowCount(db), queueDepth(db), schedulerLagSeconds(db)]),
         timeout,
       ]);
       let late = 0;
@@ -171,6 +174,7 @@ export class Metrics {
       }
       this.#late.set(late);
       this.#disabled.set(disabled);
+      this.#schedulerLag.set(lag);
       for (const q of queues) {
         this.#queueJobs.set({ queue: q.queue, state: 'ready' }, q.ready);
         this.#queueJobs.set({ queue: q.queue, state: 'deferred' }, q.deferred);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { startTestApp, TEST_ADMIN_TOKEN, TEST_READ_TOKEN, TEST_HTTP_SECRET, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { upsertFlowTx, triggerRunTx } from '../src/producers/operations.ts';
-import { runReportToken } from '../src/api/auth.ts';
+import { issueReportToken } from '../src/security/keys.ts';
 import { getRun, runTasks } from '../src/queries/runs.ts';
 
 let app: TestApp;
@@ -19,7 +19,7 @@ const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function runningRun(): Promise<string> {
   const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 'async-flow', {}));
-  await app.pool.query(`update flowwarden.runs set state_type = 'RUNNING', state_name = 'Running' where id = $1`, [runId]);
+  await app.pool.query(`update flowwarden.runs set state_type = 'RUNNING', state_name = 'Running', dispatch_attempt = 0 where id = $1`, [runId]);
   return runId;
 }
 
@@ -46,7 +46,7 @@ describe('POST /api/runs/:id/state', () => {
   test('the run-scoped report token works for its own run only', async () => {
     const runId = await runningRun();
     const other = await runningRun();
-    const token = runReportToken(runId, TEST_HTTP_SECRET);
+    const token = await issueReportToken(app.pool, runId);
     const wrong = await app.api!.inject({ method: 'POST', url: `/api/runs/${other}/state`, headers: auth(token), payload: { state: 'FAILED' } });
     assert.equal(wrong.statusCode, 403);
     assert.equal((await getRun(app.pool, other))?.stateType, 'RUNNING');

@@ -659,3 +659,26 @@ describe('prefect guard actions', () => {
     assert.equal(holds.rowCount, 0);
   });
 });
+
+describe('prefect watch yields to stop', () => {
+  test('a pass whose signal is aborted imports nothing; the next pass resumes from the cursor', async () => {
+    const dep = fake.addDeployment({ flowName: 'stop-sync', name: 'prod' });
+    for (let i = 0; i < 5; i++) fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - (i + 1) * 60_000), state: { type: 'COMPLETED' } });
+    const watched = await flow({ name: 'watched-stop', target: { type: 'prefect', deployment: 'stop-sync/prod', watch: true } });
+    const pods = await startWatcherPods({ pageSize: 50, lookbackSeconds: 3600 });
+    try {
+      const stop = new AbortController();
+      stop.abort();
+      const aborted = await pods[0]!.watcher.runOnce({ signal: stop.signal });
+      assert.equal(aborted.imported, 0);
+      assert.equal(aborted.pages, 0);
+      const count = async () => (await app.pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where flow_id = $1`, [watched.id])).rows[0]!.n;
+      assert.equal(await count(), 0);
+      const normal = await pods[0]!.watcher.runOnce();
+      assert.deepEqual(normal.errors, []);
+      assert.equal(await count(), 5);
+    } finally {
+      await closeWatcherPods(pods);
+    }
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * Bearer-token auth with two scopes: `read` (inspect) and `operate` (change things).
  * The operate (admin) token also grants read. Async http targets may instead use a run-scoped
- * token (HMAC of the run id with the signing secret) that only allows reporting that run's state.
+ * report token (HMAC of the run id with an instance key only flowwarden holds, src/security/keys.ts)
+ * that only allows reporting that run's state.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -33,14 +34,14 @@ export function scopeOf(token: string | undefined, auth: AuthConfig): Scope | nu
   return null;
 }
 
-export { runReportToken } from '../targets/http.ts';
+export { runReportToken } from '../security/keys.ts';
 
 /**
  * A hook (use as onRequest, so it runs before the body is even parsed) that answers 401 without a
  * known token and 403 when the token's scope is too small. Run-scoped tokens (`run.…`) pass only
- * where `allowRunToken` is set; that route must then check the token against its run itself.
+ * where `allowRunToken` is set, and only when that check accepts them for the request's run.
  */
-export function requireScope(auth: AuthConfig, needed: Scope, options: { allowRunToken?: boolean } = {}) {
+export function requireScope(auth: AuthConfig, needed: Scope, options: { allowRunToken?: (req: FastifyRequest, token: string) => Promise<boolean> } = {}) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const token = bearer(req);
     const scope = scopeOf(token, auth);
@@ -48,7 +49,10 @@ export function requireScope(auth: AuthConfig, needed: Scope, options: { allowRu
       return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'send Authorization: Bearer <token> (FLOWWARDEN_ADMIN_TOKEN or FLOWWARDEN_READ_TOKEN)' });
     }
     if (scope === 'operate' || (scope === 'read' && needed === 'read')) return;
-    if (scope === null) return; // run-scoped tokens are checked by the route itself
+    if (scope === null) {
+      if (await options.allowRunToken!(req, token)) return;
+      return reply.code(403).send({ error: 'forbidden', message: 'this token may not report state for this run' });
+    }
     return reply.code(403).send({ error: 'forbidden', message: `this token has scope '${scope}'; this request needs '${needed}'` });
   };
 }

@@ -25,8 +25,11 @@ export interface RouteSpec<P extends AnyObject | undefined, Q extends AnyObject 
   url: string;
   /** 'public': no token needed. */
   scope: Scope | 'public';
-  /** Let run-scoped report tokens through the auth hook; the handler must check them. */
-  allowRunToken?: boolean;
+  /**
+   * Accept run-scoped report tokens: this check (run before the body is read, in the auth hook)
+   * says whether the token may act on the request's run; false → 403.
+   */
+  allowRunToken?: (req: FastifyRequest, token: string) => Promise<boolean>;
   tag: string;
   summary: string;
   description?: string;

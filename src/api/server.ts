@@ -23,11 +23,19 @@ export interface ApiContext extends WorkerDeps {
   reads: ReadRouter;
 }
 
+/** Trust the nearest `n` proxies (proxy-addr's hop count). */
+const trustHops = (n: number) => (_address: string, hop: number) => hop < n;
+
 export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string; reads?: ReadRouter }): Promise<FastifyInstance> {
   const app = Fastify({
     // Request lines stay out of the logs; errors still come through at warn and above.
     loggerInstance: deps.log.child({ component: 'api' }, { level: 'warn' }) as unknown as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    // Names may be 128 characters (NAME_RE), up to 3× that when %-encoded: every valid name must
+    // reach its route (fastify's default of 100 answered 414 for long names).
+    maxParamLength: 1024,
+    // FLOWWARDEN_TRUST_PROXY: read the client address and https from the proxy's X-Forwarded-* headers.
+    trustProxy: typeof deps.config.trustProxy === 'number' ? trustHops(deps.config.trustProxy) : deps.config.trustProxy,
   });
   app.setErrorHandler(errorHandler);
   const ctx: ApiContext = { ...deps, databaseUrl: options.databaseUrl, reads: options.reads ?? new ReadRouter(deps.pool, undefined) };

@@ -30,8 +30,33 @@ export const PageQuery = z.object({
   cursor: z.string().min(1).max(2000).optional().describe('nextCursor from the previous page; omit for the first page'),
 });
 
+/** JSON nested deeper than this is refused (Postgres' jsonb and recursive code have limits too). */
+export const MAX_INPUT_DEPTH = 64;
+
+/**
+ * Refuse what Postgres cannot store or would choke on, before any schema or SQL sees it: a NUL
+ * character (`\u0000`) in any string or key (text and jsonb reject it), and nesting deeper than
+ * MAX_INPUT_DEPTH. Iterative, so a 10,000-deep document cannot overflow the stack here.
+ */
+export function checkInputBytes(value: unknown, where: string): void {
+  const stack: Array<[unknown, string, number]> = [[value, where, 0]];
+  while (stack.length > 0) {
+    const [v, path, depth] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) throw new UserInputError(`invalid ${where}: ${path}: must not contain a NUL character (\\u0000)`, [`${path}: must not contain a NUL character (\\u0000)`]);
+    } else if (v && typeof v === 'object') {
+      if (depth >= MAX_INPUT_DEPTH) throw new UserInputError(`invalid ${where}: ${path}: nested more than ${MAX_INPUT_DEPTH} levels deep`, [`${path}: nested more than ${MAX_INPUT_DEPTH} levels deep`]);
+      for (const [k, child] of Object.entries(v)) {
+        if (k.includes('\u0000')) throw new UserInputError(`invalid ${where}: ${path}: a key must not contain a NUL character (\\u0000)`, [`${path}: a key must not contain a NUL character`]);
+        stack.push([child, `${path}.${k}`, depth + 1]);
+      }
+    }
+  }
+}
+
 /** Parse `value` with `schema`; on failure throw a 400 naming each problem under `where`. */
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  checkInputBytes(value, where);
   const r = schema.safeParse(value ?? {});
   if (!r.success) {
     const details = formatIssues(r.error.issues, where);
@@ -63,7 +88,9 @@ export function decodeCursor<const T extends readonly ('string' | 'number')[]>(
   }
   if (!Array.isArray(value) || value.length !== types.length) throw bad();
   value.forEach((v, i) => {
-    if (typeof v !== types[i] || (typeof v === 'string' && v.length > 1000)) throw bad();
+    if (typeof v !== types[i] || (typeof v === 'string' && (v.length > 1000 || /[\u0000-\u001f]/.test(v)))) throw bad();
+    // Number keys are ids: whole numbers Postgres' bigint holds (not 1.5, not 1e308).
+    if (typeof v === 'number' && !Number.isSafeInteger(v)) throw bad();
   });
   return value as never;
 }

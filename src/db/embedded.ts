@@ -86,6 +86,48 @@ function canConnect(port: number, timeoutMs = 500): Promise<boolean> {
   });
 }
 
+/**
+ * Something answers on the embedded port: make sure it is the Postgres server of *this* data folder
+ * before using it. Two checkouts with the default port would otherwise share one database (an
+ * `apply` in one writing into the other). Compares the server's data_directory with ours.
+ */
+export async function verifyOurServer(port: number, dbDir: string): Promise<void> {
+  const client = new pg.Client({ connectionString: embeddedUrl(port, 'postgres'), application_name: 'flowwarden-identify', connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  let theirs: string;
+  try {
+    await client.connect();
+    theirs = (await client.query<{ data_directory: string }>('show data_directory')).rows[0]!.data_directory;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+      throw new Error(
+        `port ${port} (FLOWWARDEN_EMBEDDED_PORT) is held by a Postgres server that is not flowwarden's embedded one for ${dbDir} ` +
+          `(${(err as Error).message}); stop it, or set FLOWWARDEN_EMBEDDED_PORT to a free port, or DATABASE_URL to use that server`,
+      );
+    }
+    throw new Error(
+      `cannot connect to Postgres at 127.0.0.1:${port} (${/timeout/i.test((err as Error).message) ? `no answer, timeout ${CONNECT_TIMEOUT_MS / 1000} s` : (err as Error).message}): ` +
+        `the port (FLOWWARDEN_EMBEDDED_PORT) is held by something that is not a Postgres server; stop it or set FLOWWARDEN_EMBEDDED_PORT to a free port`,
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  if (real(theirs) !== real(dbDir)) {
+    throw new Error(
+      `the Postgres server on port ${port} (FLOWWARDEN_EMBEDDED_PORT) serves ${theirs}, not this checkout's ${path.resolve(dbDir)} ` +
+        `(another FLOWWARDEN_DATA_DIR uses the same port); set FLOWWARDEN_EMBEDDED_PORT to a different port for one of them, ` +
+        `or stop the other server`,
+    );
+  }
+}
+
 export function embeddedUrl(port: number, database = EMBEDDED_DATABASE): string {
   return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${database}`;
 }
@@ -144,7 +186,10 @@ export async function ensureEmbeddedPostgres(options: {
   const database = options.database ?? EMBEDDED_DATABASE;
   const url = embeddedUrl(options.port, database);
   const notOwned: EmbeddedHandle = { url, owned: false, stop: async () => {}, release: async () => ({ action: 'not-owned' }) };
-  if (await canConnect(options.port)) return notOwned;
+  if (await canConnect(options.port)) {
+    await verifyOurServer(options.port, path.join(options.dataDir, 'pg'));
+    return notOwned;
+  }
 
   prepareDataDir(options.dataDir);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -182,7 +227,10 @@ export async function ensureEmbeddedPostgres(options: {
   } catch (err) {
     // Lost a start race to another process: use its server.
     for (let i = 0; i < 50; i++) {
-      if (await canConnect(options.port)) return notOwned;
+      if (await canConnect(options.port)) {
+        await verifyOurServer(options.port, dbDir);
+        return notOwned;
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`could not start embedded Postgres in ${dbDir} on port ${options.port}: ${String(err)}`);

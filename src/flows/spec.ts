@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { TargetSpec, isWatchedTarget } from '../targets/spec.ts';
 import { validateScheduleSpec } from '../scheduling/fire-times.ts';
 import { UserInputError } from '../errors.ts';
+import { patternProblem } from '../guard/pattern.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const Name = z.string().regex(NAME_RE, 'must start with a letter or digit and use only letters, digits, _ . : - (max 128)');
@@ -35,17 +36,13 @@ export const HealthPolicy = z
     maxConsecutiveFailures: z.number().int().min(1).max(1000).optional(),
     /** Task names whose failure disables the flow at once... */
     criticalTasks: z.array(z.string().min(1)).optional(),
-    /** ...unless the failure message matches one of these regular expressions. */
+    /** ...unless the failure message matches one of these regular expressions (RE2 syntax, linear time: src/guard/pattern.ts). */
     ignorePatterns: z
       .array(
-        z.string().refine((p) => {
-          try {
-            new RegExp(p);
-            return true;
-          } catch {
-            return false;
-          }
-        }, 'must be a valid regular expression'),
+        z.string().superRefine((p, ctx) => {
+          const problem = patternProblem(p);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
       )
       .optional(),
     /** Set false to exempt the flow from auto-disable (it is still reported). */

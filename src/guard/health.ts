@@ -15,7 +15,7 @@
  *     however many pods sweep).
  *
  * Rules (per-flow overrides in flows.health, global defaults from config), counted only over runs
- * created or scheduled at/after the baseline (flows.valid_since: creation or last reactivation):
+ * that ended at/after the baseline (flows.valid_since: creation or last reactivation):
  *   consecutive_failures  the newest N terminal runs are all FAILED/CRASHED (CANCELLED is ignored:
  *                         it neither counts nor resets; COMPLETED resets);
  *   critical_task         a task named in criticalTasks FAILED/CRASHED with a message matching none
@@ -25,6 +25,7 @@
  * the lock, so concurrent evaluations of one flow disable it once and count one enforcement.
  */
 import type pg from 'pg';
+import { compilePattern, type Pattern } from './pattern.ts';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import {
@@ -99,7 +100,7 @@ export function installGuardHooks(log?: Logger): void {
 export interface ResolvedPolicy {
   maxConsecutiveFailures: number;
   criticalTasks: string[];
-  ignorePatterns: RegExp[];
+  ignorePatterns: Pattern[];
   autoDisable: boolean;
 }
 
@@ -111,7 +112,7 @@ export function resolvePolicy(health: HealthPolicy | null | undefined, defaults:
     // Patterns were validated when the flow was written; a bad one here is skipped, not fatal.
     ignorePatterns: (h.ignorePatterns ?? []).flatMap((p) => {
       try {
-        return [new RegExp(p)];
+        return [compilePattern(p)];
       } catch {
         return [];
       }
@@ -268,7 +269,7 @@ export class HealthSweeper {
 
   constructor(deps: GuardDeps) {
     this.#deps = { ...deps, log: deps.log.child({ component: 'health-sweep' }) };
-    this.#loop = new Loop('health-sweep', deps.config.healthSweepIntervalMs, () => this.runOnce().then(() => undefined), this.#deps.log);
+    this.#loop = new Loop('health-sweep', deps.config.healthSweepIntervalMs, (signal) => this.runOnce({ signal }).then(() => undefined), this.#deps.log);
   }
 
   start(): void {
@@ -280,8 +281,10 @@ export class HealthSweeper {
   }
 
   /** One pass: enforce holds in place, then request evaluations (failing flows) and connector enforcement (held flows). */
-  async runOnce(options: { now?: Date } = {}): Promise<SweepResult> {
+  async runOnce(options: { now?: Date; signal?: AbortSignal } = {}): Promise<SweepResult> {
     const enforced = await enforceHolds(this.#deps);
+    // Each step is one set-based statement; between them the pass yields to a drain.
+    if (options.signal?.aborted) return { enforced, requested: 0 };
     const failing = await flowsNeedingEvaluation(this.#deps.pool, {
       defaultMaxFailures: this.#deps.config.maxConsecutiveFailures,
       windowSeconds: HEALTH_SWEEP_WINDOW_SECONDS,

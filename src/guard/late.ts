@@ -23,17 +23,22 @@ import type { Logger } from '../log.ts';
 import { Loop } from '../util/loop.ts';
 
 export const LATE_BATCH_SIZE = 2000;
+/** Batches per pass; a pass that hits it runs again at once (the loop yields to stop() in between). */
+export const LATE_MAX_BATCHES = 20;
 
 export interface LateConfig {
   lateAfterSeconds: number;
   lateSweepIntervalMs: number;
   /** Runs per transaction (default LATE_BATCH_SIZE). */
   lateBatchSize?: number;
+  lateMaxBatches?: number;
 }
 
 export interface LateSweepResult {
   marked: number;
   batches: number;
+  /** The pass stopped early (drain, or its batch bound) with late runs possibly left unmarked. */
+  more?: boolean;
 }
 
 export class LateSweeper {
@@ -50,7 +55,7 @@ export class LateSweeper {
     this.#boss = boss;
     this.#config = config;
     this.#log = log.child({ component: 'late-sweep' });
-    this.#loop = new Loop('late-sweep', config.lateSweepIntervalMs, () => this.runOnce().then(() => undefined), this.#log);
+    this.#loop = new Loop('late-sweep', config.lateSweepIntervalMs, (signal) => this.runOnce({ signal }).then((r) => (r.more ? 'again' : undefined)), this.#log);
   }
 
   start(): void {
@@ -62,7 +67,7 @@ export class LateSweeper {
   }
 
   /** Mark every late run, batch by batch. `now` overrides Postgres time (tests). */
-  async runOnce(options: { now?: Date } = {}): Promise<LateSweepResult> {
+  async runOnce(options: { now?: Date; signal?: AbortSignal; maxBatches?: number } = {}): Promise<LateSweepResult> {
     const limit = this.#config.lateBatchSize ?? LATE_BATCH_SIZE;
     const result: LateSweepResult = { marked: 0, batches: 0 };
     // Each batch starts where the previous one ended (see markLateRuns: keeps a sweep linear).
@@ -94,6 +99,8 @@ export class LateSweeper {
         this.#log.info({ count: marked.length, flows: flows.slice(0, 20) }, `marked ${marked.length} run${marked.length === 1 ? '' : 's'} late (${flows.slice(0, 5).join(', ')}${flows.length > 5 ? ', …' : ''})`);
       }
       if (marked.length < limit) return result;
+      // Bounded pass; stop at once when the pod drains (the next pass, or pod, continues).
+      if (options.signal?.aborted || result.batches >= (options.maxBatches ?? this.#config.lateMaxBatches ?? LATE_MAX_BATCHES)) return { ...result, more: true };
     }
   }
 }

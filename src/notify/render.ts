@@ -37,8 +37,36 @@ function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}… (truncated)` : text;
 }
 
+/**
+ * Untrusted text (run messages, reasons, `by`) in an inline context — a headline, a digest line —
+ * must not open or close a code span or block: its backticks become ˋ (U+02CB), which reads the
+ * same and formats nothing.
+ */
+export function inline(text: string): string {
+  return text.replace(/`/g, '\u02cb');
+}
+
+/**
+ * Untrusted multi-line text as a block of its own: a fence stays a fence only at the start of a
+ * line (as CommonMark reads it); ``` anywhere else in a line (Discord would read it as a fence) is
+ * neutralised; an unclosed fence is closed at the end, so the block's fences are balanced.
+ */
+export function block(text: string): string {
+  let open = false;
+  const lines = text.split('\n').map((line) => {
+    const m = /^( {0,3})(`{3,})(.*)$/.exec(line);
+    if (m) {
+      open = !open;
+      return `${m[1]}\`\`\`${m[3]!.replace(/`{3,}/g, (run) => '\u02cb'.repeat(run.length))}`;
+    }
+    return line.replace(/`{3,}/g, (run) => '\u02cb'.repeat(run.length));
+  });
+  if (open) lines.push('```');
+  return lines.join('\n');
+}
+
 function oneLine(text: string, max: number): string {
-  const line = text.replace(/\s+/g, ' ').trim();
+  const line = inline(text).replace(/\s+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
@@ -66,17 +94,17 @@ export function eventText(p: EventPayload): string {
     case 'flow.disabled':
       headline = d.enforced === true
         ? `${ICONS[p.event]} ${flow} disabled again: its schedules were re-enabled while the guard holds it${message ? ` (${message})` : ''}`
-        : `${ICONS[p.event]} ${flow} disabled${str(d.by) ? ` by ${str(d.by)}` : ''}${message ? `: ${message}` : ''}`;
+        : `${ICONS[p.event]} ${flow} disabled${str(d.by) ? ` by ${inline(str(d.by)!)}` : ''}${message ? `: ${message}` : ''}`;
       break;
     case 'flow.reactivated':
-      headline = `${ICONS[p.event]} ${flow} reactivated${str(d.by) ? ` by ${str(d.by)}` : ''}${message ? `: ${message}` : ''}`;
+      headline = `${ICONS[p.event]} ${flow} reactivated${str(d.by) ? ` by ${inline(str(d.by)!)}` : ''}${message ? `: ${message}` : ''}`;
       break;
     default:
       headline = `${flow} ${String(p.event)}${message ? `: ${message}` : ''}`;
   }
   const lines = [headline];
   // The full message when the headline had to shorten it (multi-line errors, long reasons).
-  if (p.message && p.message.replace(/\s+/g, ' ').trim() !== message) lines.push(cut(p.message.trim(), MAX_DETAIL_CHARS));
+  if (p.message && p.message.replace(/\s+/g, ' ').trim() !== message) lines.push(block(cut(p.message.trim(), MAX_DETAIL_CHARS)));
   if (p.runId) lines.push(`run \`${p.runId}\`${str(d.scheduledFor) && p.event !== 'run.late' ? ` scheduled for ${str(d.scheduledFor)}` : ''}`);
   return lines.join('\n');
 }

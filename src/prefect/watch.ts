@@ -126,8 +126,8 @@ export class PrefectWatcher {
       throw new RangeError(`watch pageSize must be 1..${PREFECT_PAGE_SIZE_MAX}, got ${this.#opts.pageSize}`);
     }
     this.#log = deps.log.child({ loop: 'prefect-watch' });
-    this.#loop = new Loop('prefect-watch', this.#opts.intervalMs, async () => {
-      await this.runOnce();
+    this.#loop = new Loop('prefect-watch', this.#opts.intervalMs, async (signal) => {
+      await this.runOnce({ signal });
     }, this.#log);
   }
 
@@ -140,7 +140,7 @@ export class PrefectWatcher {
   }
 
   /** One import + refresh pass over every watched flow. Never throws: errors are logged and returned. */
-  async runOnce(options: { maxPagesPerPass?: number } = {}): Promise<WatchPassResult> {
+  async runOnce(options: { maxPagesPerPass?: number; signal?: AbortSignal } = {}): Promise<WatchPassResult> {
     const result: WatchPassResult = { flows: 0, imported: 0, updated: 0, pages: 0, busy: 0, lateTasks: 0, errors: [] };
     let flows: FlowRow[];
     try {
@@ -152,15 +152,17 @@ export class PrefectWatcher {
     }
     result.flows = flows.length;
     for (const flow of flows) {
+      if (options.signal?.aborted) return result; // draining: the next pod's pass resumes from the cursors
       try {
-        await this.#importFlow(flow, result, options.maxPagesPerPass ?? this.#opts.maxPagesPerPass);
+        await this.#importFlow(flow, result, options.maxPagesPerPass ?? this.#opts.maxPagesPerPass, options.signal);
       } catch (err) {
         result.errors.push(`${flow.name}: ${errorMessage(err)}`);
         this.#log.warn({ flow: flow.name, err: errorMessage(err) }, 'Prefect watch import failed; next pass resumes from the cursor');
       }
     }
+    if (options.signal?.aborted) return result;
     try {
-      result.updated += await this.#refreshOpen();
+      result.updated += await this.#refreshOpen(options.signal);
     } catch (err) {
       result.errors.push(`refresh: ${errorMessage(err)}`);
       this.#log.warn({ err: errorMessage(err) }, 'Prefect watch refresh failed; retried next pass');
@@ -175,7 +177,7 @@ export class PrefectWatcher {
     return result;
   }
 
-  async #importFlow(flow: FlowRow, result: WatchPassResult, maxPages: number): Promise<void> {
+  async #importFlow(flow: FlowRow, result: WatchPassResult, maxPages: number, signal?: AbortSignal): Promise<void> {
     const target = flow.target as PrefectTargetSpec;
     const connector = this.#connector;
     const log = this.#log.child({ flow: flow.name });
@@ -192,7 +194,7 @@ export class PrefectWatcher {
     let from = 0;
     let skip = 0;
     let seen: number | undefined;
-    for (let page = 0; page < maxPages; page++) {
+    for (let page = 0; page < maxPages && !signal?.aborted; page++) {
       const outcome = await withTransaction(pool, async (tx) => {
         const cursor = await lockWatchCursor(tx, flow.id);
         if (!cursor) return { kind: 'busy' as const };
@@ -323,11 +325,11 @@ export class PrefectWatcher {
    * is switched off or the deployment paused (the guard does both), and a 404 closes ours as
    * CANCELLED/Deleted — otherwise it would stay open, re-read on every pass, forever.
    */
-  async #refreshOpen(): Promise<number> {
+  async #refreshOpen(signal?: AbortSignal): Promise<number> {
     const connector = this.#connector;
     const open = await listOpenWatchedRuns(this.#deps.pool, this.#opts.maxOpenPerPass);
     let updated = 0;
-    for (let i = 0; i < open.length; ) {
+    for (let i = 0; i < open.length && !signal?.aborted; ) {
       // One request per page-cap ids; if the server named a lower cap meanwhile, redo with it.
       const size = Math.min(this.#opts.pageSize, connector.client.pageLimit);
       const batch = open.slice(i, i + size);

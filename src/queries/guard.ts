@@ -137,9 +137,10 @@ export interface TerminalRun {
 
 /**
  * The most recent terminal runs since the baseline, newest first, CANCELLED excluded (it neither
- * counts nor resets a streak). A run belongs to the baseline window when it was created or
- * scheduled at/after it — imported Prefect runs (origin 'watch') by their scheduled time only, so a
- * day of history imported when a flow is first watched never counts against it. Index: runs_flow_created_idx (flow_id, created_at), scanned backwards and
+ * counts nor resets a streak). A run belongs to the baseline window when it ended at/after it — when
+ * the failure happened, not when it was scheduled for (a run triggered for a future time that fails
+ * early must not count after every reactivation). Imported Prefect runs (origin 'watch') carry
+ * Prefect's end time, so a day of history imported when a flow is first watched never counts. Index: runs_flow_created_idx (flow_id, created_at), scanned backwards and
  * stopped at `limit`.
  */
 export async function recentTerminalRuns(db: Queryable, flowId: string, since: Date, limit: number): Promise<TerminalRun[]> {
@@ -148,7 +149,7 @@ export async function recentTerminalRuns(db: Queryable, flowId: string, since: D
        from flowwarden.runs r
       where r.flow_id = $1
         and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED')
-        and (r.scheduled_for >= $2 or (r.origin <> 'watch' and r.created_at >= $2))
+        and coalesce(r.ended_at, case when r.origin = 'watch' then r.scheduled_for else r.created_at end) >= $2
       order by r.created_at desc, r.scheduled_for desc, r.id desc
       limit $3`,
     [flowId, since, limit],
@@ -171,7 +172,7 @@ export async function failedCriticalTasks(db: Queryable, flowId: string, since: 
        from flowwarden.task_results t
        join flowwarden.runs r on r.id = t.run_id
       where r.flow_id = $1
-        and (r.scheduled_for >= $2 or (r.origin <> 'watch' and r.created_at >= $2))
+        and coalesce(r.ended_at, case when r.origin = 'watch' then r.scheduled_for else r.created_at end) >= $2
         and t.name = any($3::text[])
         and t.state_type in ('FAILED', 'CRASHED')
       order by t.id desc
@@ -187,7 +188,7 @@ export async function failedCriticalTasks(db: Queryable, flowId: string, since: 
  * maxConsecutiveFailures or the default), plus flows with critical tasks configured and, in a run
  * created since max(baseline, now - window), a FAILED/CRASHED result of one of those tasks —
  * whatever the run's own state (a COMPLETED run can carry a failed critical task). The task rule's
- * ignorePatterns are JavaScript regular expressions, so they are left to the per-flow evaluation.
+ * ignorePatterns are RE2 regular expressions run in the process, so they are left to the per-flow evaluation.
  * Only these get a health job, so a sweep over 10,000 healthy flows is one query, not 10,000
  * evaluations.
  * Index: runs_flow_created_idx (flow_id, created_at), scanned backwards per flow, at most N rows;
@@ -204,7 +205,7 @@ export async function flowsNeedingEvaluation(db: Queryable, params: { defaultMax
                    from flowwarden.runs r
                   where r.flow_id = f.id
                     and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED')
-                    and (r.scheduled_for >= f.valid_since or (r.origin <> 'watch' and r.created_at >= f.valid_since))
+                    and coalesce(r.ended_at, case when r.origin = 'watch' then r.scheduled_for else r.created_at end) >= f.valid_since
                   order by r.created_at desc, r.scheduled_for desc, r.id desc
                   limit coalesce((f.health->>'maxConsecutiveFailures')::int, $1::int)) x
        ) streak
@@ -215,7 +216,8 @@ export async function flowsNeedingEvaluation(db: Queryable, params: { defaultMax
               and exists (select 1 from flowwarden.runs r
                             join flowwarden.task_results t on t.run_id = r.id
                            where r.flow_id = f.id
-                             and r.created_at >= greatest(f.valid_since, coalesce($3::timestamptz, now()) - make_interval(secs => $2::int))
+                             and r.created_at >= coalesce($3::timestamptz, now()) - make_interval(secs => $2::int)
+                             and coalesce(r.ended_at, case when r.origin = 'watch' then r.scheduled_for else r.created_at end) >= f.valid_since
                              and t.state_type in ('FAILED', 'CRASHED')
                              and t.name in (select jsonb_array_elements_text(f.health->'criticalTasks')))))`,
     [params.defaultMaxFailures, params.windowSeconds, params.now ?? null],

@@ -89,3 +89,17 @@ export async function advanceSchedules(
     [updates.map((u) => u.id), updates.map((u) => u.nextRunAt), updates.map((u) => u.lastRunAt)],
   );
 }
+
+/**
+ * How far the scheduler is behind, cluster-wide: seconds since the oldest next_run_at of an enabled
+ * schedule that is already due (0 when every due fire is materialised). The tick keeps next_run_at
+ * ahead of now by the horizon, so anything above a tick interval or two means it cannot keep up.
+ * Index: schedules_due_idx (enabled, next_run_at) — min() reads one entry.
+ */
+export async function schedulerLagSeconds(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ lag: number }>(
+    `select coalesce(extract(epoch from now() - min(next_run_at)), 0)::float8 as lag
+       from flowwarden.schedules where enabled and next_run_at < now()`,
+  );
+  return Math.max(0, rows[0]?.lag ?? 0);
+}

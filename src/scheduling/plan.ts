@@ -36,15 +36,22 @@ export interface Plan {
 
 const HARD_CAP = 1000;
 
-/** The latest fire time in (after, until], searching backwards in widening windows. */
-function latestFireIn(spec: ScheduleSpec, after: Date, until: Date): Date | null {
-  for (const span of [60_000, 3_600_000, 86_400_000, 31 * 86_400_000, 400 * 86_400_000]) {
-    const from = new Date(Math.max(after.getTime(), until.getTime() - span));
-    const times = fireTimesBetween(spec, from, until, 100_000);
-    if (times.length > 0) return times[times.length - 1]!;
-    if (from.getTime() === after.getTime()) return null;
+/**
+ * The latest fire time in (after, until], exactly, however many fires the range holds. Bisection on
+ * `x ↦ nextFireAfter(x) <= until`, which holds exactly for x before the latest fire L: about 40
+ * nextFireAfter calls for a range of years, instead of enumerating (and capping) every fire.
+ */
+export function latestFireIn(spec: ScheduleSpec, after: Date, until: Date): Date | null {
+  const untilMs = until.getTime();
+  let lo = after.getTime();
+  if (lo >= untilMs || nextFireAfter(spec, new Date(lo)).getTime() > untilMs) return null;
+  let hi = untilMs; // nextFireAfter(until) > until, always
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (nextFireAfter(spec, new Date(mid)).getTime() <= untilMs) lo = mid;
+    else hi = mid;
   }
-  return null;
+  return nextFireAfter(spec, new Date(lo));
 }
 
 export function planFires(input: PlanInput, options: PlanOptions): Plan {

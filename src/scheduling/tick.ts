@@ -26,12 +26,19 @@ export interface TickConfig {
   horizonSeconds: number;
   catchupGraceSeconds: number;
   claimBatch: number;
+  /** Batches per tick (bounded work; default TICK_MAX_BATCHES). */
+  tickMaxBatches?: number;
 }
+
+/** 20 × claimBatch (500) = 10,000 schedules per tick at most; a tick that hits it runs again at once. */
+export const TICK_MAX_BATCHES = 20;
 
 export interface TickResult {
   claimed: number;
   created: number;
   batches: number;
+  /** The tick stopped early (drain, or its batch bound) with due schedules possibly left. */
+  more: boolean;
 }
 
 export class Scheduler {
@@ -50,7 +57,7 @@ export class Scheduler {
     this.#boss = boss;
     this.#config = config;
     this.#log = log.child({ component: 'scheduler' });
-    this.#loop = new Loop('scheduler', config.tickIntervalMs, () => this.runOnce().then(() => undefined), this.#log);
+    this.#loop = new Loop('scheduler', config.tickIntervalMs, (signal) => this.runOnce({ signal }).then((r) => (r.more && !signal.aborted ? 'again' : undefined)), this.#log);
   }
 
   start(): void {
@@ -61,15 +68,26 @@ export class Scheduler {
     return this.#loop.stop();
   }
 
-  /** One full tick: batches until nothing due is left. `now` overrides Postgres time (tests). */
-  async runOnce(options: { now?: Date } = {}): Promise<TickResult> {
-    const result: TickResult = { claimed: 0, created: 0, batches: 0 };
+  /**
+   * One tick: batches until nothing due is left, at most `maxBatches` (bounded work per tick), and
+   * never another batch once `signal` is aborted (the pod is draining: each batch is one short
+   * transaction, so stop() waits for one batch at most). `now` overrides Postgres time (tests).
+   * A schedule left behind is not lost: its next_run_at stays due, and fires that fall further
+   * behind than the catch-up grace are then handled by its catch-up policy (docs/operations.md).
+   */
+  async runOnce(options: { now?: Date; signal?: AbortSignal; maxBatches?: number } = {}): Promise<TickResult> {
+    const result: TickResult = { claimed: 0, created: 0, batches: 0, more: false };
+    const maxBatches = options.maxBatches ?? this.#config.tickMaxBatches ?? TICK_MAX_BATCHES;
     for (;;) {
       const batch = await this.#runBatch(options.now);
       result.batches++;
       result.claimed += batch.claimed;
       result.created += batch.created;
       if (batch.claimed < this.#config.claimBatch) return result;
+      if (options.signal?.aborted || result.batches >= maxBatches) {
+        result.more = true;
+        return result;
+      }
     }
   }
 

@@ -304,3 +304,26 @@ export const celeryBeatTasks = fw.table(
   },
   (t) => [uniqueIndex('celery_beat_tasks_source_task_key').on(t.source, t.taskName)],
 );
+
+/**
+ * Keys only flowwarden holds (never a target's signing secret): `report` signs run report tokens.
+ * Generated on first use by the pod that needs it (insert … on conflict do nothing, then read back,
+ * so every pod ends up with the same key).
+ */
+export const instanceKeys = fw.table('instance_keys', {
+  name: text('name').primaryKey(),
+  secret: text('secret').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+});
+
+/** Admin UI sign-ins: the cookie carries a random id; logout (or expiry) ends the session here. */
+export const adminSessions = fw.table('admin_sessions', {
+  /** sha256 of the cookie value (the value itself is never stored). */
+  id: text('id').primaryKey(),
+  scope: text('scope', { enum: ['read', 'operate'] }).notNull(),
+  /** HMAC(token of that scope, id): rotating the token ends every session made with it. */
+  tokenMac: text('token_mac').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  expiresAt: tz('expires_at').notNull(),
+  revokedAt: tz('revoked_at'),
+});

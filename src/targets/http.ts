@@ -1,16 +1,16 @@
 /**
  * `http` targets: POST a signed JSON run request.
  *
- * Signature: `x-flowwarden-signature: sha256=<hex HMAC-SHA256 of the exact body bytes>` with the
- * flow's secret; the body carries the run id (also sent as `idempotency-key`) and a timestamp so a
- * receiver can reject replays. Results:
+ * Signature: `x-flowwarden-signature: t=<unix seconds>,sha256=<hex HMAC-SHA256 of "<t>.<exact body
+ * bytes>">` with the flow's secret (verifySignature rejects requests older than 5 minutes); the body
+ * carries the run id (also sent as `idempotency-key`). Results:
  * - sync: 2xx → COMPLETED (an optional JSON body `{ state: 'FAILED', message, tasks }` may report
  *   a failure), 4xx → FAILED at once (permanent), 408/429/5xx/timeouts/resets → retried.
  * - async: 2xx (usually 202) → RUNNING; the endpoint reports the final state via the API later.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { KyInstance } from 'ky';
-import type { HttpTargetSpec } from './spec.ts';
+import { RESERVED_HEADERS, type HttpTargetSpec } from './spec.ts';
 import type { RunContext, TargetOutcome } from './types.ts';
 import { PermanentError, RateLimitedError } from '../errors.ts';
 import { parseRetryAfter } from '../http.ts';
@@ -19,19 +19,37 @@ import { registerSecrets } from '../log.ts';
 
 export const SIGNATURE_HEADER = 'x-flowwarden-signature';
 
-export function signBody(body: string, secret: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+/**
+ * `t=<unix seconds>,sha256=<hex HMAC-SHA256 of "<t>.<body>">`: the timestamp is signed together with
+ * the exact body bytes, so a receiver can reject a captured request replayed later (verifySignature).
+ */
+export function signBody(body: string, secret: string, nowMs = Date.now()): string {
+  const t = Math.floor(nowMs / 1000);
+  return `t=${t},sha256=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
 }
 
-/** A token that lets an async endpoint report the state of this one run (and nothing else). */
-export function runReportToken(runId: string, secret: string): string {
-  return `run.${createHmac('sha256', secret).update(`report:${runId}`).digest('base64url')}`;
-}
+export const DEFAULT_SIGNATURE_TOLERANCE_SECONDS = 300;
 
-export function verifySignature(body: string, signature: string | undefined, secret: string): boolean {
+/**
+ * For endpoint authors: true when `signature` (the x-flowwarden-signature header) signs `body` (the
+ * raw request bytes, before any JSON parsing) with `secret`, and its timestamp is within
+ * `toleranceSeconds` (default 300) of `nowMs` — older (or far-future) requests are rejected so a
+ * captured request cannot be replayed. Compared in constant time.
+ */
+export function verifySignature(
+  body: string,
+  signature: string | undefined,
+  secret: string,
+  options: { toleranceSeconds?: number; nowMs?: number } = {},
+): boolean {
   if (!signature) return false;
-  const expected = Buffer.from(signBody(body, secret));
-  const given = Buffer.from(signature);
+  const m = /^t=(\d{1,12}),sha256=([0-9a-f]{64})$/.exec(signature.trim());
+  if (!m) return false;
+  const t = Number(m[1]);
+  const tolerance = options.toleranceSeconds ?? DEFAULT_SIGNATURE_TOLERANCE_SECONDS;
+  if (Math.abs((options.nowMs ?? Date.now()) / 1000 - t) > tolerance) return false;
+  const expected = Buffer.from(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'));
+  const given = Buffer.from(m[2]!);
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
@@ -39,10 +57,12 @@ export function verifySignature(body: string, signature: string | undefined, sec
 const SECRET_HEADER = /auth|token|key|secret|cookie|signature|password|session/i;
 
 /**
- * A path segment kept in messages: a word (`api`, `run`, `hooks`, `nightly-report`) or a short
- * number or version (`v2`, `42`). Anything else (ids, tokens, random strings, bad %-escapes) is masked.
+ * A path segment kept in messages: lower-case words of up to 12 letters joined by `-`, `_` or `.`
+ * (`api`, `run`, `hooks`, `nightly-report`), at most 32 characters, or a short number or version
+ * (`v2`, `42`). Anything else — ids, random strings, a token of letters only (`xoxbQwErTyUiOpAs`,
+ * `abcdefghijklmnopqrst`), bad %-escapes — is masked.
  */
-const PLAIN_SEGMENT = /^(?:[A-Za-z][A-Za-z_.-]{0,31}|v?\d{1,6})$/;
+const PLAIN_SEGMENT = /^(?=.{1,32}$)(?:[a-z]{1,12}(?:[-_.][a-z]{1,12})*|v?\d{1,6})$/;
 
 function plainSegment(seg: string): boolean {
   try {
@@ -90,7 +110,7 @@ export async function runHttpTarget(
   http: KyInstance,
   target: HttpTargetSpec,
   ctx: RunContext,
-  defaults: { secret: string | undefined; timeoutMs: number },
+  defaults: { secret: string | undefined; timeoutMs: number; /** async mode: this run's report token (src/security/keys.ts). */ reportToken?: string },
 ): Promise<TargetOutcome> {
   const secret = target.secret ?? defaults.secret;
   // Loaded from the database at runtime: redact the URL's secret-bearing parts, the per-flow secret
@@ -112,7 +132,7 @@ export async function runHttpTarget(
     parameters: ctx.parameters,
     attempt: ctx.attempt,
     mode: target.mode,
-    ...(target.mode === 'async' ? { reportToken: runReportToken(ctx.runId, secret), reportPath: `/api/runs/${ctx.runId}/state` } : {}),
+    ...(target.mode === 'async' ? { reportToken: defaults.reportToken, reportPath: `/api/runs/${ctx.runId}/state` } : {}),
     sentAt: new Date().toISOString(),
   });
   let res: Response;
@@ -122,7 +142,8 @@ export async function runHttpTarget(
       timeout: target.timeoutMs ?? defaults.timeoutMs,
       signal: ctx.signal,
       headers: {
-        ...target.headers,
+        // Validated at save time; filtered here too (any letter case) for rows stored before that.
+        ...Object.fromEntries(Object.entries(target.headers ?? {}).filter(([name, value]) => !RESERVED_HEADERS.has(name.toLowerCase()) && !/[\r\n\0]/.test(value))),
         'content-type': 'application/json',
         'idempotency-key': ctx.runId,
         [SIGNATURE_HEADER]: signBody(body, secret),

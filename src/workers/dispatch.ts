@@ -28,6 +28,7 @@ import { OutcomeWriter } from '../runs/outcomes.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import { runFunctionTarget } from '../targets/function.ts';
 import { runHttpTarget } from '../targets/http.ts';
+import { issueReportToken } from '../security/keys.ts';
 import type { RunContext, TargetOutcome } from '../targets/types.ts';
 import { RateLimitedError, errorMessage, isPermanent, resendAfterRateLimit } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -128,7 +129,12 @@ async function callTarget(deps: WorkerDeps, run: RunRow, flow: FlowRow, ctx: Run
       return runFunctionTarget(deps.registry, target.handler ?? flow.name, ctx);
     }
     case 'http':
-      return runHttpTarget(deps.http, target, ctx, { secret: deps.config.httpSecret, timeoutMs: deps.config.httpTimeoutMs });
+      return runHttpTarget(deps.http, target, ctx, {
+        secret: deps.config.httpSecret,
+        timeoutMs: deps.config.httpTimeoutMs,
+        // Report tokens come from a key only flowwarden holds, and only async runs get one.
+        reportToken: target.mode === 'async' ? await issueReportToken(deps.pool, run.id) : undefined,
+      });
     case 'prefect': {
       const connector = deps.extensions.get('prefect') as DispatchConnector | undefined;
       if (!connector) throw new Error('the Prefect connector is not configured in this worker (set PREFECT_API_URL)');

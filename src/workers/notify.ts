@@ -160,7 +160,8 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
       metrics: deps.metrics,
     };
     let outcome = await deliverPending(ctx, channel);
-    for (let round = 0; round < MAX_ROUNDS && outcome.status === 'done'; round++) {
+    // Rounds stop when the job is aborted (drain deadline): the follow-up job below picks the rest up.
+    for (let round = 0; round < MAX_ROUNDS && outcome.status === 'done' && !job.signal.aborted; round++) {
       const made = await withTransaction(db, (tx) => foldPendingEvents(tx, channel));
       if (made === 0) break;
       outcome = await deliverPending(ctx, channel);

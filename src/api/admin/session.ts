@@ -1,25 +1,35 @@
 /**
- * Admin page sessions: POST /admin/login checks a token (admin → operate, read → read) and sets an
- * HttpOnly, SameSite=Strict cookie. The cookie never holds the token itself: it is
- * `base64url({scope, exp}).HMAC-SHA256(token of that scope, payload)`, so it is stateless, expires
- * (SESSION_SECONDS), and rotating a token ends every session made with it.
+ * Admin page sessions, kept server-side (flowwarden.admin_sessions). POST /admin/login checks a
+ * token (admin → operate, read → read), creates a session with a fresh random id and sets it as an
+ * HttpOnly, SameSite=Strict cookie — `Secure` when the request came over TLS (directly, or through a
+ * proxy that says so when FLOWWARDEN_TRUST_PROXY is set). The cookie never holds a token, and the
+ * table holds only the sha256 of the cookie value. A session ends when it expires
+ * (SESSION_SECONDS), on logout (revoked server-side: the old cookie is dead even if replayed), or
+ * when its token is rotated (the row carries HMAC(token, id), checked on every request).
  *
  * Forms that change something also carry a CSRF value derived from the cookie (HMAC of it), on top
  * of SameSite=Strict; a form from another origin can neither read nor guess it.
+ *
+ * Failed sign-ins are slowed down per client address (LoginThrottle): after FREE_FAILURES
+ * failures within the window every further attempt waits, doubling each time up to a minute,
+ * answered 429 with Retry-After.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import type { Queryable } from '../../db/client.ts';
 import { scopeOf, type AuthConfig, type Scope } from '../auth.ts';
 
 export const SESSION_COOKIE = 'fw_admin';
 export const SESSION_SECONDS = 12 * 3600;
 
 export interface Session {
+  id: string;
   scope: Scope;
   csrf: string;
 }
 
 const mac = (key: string, data: string) => createHmac('sha256', key).update(data).digest('base64url');
+const hashId = (value: string) => createHash('sha256').update(value).digest('base64url');
 
 function same(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -31,12 +41,19 @@ function keyFor(scope: Scope, auth: AuthConfig): string | undefined {
   return scope === 'operate' ? auth.adminToken : auth.readToken;
 }
 
-/** The cookie value for a valid token, or null. */
-export function createSession(token: string, auth: AuthConfig, nowMs = Date.now()): { value: string; scope: Scope } | null {
+/** A new session for a valid token (a fresh random id every time), or null. */
+export async function createSession(db: Queryable, token: string, auth: AuthConfig, nowMs = Date.now()): Promise<{ value: string; scope: Scope } | null> {
   const scope = scopeOf(token, auth);
   if (!scope) return null;
-  const payload = Buffer.from(JSON.stringify({ s: scope, e: Math.floor(nowMs / 1000) + SESSION_SECONDS })).toString('base64url');
-  return { value: `${payload}.${mac(token, payload)}`, scope };
+  const value = randomBytes(32).toString('base64url');
+  const id = hashId(value);
+  await db.query(
+    `insert into flowwarden.admin_sessions (id, scope, token_mac, expires_at) values ($1, $2, $3, $4)`,
+    [id, scope, mac(token, id), new Date(nowMs + SESSION_SECONDS * 1000)],
+  );
+  // Expired and revoked sessions are kept a day for the record, then dropped.
+  await db.query(`delete from flowwarden.admin_sessions where expires_at < now() - interval '1 day'`);
+  return { value, scope };
 }
 
 export function readCookie(req: FastifyRequest, name: string): string | undefined {
@@ -49,24 +66,30 @@ export function readCookie(req: FastifyRequest, name: string): string | undefine
   return undefined;
 }
 
-export function sessionOf(req: FastifyRequest, auth: AuthConfig, nowMs = Date.now()): Session | null {
+/** The live session of this request's cookie (not expired, not revoked, token unchanged), or null. */
+export async function sessionOf(db: Queryable, req: FastifyRequest, auth: AuthConfig, nowMs = Date.now()): Promise<Session | null> {
   const value = readCookie(req, SESSION_COOKIE);
-  if (!value) return null;
-  const [payload, sig] = value.split('.');
-  if (!payload || !sig) return null;
-  let claims: { s?: unknown; e?: unknown };
-  try {
-    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
-  } catch {
-    return null;
-  }
-  if ((claims.s !== 'read' && claims.s !== 'operate') || typeof claims.e !== 'number' || claims.e * 1000 < nowMs) return null;
-  const key = keyFor(claims.s, auth);
-  if (!key || !same(sig, mac(key, payload))) return null;
-  return { scope: claims.s, csrf: mac(value, 'csrf') };
+  if (!value || !/^[A-Za-z0-9_-]{20,100}$/.test(value)) return null;
+  const id = hashId(value);
+  const { rows } = await db.query<{ scope: Scope; tokenMac: string; expiresAt: Date; revokedAt: Date | null }>(
+    `select scope, token_mac as "tokenMac", expires_at as "expiresAt", revoked_at as "revokedAt" from flowwarden.admin_sessions where id = $1`,
+    [id],
+  );
+  const row = rows[0];
+  if (!row || row.revokedAt || row.expiresAt.getTime() <= nowMs) return null;
+  const key = keyFor(row.scope, auth);
+  if (!key || !same(row.tokenMac, mac(key, id))) return null;
+  return { id, scope: row.scope, csrf: mac(value, 'csrf') };
+}
+
+/** End a session server-side: its cookie no longer works anywhere, even if it was copied. */
+export async function revokeSession(db: Queryable, session: Session): Promise<void> {
+  await db.query(`update flowwarden.admin_sessions set revoked_at = now() where id = $1 and revoked_at is null`, [session.id]);
 }
 
 export function cookieHeader(value: string, req: FastifyRequest, maxAgeSeconds = SESSION_SECONDS): string {
+  // req.protocol is 'https' for TLS connections, and behind a proxy only when trustProxy is on and
+  // the proxy sent X-Forwarded-Proto: https.
   const secure = req.protocol === 'https' ? '; Secure' : '';
   return `${SESSION_COOKIE}=${value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
 }
@@ -74,4 +97,42 @@ export function cookieHeader(value: string, req: FastifyRequest, maxAgeSeconds =
 export function csrfOk(session: Session, body: unknown): boolean {
   const given = body && typeof body === 'object' ? (body as Record<string, unknown>).csrf : undefined;
   return typeof given === 'string' && same(given, session.csrf);
+}
+
+/** Failed sign-ins per client address, in this process. */
+export class LoginThrottle {
+  static readonly FREE_FAILURES = 5;
+  static readonly WINDOW_MS = 15 * 60_000;
+  static readonly MAX_WAIT_MS = 60_000;
+  private failures = new Map<string, { count: number; first: number; last: number }>();
+  private readonly clock: () => number;
+  constructor(clock: () => number = Date.now) {
+    this.clock = clock;
+  }
+
+  /** Milliseconds this address must still wait before its next attempt (0: go ahead). */
+  waitMs(ip: string): number {
+    const f = this.failures.get(ip);
+    const now = this.clock();
+    if (!f) return 0;
+    if (now - f.last > LoginThrottle.WINDOW_MS) {
+      this.failures.delete(ip);
+      return 0;
+    }
+    if (f.count < LoginThrottle.FREE_FAILURES) return 0;
+    const wait = Math.min(LoginThrottle.MAX_WAIT_MS, 1000 * 2 ** (f.count - LoginThrottle.FREE_FAILURES));
+    return Math.max(0, f.last + wait - now);
+  }
+
+  failed(ip: string): void {
+    const now = this.clock();
+    const f = this.failures.get(ip);
+    if (!f || now - f.last > LoginThrottle.WINDOW_MS) this.failures.set(ip, { count: 1, first: now, last: now });
+    else Object.assign(f, { count: f.count + 1, last: now });
+    if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value!); // bounded memory
+  }
+
+  succeeded(ip: string): void {
+    this.failures.delete(ip);
+  }
 }

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
 import { ADMIN_JS, html, layout, type LayoutOptions, type Markup } from '../admin/html.ts';
 import { flowPage, flowsPage, loginPage, overviewPage, queuesPage, runPage, runsPage, RUN_ORIGINS, RUN_RANGES, RUN_STATE_FILTERS, type RunRange, type RunsFilterView } from '../admin/pages.ts';
-import { cookieHeader, createSession, csrfOk, sessionOf, type Session } from '../admin/session.ts';
+import { cookieHeader, createSession, csrfOk, LoginThrottle, revokeSession, sessionOf, type Session } from '../admin/session.ts';
 import { healthStatus } from './flows.ts';
 import { dbNow, withTransaction } from '../../db/client.ts';
 import { readDb } from '../reads.ts';
@@ -114,6 +114,7 @@ const formBody = (body: unknown): Record<string, string> => (body && typeof body
 
 export function adminRoutes(ctx: ApiContext) {
   const auth = { adminToken: ctx.config.adminToken, readToken: ctx.config.readToken };
+  const throttle = new LoginThrottle();
   return async (app: FastifyInstance) => {
     // HTML forms post application/x-www-form-urlencoded; parsed here only (this plugin's scope).
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => {
@@ -121,8 +122,8 @@ export function adminRoutes(ctx: ApiContext) {
     });
 
     /** The session, or a redirect to the login form (GET) / 401 (POST). */
-    const guard = (req: FastifyRequest, reply: FastifyReply): Session | null => {
-      const session = sessionOf(req, auth);
+    const guard = async (req: FastifyRequest, reply: FastifyReply): Promise<Session | null> => {
+      const session = await sessionOf(ctx.pool, req, auth);
       if (session) return session;
       if (req.method === 'GET') reply.redirect('/admin/login', 303);
       else send(reply, 401, { title: 'Sign in' }, loginPage('Your session has expired: sign in again.'));
@@ -135,25 +136,34 @@ export function adminRoutes(ctx: ApiContext) {
     );
 
     app.get('/login', async (req, reply) => {
-      if (sessionOf(req, auth)) return reply.redirect('/admin', 303);
+      if (await sessionOf(ctx.pool, req, auth)) return reply.redirect('/admin', 303);
       return send(reply, 200, { title: 'Sign in' }, loginPage());
     });
 
     app.post('/login', async (req, reply) => {
+      const wait = throttle.waitMs(req.ip);
+      if (wait > 0) {
+        return send(reply.header('retry-after', String(Math.ceil(wait / 1000))), 429, { title: 'Sign in' }, loginPage(`Too many failed sign-ins: wait ${Math.ceil(wait / 1000)} s and try again.`));
+      }
       const token = formBody(req.body).token?.trim() ?? '';
-      const session = token ? createSession(token, auth) : null;
-      if (!session) return send(reply, 401, { title: 'Sign in' }, loginPage(token ? 'That token is not valid.' : 'Enter a token.'));
+      const session = token ? await createSession(ctx.pool, token, auth) : null;
+      if (!session) {
+        if (token) throttle.failed(req.ip);
+        return send(reply, 401, { title: 'Sign in' }, loginPage(token ? 'That token is not valid.' : 'Enter a token.'));
+      }
+      throttle.succeeded(req.ip);
       return reply.header('set-cookie', cookieHeader(session.value, req)).redirect('/admin', 303);
     });
 
     app.post('/logout', async (req, reply) => {
-      const session = sessionOf(req, auth);
+      const session = await sessionOf(ctx.pool, req, auth);
       if (session && !csrfOk(session, req.body)) return reply.code(403).send('forbidden');
+      if (session) await revokeSession(ctx.pool, session);
       return reply.header('set-cookie', cookieHeader('', req, 0)).redirect('/admin/login', 303);
     });
 
     app.get('/', async (req, reply) => {
-      const session = guard(req, reply);
+      const session = await guard(req, reply);
       if (!session) return reply;
       const db = readDb(req, ctx.pool);
       const now = await dbNow(db);
@@ -168,7 +178,7 @@ export function adminRoutes(ctx: ApiContext) {
 
     // A page of ADMIN_FLOWS_PAGE flows by name; `?after=NAME` continues after NAME ("more…" link).
     app.get<{ Querystring: { after?: string } }>('/flows', async (req, reply) => {
-      const session = guard(req, reply);
+      const session = await guard(req, reply);
       if (!session) return reply;
       const after = typeof req.query.after === 'string' && NAME_RE.test(req.query.after) ? req.query.after : undefined;
       const [now, rows] = await Promise.all([dbNow(readDb(req, ctx.pool)), pageFlows(readDb(req, ctx.pool), { after, limit: ADMIN_FLOWS_PAGE + 1 })]);
@@ -215,14 +225,14 @@ export function adminRoutes(ctx: ApiContext) {
     };
 
     app.get<{ Params: { name: string }; Querystring: { done?: string } }>('/flows/:name', async (req, reply) => {
-      const session = guard(req, reply);
+      const session = await guard(req, reply);
       if (!session) return reply;
       const notice = req.query.done === 'reactivated' ? { kind: 'ok' as const, text: 'Flow reactivated: its schedules are enabled again and the failure count starts from now.' } : undefined;
       return renderFlow(reply, session, req.params.name, 200, notice);
     });
 
     app.post<{ Params: { name: string } }>('/flows/:name/reactivate', async (req, reply) => {
-      const session = guard(req, reply);
+      const session = await guard(req, reply);
       if (!session) return reply;
       if (!csrfOk(session, req.body)) return renderFlow(reply, session, req.params.name, 403, { kind: 'bad', text: 'The form expired: reload the page and try again.' });
       if (session.scope !== 'operate') return renderFlow(reply, session, req.params.name, 403, { kind: 'bad', text: 'Reactivating needs the admin token: sign in with FLOWWARDEN_ADMIN_TOKEN.' });
@@ -241,7 +251,7 @@ export function adminRoutes(ctx: ApiContext) {
     // Runs across all flows: filters (flow, state incl. Late, origin, time range or window,
     // upcoming) and keyset pages of ADMIN_RUNS_PAGE (`?after=<scheduled_for>~<id>`, "older runs →").
     app.get<{ Querystring: Record<string, unknown> }>('/runs', async (req, reply) => {
-      const session = guard(req, reply);
+      const session = await guard(req, reply);
       if (!session) return reply;
       const now = await dbNow(readDb(req, ctx.pool));
       const { filter, after, errors } = parseRunsFilter(req.query ?? {}, now);
@@ -258,7 +268,7 @@ export function adminRoutes(ctx: ApiContext) {
     });
 
     app.get<{ Params: { id: string } }>('/runs/:id', async (req, reply) => {
-      const session = guard(req, reply);
+      const session = await guard(req, reply);
       if (!session) return reply;
       const run = z.uuid().safeParse(req.params.id).success ? await getRun(readDb(req, ctx.pool), req.params.id) : null;
       if (!run) return send(reply, 404, page(session, 'Not found'), notFound(`No run with id ‘${req.params.id}’.`));
@@ -267,7 +277,7 @@ export function adminRoutes(ctx: ApiContext) {
     });
 
     app.get('/queues', async (req, reply) => {
-      const session = guard(req, reply);
+      const session = await guard(req, reply);
       if (!session) return reply;
       // The same numbers as GET /api/queues, `flowwarden queues` and /metrics (view v_queue_depth).
       const [now, queues] = await Promise.all([dbNow(readDb(req, ctx.pool)), queueDepth(readDb(req, ctx.pool))]);

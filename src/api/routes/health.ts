@@ -3,6 +3,10 @@ import type { ApiContext } from '../server.ts';
 import { appliedMigrationCount, shippedMigrationCount } from '../../db/migrate.ts';
 import { expectedBossSchemaVersion, installedBossSchemaVersion } from '../../queries/inspect.ts';
 import { errorMessage } from '../../errors.ts';
+import { schedulerLagSeconds } from '../../queries/schedules.ts';
+
+/** Above this lag /readyz adds a warning (the pod stays ready). */
+const SCHEDULER_LAG_WARN_SECONDS = 60;
 
 /** A readiness probe must answer before the orchestrator's probe timeout, even when Postgres hangs. */
 export const READY_CHECK_TIMEOUT_MS = 2000;
@@ -40,7 +44,10 @@ export function healthRoutes(ctx: ApiContext) {
           }),
         ]);
         if (reason) return reply.code(503).send({ ok: false, reason });
-        return { ok: true };
+        // Detail, not a readiness condition: a lagging scheduler is visible here and in
+        // flowwarden_scheduler_lag_seconds, but the pod keeps serving (and dispatching).
+        const lag = Math.round((await schedulerLagSeconds(ctx.pool)) * 10) / 10;
+        return { ok: true, schedulerLagSeconds: lag, ...(lag > SCHEDULER_LAG_WARN_SECONDS ? { warning: `the scheduler is ${lag} s behind: more schedules are due than it materialises per tick (see docs/operations.md#overload)` } : {}) };
       } catch (err) {
         return reply.code(503).send({ ok: false, reason: `database unreachable: ${errorMessage(err)}` });
       } finally {
