@@ -33,7 +33,7 @@ export async function buildApi(deps: WorkerDeps, options: { databaseUrl: string;
     bodyLimit: 1024 * 1024,
     // Names may be 128 characters (NAME_RE), up to 3× that when %-encoded: every valid name must
     // reach its route (fastify's default of 100 answered 414 for long names).
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // FLOWWARDEN_TRUST_PROXY: read the client address and https from the proxy's X-Forwarded-* headers.
     trustProxy: typeof deps.config.trustProxy === 'number' ? trustHops(deps.config.trustProxy) : deps.config.trustProxy,
   });

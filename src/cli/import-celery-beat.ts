@@ -9,7 +9,7 @@ import { UserInputError, errorMessage } from '../errors.ts';
 import { startBoss } from '../queue/boss.ts';
 import { readDefinitions } from '../apply.ts';
 import { withPool } from './context.ts';
-import { printJson, printTable } from './output.ts';
+import { io, printJson, printTable } from './output.ts';
 import { parseMapping, type CeleryBeatMapping } from '../celery-beat/mapping.ts';
 import { readBeatDatabase } from '../celery-beat/source.ts';
 import { importCeleryBeat, type ImportResult } from '../celery-beat/import.ts';
@@ -56,7 +56,7 @@ function printResult(r: ImportResult, json: boolean | undefined): void {
   if (json) return printJson(r);
   printTable(r.items.map((i) => ({ ...i })), ['task', 'flow', 'action', 'detail']);
   const c = r.counts;
-  process.stdout.write(
+  io().stdout.write(
     `${r.dryRun ? 'dry run, nothing written: would be ' : ''}${c.created} created, ${c.updated} updated, ${c.unchanged} unchanged, ${c.removed} removed, ` +
       `${c.unsupported} unsupported, ${c.conflict} conflicts\n`,
   );
@@ -68,12 +68,12 @@ export async function runImport(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    process.stderr.write(`flowwarden: error: ${errorMessage(err)}\n${IMPORT_USAGE}\n`);
+    io().stderr.write(`flowwarden: error: ${errorMessage(err)}\n${IMPORT_USAGE}\n`);
     return 2;
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write(`${IMPORT_USAGE}\n`);
+    io().stdout.write(`${IMPORT_USAGE}\n`);
     return 0;
   }
   try {
@@ -86,7 +86,7 @@ export async function runImport(argv: string[]): Promise<number> {
     const rawMapping = values.mapping ? readDefinitions(values.mapping) : {};
     const mapping: CeleryBeatMapping = parseMapping(values.shadow ? { ...(rawMapping as object), shadow: true } : rawMapping, values.mapping ?? 'mapping');
     const from = values.from;
-    const config = loadConfig();
+    const config = loadConfig(io().env);
     const log = createLogger({ level: values.watch ? config.logLevel : 'warn', pretty: config.logPretty, secrets: [...configSecrets(config), from] });
     const base = { config, log };
 
@@ -109,10 +109,10 @@ export async function runImport(argv: string[]): Promise<number> {
         const until = new Date(since.getTime() + days * 86_400_000);
         const rows = await compareCeleryBeat(pool, snapshot.tasks, mapping, { from: since, until }, { celeryTimezone, tzAware });
         if (values.json) return printJson({ from: since.toISOString(), until: until.toISOString(), tasks: rows });
-        process.stdout.write(`fires from ${since.toISOString()} to ${until.toISOString()}\n`);
+        io().stdout.write(`fires from ${since.toISOString()} to ${until.toISOString()}\n`);
         printTable(rows.map((r) => ({ ...r, differences: r.differences.length, note: r.note ?? '' })), ['task', 'flow', 'beatFires', 'flowwardenFires', 'matching', 'differences', 'note']);
         for (const r of rows) {
-          for (const d of r.differences) process.stdout.write(`  ${r.task}: ${d.at} ${d.side}: ${d.reason}\n`);
+          for (const d of r.differences) io().stdout.write(`  ${r.task}: ${d.at} ${d.side}: ${d.reason}\n`);
         }
       });
       return 0;
@@ -144,8 +144,8 @@ export async function runImport(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const details = err instanceof UserInputError ? err.details : [];
-    process.stderr.write(`flowwarden: error: ${errorMessage(err)}\n`);
-    for (const d of details) process.stderr.write(`  - ${d}\n`);
+    io().stderr.write(`flowwarden: error: ${errorMessage(err)}\n`);
+    for (const d of details) io().stderr.write(`  - ${d}\n`);
     return 1;
   } finally {
     // main() exits the process when this returns: let a large report reach a pipe first.

@@ -48,7 +48,9 @@ async function packagedChromium(): Promise<{ executablePath: string; args: strin
       if (!fs.existsSync(executablePath)) throw err;
     }
   }
-  return { executablePath, args: Chromium.args };
+  // --single-process is for one-page serverless runs: a second browser context (one per test)
+  // finds the browser closed. Everything else is the package's own tuning.
+  return { executablePath, args: Chromium.args.filter((a: string) => a !== '--single-process') };
 }
 
 export async function launchBrowser(): Promise<Browser> {
