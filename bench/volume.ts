@@ -16,7 +16,7 @@ import pg from 'pg';
 import { createApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
-import { listRuns } from '../src/queries/runs.ts';
+import { pageRuns } from '../src/queries/runs.ts';
 import { benchServer, fmt, freshDatabase, log, type BenchResult } from './support.ts';
 
 const SMALL = Number(process.env.BENCH_VOLUME_SMALL ?? 10_000);
@@ -241,8 +241,8 @@ async function volumeAt(size: number): Promise<{ results: Awaited<ReturnType<typ
       { name: 'GET /api/runs?cursor=… (a page half-way down)', run: () => get(`/api/runs?cursor=${cursor}`) },
       { name: "admin: a flow's page", run: () => get('/admin/flows/vol-0500', { cookie }) },
       { name: 'admin: overview', run: () => get('/admin', { cookie }) },
-      { name: 'flowwarden runs list (listRuns, 50)', run: () => listRuns(pool, { limit: 50 }) },
-      { name: 'flowwarden runs list --flow', run: () => listRuns(pool, { flowName: 'vol-0500', limit: 50 }) },
+      { name: 'flowwarden runs list (pageRuns, 50)', run: () => pageRuns(pool, { limit: 50 }) },
+      { name: 'flowwarden runs list --flow', run: () => pageRuns(pool, { flowName: 'vol-0500', limit: 50 }) },
     ];
     const runs = Number((await pool.query(`select count(*) as n from flowwarden.runs`)).rows[0].n);
     installTracer();

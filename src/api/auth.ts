@@ -34,7 +34,6 @@ export function scopeOf(token: string | undefined, auth: AuthConfig): Scope | nu
   return null;
 }
 
-export { runReportToken } from '../security/keys.ts';
 
 /**
  * A hook (use as onRequest, so it runs before the body is even parsed) that answers 401 without a

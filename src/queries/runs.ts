@@ -306,40 +306,6 @@ export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ 
   return { id: found.id, created: false };
 }
 
-export interface RunFilter {
-  flowName?: string;
-  stateType?: StateType;
-  before?: Date;
-  limit: number;
-}
-
-export async function listRuns(db: Queryable, filter: RunFilter): Promise<RunRow[]> {
-  const where: string[] = [];
-  const values: unknown[] = [];
-  if (filter.flowName) {
-    values.push(filter.flowName);
-    // By id, not f.name: the planner then walks runs_flow_scheduled_idx for that one flow instead of
-    // runs_scheduled_idx filtered by a join (60 ms at 10M runs; docs/benchmarks.md, bench/NOTES.md).
-    where.push(`r.flow_id = (select id from flowwarden.flows where name = $${values.length})`);
-  }
-  if (filter.stateType) {
-    values.push(filter.stateType);
-    where.push(`r.state_type = $${values.length}`);
-  }
-  if (filter.before) {
-    values.push(filter.before);
-    where.push(`r.scheduled_for < $${values.length}`);
-  }
-  values.push(filter.limit);
-  const { rows } = await db.query<RunRow>(
-    `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
-     ${where.length ? `where ${where.join(' and ')}` : ''}
-     order by r.scheduled_for desc, r.id desc limit $${values.length}`,
-    values,
-  );
-  return rows;
-}
-
 export async function runHistory(db: Queryable, runId: string) {
   return dz(db)
     .select({

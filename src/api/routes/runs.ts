@@ -6,7 +6,6 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../server.ts';
 import { readDb } from '../reads.ts';
-import { bearer, scopeOf, runReportToken } from '../auth.ts';
 import { reportTokenValid } from '../../security/keys.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { badCursor, decodeCursor, pageOf } from '../validate.ts';
