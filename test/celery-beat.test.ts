@@ -288,5 +288,8 @@ describe('flowwarden import celery-beat (CLI)', () => {
     assert.match(bad.stderr, /invalid .*map\.yaml/);
     const noFrom = await runCli(['import', 'celery-beat'], { DATABASE_URL: db.url });
     assert.match(noFrom.stderr, /needs --from URL/);
+    const notUrl = await runCli(['import', 'celery-beat', '--from', 'django-db'], { DATABASE_URL: db.url });
+    assert.equal(notUrl.code, 1);
+    assert.match(notUrl.stderr, /--from must be a postgres:\/\/ \(or postgresql:\/\/\) URL/);
   });
 });

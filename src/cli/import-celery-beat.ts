@@ -81,6 +81,8 @@ export async function runImport(argv: string[]): Promise<number> {
       throw new UserInputError(`unknown import source '${positionals.join(' ')}'; use: flowwarden import celery-beat --from URL`);
     }
     if (!values.from) throw new UserInputError('import celery-beat needs --from URL: the postgres:// URL of the Django database django-celery-beat uses');
+    // Checked before connecting: pg reads a bare word as a host name and fails with a resolver error.
+    if (!/^postgres(ql)?:\/\//.test(values.from)) throw new UserInputError('--from must be a postgres:// (or postgresql://) URL of the Django database django-celery-beat uses, e.g. postgres://user:pass@host:5432/django');
     if (values.compare && (values.watch || values['dry-run'])) throw new UserInputError('--compare only reads: use it without --watch and --dry-run');
     if (values.watch && values['dry-run']) throw new UserInputError('--watch writes on every pass: drop --dry-run (try a single --dry-run first)');
     const rawMapping = values.mapping ? readDefinitions(values.mapping) : {};
