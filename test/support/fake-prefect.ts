@@ -7,32 +7,53 @@
  * - Auth modes (`auth`): 'bearer' (Prefect Cloud: `Authorization: Bearer <key>`), 'basic' (a
  *   self-hosted server with PREFECT_SERVER_API_AUTH_STRING: `Basic base64(auth string)`, else 401
  *   `{"exception_message": "Unauthorized"}`, api/server.py), 'none' (open self-hosted server).
+ *   // Prefect: src/prefect/server/api/server.py create_api_app token_validation (basic); bearer is
+ *   // Prefect Cloud (not in the OSS server; client side: src/prefect/client/orchestration/__init__.py)
  * - CSRF mode (`csrf: true`, PREFECT_SERVER_CSRF_PROTECTION_ENABLED): every POST/PUT/PATCH/DELETE
  *   needs `Prefect-Csrf-Token` + `Prefect-Csrf-Client`, else 403 "Missing CSRF token." / "Missing
  *   client identifier." / "Invalid CSRF token or client identifier." (api/middleware.py); tokens come
  *   from `GET /csrf-token?client=<id>`, which answers 422 "CSRF protection is disabled." when off.
+ *   // Prefect: src/prefect/server/api/middleware.py CsrfMiddleware.dispatch;
+ *   // src/prefect/server/api/csrf_token.py create_csrf_token
  * - Request bodies validated as Prefect's pydantic models do (action models forbid extra fields):
  *   unknown fields and bad enums answer 422 `{ exception_message, exception_detail, request_body }`.
+ *   // Prefect: src/prefect/server/schemas/actions.py ActionBaseModel (extra="forbid");
+ *   // src/prefect/server/schemas/filters.py PrefectFilterBaseModel (extra="forbid");
+ *   // src/prefect/server/api/server.py validation_exception_handler (422 body)
  *   Stricter than Prefect in one place: unknown *top-level* keys of a filter body are rejected too
  *   (FastAPI ignores them), so a typo in the client fails a test instead of silently not filtering.
  * - Page cap (`defaultLimit`, PREFECT_SERVER_API_DEFAULT_LIMIT, default 200): a larger `limit` is
  *   422 `{"detail": "Invalid limit: must be less than or equal to N."}` (api/dependencies.py).
+ *   // Prefect: src/prefect/server/api/dependencies.py LimitBody.get_limit
  * - Path ids match Starlette's uuid convertor (lowercase, hyphenated); anything else is 404
  *   `{"detail": "Not Found"}`.
+ *   // Prefect: routes declared `/{id:uuid}` in src/prefect/server/api/deployments.py, flow_runs.py
+ *   // (convertor itself: starlette/convertors.py UUIDConvertor; 404 body: Starlette's default)
  * - `create_flow_run`: 201 new, 200 for an idempotency key already used for the same flow; a
  *   parameter-schema violation (deployment `enforceParameterSchema`) is 409.
+ *   // Prefect: src/prefect/server/api/deployments.py create_flow_run_from_deployment;
+ *   // src/prefect/server/models/flow_runs.py create_flow_run (on_conflict_do_nothing on idempotency_key)
  * - `PATCH /deployments/{id}/schedules/{schedule_id}`: DeploymentScheduleUpdate defaults
  *   `parameters` to {} and the update writes every non-None field, so a PATCH without `parameters`
  *   wipes the schedule's overrides (Prefect ≥ 3.2); then the deployment's *future* auto-scheduled
  *   runs (all its schedules) that have not run are deleted, past-due ones stay (Prefect ≥ 3.3.4).
  *   204, no body.
+ *   // Prefect: src/prefect/server/schemas/actions.py DeploymentScheduleUpdate (parameters default {});
+ *   // src/prefect/server/models/deployments.py update_deployment_schedule (model_dump(exclude_none=True));
+ *   // src/prefect/server/api/deployments.py update_deployment_schedule (204, _delete_scheduled_runs future_only)
  * - pause/resume_deployment: 200 with body `null`; pausing deletes every auto-scheduled run still
  *   Scheduled that has not run.
+ *   // Prefect: src/prefect/server/api/deployments.py pause_deployment / resume_deployment (-> None)
  * - `POST /flow_runs/{id}/set_state`: orchestration result `{status, state, details}`, 201 when a
  *   new state was set; a terminal run refuses (REJECT).
+ *   // Prefect: src/prefect/server/api/flow_runs.py set_flow_run_state (201 if state.timestamp >= now);
+ *   // terminal rule: src/prefect/server/orchestration/core_policy.py HandleFlowTerminalStateTransitions
+ *   // (the real rule is narrower: see the comment at the set_state route)
  * - Task runs are named `<task>-<dynamic_key[:3]>` with a random uuid key; `addTaskRun(..., {
  *   delayed: true })` records one that only becomes visible on `flushTaskRuns()` (Prefect 3 writes
  *   task runs from events, possibly after the flow run is terminal).
+ *   // Prefect: src/prefect/task_engine.py (task_run_name = f"{task.name}-{dynamic_key[:3]}",
+ *   // dynamic_key_for_task_run(stable=False) in src/prefect/_internal/engine.py returns str(uuid4()))
  *
  * Test controls: `failNext` injects 429 / 500 / hung (timeout) / reset responses; `advance` moves a
  * run to a state now; `script` (or `runScript` on a deployment) makes each read of a run step it
@@ -229,6 +250,7 @@ const jsonObject = z.record(z.string(), z.unknown());
 const stateType = z.enum(STATE_TYPES);
 const operator = z.enum(['and_', 'or_']).optional();
 
+// Prefect: src/prefect/server/schemas/actions.py StateCreate (ActionBaseModel, extra="forbid")
 const stateCreate = z.strictObject({
   type: stateType,
   name: z.string().nullish(),
@@ -237,6 +259,7 @@ const stateCreate = z.strictObject({
   state_details: jsonObject.optional(),
 });
 
+// Prefect: src/prefect/server/schemas/actions.py DeploymentFlowRunCreate (ActionBaseModel, extra="forbid")
 const deploymentFlowRunCreate = z.strictObject({
   state: stateCreate.nullish(),
   name: z.string().nullish(),
@@ -256,6 +279,7 @@ const deploymentFlowRunCreate = z.strictObject({
 const anyUuids = z.array(uuid).optional();
 const timeRange = z.strictObject({ before_: dateTime.optional(), after_: dateTime.optional(), is_null_: z.boolean().optional() });
 
+// Prefect: src/prefect/server/schemas/filters.py FlowRunFilter and its field filters (PrefectFilterBaseModel, extra="forbid")
 const flowRunFilter = z.strictObject({
   operator,
   id: z.strictObject({ any_: anyUuids, not_any_: anyUuids }).optional(),
@@ -279,18 +303,21 @@ const flowRunFilter = z.strictObject({
     .optional(),
 });
 
+// Prefect: src/prefect/server/schemas/filters.py DeploymentFilter
 const deploymentFilter = z.strictObject({
   operator,
   id: z.strictObject({ any_: anyUuids }).optional(),
   name: z.strictObject({ any_: z.array(z.string()).optional(), like_: z.string().optional() }).optional(),
 });
 
+// Prefect: src/prefect/server/schemas/filters.py FlowFilter
 const flowFilter = z.strictObject({
   operator,
   id: z.strictObject({ any_: anyUuids }).optional(),
   name: z.strictObject({ any_: z.array(z.string()).optional(), like_: z.string().optional() }).optional(),
 });
 
+// Prefect: src/prefect/server/schemas/filters.py TaskRunFilter
 const taskRunFilter = z.strictObject({
   operator,
   id: z.strictObject({ any_: anyUuids }).optional(),
@@ -307,9 +334,14 @@ const taskRunFilter = z.strictObject({
 
 // `limit` is checked against the server's cap separately (LimitBody), with its own 422 body.
 const limit = z.number().int().nullish();
-const offset = z.number().int().min(0).default(0);
+const offset = z.number().int().min(0).default(0); // Prefect: api/flow_runs.py read_flow_runs `offset: int = Body(0, ge=0)`
 
-/** Filter bodies for flow runs and task runs: the same filters, each with its own sort values. */
+/**
+ * Filter bodies for flow runs and task runs: the same filters, each with its own sort values.
+ * Prefect: src/prefect/server/api/flow_runs.py read_flow_runs, src/prefect/server/api/task_runs.py
+ * read_task_runs (sort default ID_DESC, src/prefect/server/schemas/sorting.py FlowRunSort/TaskRunSort).
+ * Strict top level is the fake's own choice (FastAPI ignores unknown embedded body keys).
+ */
 const filterBody = (sorts: readonly [string, ...string[]]) =>
   z.strictObject({
     sort: z.enum(sorts).default('ID_DESC'),
@@ -325,6 +357,8 @@ const filterBody = (sorts: readonly [string, ...string[]]) =>
 const flowRunsFilterBody = filterBody(FLOW_RUN_SORTS);
 const taskRunsFilterBody = filterBody(TASK_RUN_SORTS);
 
+// Prefect: src/prefect/server/schemas/actions.py DeploymentScheduleUpdate (parameters default {});
+// src/prefect/server/models/deployments.py update_deployment_schedule.
 // DeploymentScheduleUpdate (schemas/actions.py): every field Optional = None except `parameters`,
 // whose default_factory is dict — so a PATCH without it writes {} (model_dump(exclude_none=True)).
 const scheduleUpdate = z.strictObject({
@@ -337,6 +371,7 @@ const scheduleUpdate = z.strictObject({
 });
 
 // POST /flow_runs/{id}/set_state: Body(state: StateCreate, force: bool = False).
+// Prefect: src/prefect/server/api/flow_runs.py set_flow_run_state
 const setStateBody = z.strictObject({ state: stateCreate, force: z.boolean().default(false) });
 
 // ---------------------------------------------------------------------------------------------
@@ -362,6 +397,8 @@ class HttpReply {
   }
 }
 
+// Prefect: src/prefect/server/api/server.py validation_exception_handler (422, exception_message /
+// exception_detail = exc.errors() / request_body); `extra_forbidden` entries come from pydantic.
 function validationError(error: z.ZodError, requestBody: unknown): HttpReply {
   const detail = error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
@@ -451,6 +488,8 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     return flow;
   }
 
+  // Default state name = capitalised type. Prefect: src/prefect/server/schemas/actions.py StateCreate.default_name_from_type
+  // (and src/prefect/server/schemas/states.py State.default_name_from_type)
   function makeState(step: FakeStep): FakeState {
     return {
       id: randomUUID(),
@@ -470,6 +509,8 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     run.updated = state.timestamp;
     if (state.type === 'RUNNING' && !run.start_time) run.start_time = state.timestamp;
     if (TERMINAL.has(state.type)) run.end_time = state.timestamp;
+    // Prefect: src/prefect/server/orchestration/global_policy.py SetStartTime / SetEndTime / IncrementFlowRunCount
+    // (Prefect counts every entry into RUNNING except a resume; the 'Retrying' exception is the fake's own)
     if ('run_count' in run && state.type === 'RUNNING' && state.name !== 'Retrying') run.run_count += 1;
   }
 
@@ -486,6 +527,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     scheduleId?: string;
   }): FakeFlowRun {
     const created = nowIso();
+    // No state given: Scheduled. Prefect: src/prefect/server/api/deployments.py create_flow_run_from_deployment
     const step: FakeStep = input.state ?? { type: 'SCHEDULED', name: 'Scheduled' };
     const state = makeState(step);
     const expected = input.expectedStartTime ?? created;
@@ -493,16 +535,16 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       id: randomUUID(),
       created,
       updated: created,
-      name: input.name ?? slug(),
+      name: input.name ?? slug(), // Prefect: src/prefect/server/schemas/actions.py DeploymentFlowRunCreate name default generate_slug(2)
       flow_id: deployment.flow_id,
       deployment_id: deployment.id,
       state_type: state.type,
       state_name: state.name,
       state,
-      parameters: { ...deployment.parameters, ...(input.parameters ?? {}) },
+      parameters: { ...deployment.parameters, ...(input.parameters ?? {}) }, // Prefect: api/deployments.py create_flow_run_from_deployment (dehydrated_params.update)
       context: input.context ?? {},
       job_variables: input.jobVariables ?? {},
-      tags: [...new Set([...deployment.tags, ...(input.tags ?? [])])],
+      tags: [...new Set([...deployment.tags, ...(input.tags ?? [])])], // Prefect: api/deployments.py create_flow_run_from_deployment (set(deployment.tags).union)
       idempotency_key: input.idempotencyKey ?? null,
       auto_scheduled: input.scheduleId !== undefined,
       work_queue_name: input.workQueueName ?? deployment.work_queue_name,
@@ -540,14 +582,16 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     }
   }
 
+  // 404 `{detail}`: Prefect raises HTTPException(404, detail=…) in src/prefect/server/api/*.py; 'Not Found' is Starlette's no-route body.
   const notFound = (detail = 'Not Found'): HttpReply => new HttpReply(404, { detail });
   // Starlette's uuid path convertor: lowercase hex, hyphenated. Anything else matches no route.
+  // Prefect: `{id:uuid}` routes in src/prefect/server/api/deployments.py, flow_runs.py (starlette/convertors.py UUIDConvertor)
   const isUuid = (s: string | undefined): s is string => typeof s === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s);
 
   function getDeployment(id: string | undefined): FakeDeployment {
     if (!isUuid(id)) throw notFound();
     const dep = deployments.get(id);
-    if (!dep) throw notFound('Deployment not found');
+    if (!dep) throw notFound('Deployment not found'); // Prefect: src/prefect/server/api/deployments.py read_deployment / create_flow_run_from_deployment / pause_deployment
     return dep;
   }
 
@@ -628,6 +672,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
   }
 
   /** dependencies.py LimitBody: default PREFECT_SERVER_API_DEFAULT_LIMIT, never above it. */
+  // Prefect: src/prefect/server/api/dependencies.py LimitBody.get_limit (both 422 messages verbatim)
   function limitOf(limit: number | null | undefined): number {
     const n = limit ?? defaultLimit;
     if (!(n >= 0)) throw new HttpReply(422, { detail: 'Invalid limit: must be greater than or equal to 0.' });
@@ -637,6 +682,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
 
   function route(method: string, path: string, body: unknown, query: URLSearchParams): HttpReply {
     if (path === '/csrf-token' && method === 'GET') {
+      // Prefect: src/prefect/server/api/csrf_token.py create_csrf_token (422 when disabled; `client` Query required)
       if (!opts.csrf) return new HttpReply(422, { detail: 'CSRF protection is disabled.' });
       const client = query.get('client');
       if (!client) {
@@ -655,6 +701,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     const [root, a, b, c] = parts;
 
     if (root === 'deployments') {
+      // Prefect: src/prefect/server/api/deployments.py read_deployment_by_name (404 "Deployment not found")
       if (method === 'GET' && a === 'name' && parts.length === 4 && b && c) {
         const flowName = decodeURIComponent(b);
         const depName = decodeURIComponent(c);
@@ -663,11 +710,14 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         }
         return notFound('Deployment not found');
       }
+      // Prefect: src/prefect/server/api/deployments.py read_deployment
       if (method === 'GET' && parts.length === 2) return new HttpReply(200, deploymentJson(getDeployment(a)));
       if (method === 'POST' && b === 'create_flow_run' && parts.length === 3) {
         const dep = getDeployment(a);
         const input = parseBody(createSchema, body) as z.infer<typeof deploymentFlowRunCreate>;
         const paramSchema = deploymentSchemas.get(dep.id);
+        // 409 "Error creating flow run: …"; the run's enforce_parameter_schema overrides the deployment's.
+        // Prefect: src/prefect/server/api/deployments.py create_flow_run_from_deployment (validate → HTTP_409_CONFLICT)
         if (paramSchema && input.enforce_parameter_schema !== false) {
           const params = { ...dep.parameters, ...(input.parameters ?? {}) };
           for (const key of paramSchema.required ?? []) {
@@ -679,6 +729,8 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
             if (!ok) return new HttpReply(409, { detail: `Error creating flow run: Validation failed for field '${key}'. Failure reason: ${JSON.stringify(v)} is not of type '${prop.type}'` });
           }
         }
+        // Prefect: src/prefect/server/models/flow_runs.py create_flow_run (on_conflict_do_nothing, re-read by
+        // flow_id + idempotency_key); api/deployments.py create_flow_run_from_deployment 201 only if model.created >= now
         if (input.idempotency_key) {
           const existing = idempotency.get(`${dep.flow_id}\0${input.idempotency_key}`);
           const run = existing ? flowRuns.get(existing) : undefined;
@@ -696,9 +748,12 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         });
         return new HttpReply(201, flowRunJson(run));
       }
+      // Prefect: src/prefect/server/api/deployments.py read_deployment_schedules
       if (method === 'GET' && b === 'schedules' && parts.length === 3) {
         return new HttpReply(200, getDeployment(a).schedules.map((s) => ({ ...s })));
       }
+      // Prefect: src/prefect/server/api/deployments.py update_deployment_schedule (`/{id:uuid}/schedules/{schedule_id:uuid}`,
+      // 204; 404 "Deployment not found." / "Schedule not found."; then _delete_scheduled_runs(auto_scheduled_only=True, future_only=True))
       if (method === 'PATCH' && b === 'schedules' && parts.length === 4) {
         if (!isUuid(a) || !isUuid(c)) return notFound();
         const update = parseBody(scheduleUpdate, body);
@@ -707,6 +762,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         const sched = dep.schedules.find((s) => s.id === c);
         if (!sched) return notFound('Schedule not found.');
         // model_dump(exclude_none=True): None leaves a field alone; `parameters` is never None.
+        // Prefect: src/prefect/server/models/deployments.py update_deployment_schedule (exclude={"replaces"})
         if (update.active != null) sched.active = update.active;
         if (update.schedule != null) sched.schedule = update.schedule;
         if (update.max_scheduled_runs != null) sched.max_scheduled_runs = update.max_scheduled_runs;
@@ -716,6 +772,8 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         deleteUnstartedScheduledRuns(dep, { futureOnly: true });
         return new HttpReply(204, undefined);
       }
+      // Prefect: src/prefect/server/api/deployments.py pause_deployment / resume_deployment (return None → 200 `null`;
+      // pause calls _delete_scheduled_runs(auto_scheduled_only=True), not future_only)
       if (method === 'POST' && (b === 'pause_deployment' || b === 'resume_deployment') && parts.length === 3) {
         const dep = getDeployment(a);
         dep.paused = b === 'pause_deployment';
@@ -727,6 +785,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     }
 
     if (root === 'flow_runs') {
+      // Prefect: src/prefect/server/api/flow_runs.py read_flow_runs
       if (method === 'POST' && a === 'filter' && parts.length === 2) {
         const input = parseBody(flowRunsFilterBody, body);
         const n = limitOf(input.limit);
@@ -738,6 +797,9 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         const run = flowRuns.get(a);
         const input = parseBody(setStateBody, body);
         if (!run) return notFound('Flow run not found');
+        // Prefect: src/prefect/server/orchestration/core_policy.py HandleFlowTerminalStateTransitions. The real rule
+        // only ABORTs terminal → CANCELLING/PAUSED/CRASHED and REJECTs leaving a COMPLETED state with a persisted
+        // result; other departures (e.g. a retry to SCHEDULED/RUNNING) are allowed. This fake is stricter, and its reason text is its own.
         if (TERMINAL.has(run.state_type) && !input.force) {
           return new HttpReply(200, {
             status: 'REJECT',
@@ -747,8 +809,10 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         }
         applyState(run, { type: input.state.type, ...(input.state.name ? { name: input.state.name } : {}), ...(input.state.message ? { message: input.state.message } : {}) });
         if (run.state_type !== 'SCHEDULED') run.next_scheduled_start_time = null;
+        // Prefect: src/prefect/server/api/flow_runs.py set_flow_run_state (201 when the resulting state is new)
         return new HttpReply(201, { status: 'ACCEPT', state: { ...run.state }, details: { type: 'accept_details' } });
       }
+      // Prefect: src/prefect/server/api/flow_runs.py read_flow_run (404 "Flow run not found")
       if (method === 'GET' && parts.length === 2) {
         if (!isUuid(a)) return notFound();
         const run = flowRuns.get(a);
@@ -762,6 +826,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
     }
 
     if (root === 'task_runs') {
+      // Prefect: src/prefect/server/api/task_runs.py read_task_runs
       if (method === 'POST' && a === 'filter' && parts.length === 2) {
         const input = parseBody(taskRunsFilterBody, body);
         if (input.flows || input.flow_runs || input.deployments) {
@@ -839,6 +904,8 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       };
 
       if (!fullPath.startsWith('/api/')) return reply(notFound());
+      // Prefect: src/prefect/server/api/server.py token_validation (basic: 401 {"exception_message": "Unauthorized"});
+      // the bearer 401 body is Prefect Cloud's (not in the OSS server source)
       if (!authorized) {
         return reply(
           authMode === 'basic'
@@ -846,6 +913,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
             : new HttpReply(401, { detail: 'Invalid authentication credentials' }),
         );
       }
+      // Prefect: src/prefect/server/api/middleware.py CsrfMiddleware.dispatch (messages, 403, Access-Control-Allow-Origin on invalid)
       if (opts.csrf && ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) {
         if (typeof csrfToken !== 'string') return reply(new HttpReply(403, { detail: 'Missing CSRF token.' }));
         if (typeof csrfClient !== 'string') return reply(new HttpReply(403, { detail: 'Missing client identifier.' }));
@@ -858,6 +926,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       if (failure) {
         failure.left -= 1;
         switch (failure.kind) {
+          // Test-injected, not a server rule; the client's Retry-After handling: src/prefect/client/base.py
           case '429':
             return reply(new HttpReply(429, { detail: 'Rate limit exceeded' }, { 'retry-after': failure.retryAfter }));
           case '500':
@@ -874,6 +943,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         }
       }
 
+      // Invalid JSON: FastAPI's json_invalid error through src/prefect/server/api/server.py validation_exception_handler
       if (bodyError) {
         return reply(
           new HttpReply(422, {
@@ -969,6 +1039,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
         name: input.name,
         state: input.state,
         // Prefect 3's scheduler keys its runs 'scheduled <deployment> <schedule> <time>'.
+        // Prefect: src/prefect/server/models/deployments.py _generate_scheduled_flow_runs (auto_scheduled=True)
         idempotencyKey: input.idempotencyKey ?? (input.scheduleId !== undefined ? `scheduled ${dep.id} ${input.scheduleId} ${expectedIso ?? nowIso()}` : undefined),
         ...(input.scheduleId !== undefined ? { scheduleId: input.scheduleId } : {}),
         ...(expectedIso !== undefined ? { expectedStartTime: expectedIso } : {}),
@@ -981,6 +1052,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       const created = nowIso();
       const state = makeState(input.state ?? { type: 'PENDING' });
       // tasks.py: task_run_name = f"{self.name}-{dynamic_key[:3]}", dynamic_key = str(uuid4()).
+      // Prefect: src/prefect/task_engine.py + src/prefect/_internal/engine.py dynamic_key_for_task_run(stable=False)
       const dynamicKey = randomUUID();
       const tr: FakeTaskRun = {
         id: randomUUID(),
