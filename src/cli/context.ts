@@ -99,4 +99,6 @@ export type Base = Omit<Ctx, 'db'>;
  */
 export interface CommandModule {
   run(base: Base, args: string[], values: Values): Promise<void>;
+  /** The command's own `--help` text, when it has more options than the main usage lists. */
+  usage?: string;
 }

@@ -2,13 +2,12 @@
  * `flowwarden import celery-beat`: import, sync (--watch) and compare django-celery-beat schedules
  * (docs/celery-beat.md). Parses its own options, so main.ts only dispatches to `runImport`.
  */
-import { parseArgs } from 'node:util';
-import { configSecrets, loadConfig } from '../config.ts';
+import { configSecrets } from '../config.ts';
 import { createLogger } from '../log.ts';
-import { UserInputError, errorMessage } from '../errors.ts';
+import { UserInputError } from '../errors.ts';
 import { startBoss } from '../queue/boss.ts';
 import { readDefinitions } from '../apply.ts';
-import { withPool } from './context.ts';
+import { withPool, type Base, type Values } from './context.ts';
 import { io, printJson, printTable } from './output.ts';
 import { parseMapping, type CeleryBeatMapping } from '../celery-beat/mapping.ts';
 import { readBeatDatabase } from '../celery-beat/source.ts';
@@ -29,21 +28,6 @@ export const IMPORT_USAGE = `usage: flowwarden import celery-beat --from POSTGRE
     --beat-tz-aware BOOL  DJANGO_CELERY_BEAT_TZ_AWARE (default true)
   --json                  machine-readable output`;
 
-const OPTIONS = {
-  from: { type: 'string' },
-  mapping: { type: 'string' },
-  shadow: { type: 'boolean' },
-  'dry-run': { type: 'boolean' },
-  watch: { type: 'boolean' },
-  interval: { type: 'string' },
-  compare: { type: 'boolean' },
-  days: { type: 'string' },
-  since: { type: 'string' },
-  'celery-timezone': { type: 'string' },
-  'beat-tz-aware': { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
 
 function positiveNumber(v: string | undefined, name: string, fallback: number, max: number): number {
   if (v === undefined) return fallback;
@@ -62,95 +46,75 @@ function printResult(r: ImportResult, json: boolean | undefined): void {
   );
 }
 
-/** `flowwarden import <what> ...`: returns the exit code. */
-export async function runImport(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    io().stderr.write(`flowwarden: error: ${errorMessage(err)}\n${IMPORT_USAGE}\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io().stdout.write(`${IMPORT_USAGE}\n`);
-    return 0;
-  }
-  try {
-    if (positionals[0] !== 'celery-beat' || positionals.length > 1) {
-      throw new UserInputError(`unknown import source '${positionals.join(' ')}'; use: flowwarden import celery-beat --from URL`);
-    }
-    if (!values.from) throw new UserInputError('import celery-beat needs --from URL: the postgres:// URL of the Django database django-celery-beat uses');
-    // Checked before connecting: pg reads a bare word as a host name and fails with a resolver error.
-    if (!/^postgres(ql)?:\/\//.test(values.from)) throw new UserInputError('--from must be a postgres:// (or postgresql://) URL of the Django database django-celery-beat uses, e.g. postgres://user:pass@host:5432/django');
-    if (values.compare && (values.watch || values['dry-run'])) throw new UserInputError('--compare only reads: use it without --watch and --dry-run');
-    if (values.watch && values['dry-run']) throw new UserInputError('--watch writes on every pass: drop --dry-run (try a single --dry-run first)');
-    const rawMapping = values.mapping ? readDefinitions(values.mapping) : {};
-    const mapping: CeleryBeatMapping = parseMapping(values.shadow ? { ...(rawMapping as object), shadow: true } : rawMapping, values.mapping ?? 'mapping');
-    const from = values.from;
-    const config = loadConfig(io().env);
-    const log = createLogger({ level: values.watch ? config.logLevel : 'warn', pretty: config.logPretty, secrets: [...configSecrets(config), from] });
-    const base = { config, log };
+export const usage = IMPORT_USAGE;
 
-    if (values.compare) {
-      const days = positiveNumber(values.days, '--days', 7, 366);
-      const since = values.since === undefined ? new Date() : new Date(values.since);
-      if (Number.isNaN(since.getTime()) || (values.since !== undefined && !/(Z|[+-]\d\d:?\d\d)$/.test(values.since))) {
-        throw new UserInputError(`--since '${values.since}' must be an ISO 8601 time with a zone, e.g. 2026-03-28T00:00:00Z`);
-      }
-      const tzAware = values['beat-tz-aware'] === undefined ? true : /^(true|1|yes)$/i.test(values['beat-tz-aware']) ? true : /^(false|0|no)$/i.test(values['beat-tz-aware']) ? false : null;
-      if (tzAware === null) throw new UserInputError(`--beat-tz-aware must be true or false, got '${values['beat-tz-aware']}'`);
-      const celeryTimezone = values['celery-timezone'] ?? 'UTC';
-      try {
-        new Intl.DateTimeFormat('en-US', { timeZone: celeryTimezone });
-      } catch {
-        throw new UserInputError(`--celery-timezone '${celeryTimezone}' is not an IANA timezone (the CELERY_TIMEZONE of the Django project, e.g. Europe/Berlin)`);
-      }
-      const snapshot = await readBeatDatabase(from);
-      await withPool(base, async (pool) => {
-        const until = new Date(since.getTime() + days * 86_400_000);
-        const rows = await compareCeleryBeat(pool, snapshot.tasks, mapping, { from: since, until }, { celeryTimezone, tzAware });
-        if (values.json) return printJson({ from: since.toISOString(), until: until.toISOString(), tasks: rows });
-        io().stdout.write(`fires from ${since.toISOString()} to ${until.toISOString()}\n`);
-        printTable(rows.map((r) => ({ ...r, differences: r.differences.length, note: r.note ?? '' })), ['task', 'flow', 'beatFires', 'flowwardenFires', 'matching', 'differences', 'note']);
-        for (const r of rows) {
-          for (const d of r.differences) io().stdout.write(`  ${r.task}: ${d.at} ${d.side}: ${d.reason}\n`);
-        }
-      });
-      return 0;
-    }
+/** `flowwarden import celery-beat ...` (options in options.ts; a failure is thrown to main.ts). */
+export async function run(base: Base, positionals: string[], values: Values): Promise<void> {
+  if (positionals[0] !== 'celery-beat' || positionals.length > 1) {
+    throw new UserInputError(`unknown import source '${positionals.join(' ')}'; use: flowwarden import celery-beat --from URL`);
+  }
+  if (!values.from) throw new UserInputError('import celery-beat needs --from URL: the postgres:// URL of the Django database django-celery-beat uses');
+  // Checked before connecting: pg reads a bare word as a host name and fails with a resolver error.
+  if (!/^postgres(ql)?:\/\//.test(values.from)) throw new UserInputError('--from must be a postgres:// (or postgresql://) URL of the Django database django-celery-beat uses, e.g. postgres://user:pass@host:5432/django');
+  if (values.compare && (values.watch || values['dry-run'])) throw new UserInputError('--compare only reads: use it without --watch and --dry-run');
+  if (values.watch && values['dry-run']) throw new UserInputError('--watch writes on every pass: drop --dry-run (try a single --dry-run first)');
+  const rawMapping = values.mapping ? readDefinitions(values.mapping) : {};
+  const mapping: CeleryBeatMapping = parseMapping(values.shadow ? { ...(rawMapping as object), shadow: true } : rawMapping, values.mapping ?? 'mapping');
+  const from = values.from;
+  const { config } = base;
+  // The Django URL carries its password: redacted like the configured secrets.
+  const log = createLogger({ level: values.watch ? config.logLevel : 'warn', pretty: config.logPretty, secrets: [...configSecrets(config), from] });
+  base = { ...base, log };
 
-    // Read Django first: a wrong --from fails before flowwarden's database is opened.
-    const first = values.watch ? null : await readBeatDatabase(from);
-    await withPool(base, async (pool, c) => {
-      const boss = values['dry-run'] ? null : await startBoss({ connectionString: c.db.url, role: 'producer' });
-      try {
-        if (first) {
-          const snapshot = first;
-          printResult(await importCeleryBeat(pool, snapshot.tasks, mapping, { dryRun: values['dry-run'], boss, maxParametersBytes: config.maxParametersBytes }), values.json);
-          return;
-        }
-        const interval = positiveNumber(values.interval, '--interval', 30, 86_400);
-        const sync = new CeleryBeatSync({ pool, boss, mapping, read: () => readBeatDatabase(from), intervalSeconds: interval, log, onPass: (r) => printResult(r, values.json) });
-        const stop = new Promise<void>((resolve) => {
-          process.once('SIGINT', () => resolve());
-          process.once('SIGTERM', () => resolve());
-        });
-        sync.start();
-        await stop;
-        await sync.stop();
-      } finally {
-        await boss?.stop({ graceful: false });
+  if (values.compare) {
+    const days = positiveNumber(values.days, '--days', 7, 366);
+    const since = values.since === undefined ? new Date() : new Date(values.since);
+    if (Number.isNaN(since.getTime()) || (values.since !== undefined && !/(Z|[+-]\d\d:?\d\d)$/.test(values.since))) {
+      throw new UserInputError(`--since '${values.since}' must be an ISO 8601 time with a zone, e.g. 2026-03-28T00:00:00Z`);
+    }
+    const tzAware = values['beat-tz-aware'] === undefined ? true : /^(true|1|yes)$/i.test(values['beat-tz-aware']) ? true : /^(false|0|no)$/i.test(values['beat-tz-aware']) ? false : null;
+    if (tzAware === null) throw new UserInputError(`--beat-tz-aware must be true or false, got '${values['beat-tz-aware']}'`);
+    const celeryTimezone = values['celery-timezone'] ?? 'UTC';
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: celeryTimezone });
+    } catch {
+      throw new UserInputError(`--celery-timezone '${celeryTimezone}' is not an IANA timezone (the CELERY_TIMEZONE of the Django project, e.g. Europe/Berlin)`);
+    }
+    const snapshot = await readBeatDatabase(from);
+    await withPool(base, async (pool) => {
+      const until = new Date(since.getTime() + days * 86_400_000);
+      const rows = await compareCeleryBeat(pool, snapshot.tasks, mapping, { from: since, until }, { celeryTimezone, tzAware });
+      if (values.json) return printJson({ from: since.toISOString(), until: until.toISOString(), tasks: rows });
+      io().stdout.write(`fires from ${since.toISOString()} to ${until.toISOString()}\n`);
+      printTable(rows.map((r) => ({ ...r, differences: r.differences.length, note: r.note ?? '' })), ['task', 'flow', 'beatFires', 'flowwardenFires', 'matching', 'differences', 'note']);
+      for (const r of rows) {
+        for (const d of r.differences) io().stdout.write(`  ${r.task}: ${d.at} ${d.side}: ${d.reason}\n`);
       }
     });
-    return 0;
-  } catch (err) {
-    const details = err instanceof UserInputError ? err.details : [];
-    io().stderr.write(`flowwarden: error: ${errorMessage(err)}\n`);
-    for (const d of details) io().stderr.write(`  - ${d}\n`);
-    return 1;
-  } finally {
-    // main() exits the process when this returns: let a large report reach a pipe first.
-    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    return;
   }
+
+  // Read Django first: a wrong --from fails before flowwarden's database is opened.
+  const first = values.watch ? null : await readBeatDatabase(from);
+  await withPool(base, async (pool, c) => {
+    const boss = values['dry-run'] ? null : await startBoss({ connectionString: c.db.url, role: 'producer' });
+    try {
+      if (first) {
+        const snapshot = first;
+        printResult(await importCeleryBeat(pool, snapshot.tasks, mapping, { dryRun: values['dry-run'], boss, maxParametersBytes: config.maxParametersBytes }), values.json);
+        return;
+      }
+      const interval = positiveNumber(values.interval, '--interval', 30, 86_400);
+      const sync = new CeleryBeatSync({ pool, boss, mapping, read: () => readBeatDatabase(from), intervalSeconds: interval, log, onPass: (r) => printResult(r, values.json) });
+      const stop = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      sync.start();
+      await stop;
+      await sync.stop();
+    } finally {
+      await boss?.stop({ graceful: false });
+    }
+  });
 }

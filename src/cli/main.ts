@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   queues: () => import('./queues.ts'),
   channels: () => import('./channels.ts'),
   status: () => import('./status.ts'),
+  import: () => import('./import-celery-beat.ts'),
 };
 
 const USAGE = `usage: flowwarden <command> [options]
@@ -61,8 +62,6 @@ export async function cli(argv: string[], io: CliIo = currentIo()): Promise<numb
 }
 
 async function dispatch(argv: string[], io: CliIo): Promise<number> {
-  // `import` parses its own options (import-celery-beat.ts).
-  if (argv[0] === 'import') return (await import('./import-celery-beat.ts')).runImport(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -72,11 +71,13 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
+  const load = command !== undefined && Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (values.help || !command) {
-    io.stdout.write(`${USAGE}\n`);
+    // A command with options of its own (import) has its own --help; the rest share USAGE.
+    const own = values.help && load ? (await load()).usage : undefined;
+    io.stdout.write(`${own ?? USAGE}\n`);
     return command || values.help ? 0 : 2;
   }
-  const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!load) {
     io.stderr.write(`flowwarden: error: unknown command '${command}'; run flowwarden --help\n`);
     return 2;

@@ -20,6 +20,18 @@ export const OPTIONS = {
   events: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   'prefect-fake': { type: 'boolean' },
+  // import celery-beat (import-celery-beat.ts, IMPORT_USAGE).
+  from: { type: 'string' },
+  mapping: { type: 'string' },
+  shadow: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  watch: { type: 'boolean' },
+  interval: { type: 'string' },
+  compare: { type: 'boolean' },
+  days: { type: 'string' },
+  since: { type: 'string' },
+  'celery-timezone': { type: 'string' },
+  'beat-tz-aware': { type: 'string' },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
