@@ -360,6 +360,13 @@ describe('9. the fake is as strict as Prefect', () => {
     assert.equal((await call('PATCH', `/deployments/${dep.id}/schedules/${sched.id}`, { active: false })).status, 204);
     assert.deepEqual(sched.parameters, {}, 'DeploymentScheduleUpdate.parameters defaults to {} and is written');
     assert.equal((await call('PATCH', `/deployments/${dep.id.toUpperCase()}/schedules/${sched.id}`, { active: true })).status, 404);
+    // A PATCH or a create without a body is a 422 (FastAPI `missing`), never read as {}.
+    const noBody = await call('PATCH', `/deployments/${dep.id}/schedules/${sched.id}`);
+    assert.equal(noBody.status, 422);
+    assert.deepEqual((noBody.body as { exception_detail: unknown[] }).exception_detail, [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }]);
+    assert.equal((await call('POST', `/deployments/${dep.id}/create_flow_run`)).status, 422);
+    assert.equal((await call('POST', `/deployments/${dep.id}/create_flow_run`, { name: null })).status, 422, 'name is str: null is refused');
+    assert.equal((await call('PATCH', `/deployments/${dep.id}/schedules/${sched.id}`, { max_scheduled_runs: 51 })).status, 422, 'at most 50 by default');
     assert.deepEqual(await call('GET', `/deployments/${dep.id.replace(/-/g, '')}`), { status: 404, body: { detail: 'Not Found' } });
     assert.deepEqual(await call('POST', '/flow_runs/filter', { limit: 201 }), { status: 422, body: { detail: 'Invalid limit: must be less than or equal to 200.' } });
     assert.deepEqual(await call('POST', `/deployments/${dep.id}/pause_deployment`), { status: 200, body: null });

@@ -262,7 +262,8 @@ const stateCreate = z.strictObject({
 // Prefect: src/prefect/server/schemas/actions.py DeploymentFlowRunCreate (ActionBaseModel, extra="forbid")
 const deploymentFlowRunCreate = z.strictObject({
   state: stateCreate.nullish(),
-  name: z.string().nullish(),
+  // Prefect: DeploymentFlowRunCreate.name is `str` with a generate_slug default: absent is fine, null is a 422.
+  name: z.string().optional(),
   parameters: jsonObject.optional(),
   enforce_parameter_schema: z.boolean().nullish(),
   context: jsonObject.optional(),
@@ -364,7 +365,11 @@ const taskRunsFilterBody = filterBody(TASK_RUN_SORTS);
 const scheduleUpdate = z.strictObject({
   active: z.boolean().nullish(),
   schedule: jsonObject.nullish(),
-  max_scheduled_runs: z.number().int().positive().nullish(),
+  // Prefect: DeploymentScheduleUpdate.validate_max_scheduled_runs → _internal/schemas/validators.py
+  // validate_schedule_max_scheduled_runs, limit PREFECT_SERVER_DEPLOYMENT_SCHEDULE_MAX_SCHEDULED_RUNS (default 50).
+  max_scheduled_runs: z.number().int().positive()
+    .refine((v) => v <= 50, { message: 'Value error, `max_scheduled_runs` must be less than or equal to 50.' })
+    .nullish(),
   parameters: jsonObject.default({}),
   slug: z.string().nullish(),
   replaces: z.string().nullish(),
@@ -421,7 +426,18 @@ function validationError(error: z.ZodError, requestBody: unknown): HttpReply {
   });
 }
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+function parseBody<T>(schema: z.ZodType<T>, body: unknown, opts: { required?: boolean } = {}): T {
+  // Prefect: a route whose model is `Body(default=...)` (update_deployment_schedule) or a required
+  // body parameter answers a request without a body with FastAPI's 422 `missing` at loc ["body"]
+  // (api/server.py validation_exception_handler); the fake must not read it as {} (that would wipe
+  // the schedule's parameters on PATCH).
+  if (opts.required && body === undefined) {
+    throw new HttpReply(422, {
+      exception_message: 'Invalid request received.',
+      exception_detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }],
+      request_body: null,
+    });
+  }
   const result = schema.safeParse(body ?? {});
   if (!result.success) throw validationError(result.error, body);
   return result.data;
@@ -714,7 +730,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       if (method === 'GET' && parts.length === 2) return new HttpReply(200, deploymentJson(getDeployment(a)));
       if (method === 'POST' && b === 'create_flow_run' && parts.length === 3) {
         const dep = getDeployment(a);
-        const input = parseBody(createSchema, body) as z.infer<typeof deploymentFlowRunCreate>;
+        const input = parseBody(createSchema, body, { required: true }) as z.infer<typeof deploymentFlowRunCreate>; // Prefect: `flow_run: DeploymentFlowRunCreate` has no default: a body is required
         const paramSchema = deploymentSchemas.get(dep.id);
         // 409 "Error creating flow run: …"; the run's enforce_parameter_schema overrides the deployment's.
         // Prefect: src/prefect/server/api/deployments.py create_flow_run_from_deployment (validate → HTTP_409_CONFLICT)
@@ -756,7 +772,7 @@ export async function startFakePrefect(opts: FakePrefectOptions = {}): Promise<F
       // 204; 404 "Deployment not found." / "Schedule not found."; then _delete_scheduled_runs(auto_scheduled_only=True, future_only=True))
       if (method === 'PATCH' && b === 'schedules' && parts.length === 4) {
         if (!isUuid(a) || !isUuid(c)) return notFound();
-        const update = parseBody(scheduleUpdate, body);
+        const update = parseBody(scheduleUpdate, body, { required: true });
         const dep = deployments.get(a);
         if (!dep) return notFound('Deployment not found.');
         const sched = dep.schedules.find((s) => s.id === c);
