@@ -1,5 +1,5 @@
 /**
- * Soak (issue 14): three pods (in-process apps, all roles) fire SCHEDULES every-second schedules
+ * Soak (issue 14): three pods (separate processes, bench/pods/soak-pod.ts, all roles) fire SCHEDULES every-second schedules
  * for MINUTES minutes of real time with a 2-minute run retention and 2-minute pg-boss job
  * retention; table and database sizes are sampled every SAMPLE_SECONDS. The run table must plateau
  * (retention deletes as fast as the tick creates) while exactly-once holds: every fire time from
@@ -9,10 +9,9 @@
  *
  * BENCH_SOAK_SCHEDULES (1000), BENCH_SOAK_MINUTES (20), BENCH_SOAK_SAMPLE_SECONDS (30).
  */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import pg from 'pg';
-import { createApp, type App } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { silentLogger } from '../src/log.ts';
 import { tableSizes } from '../src/queries/retention.ts';
 import { benchServer, fmt, freshDatabase, log, type BenchResult } from './support.ts';
 
@@ -30,22 +29,29 @@ interface Sample {
   jobsMiB: number;
   databaseMiB: number;
   open: number;
+  /** Open runs more than 5 s past their fire time: dispatch falling behind, not the tick's horizon. */
+  behind: number;
 }
 
-async function createdTotal(apps: App[]): Promise<number> {
-  let total = 0;
-  for (const a of apps) {
-    const m = await a.deps.metrics.registry.getSingleMetric('flowwarden_runs_created_total')?.get();
-    for (const v of m?.values ?? []) total += v.value;
-  }
-  return total;
+/** A pod in its own process, as in production (three pods in one Node thread measure that thread). */
+async function forkPod(url: string, env: Record<string, string>): Promise<ChildProcess> {
+  const child = fork(new URL('./pods/soak-pod.ts', import.meta.url), [url], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [msg] = (await Promise.race([once(child, 'message'), once(child, 'exit').then(() => { throw new Error('a soak pod exited before it was ready'); })])) as [unknown];
+  if (!(msg as { ready?: boolean }).ready) throw new Error(`unexpected message from a soak pod: ${JSON.stringify(msg)}`);
+  return child;
+}
+
+async function ask<T>(child: ChildProcess, msg: string): Promise<T> {
+  const reply = once(child, 'message');
+  child.send(msg);
+  return (await reply)[0] as T;
 }
 
 export async function benchSoak(): Promise<BenchResult> {
   const { machine } = await benchServer();
   const db = await freshDatabase();
   const admin = new pg.Pool({ connectionString: db.url, max: 2 });
-  const apps: App[] = [];
+  const pods: ChildProcess[] = [];
   try {
     const start = (await admin.query<{ t: Date }>(`select date_trunc('second', now()) + interval '10 seconds' as t`)).rows[0]!.t;
     await admin.query(`insert into flowwarden.flows (name, target) select 'soak-' || g, '{"type":"function","handler":"noop"}' from generate_series(1, 10) g`);
@@ -55,12 +61,9 @@ export async function benchSoak(): Promise<BenchResult> {
          from generate_series(1, $1) g join flowwarden.flows f on f.name = 'soak-' || (1 + g % 10)`,
       [SCHEDULES, start],
     );
-    const config = loadConfig(
-      { FLOWWARDEN_RUN_RETENTION_SECONDS: String(RETENTION_SECONDS), FLOWWARDEN_NOTIFY_RETENTION_SECONDS: String(RETENTION_SECONDS), FLOWWARDEN_JOB_RETENTION_SECONDS: String(RETENTION_SECONDS), FLOWWARDEN_RETENTION_INTERVAL_SECONDS: '10' },
-      { port: 0, host: '127.0.0.1', concurrency: 20 },
-    );
+    const env = { FLOWWARDEN_RUN_RETENTION_SECONDS: String(RETENTION_SECONDS), FLOWWARDEN_NOTIFY_RETENTION_SECONDS: String(RETENTION_SECONDS), FLOWWARDEN_JOB_RETENTION_SECONDS: String(RETENTION_SECONDS), FLOWWARDEN_RETENTION_INTERVAL_SECONDS: '10' };
     log(`soak: ${PODS} pods, ${SCHEDULES} every-second schedules, ${MINUTES} min, retention ${RETENTION_SECONDS} s`);
-    for (let i = 0; i < PODS; i++) apps.push(await createApp({ config, log: silentLogger, databaseUrl: db.url, roles: ['scheduler', 'worker'], migrate: false }));
+    for (let i = 0; i < PODS; i++) pods.push(await forkPod(db.url, env));
     const samples: Sample[] = [];
     const t0 = Date.now();
     const endAt = t0 + MINUTES * 60_000;
@@ -68,19 +71,21 @@ export async function benchSoak(): Promise<BenchResult> {
       await new Promise((r) => setTimeout(r, Math.min(SAMPLE_SECONDS * 1000, endAt - Date.now())));
       const sizes = await tableSizes(admin);
       const mib = (t: string) => (sizes.tables.find((x) => x.table === t)?.totalBytes ?? 0) / 2 ** 20;
-      const { rows } = await admin.query<{ runs: number; open: number }>(
-        `select count(*)::int as runs, count(*) filter (where state_type in ('SCHEDULED', 'PENDING', 'RUNNING'))::int as open from flowwarden.runs`,
+      const { rows } = await admin.query<{ runs: number; open: number; behind: number }>(
+        `select count(*)::int as runs, count(*) filter (where state_type in ('SCHEDULED', 'PENDING', 'RUNNING'))::int as open,
+                count(*) filter (where state_type in ('SCHEDULED', 'PENDING', 'RUNNING') and scheduled_for < now() - interval '5 seconds')::int as behind
+           from flowwarden.runs`,
       );
       const s: Sample = {
-        minute: (Date.now() - t0) / 60_000, runs: rows[0]!.runs, open: rows[0]!.open,
+        minute: (Date.now() - t0) / 60_000, runs: rows[0]!.runs, open: rows[0]!.open, behind: rows[0]!.behind,
         runsMiB: mib('flowwarden.runs'), historyMiB: mib('flowwarden.run_state_history'), jobsMiB: mib('flowwarden_queue.job'), databaseMiB: sizes.databaseBytes / 2 ** 20,
       };
       samples.push(s);
-      log(`soak: ${fmt(s.minute, 1)} min: ${s.runs} runs (${s.open} open), runs ${fmt(s.runsMiB, 1)} MiB, history ${fmt(s.historyMiB, 1)} MiB, jobs ${fmt(s.jobsMiB, 1)} MiB, database ${fmt(s.databaseMiB, 0)} MiB`);
+      log(`soak: ${fmt(s.minute, 1)} min: ${s.runs} runs (${s.open} open, ${s.behind} behind), runs ${fmt(s.runsMiB, 1)} MiB, history ${fmt(s.historyMiB, 1)} MiB, jobs ${fmt(s.jobsMiB, 1)} MiB, database ${fmt(s.databaseMiB, 0)} MiB`);
     }
     // Stop ticking first, then let the rest drain; every fire up to each schedule's last_run_at is due.
-    for (const a of apps) await a.scheduler.stop();
-    const created = await createdTotal(apps);
+    const counts = await Promise.all(pods.map((p) => ask<{ created: number; deletedRuns: number }>(p, 'stop-tick')));
+    const created = counts.reduce((n, c) => n + c.created, 0);
     const due = Number((await admin.query(`select sum(extract(epoch from last_run_at - $1::timestamptz)::bigint + 1) as n from flowwarden.schedules where last_run_at is not null`, [start])).rows[0].n);
     const dupes = Number((await admin.query(`select count(*) as n from (select 1 from flowwarden.runs where schedule_id is not null group by schedule_id, scheduled_for having count(*) > 1) d`)).rows[0].n);
     // Gaps among the retained runs: per schedule, consecutive retained fire times more than 1 s apart.
@@ -90,8 +95,7 @@ export async function benchSoak(): Promise<BenchResult> {
            from flowwarden.runs where schedule_id is not null and scheduled_for > (select max(scheduled_for) from flowwarden.runs) - interval '${RETENTION_SECONDS - 20} seconds') x
         where d > interval '1 second'`,
     )).rows[0].n);
-    const deleted = await Promise.all(apps.map(async (a) => (await a.deps.metrics.registry.getSingleMetric('flowwarden_retention_deleted_rows_total')?.get())?.values ?? []));
-    const deletedRuns = deleted.flat().filter((v) => v.labels.table === 'runs').reduce((n, v) => n + v.value, 0);
+    const deletedRuns = counts.reduce((n, c) => n + c.deletedRuns, 0);
     const half = samples.filter((s) => s.minute >= Math.min(MINUTES / 2, 5));
     const maxOf = (f: (s: Sample) => number, xs: Sample[]) => Math.max(...xs.map(f));
     const last = samples[samples.length - 1]!;
@@ -110,13 +114,19 @@ export async function benchSoak(): Promise<BenchResult> {
         { metric: 'runs deleted by retention', ours: deletedRuns.toLocaleString('en') },
         { metric: 'runs table rows at the end / max after warm-up', ours: `${last.runs.toLocaleString('en')} / ${maxOf((s) => s.runs, half).toLocaleString('en')}`, target: 'plateau', met: plateau },
         { metric: 'database size at the end / max after warm-up', ours: `${fmt(last.databaseMiB, 0)} MiB / ${fmt(maxOf((s) => s.databaseMiB, half), 0)} MiB` },
-        ...samples.map((s) => ({ metric: `size at ${fmt(s.minute, 1)} min`, ours: `${s.runs.toLocaleString('en')} runs (${s.open} open); runs ${fmt(s.runsMiB, 1)} MiB, history ${fmt(s.historyMiB, 1)} MiB, jobs ${fmt(s.jobsMiB, 1)} MiB, db ${fmt(s.databaseMiB, 0)} MiB` })),
+        ...samples.map((s) => ({ metric: `size at ${fmt(s.minute, 1)} min`, ours: `${s.runs.toLocaleString('en')} runs (${s.open} open, ${s.behind} behind); runs ${fmt(s.runsMiB, 1)} MiB, history ${fmt(s.historyMiB, 1)} MiB, jobs ${fmt(s.jobsMiB, 1)} MiB, db ${fmt(s.databaseMiB, 0)} MiB` })),
       ],
       raw: { samples, created, due, dupes, gaps, deletedRuns },
       at: new Date().toISOString(),
     };
   } finally {
-    for (const a of apps) await a.stop({ timeoutMs: 2000 }).catch(() => undefined);
+    await Promise.all(pods.map(async (p) => {
+      if (p.exitCode !== null) return;
+      const exited = once(p, 'exit');
+      p.send('stop');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
+      if (p.exitCode === null) p.kill('SIGKILL');
+    }));
     await admin.end();
     await db.drop();
   }
