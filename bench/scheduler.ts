@@ -7,7 +7,7 @@
  *    pre-created ahead of its fire time inside the horizon).
  */
 import pg from 'pg';
-import { Scheduler } from '../src/scheduling/tick.ts';
+import { Scheduler } from '../src/maintenance/tick.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { createPool } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';

@@ -18,7 +18,7 @@ import { registerSecrets, type Logger } from './log.ts';
 import { createPool, onTransactionPoolingDetected } from './db/client.ts';
 import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
 import { POOLER_DETECTED, startBoss } from './queue/boss.ts';
-import { Scheduler } from './scheduling/tick.ts';
+import { Scheduler } from './maintenance/tick.ts';
 import { Waker } from './scheduling/waker.ts';
 import { ensureQueues, startPools, startWorkers, WORKERS } from './workers/index.ts';
 import type { JobPool } from './workers/pool.ts';
@@ -35,7 +35,7 @@ import { HealthSweeper, installGuardHooks } from './guard/health.ts';
 import { Metrics } from './metrics.ts';
 import { watchTransitions } from './runs/observe.ts';
 import { Inflight } from './util/inflight.ts';
-import { RetentionSweeper } from './retention/sweep.ts';
+import { RetentionSweeper } from './maintenance/retention.ts';
 
 /** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
 export const ABORT_GRACE_MS = 2000;

@@ -5,7 +5,7 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
-import { Scheduler } from '../src/scheduling/tick.ts';
+import { Scheduler } from '../src/maintenance/tick.ts';
 import { LateSweeper } from '../src/guard/late.ts';
 import { HealthSweeper } from '../src/guard/health.ts';
 import { silentLogger } from '../src/log.ts';

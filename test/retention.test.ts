@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
-import { RetentionSweeper, type RetentionSweepConfig } from '../src/retention/sweep.ts';
+import { RetentionSweeper, type RetentionSweepConfig } from '../src/maintenance/retention.ts';
 import { upsertFlowTx } from '../src/producers/operations.ts';
 import { ensureQueues, WORKERS } from '../src/workers/index.ts';
 import { tableSizes } from '../src/queries/retention.ts';

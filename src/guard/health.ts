@@ -50,7 +50,7 @@ import { publishEvent, setTransitionHooks, type FailureCause } from '../runs/ser
 import { FAILURE_TYPES, type StateType } from '../runs/states.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { Loop } from '../util/loop.ts';
+import { Loop } from '../maintenance/loop.ts';
 import type { GuardActionRegistry } from './actions.ts';
 import { disableLockedFlow, reactivateHint, runDisableActions, type DisableOutcome, type GuardRule } from './operations.ts';
 import { errorMessage } from '../errors.ts';

@@ -20,7 +20,7 @@ import { markLateRuns } from '../queries/guard.ts';
 import { EVENTS } from '../queue/catalog.ts';
 import { publishEvents } from '../runs/service.ts';
 import type { Logger } from '../log.ts';
-import { Loop } from '../util/loop.ts';
+import { Loop } from '../maintenance/loop.ts';
 
 export const LATE_BATCH_SIZE = 2000;
 /** Batches per pass; a pass that hits it runs again at once (the loop yields to stop() in between). */

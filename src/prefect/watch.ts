@@ -39,7 +39,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';
 import { dbNow, withTransaction, type Queryable } from '../db/client.ts';
-import { Loop } from '../util/loop.ts';
+import { Loop } from '../maintenance/loop.ts';
 import { getRun, type TaskInput } from '../queries/runs.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import {

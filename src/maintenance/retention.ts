@@ -17,7 +17,7 @@ import { withTransaction } from '../db/client.ts';
 import type { RetentionConfig } from '../config.ts';
 import { deleteExpiredNotifications, deleteExpiredRuns } from '../queries/retention.ts';
 import type { Logger } from '../log.ts';
-import { Loop } from '../util/loop.ts';
+import { Loop } from './loop.ts';
 
 /** Batches per table per pass (a pass deletes at most maxBatches × batchSize runs). */
 export const RETENTION_MAX_BATCHES = 100;

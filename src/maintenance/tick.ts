@@ -16,10 +16,10 @@ import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, withTransaction } from '../db/client.ts';
 import { advanceSchedules, claimDueSchedules, insertScheduledRuns, type PlannedRun } from '../queries/schedules.ts';
 import { insertJobs, QUEUES } from '../queue/catalog.ts';
-import { planFires } from './plan.ts';
-import type { ScheduleSpec } from './fire-times.ts';
+import { planFires } from '../scheduling/plan.ts';
+import type { ScheduleSpec } from '../scheduling/fire-times.ts';
 import type { Logger } from '../log.ts';
-import { Loop } from '../util/loop.ts';
+import { Loop } from './loop.ts';
 
 export interface TickConfig {
   tickIntervalMs: number;
