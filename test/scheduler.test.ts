@@ -72,7 +72,7 @@ describe('scheduler tick', () => {
       [1, 2, 3].map(async () => {
         const pool = createPool(app.db.url, { max: 3 });
         const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
-        const scheduler = new Scheduler(pool, boss, { tickIntervalMs: 1000, horizonSeconds: 2, catchupGraceSeconds: 30, claimBatch: 1 }, silentLogger);
+        const scheduler = new Scheduler({ pool, boss, log: silentLogger }, { intervalMs: 1000, horizonSeconds: 2, catchupGraceSeconds: 30, claimBatch: 1 });
         return { pool, boss, scheduler };
       }),
     );

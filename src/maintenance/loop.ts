@@ -1,13 +1,51 @@
 /**
- * A background loop with the shape every maintenance service shares: `start`, `stop`, and a body
- * that is also callable directly as `runOnce()` in tests. The loop never throws: a failing pass is
- * logged and the next one runs on schedule. `stop()` aborts the signal the body gets — every body
- * checks it between batches/pages/flows and returns early, so a pass never outlives the drain — and
- * then waits for the pass in flight. A body that returns 'again' (work left over after its bounded
- * pass) runs again at once instead of after the interval.
+ * What every maintenance loop shares (docs/architecture.md, "Maintenance loops"): the `Loop` that
+ * runs a pass every interval and never throws, the `MaintenanceService` shape the Maintainer starts
+ * and stops, and `resolveConfig`, which fills a loop's config from its named defaults and rejects
+ * a bad value at construction.
  */
 import type { Logger } from '../log.ts';
 
+/** What the Maintainer (src/maintenance/index.ts) starts and stops. */
+export interface MaintenanceService {
+  readonly name: string;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/** A setting's allowed range: an integer unless `real`. */
+export interface Bound {
+  min: number;
+  max?: number;
+  real?: boolean;
+}
+
+/**
+ * `defaults` overlaid with the defined values of `input`, each checked against its bound. Keys not
+ * in `defaults` are ignored, so a wider object may be passed.
+ */
+export function resolveConfig<T extends object>(loop: string, defaults: T, input: Partial<T>, bounds: Record<keyof T, Bound>): T {
+  const out = { ...defaults };
+  for (const key of Object.keys(defaults) as Array<keyof T & string>) {
+    const value: unknown = input[key] ?? defaults[key];
+    const b = bounds[key];
+    if (typeof value !== 'number' || !Number.isFinite(value) || (!b.real && !Number.isInteger(value)) || value < b.min || (b.max !== undefined && value > b.max)) {
+      throw new RangeError(
+        `${loop} config: ${key} must be ${b.real ? 'a number' : 'an integer'} in ${b.min}..${b.max ?? '∞'}, got ${String(value)}; ` +
+          `leave it out for the default (${String(defaults[key])})`,
+      );
+    }
+    out[key] = value as T[keyof T & string];
+  }
+  return out;
+}
+
+/**
+ * The timer behind every loop. `stop()` aborts the signal the body gets (bodies check it between
+ * batches, so a pass never outlives the drain) and waits for the pass in flight. A failing pass is
+ * logged and the next runs on schedule; a body returning 'again' (work left after its bounded pass)
+ * runs again at once.
+ */
 export class Loop {
   readonly #name: string;
   readonly #intervalMs: number;

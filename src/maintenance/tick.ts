@@ -1,37 +1,59 @@
 /**
- * The scheduler tick. Runs in every pod, every `tickIntervalMs`; no leader.
- *
- * One tick = repeated short transactions, each:
- *   1. claim up to `claimBatch` schedules due by Postgres now + horizon (FOR UPDATE SKIP LOCKED);
- *   2. plan their fire times (catch-up policy for missed ones);
- *   3. insert the runs (unique per schedule and fire time) and enqueue their dispatch jobs with
- *      startAfter = fire time and job id = run id, in the same transaction;
- *   4. advance next_run_at.
- * A pod that dies mid-transaction rolls everything back and another pod claims the schedule on its
- * next tick. Two pods can never both insert a fire: the claim serialises them and the unique index
- * would reject the second anyway, and only rows this transaction created get jobs.
+ * The scheduler tick: every pod, every `intervalMs`, no leader. A pass runs batches
+ * (src/scheduling/materialise.ts) until nothing due is left, at most `maxBatches`, and never another
+ * once the pod drains; a schedule left behind stays due for the next pass or pod.
  */
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import { bossDb, dbNow, withTransaction } from '../db/client.ts';
-import { advanceSchedules, claimDueSchedules, insertScheduledRuns, type PlannedRun } from '../queries/schedules.ts';
-import { insertJobs, QUEUES } from '../queue/catalog.ts';
-import { planFires } from '../scheduling/plan.ts';
-import type { ScheduleSpec } from '../scheduling/fire-times.ts';
+import { DEFAULTS } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { Loop } from './loop.ts';
-
-export interface TickConfig {
-  tickIntervalMs: number;
-  horizonSeconds: number;
-  catchupGraceSeconds: number;
-  claimBatch: number;
-  /** Batches per tick (bounded work; default TICK_MAX_BATCHES). */
-  tickMaxBatches?: number;
-}
+import type { Metrics } from '../metrics.ts';
+import { materialiseBatch, type MaterialisedBatch } from '../scheduling/materialise.ts';
+import type { Waker } from '../scheduling/waker.ts';
+import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
 
 /** 20 × claimBatch (500) = 10,000 schedules per tick at most; a tick that hits it runs again at once. */
 export const TICK_MAX_BATCHES = 20;
+
+export interface TickConfig {
+  intervalMs: number;
+  /** Runs are created this far ahead of their fire time. */
+  horizonSeconds: number;
+  /** Fires missed by more than this follow the schedule's catch-up policy. */
+  catchupGraceSeconds: number;
+  /** Schedules claimed per batch (one transaction). */
+  claimBatch: number;
+  maxBatches: number;
+}
+
+export const TICK_DEFAULTS: TickConfig = {
+  intervalMs: DEFAULTS.tickIntervalMs,
+  horizonSeconds: DEFAULTS.horizonSeconds,
+  catchupGraceSeconds: DEFAULTS.catchupGraceSeconds,
+  claimBatch: DEFAULTS.claimBatch,
+  maxBatches: TICK_MAX_BATCHES,
+};
+
+export function tickConfig(input: Partial<TickConfig> = {}): TickConfig {
+  return resolveConfig('tick', TICK_DEFAULTS, input, {
+    intervalMs: { min: 1 },
+    horizonSeconds: { min: 0 },
+    catchupGraceSeconds: { min: 0 },
+    claimBatch: { min: 1 },
+    maxBatches: { min: 1 },
+  });
+}
+
+export interface TickDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  log: Logger;
+  metrics?: Pick<Metrics, 'runsCreated'>;
+  /** This pod's exact-time dispatch wake-ups (worker role): fed the runs created and the clock offset. */
+  waker?: Pick<Waker, 'schedule' | 'offsetMs'>;
+  /** Test signal: after each batch commits. */
+  onBatch?: (batch: MaterialisedBatch) => void;
+}
 
 export interface TickResult {
   claimed: number;
@@ -41,23 +63,23 @@ export interface TickResult {
   more: boolean;
 }
 
-export class Scheduler {
-  readonly #pool: pg.Pool;
-  readonly #boss: PgBoss;
-  readonly #config: TickConfig;
-  readonly #log: Logger;
-  readonly #loop: Loop;
-  /** Called after each batch commits, with the runs it created (metrics, tests). */
-  onCreated: ((runs: Array<{ id: string; scheduledFor: Date }>) => void) | undefined;
-  /** Called with Postgres time minus local time each time the tick reads Postgres's clock. */
-  onClockOffset: ((offsetMs: number) => void) | undefined;
+export interface TickRunOptions {
+  /** Overrides Postgres time (tests). */
+  now?: Date;
+  signal?: AbortSignal;
+  maxBatches?: number;
+}
 
-  constructor(pool: pg.Pool, boss: PgBoss, config: TickConfig, log: Logger) {
-    this.#pool = pool;
-    this.#boss = boss;
-    this.#config = config;
-    this.#log = log.child({ component: 'scheduler' });
-    this.#loop = new Loop('scheduler', config.tickIntervalMs, (signal) => this.runOnce({ signal }).then((r) => (r.more && !signal.aborted ? 'again' : undefined)), this.#log);
+export class Scheduler implements MaintenanceService {
+  readonly name = 'scheduler';
+  readonly config: TickConfig;
+  readonly #deps: TickDeps;
+  readonly #loop: Loop;
+
+  constructor(deps: TickDeps, config: Partial<TickConfig> = {}) {
+    this.config = tickConfig(config);
+    this.#deps = { ...deps, log: deps.log.child({ component: 'scheduler' }) };
+    this.#loop = new Loop(this.name, this.config.intervalMs, (signal) => this.runOnce({ signal }).then((r) => (r.more && !signal.aborted ? 'again' : undefined)), this.#deps.log);
   }
 
   start(): void {
@@ -68,75 +90,27 @@ export class Scheduler {
     return this.#loop.stop();
   }
 
-  /**
-   * One tick: batches until nothing due is left, at most `maxBatches` (bounded work per tick), and
-   * never another batch once `signal` is aborted (the pod is draining: each batch is one short
-   * transaction, so stop() waits for one batch at most). `now` overrides Postgres time (tests).
-   * A schedule left behind is not lost: its next_run_at stays due, and fires that fall further
-   * behind than the catch-up grace are then handled by its catch-up policy (docs/operations.md).
-   */
-  async runOnce(options: { now?: Date; signal?: AbortSignal; maxBatches?: number } = {}): Promise<TickResult> {
+  async runOnce(options: TickRunOptions = {}): Promise<TickResult> {
+    const { claimBatch, horizonSeconds, catchupGraceSeconds } = this.config;
+    const { metrics, waker, onBatch } = this.#deps;
     const result: TickResult = { claimed: 0, created: 0, batches: 0, more: false };
-    const maxBatches = options.maxBatches ?? this.#config.tickMaxBatches ?? TICK_MAX_BATCHES;
+    const maxBatches = options.maxBatches ?? this.config.maxBatches;
     for (;;) {
-      const batch = await this.#runBatch(options.now);
+      const batch = await materialiseBatch(this.#deps, { claimBatch, horizonSeconds, catchupGraceSeconds, ...(options.now ? { now: options.now } : {}) });
+      if (waker && batch.clockOffsetMs !== undefined) waker.offsetMs = batch.clockOffsetMs;
+      if (batch.runs.length > 0) {
+        metrics?.runsCreated(batch.runs.length);
+        waker?.schedule(batch.runs.map((r) => r.scheduledFor));
+      }
+      onBatch?.(batch);
       result.batches++;
       result.claimed += batch.claimed;
-      result.created += batch.created;
-      if (batch.claimed < this.#config.claimBatch) return result;
+      result.created += batch.runs.length;
+      if (batch.claimed < claimBatch) return result;
       if (options.signal?.aborted || result.batches >= maxBatches) {
         result.more = true;
         return result;
       }
     }
-  }
-
-  async #runBatch(nowOverride: Date | undefined): Promise<{ claimed: number; created: number }> {
-    const created = await withTransaction(this.#pool, async (tx) => {
-      let now = nowOverride;
-      if (!now) {
-        now = await dbNow(tx);
-        this.onClockOffset?.(now.getTime() - Date.now());
-      }
-      const until = new Date(now.getTime() + this.#config.horizonSeconds * 1000);
-      const due = await claimDueSchedules(tx, until, this.#config.claimBatch);
-      if (due.length === 0) return { claimed: 0, runs: [] };
-
-      const planned: PlannedRun[] = [];
-      const advances: Array<{ id: string; nextRunAt: Date; lastRunAt: Date | null }> = [];
-      for (const s of due) {
-        const spec: ScheduleSpec = s.kind === 'cron'
-          ? { kind: 'cron', cron: s.cron!, timezone: s.timezone }
-          : { kind: 'interval', everySeconds: s.intervalSeconds!, anchor: s.anchor };
-        try {
-          const plan = planFires(
-            { spec, nextRunAt: s.nextRunAt, catchup: s.catchup, catchupWindowSeconds: s.catchupWindowSeconds, catchupMax: s.catchupMax },
-            { now, horizonSeconds: this.#config.horizonSeconds, graceSeconds: this.#config.catchupGraceSeconds },
-          );
-          for (const t of plan.fireTimes) planned.push({ flowId: s.flowId, scheduleId: s.id, scheduledFor: t, parameters: s.parameters });
-          advances.push({ id: s.id, nextRunAt: plan.nextRunAt, lastRunAt: plan.fireTimes.at(-1) ?? null });
-        } catch (err) {
-          // A schedule that cannot be planned (should be impossible after validation) must not block the others.
-          this.#log.error({ err, scheduleId: s.id }, 'could not plan schedule; pushing it back one hour');
-          advances.push({ id: s.id, nextRunAt: new Date(now.getTime() + 3_600_000), lastRunAt: null });
-        }
-      }
-      const runs = await insertScheduledRuns(tx, planned);
-      if (runs.length > 0) {
-        await insertJobs(
-          this.#boss,
-          QUEUES.dispatch,
-          runs.map((r) => ({ id: r.id, data: { runId: r.id }, startAfter: r.scheduledFor })),
-          { db: bossDb(tx) },
-        );
-      }
-      await advanceSchedules(tx, advances);
-      return { claimed: due.length, runs };
-    });
-    if (created.runs.length > 0) {
-      this.#log.debug({ claimed: created.claimed, created: created.runs.length }, 'materialised runs');
-      this.onCreated?.(created.runs);
-    }
-    return { claimed: created.claimed, created: created.runs.length };
   }
 }
