@@ -1,9 +1,7 @@
 /**
- * One flowwarden process: components with start/stop, wired in one place.
- *
- * Roles: `scheduler` (the tick and the maintenance loops: src/maintenance/index.ts), `worker` (queue
- * consumers, incl. health evaluation), `api` (HTTP), `all` (everything).
- * Every pod may run every role; nothing here assumes a leader.
+ * One flowwarden process: components with start/stop, wired in one place. Roles: `scheduler` (the
+ * maintenance loops: src/maintenance/index.ts), `worker` (queue consumers, incl. health evaluation),
+ * `api` (HTTP), `all` (everything). Every pod may run every role; nothing assumes a leader.
  *
  * Shutdown (stop): first stop claiming (scheduler tick, pg-boss fetch loops), then let in-flight
  * jobs finish up to the drain deadline; pg-boss hands back (fails for retry) whatever is still
