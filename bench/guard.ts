@@ -6,9 +6,8 @@
  *    (enforce holds + set-based detection of every rule violation + enqueue evaluations).
  */
 import pg from 'pg';
-import { LateSweeper } from '../src/guard/late.ts';
-import { HealthSweeper } from '../src/guard/health.ts';
-import { GuardActionRegistry } from '../src/guard/actions.ts';
+import { LateSweeper } from '../src/maintenance/late-sweep.ts';
+import { HealthSweeper } from '../src/maintenance/health-sweep.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { createPool } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
@@ -74,7 +73,7 @@ export async function benchLate(): Promise<BenchResult> {
     await seedLate(b.url);
     const pool = createPool(a.url, { max: 2 });
     const boss = await startBoss({ connectionString: a.url, role: 'producer' });
-    const sweeper = new LateSweeper(pool, boss, { lateAfterSeconds: 15, lateSweepIntervalMs: 5000 }, silentLogger);
+    const sweeper = new LateSweeper({ pool, boss, log: silentLogger }, { lateAfterSeconds: 15, intervalMs: 5000 });
     let t0 = performance.now();
     const ours = await sweeper.runOnce();
     const oursSec = (performance.now() - t0) / 1000;
@@ -124,7 +123,7 @@ export async function benchHealth(): Promise<BenchResult> {
       [RUNS_PER_FLOW],
     );
     await pool.query('vacuum analyze');
-    const sweeper = new HealthSweeper({ pool, boss, config: { maxConsecutiveFailures: 3, healthSweepIntervalMs: 30_000 }, log: silentLogger, guardActions: new GuardActionRegistry() });
+    const sweeper = new HealthSweeper({ pool, boss, log: silentLogger }, { maxConsecutiveFailures: 3, intervalMs: 30_000 });
     await sweeper.runOnce(); // warm-up (plans, caches)
     const times: number[] = [];
     let requested = 0;

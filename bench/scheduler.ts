@@ -7,7 +7,7 @@
  *    pre-created ahead of its fire time inside the horizon).
  */
 import pg from 'pg';
-import { Scheduler } from '../src/scheduling/tick.ts';
+import { Scheduler } from '../src/maintenance/tick.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { createPool } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
@@ -34,7 +34,6 @@ export async function benchSchedulerScale(): Promise<BenchResult> {
       [SCHEDULES, T0],
     );
     await pool.query('analyze');
-    const scheduler = new Scheduler(pool, boss, { tickIntervalMs: 1000, horizonSeconds: HORIZON, catchupGraceSeconds: 30, claimBatch: CLAIM_BATCH }, silentLogger);
     // Start a little before the first fire so the horizon can pre-create it.
     let simMs = T0.getTime() - (HORIZON + 1) * 1000;
     const endMs = T0.getTime() + MINUTES * 60_000;
@@ -42,12 +41,13 @@ export async function benchSchedulerScale(): Promise<BenchResult> {
     const tickMs: number[] = [];
     let created = 0;
     let createdWallMs = 0;
-    scheduler.onCreated = (runs) => {
+    let tickStart = 0;
+    const onBatch = ({ runs }: { runs: Array<{ scheduledFor: Date }> }) => {
       // Commit happened "now" in simulated time: simMs + elapsed wall time of this tick so far.
       const committedAt = simMs + (performance.now() - tickStart);
       for (const r of runs) lags.push(Math.max(0, committedAt - r.scheduledFor.getTime()));
     };
-    let tickStart = 0;
+    const scheduler = new Scheduler({ pool, boss, log: silentLogger, onBatch }, { intervalMs: 1000, horizonSeconds: HORIZON, catchupGraceSeconds: 30, claimBatch: CLAIM_BATCH });
     let maxBacklog = 0;
     while (simMs <= endMs) {
       tickStart = performance.now();

@@ -1,9 +1,7 @@
 /**
- * One flowwarden process: components with start/stop, wired in one place.
- *
- * Roles: `scheduler` (the tick and the guard's maintenance loops: late sweep, health sweep/enforce),
- * `worker` (queue consumers, incl. health evaluation), `api` (HTTP), `all` (everything).
- * Every pod may run every role; nothing here assumes a leader.
+ * One flowwarden process: components with start/stop, wired in one place. Roles: `scheduler` (the
+ * maintenance loops: src/maintenance/index.ts), `worker` (queue consumers, incl. health evaluation),
+ * `api` (HTTP), `all` (everything). Every pod may run every role; nothing assumes a leader.
  *
  * Shutdown (stop): first stop claiming (scheduler tick, pg-boss fetch loops), then let in-flight
  * jobs finish up to the drain deadline; pg-boss hands back (fails for retry) whatever is still
@@ -18,7 +16,6 @@ import { registerSecrets, type Logger } from './log.ts';
 import { createPool, onTransactionPoolingDetected } from './db/client.ts';
 import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
 import { POOLER_DETECTED, startBoss } from './queue/boss.ts';
-import { Scheduler } from './scheduling/tick.ts';
 import { Waker } from './scheduling/waker.ts';
 import { ensureQueues, startPools, startWorkers, WORKERS } from './workers/index.ts';
 import type { JobPool } from './workers/pool.ts';
@@ -30,12 +27,16 @@ import { GuardActionRegistry } from './guard/actions.ts';
 import { installPrefect, type PrefectInstall } from './prefect/index.ts';
 import type { PrefectClient } from './targets/prefect-client.ts';
 import { setupNotifications } from './notify/setup.ts';
-import { LateSweeper } from './guard/late.ts';
-import { HealthSweeper, installGuardHooks } from './guard/health.ts';
+import { installGuardHooks } from './guard/health.ts';
 import { Metrics } from './metrics.ts';
 import { watchTransitions } from './runs/observe.ts';
 import { Inflight } from './util/inflight.ts';
-import { RetentionSweeper } from './retention/sweep.ts';
+import { Maintainer } from './maintenance/index.ts';
+import type { Scheduler } from './maintenance/tick.ts';
+import type { LateSweeper } from './maintenance/late-sweep.ts';
+import type { HealthSweeper } from './maintenance/health-sweep.ts';
+import type { RetentionSweeper } from './maintenance/retention.ts';
+import type { PrefectWatcher } from './maintenance/prefect-watch.ts';
 
 /** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
 export const ABORT_GRACE_MS = 2000;
@@ -74,7 +75,7 @@ export interface App {
   /** Deletes expired runs and notifications (scheduler role). */
   retentionSweeper: RetentionSweeper;
   /** The Prefect connector and watch importer, when PREFECT_API_URL is set (or a client injected). */
-  prefect: PrefectInstall | undefined;
+  prefect: (PrefectInstall & { watcher: PrefectWatcher }) | undefined;
   api: FastifyInstance | undefined;
   /** The API's address once listening. */
   address: string | undefined;
@@ -122,14 +123,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     metrics,
     stopping: stopping.signal,
   };
-  const scheduler = new Scheduler(pool, boss, config, log);
-  // Prefect: dispatch connector, guard actions, watch importer (docs/prefect.md).
-  const prefect = installPrefect(deps, options.prefectClient ? { client: options.prefectClient } : {});
-  const lateSweeper = new LateSweeper(pool, boss, config, log);
-  lateSweeper.onMarked = (n) => metrics.runsMarkedLate(n);
-  const healthSweeper = new HealthSweeper(deps);
-  const retentionSweeper = new RetentionSweeper(pool, config, log);
-  retentionSweeper.onDeleted = (table, n) => metrics.retentionDeleted(table, n);
+  // Prefect: dispatch connector, guard actions (docs/prefect.md); its watch is a maintenance loop.
+  const prefectInstall = installPrefect(deps, options.prefectClient ? { client: options.prefectClient } : {});
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
   installGuardHooks(log);
   // Loaded only where the api role runs: fastify and the admin page cost ~20 MB a worker-only pod need not pay.
@@ -141,19 +136,14 @@ export async function createApp(options: AppOptions): Promise<App> {
     for (const p of pools) p.wake();
   };
   const waker = new Waker(wakePools);
+  // The maintenance loops (tick, sweeps, Prefect watch) and which of them this pod's roles run.
+  const maintenance = new Maintainer({ pool, boss, log, metrics, waker, prefect: prefectInstall?.connector }, config, roles);
+  const { scheduler, lateSweeper, healthSweeper, retentionSweeper, prefectWatcher } = maintenance.loops;
+  const prefect = prefectInstall && prefectWatcher ? { ...prefectInstall, watcher: prefectWatcher } : undefined;
   // New dispatch jobs (manual triggers, API) NOTIFY on commit: wake this pod's pools at once.
   // Under PgBouncer in transaction mode LISTEN needs FLOWWARDEN_DIRECT_URL; without it the pools poll.
   const wakeUrl = listenUrl(config, options.databaseUrl);
   const listener = wakeUrl ? new Listener(wakeUrl, DISPATCH_CHANNEL, wakePools, log) : undefined;
-  if (has(roles, 'worker')) {
-    scheduler.onCreated = (runs) => waker.schedule(runs.map((r) => r.scheduledFor));
-    scheduler.onClockOffset = (offset) => (waker.offsetMs = offset);
-  }
-  const wakeOnCreated = scheduler.onCreated;
-  scheduler.onCreated = (runs) => {
-    metrics.runsCreated(runs.length);
-    wakeOnCreated?.(runs);
-  };
   let stopped = false;
 
   const app: App = {
@@ -176,14 +166,8 @@ export async function createApp(options: AppOptions): Promise<App> {
         workerIds = await startWorkers(deps, WORKERS, { inflight });
         pools = startPools(deps, WORKERS, { inflight });
         await listener?.start();
-        prefect?.watcher.start();
       }
-      if (has(roles, 'scheduler')) {
-        scheduler.start();
-        lateSweeper.start();
-        healthSweeper.start();
-        retentionSweeper.start();
-      }
+      maintenance.start();
       if (api) {
         app.address = await api.listen({ port: config.port, host: config.host }).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'EADDRINUSE' && err.code !== 'EACCES' && err.code !== 'EADDRNOTAVAIL') throw err;
@@ -209,11 +193,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       // loops below are awaited: nothing is claimed once 'draining' is logged.
       const poolsDrained = Promise.all(pools.map((p) => p.stop(timeoutMs)));
       log.info({ timeoutMs }, 'draining: no new work is claimed');
-      await scheduler.stop();
-      await lateSweeper.stop();
-      await healthSweeper.stop();
-      await retentionSweeper.stop();
-      await prefect?.watcher.stop();
+      await maintenance.stop();
       waker.stop();
       await listener?.stop();
       // One deadline for everything, in parallel: the dispatch pools and pg-boss's own workers stop

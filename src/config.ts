@@ -154,7 +154,7 @@ export interface Config {
   retention: RetentionConfig;
 }
 
-/** What the retention sweep deletes and keeps (src/retention/sweep.ts). Windows of 0 keep forever. */
+/** What the retention sweep deletes and keeps (src/maintenance/retention.ts). Windows of 0 keep forever. */
 export interface RetentionConfig {
   /** Finished runs (with their history and task results) older than this; a flow's health.retention overrides. */
   runSeconds: number;

@@ -4,7 +4,7 @@ import { startTestApp, type TestApp } from './support/app.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { silentLogger } from '../src/log.ts';
-import { LateSweeper } from '../src/guard/late.ts';
+import { LateSweeper } from '../src/maintenance/late-sweep.ts';
 import { upsertFlowTx } from '../src/producers/operations.ts';
 import { BOSS_SCHEMA, EVENTS } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
@@ -77,7 +77,7 @@ describe('late sweep', () => {
         const pool = createPool(app.db.url, { max: 2 });
         const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
         // Small batches so the two sweepers interleave many times.
-        const sweeper = new LateSweeper(pool, boss, { lateAfterSeconds: 15, lateSweepIntervalMs: 1000, lateBatchSize: 100 }, silentLogger);
+        const sweeper = new LateSweeper({ pool, boss, log: silentLogger }, { lateAfterSeconds: 15, intervalMs: 1000, batchSize: 100 });
         return { pool, boss, sweeper };
       }),
     );

@@ -5,9 +5,9 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
-import { Scheduler } from '../src/scheduling/tick.ts';
-import { LateSweeper } from '../src/guard/late.ts';
-import { HealthSweeper } from '../src/guard/health.ts';
+import { Scheduler } from '../src/maintenance/tick.ts';
+import { LateSweeper } from '../src/maintenance/late-sweep.ts';
+import { HealthSweeper } from '../src/maintenance/health-sweep.ts';
 import { silentLogger } from '../src/log.ts';
 
 let app: TestApp;
@@ -43,9 +43,8 @@ describe('scheduler under overload', () => {
   });
 
   test('a tick stops after the batch in flight once its signal is aborted', async () => {
-    const scheduler = new Scheduler(app.pool, app.boss, { ...app.config, claimBatch: BATCH }, silentLogger);
     const stop = new AbortController();
-    scheduler.onCreated = () => stop.abort();
+    const scheduler = new Scheduler({ pool: app.pool, boss: app.boss, log: silentLogger, onBatch: () => stop.abort() }, { ...app.scheduler.config, claimBatch: BATCH });
     const result = await scheduler.runOnce({ signal: stop.signal });
     assert.equal(result.batches, 1);
     assert.equal(result.more, true);
@@ -53,23 +52,30 @@ describe('scheduler under overload', () => {
   });
 
   test('a tick does bounded work: at most maxBatches batches, and says there is more', async () => {
-    const scheduler = new Scheduler(app.pool, app.boss, { ...app.config, claimBatch: BATCH }, silentLogger);
+    const scheduler = new Scheduler({ pool: app.pool, boss: app.boss, log: silentLogger }, { ...app.scheduler.config, claimBatch: BATCH });
     const result = await scheduler.runOnce({ maxBatches: 2 });
     assert.equal(result.batches, 2);
     assert.equal(result.more, true);
   });
 
   test('stop() of a running scheduler loop returns without materialising the whole backlog', async () => {
-    const scheduler = new Scheduler(app.pool, app.boss, { ...app.config, claimBatch: BATCH, tickIntervalMs: 60_000 }, silentLogger);
+    let stopping: Promise<void> | undefined;
+    let onFirstBatch!: () => void;
+    const firstBatch = new Promise<void>((resolve) => (onFirstBatch = resolve));
+    const scheduler: Scheduler = new Scheduler(
+      {
+        pool: app.pool,
+        boss: app.boss,
+        log: silentLogger,
+        onBatch: () => {
+          stopping ??= scheduler.stop();
+          onFirstBatch();
+        },
+      },
+      { ...app.scheduler.config, claimBatch: BATCH, intervalMs: 60_000 },
+    );
     const before = await dueSchedules();
     assert.ok(before > 3 * BATCH);
-    let stopping: Promise<void> | undefined;
-    const firstBatch = new Promise<void>((resolve) => {
-      scheduler.onCreated = () => {
-        stopping ??= scheduler.stop();
-        resolve();
-      };
-    });
     scheduler.start();
     await firstBatch;
     await stopping;
@@ -86,9 +92,8 @@ describe('the other maintenance loops yield to stop too', () => {
        select s.flow_id, s.id, now() - interval '1 hour' - make_interval(secs => g), 'SCHEDULED', 'Scheduled', 'schedule'
          from flowwarden.schedules s cross join generate_series(1, 3) g`,
     );
-    const sweeper = new LateSweeper(app.pool, app.boss, { ...app.config, lateBatchSize: 100 }, silentLogger);
     const stop = new AbortController();
-    sweeper.onMarked = () => stop.abort();
+    const sweeper = new LateSweeper({ pool: app.pool, boss: app.boss, log: silentLogger, onBatch: () => stop.abort() }, { ...app.lateSweeper.config, batchSize: 100 });
     const result = await sweeper.runOnce({ signal: stop.signal });
     assert.equal(result.batches, 1);
     assert.equal(result.more, true);
@@ -104,7 +109,7 @@ describe('the other maintenance loops yield to stop too', () => {
        insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin, ended_at)
        select f.id, now(), 'FAILED', 'Failed', 'manual', now() from f, generate_series(1, 5)`,
     );
-    const sweeper = new HealthSweeper(app.deps);
+    const sweeper = new HealthSweeper(app.deps, app.healthSweeper.config);
     assert.ok((await sweeper.runOnce()).requested >= 1, 'a normal pass requests the failing flow');
     const stop = new AbortController();
     stop.abort();

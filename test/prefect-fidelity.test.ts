@@ -18,7 +18,7 @@ import { silentLogger } from '../src/log.ts';
 import { createPrefectClient, type PrefectClient } from '../src/targets/prefect-client.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
 import { prefectGuardActions } from '../src/prefect/guard.ts';
-import { PrefectWatcher } from '../src/prefect/watch.ts';
+import { PrefectWatcher } from '../src/maintenance/prefect-watch.ts';
 import { listOpenWatchedRuns } from '../src/queries/prefect.ts';
 import { NotFoundError, PermanentError } from '../src/errors.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
@@ -60,7 +60,7 @@ function wire(client: PrefectClient) {
   return {
     connector: c,
     actions: prefectGuardActions(c, { pool: app.pool, log: silentLogger, boss: app.boss }),
-    watcher: (opts: ConstructorParameters<typeof PrefectWatcher>[2] = {}) => new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, c, opts),
+    watcher: (opts: ConstructorParameters<typeof PrefectWatcher>[1] = {}) => new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector: c }, opts),
   };
 }
 
@@ -340,7 +340,7 @@ describe('8. settings', () => {
     const old = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 1_800_000), scheduleId: dep.schedules[0]!.id });
     const recent = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 60_000), scheduleId: dep.schedules[0]!.id });
     const f = await flow({ name: 'fid-lookback', target: { type: 'prefect', deployment: 'fid-lookback/prod', watch: true, watchLookbackSeconds: 600 } });
-    await new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector).runOnce();
+    await new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector }).runOnce();
     const { rows } = await app.pool.query<{ externalId: string }>(`select external_id as "externalId" from flowwarden.runs where flow_id = $1`, [f.id]);
     assert.deepEqual(rows.map((r) => r.externalId), [recent.id], `the run from 30 minutes ago (${old.id}) is before the flow's 10-minute lookback`);
   });

@@ -15,7 +15,7 @@ import { isTerminal } from '../src/runs/states.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { createPrefectClient, prefectIdempotencyKey, type PrefectClient } from '../src/targets/prefect-client.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
-import { PrefectWatcher } from '../src/prefect/watch.ts';
+import { PrefectWatcher } from '../src/maintenance/prefect-watch.ts';
 import { listOpenWatchedRuns } from '../src/queries/prefect.ts';
 import { RateLimitedError } from '../src/errors.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
@@ -344,12 +344,12 @@ describe('prefect target', () => {
 });
 
 /** Two importer pods, each with its own pool, pg-boss, Prefect client and PrefectWatcher. */
-async function startWatcherPods(options: ConstructorParameters<typeof PrefectWatcher>[2]) {
+async function startWatcherPods(options: ConstructorParameters<typeof PrefectWatcher>[1]) {
   return Promise.all([1, 2].map(async () => {
     const pool = createPool(app.db.url, { max: 3 });
     const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
     const c = createPrefectConnector({ client: createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }), config: app.config, log: silentLogger });
-    return { pool, boss, watcher: new PrefectWatcher({ pool, boss, log: silentLogger }, c, options) };
+    return { pool, boss, watcher: new PrefectWatcher({ pool, boss, log: silentLogger, connector: c }, options) };
   }));
 }
 
@@ -513,7 +513,7 @@ describe('prefect watch mode: finished runs', () => {
     const done = fake.addFlowRun(dep.id, { state: { type: 'COMPLETED' } });
     fake.addTaskRun(done.id, { name: 'run_dbt', state: { type: 'FAILED', message: 'dbt exploded (caught by the flow)' } });
     const later = fake.addFlowRun(dep.id, { state: { type: 'RUNNING' } });
-    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector });
     await watcher.runOnce();
     fake.addTaskRun(later.id, { name: 'load', state: { type: 'COMPLETED' } });
     fake.advance(later.id, 'COMPLETED');
@@ -544,7 +544,7 @@ describe('prefect watch mode: runs deleted in Prefect', () => {
     const running = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 300_000), state: { type: 'RUNNING' }, scheduleId: hourly });
     const scheduled = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 5_000), scheduleId: daily });
     const manual = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 4_000) }); // not from a schedule
-    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger }, connector);
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector });
     await watcher.runOnce();
     const ours = async (externalId: string) => {
       const { rows } = await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1 and flow_id = $2`, [externalId, f.id]);

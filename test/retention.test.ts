@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
-import { RetentionSweeper, type RetentionSweepConfig } from '../src/retention/sweep.ts';
+import { RETENTION_MAX_BATCHES, RetentionSweeper, type RetentionSweepConfig } from '../src/maintenance/retention.ts';
 import { upsertFlowTx } from '../src/producers/operations.ts';
 import { ensureQueues, WORKERS } from '../src/workers/index.ts';
 import { tableSizes } from '../src/queries/retention.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
-import type { RetentionConfig } from '../src/config.ts';
 
 let app: TestApp;
 
@@ -57,12 +56,12 @@ async function orphans(): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-function sweeper(retention: Partial<RetentionConfig>, pool = app.pool): RetentionSweeper {
+function sweeper(retention: Partial<RetentionSweepConfig>, pool = app.pool): RetentionSweeper {
   const config: RetentionSweepConfig = {
     maxConsecutiveFailures: 3,
-    retention: { runSeconds: 7 * DAY, notifySeconds: 7 * DAY, jobSeconds: undefined, keepRuns: 20, intervalSeconds: 60, batchSize: 1000, ...retention },
+    runSeconds: 7 * DAY, notifySeconds: 7 * DAY, keepRuns: 20, intervalMs: 60_000, batchSize: 1000, maxBatches: RETENTION_MAX_BATCHES, ...retention,
   };
-  return new RetentionSweeper(pool, config, silentLogger);
+  return new RetentionSweeper({ pool, log: silentLogger }, config);
 }
 
 describe('retention sweep', () => {

@@ -2,7 +2,7 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { PgBoss } from 'pg-boss';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { Scheduler } from '../src/scheduling/tick.ts';
+import { Scheduler } from '../src/maintenance/tick.ts';
 import { createPool } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { startBoss } from '../src/queue/boss.ts';
@@ -72,7 +72,7 @@ describe('scheduler tick', () => {
       [1, 2, 3].map(async () => {
         const pool = createPool(app.db.url, { max: 3 });
         const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
-        const scheduler = new Scheduler(pool, boss, { tickIntervalMs: 1000, horizonSeconds: 2, catchupGraceSeconds: 30, claimBatch: 1 }, silentLogger);
+        const scheduler = new Scheduler({ pool, boss, log: silentLogger }, { intervalMs: 1000, horizonSeconds: 2, catchupGraceSeconds: 30, claimBatch: 1 });
         return { pool, boss, scheduler };
       }),
     );

@@ -1,28 +1,9 @@
 /**
- * Flow health: the rules that disable a failing flow, the enforce pass that keeps a disabled flow
- * disabled, and the periodic sweep. See docs/guard.md.
- *
- * Triggers:
- *   - every FAILED/CRASHED transition, and every transition that records a FAILED/CRASHED task
- *     result whatever the run's own state (the onFailure hook, inside the failing transaction),
- *     sends a health job debounced per flow: pg-boss singletonKey = flowId, HEALTH_DEBOUNCE_SECONDS slots,
- *     next-slot debouncing. The first failure is evaluated at once; any burst within a slot folds
- *     into one trailing evaluation at the next slot, so 500 failures give a handful of jobs;
- *   - the periodic sweep (every pod, config.healthSweepIntervalMs): enforces holds set-based in
- *     place, then sends one throttled job per flow that violates a rule by the set-based pre-filter
- *     (flowsNeedingEvaluation) or holds an open hold
- *     (singletonKey `sweep:<flowId>`, one slot per sweep interval → one job per flow per interval
- *     however many pods sweep).
- *
- * Rules (per-flow overrides in flows.health, global defaults from config), counted only over runs
- * that ended at/after the baseline (flows.valid_since: creation or last reactivation):
- *   consecutive_failures  the newest N terminal runs are all FAILED/CRASHED (CANCELLED is ignored:
- *                         it neither counts nor resets; COMPLETED resets);
- *   critical_task         a task named in criticalTasks FAILED/CRASHED with a message matching none
- *                         of ignorePatterns.
- *
- * Concurrency: evaluation and enforcement lock the flow row (FOR NO KEY UPDATE) and re-check under
- * the lock, so concurrent evaluations of one flow disable it once and count one enforcement.
+ * Flow health (docs/guard.md): the failure trigger (a debounced health job per failing flow), the
+ * rules that judge a flow, the evaluation that disables it, the enforce pass that keeps a held
+ * flow disabled, and the sweep's request for evaluations. Evaluation and enforcement lock the flow
+ * row and re-check under the lock, so concurrent pods disable a flow once and count one
+ * enforcement. The periodic loop: src/maintenance/health-sweep.ts.
  */
 import type pg from 'pg';
 import { compilePattern, type Pattern } from './pattern.ts';
@@ -50,20 +31,16 @@ import { publishEvent, setTransitionHooks, type FailureCause } from '../runs/ser
 import { FAILURE_TYPES, type StateType } from '../runs/states.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { Loop } from '../util/loop.ts';
 import type { GuardActionRegistry } from './actions.ts';
 import { disableLockedFlow, reactivateHint, runDisableActions, type DisableOutcome, type GuardRule } from './operations.ts';
-import { errorMessage } from '../errors.ts';
 
 /** Debounce slot for failure-triggered evaluations of one flow. */
 export const HEALTH_DEBOUNCE_SECONDS = 5;
-/** How far back the periodic sweep looks for failures (the failure hook is the fast path). */
-export const HEALTH_SWEEP_WINDOW_SECONDS = 3600;
 
 export interface GuardDeps {
   pool: pg.Pool;
   boss: PgBoss;
-  config: Pick<Config, 'maxConsecutiveFailures' | 'healthSweepIntervalMs'>;
+  config: Pick<Config, 'maxConsecutiveFailures'>;
   log: Logger;
   guardActions: GuardActionRegistry;
 }
@@ -88,7 +65,7 @@ export function installGuardHooks(log?: Logger): void {
       try {
         await requestHealthCheck(boss, tx, run.flowId, cause);
       } catch (err) {
-        log?.warn({ err: errorMessage(err), flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
+        log?.warn({ err, flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
       }
     },
   });
@@ -218,7 +195,7 @@ export interface Enforcement {
  * disabled mark cleared by hand. Set-based detection, then one short transaction per violated
  * flow that re-checks under the flow lock (so concurrent pods count one enforcement).
  */
-export async function enforceHolds(deps: GuardDeps): Promise<Enforcement[]> {
+export async function enforceHolds(deps: Pick<GuardDeps, 'pool' | 'boss' | 'log'>): Promise<Enforcement[]> {
   const done: Enforcement[] = [];
   for (const v of await violatedHolds(deps.pool)) {
     const e = await withTransaction(deps.pool, async (tx): Promise<Enforcement | null> => {
@@ -255,51 +232,36 @@ export async function enforceHolds(deps: GuardDeps): Promise<Enforcement[]> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The periodic sweep
+// The periodic sweep's requests
 
-export interface SweepResult {
-  enforced: Enforcement[];
-  /** Flows a throttled health job was requested for (failing or held). */
-  requested: number;
+export interface SweepRequestOptions {
+  maxConsecutiveFailures: number;
+  /** How far back to look for failures (the failure hook is the fast path). */
+  windowSeconds: number;
+  /** Throttle slot: one job per flow per slot however many pods sweep. */
+  slotSeconds: number;
+  /** Overrides Postgres time (tests). */
+  now?: Date | undefined;
 }
 
-export class HealthSweeper {
-  readonly #deps: GuardDeps;
-  readonly #loop: Loop;
-
-  constructor(deps: GuardDeps) {
-    this.#deps = { ...deps, log: deps.log.child({ component: 'health-sweep' }) };
-    this.#loop = new Loop('health-sweep', deps.config.healthSweepIntervalMs, (signal) => this.runOnce({ signal }).then(() => undefined), this.#deps.log);
+/**
+ * Send one throttled health job (singletonKey `sweep:<flowId>`) for every flow that violates a rule
+ * by the set-based pre-filter (flowsNeedingEvaluation) or holds an open hold. Returns how many.
+ */
+export async function requestSweepEvaluations(deps: { pool: pg.Pool; boss: PgBoss }, options: SweepRequestOptions): Promise<number> {
+  const failing = await flowsNeedingEvaluation(deps.pool, {
+    defaultMaxFailures: options.maxConsecutiveFailures,
+    windowSeconds: options.windowSeconds,
+    now: options.now,
+  });
+  const held = await heldFlowIds(deps.pool);
+  const ids = [...new Set([...failing, ...held])];
+  if (ids.length > 0) {
+    await insertJobs(
+      deps.boss,
+      QUEUES.health,
+      ids.map((flowId) => ({ data: { flowId, reason: 'sweep' as const }, singletonKey: `sweep:${flowId}`, singletonSeconds: options.slotSeconds })),
+    );
   }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
-  }
-
-  /** One pass: enforce holds in place, then request evaluations (failing flows) and connector enforcement (held flows). */
-  async runOnce(options: { now?: Date; signal?: AbortSignal } = {}): Promise<SweepResult> {
-    const enforced = await enforceHolds(this.#deps);
-    // Each step is one set-based statement; between them the pass yields to a drain.
-    if (options.signal?.aborted) return { enforced, requested: 0 };
-    const failing = await flowsNeedingEvaluation(this.#deps.pool, {
-      defaultMaxFailures: this.#deps.config.maxConsecutiveFailures,
-      windowSeconds: HEALTH_SWEEP_WINDOW_SECONDS,
-      now: options.now,
-    });
-    const held = await heldFlowIds(this.#deps.pool);
-    const ids = [...new Set([...failing, ...held])];
-    if (ids.length > 0) {
-      const slot = Math.max(1, Math.round(this.#deps.config.healthSweepIntervalMs / 1000));
-      await insertJobs(
-        this.#deps.boss,
-        QUEUES.health,
-        ids.map((flowId) => ({ data: { flowId, reason: 'sweep' as const }, singletonKey: `sweep:${flowId}`, singletonSeconds: slot })),
-      );
-    }
-    return { enforced, requested: ids.length };
-  }
+  return ids.length;
 }

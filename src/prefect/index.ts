@@ -1,23 +1,21 @@
 /**
  * The Prefect connector, wired into one process: the dispatch connector (deps.extensions 'prefect',
- * also used by the poll worker), the guard actions, and the watch importer. Installed when
- * PREFECT_API_URL is set, or when a Prefect client is injected (tests, `dev --prefect-fake`).
+ * also used by the poll worker) and the guard actions. Installed when PREFECT_API_URL is set, or
+ * when a Prefect client is injected (tests, `dev --prefect-fake`). The watch loop runs from
+ * src/maintenance/index.ts.
  */
 import type { WorkerDeps } from '../workers/types.ts';
 import { createPrefectClient, type PrefectClient } from '../targets/prefect-client.ts';
 import { createPrefectConnector, type PrefectConnector } from './connector.ts';
 import { prefectGuardActions } from './guard.ts';
-import { PrefectWatcher, type WatchOptions } from './watch.ts';
 
 export interface PrefectInstall {
   client: PrefectClient;
   connector: PrefectConnector;
-  watcher: PrefectWatcher;
 }
 
 export interface InstallPrefectOptions {
   client?: PrefectClient;
-  watch?: WatchOptions;
   maxInlineWaitMs?: number;
 }
 
@@ -43,20 +41,9 @@ export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions 
   });
   deps.extensions.set('prefect', connector);
   deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log, boss: deps.boss }));
-  // Environment settings first, then what the caller (tests) passes.
-  const fromConfig: WatchOptions = {
-    ...(p.pageSize !== undefined ? { pageSize: p.pageSize } : {}),
-    ...(p.watchIntervalSeconds !== undefined ? { intervalMs: Math.round(p.watchIntervalSeconds * 1000) } : {}),
-    ...(p.watchLookbackSeconds !== undefined ? { lookbackSeconds: p.watchLookbackSeconds } : {}),
-    ...(p.taskGraceSeconds !== undefined ? { taskGraceSeconds: p.taskGraceSeconds } : {}),
-  };
-  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, {
-    ...fromConfig,
-    ...Object.fromEntries(Object.entries(options.watch ?? {}).filter(([, v]) => v !== undefined)),
-  });
   log.info({ api: client.apiUrl }, 'Prefect connector installed');
-  return { client, connector, watcher };
+  return { client, connector };
 }
 
-export { createPrefectConnector, PrefectWatcher, prefectGuardActions };
-export type { PrefectConnector, WatchOptions };
+export { createPrefectConnector, prefectGuardActions };
+export type { PrefectConnector };

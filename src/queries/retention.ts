@@ -1,5 +1,5 @@
 /**
- * Retention: the set-based deletes of the retention sweep (src/retention/sweep.ts) and the table
+ * Retention: the set-based deletes of the retention sweep (src/maintenance/retention.ts) and the table
  * sizes `flowwarden status` and the admin overview show. See docs/operations.md "Retention".
  *
  * What is never deleted: open runs (SCHEDULED, PENDING, RUNNING); per flow, the newest `keepRuns`
