@@ -1,39 +1,12 @@
 /**
- * Reads behind the admin page's pictures and its runs page: runs per minute by state (the
- * overview chart), a flow's last runs (the run strip), a flow's recent runs with the cancelled
- * ones apart. Bounded reads, functions of (db, params); plans and timings in bench/NOTES.md.
+ * Reads behind the admin page's pictures and its runs page (the overview chart is chart.ts): a
+ * flow's last runs (the run strip), a flow's recent runs with the cancelled ones apart. Bounded
+ * reads, functions of (db, params); plans and timings in bench/NOTES.md.
  */
 import type { Queryable } from '../db/client.ts';
 import type { RunRow } from './runs.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';
 import { scheduleSpecOf } from './flows.ts';
-
-/** The chart's series: a run's state type, with SCHEDULED/Late apart as LATE. */
-export type ChartState = 'COMPLETED' | 'FAILED' | 'CRASHED' | 'CANCELLED' | 'RUNNING' | 'PENDING' | 'SCHEDULED' | 'LATE';
-
-export interface ChartBucket {
-  minute: Date;
-  state: ChartState;
-  count: number;
-}
-
-/**
- * Runs per minute of scheduled_for in [since, until), by current state (Late apart), as Prefect's
- * run chart buckets runs by their expected start. Index: runs_scheduled_idx (a range scan of the
- * window; the state is read from the heap).
- */
-export async function runsPerMinute(db: Queryable, window: { since: Date; until: Date }): Promise<ChartBucket[]> {
-  const { rows } = await db.query<{ minute: Date; state: ChartState; count: string }>(
-    `select date_trunc('minute', r.scheduled_for) as minute,
-            case when r.state_type = 'SCHEDULED' and r.state_name = 'Late' then 'LATE' else r.state_type end as state,
-            count(*) as count
-       from flowwarden.runs r
-      where r.scheduled_for >= $1 and r.scheduled_for < $2
-      group by 1, 2 order by 1, 2`,
-    [window.since, window.until],
-  );
-  return rows.map((r) => ({ minute: r.minute, state: r.state, count: Number(r.count) }));
-}
 
 export interface StripRun {
   id: string;

@@ -327,3 +327,15 @@ export const adminSessions = fw.table('admin_sessions', {
   expiresAt: tz('expires_at').notNull(),
   revokedAt: tz('revoked_at'),
 });
+
+/**
+ * The overview chart's settled minutes: runs per minute of scheduled_for by state (Late apart), for
+ * minutes whose runs are all finished (terminal states never change, so the counts stay exact).
+ * A run inserted into a settled minute deletes its row (trigger in migration 0012). See
+ * src/queries/chart.ts.
+ */
+export const runMinutes = fw.table('run_minutes', {
+  minute: tz('minute').primaryKey(),
+  counts: jsonb('counts').$type<Record<string, number>>().notNull(),
+  rolledAt: tz('rolled_at').notNull().defaultNow(),
+});

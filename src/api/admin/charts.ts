@@ -4,7 +4,8 @@
  * flow's run-history strip. Every bar and cell carries its numbers in data-* attributes (the
  * browser test checks them against the database) and a <title> for hover.
  */
-import type { ChartBucket, ChartState, StripRun } from '../../queries/admin.ts';
+import type { StripRun } from '../../queries/admin.ts';
+import type { ChartBucket, ChartState } from '../../queries/chart.ts';
 import { fmtTime, html, seg, type Markup } from './html.ts';
 
 export const STATE_COLOURS: Record<ChartState, string> = {

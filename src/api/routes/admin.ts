@@ -20,7 +20,8 @@ import { getFlowByName, listSchedules, pageFlows } from '../../queries/flows.ts'
 import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
 import { guardHistory, openHold } from '../../queries/guard.ts';
 import { disabledFlowsNow, lateRuns, recentFailures, runningRuns } from '../../queries/overview.ts';
-import { dueFires, runStrip, runsPerMinute } from '../../queries/admin.ts';
+import { dueFires, runStrip } from '../../queries/admin.ts';
+import { runsPerMinute } from '../../queries/chart.ts';
 import { nextFireAfter } from '../../scheduling/fire-times.ts';
 import { scheduleSpecOf } from '../../queries/flows.ts';
 import type { StateType } from '../../runs/states.ts';
