@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { rollupRunMinutes, runsPerMinute, SETTLE_SECONDS } from '../src/queries/chart.ts';
+import { ChartRollup } from '../src/maintenance/chart-rollup.ts';
+import { silentLogger } from '../src/log.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -115,5 +117,19 @@ describe('the runs-per-minute rollup', () => {
     const before = await settled();
     await insertRuns(pool, new Date(now.getTime() + 30_000), [['SCHEDULED', 'Scheduled']]);
     assert.deepEqual(await settled(), before);
+  });
+
+  test('the loop counts every settled minute of its lookback in bounded batches', async () => {
+    await pool.query(`delete from flowwarden.run_minutes`);
+    const loop = new ChartRollup({ pool, log: silentLogger }, { minutesPerBatch: 100, maxBatches: 3 });
+    const first = await loop.runOnce({ now });
+    assert.deepEqual(first, { minutes: 300, batches: 3, more: true }, 'a bounded pass says there is more');
+    let total = first.minutes;
+    for (let r: { minutes: number; more?: boolean } = first; r.more; total += r.minutes) r = await loop.runOnce({ now });
+    // 24 hours of minutes up to the settle delay, less the one minute with an open run (minute 2 is too young).
+    const { rows: [{ n }] } = await pool.query(`select count(*)::int as n from flowwarden.run_minutes`);
+    assert.equal(n, total);
+    assert.equal(n, 24 * 60 - SETTLE_SECONDS / 60);
+    assert.deepEqual(await loop.runOnce({ now }), { minutes: 0, batches: 1 });
   });
 });

@@ -58,11 +58,11 @@ describe('maintenance loops', () => {
   test('the scheduler role runs the tick and the sweeps; the worker role runs the Prefect watch, only when Prefect is configured', () => {
     const waker = new Waker(() => {});
     const running = (roles: MaintenanceRole[], prefect?: PrefectConnector) => maintainer(roles, waker, prefect).running.map((l) => l.name);
-    assert.deepEqual(running(['scheduler']), ['scheduler', 'late-sweep', 'health-sweep', 'retention']);
+    assert.deepEqual(running(['scheduler']), ['scheduler', 'late-sweep', 'health-sweep', 'retention', 'chart-rollup']);
     assert.deepEqual(running(['worker']), []);
     assert.deepEqual(running(['worker'], connector), ['prefect-watch']);
     assert.deepEqual(running(['api'], connector), []);
-    assert.deepEqual(running(['all'], connector), ['scheduler', 'late-sweep', 'health-sweep', 'retention', 'prefect-watch']);
+    assert.deepEqual(running(['all'], connector), ['scheduler', 'late-sweep', 'health-sweep', 'retention', 'chart-rollup', 'prefect-watch']);
     assert.deepEqual(running(['api', 'scheduler', 'worker'], connector), running(['all'], connector));
     // Every loop exists whatever the roles (tests drive runOnce on any of them).
     assert.equal(maintainer(['api'], waker).loops.prefectWatcher, undefined);

@@ -16,6 +16,7 @@ import { LateSweeper, type LateSweepConfig } from './late-sweep.ts';
 import { HealthSweeper, type HealthSweepConfig } from './health-sweep.ts';
 import { RetentionSweeper, type RetentionSweepConfig } from './retention.ts';
 import { PrefectWatcher, type PrefectWatchConfig } from './prefect-watch.ts';
+import { ChartRollup, type ChartRollupConfig } from './chart-rollup.ts';
 
 export type MaintenanceRole = 'all' | 'scheduler' | 'worker' | 'api';
 
@@ -24,13 +25,14 @@ export interface MaintenanceLoops {
   lateSweeper: LateSweeper;
   healthSweeper: HealthSweeper;
   retentionSweeper: RetentionSweeper;
+  chartRollup: ChartRollup;
   /** Only when Prefect is configured. */
   prefectWatcher: PrefectWatcher | undefined;
 }
 
 /** Which loops each role runs, in start (and stop) order; a pod with several roles runs the union. */
 export const LOOPS_BY_ROLE = {
-  scheduler: ['scheduler', 'lateSweeper', 'healthSweeper', 'retentionSweeper'],
+  scheduler: ['scheduler', 'lateSweeper', 'healthSweeper', 'retentionSweeper', 'chartRollup'],
   worker: ['prefectWatcher'],
   api: [],
 } as const satisfies Record<Exclude<MaintenanceRole, 'all'>, ReadonlyArray<keyof MaintenanceLoops>>;
@@ -52,6 +54,7 @@ export interface MaintenanceConfigs {
   healthSweep: Partial<HealthSweepConfig>;
   retention: Partial<RetentionSweepConfig>;
   prefectWatch: Partial<PrefectWatchConfig>;
+  chartRollup: Partial<ChartRollupConfig>;
 }
 
 /** Each loop's config from the pod's environment config (src/config.ts); the rest are the loops' defaults. */
@@ -70,6 +73,7 @@ export function maintenanceConfigs(config: Config): MaintenanceConfigs {
       batchSize: r.batchSize,
       maxConsecutiveFailures: config.maxConsecutiveFailures,
     },
+    chartRollup: {},
     prefectWatch: {
       ...(p.pageSize !== undefined ? { pageSize: p.pageSize } : {}),
       ...(p.watchIntervalSeconds !== undefined ? { intervalMs: Math.round(p.watchIntervalSeconds * 1000) } : {}),
@@ -101,6 +105,7 @@ export class Maintainer {
       lateSweeper: new LateSweeper({ pool, boss, log, metrics }, configs.lateSweep),
       healthSweeper: new HealthSweeper({ pool, boss, log }, configs.healthSweep),
       retentionSweeper: new RetentionSweeper({ pool, log, metrics }, configs.retention),
+      chartRollup: new ChartRollup({ pool, log }, configs.chartRollup),
       prefectWatcher: deps.prefect
         ? new PrefectWatcher({ pool, boss, log: log.child({ component: 'prefect' }), connector: deps.prefect }, configs.prefectWatch)
         : undefined,
