@@ -4,7 +4,9 @@
  *    Postgres with the same concurrency, in one run.
  * 2. Dispatch latency: fire time → handler start at light load, and manual trigger → handler start.
  */
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { run as runGraphile, Logger as GraphileLogger } from 'graphile-worker';
@@ -89,10 +91,10 @@ export async function oursThroughput(n = N, concurrency = CONCURRENCY): Promise<
     await app.start();
     // Done when no run is open (an index-only count that shrinks as runs finish, like the peers'
     // waits), then check that every run completed.
-    await waitUntil(async () => (await count(harness, `${HARNESS} select count(*)::int as n from flowwarden.runs where state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`)) === 0, 600_000, 50);
+    await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from flowwarden.runs where state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`)) === 0, 600_000, 50);
     const seconds = (performance.now() - t0) / 1000;
     clearInterval(sampler);
-    const completed = await count(harness, `${HARNESS} select count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`);
+    const completed = await count(harness, `select ${HARNESS}, count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`);
     if (completed !== n) throw new Error(`dispatch benchmark: ${completed} of ${n} runs COMPLETED`);
     stopped = true;
     await app.stop({ timeoutMs: 1000 });
@@ -143,7 +145,7 @@ export async function pgBossThroughput(n = N, concurrency = CONCURRENCY): Promis
       });
       await finished;
       // Completion is written after the handler returns: wait until pg-boss recorded every one.
-      await waitUntil(async () => (await count(harness, `${HARNESS} select count(*)::int as n from bench_boss.job where state = 'completed'`)) >= total, 120_000, 20);
+      await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from bench_boss.job where state = 'completed'`)) >= total, 120_000, 20);
       const seconds = (performance.now() - t0) / 1000;
       stopped = true;
       await boss.stop({ graceful: false });
@@ -171,6 +173,7 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
     // Install graphile-worker's schema and queue the jobs through a pool of its own, closed before
     // the window opens (see oursThroughput).
     const setup = new pg.Pool({ connectionString: db.url, max: 2 });
+    setup.on('error', () => {});
     const installer = await runGraphile({ logger: quiet, pgPool: setup, concurrency: 1, noHandleSignals: true, taskList: { noop: async () => {} }, pollInterval: 60_000 });
     await installer.stop();
     await setup.query(`select graphile_worker.add_job('noop', '{}'::json) from generate_series(1, $1)`, [n]);
@@ -179,6 +182,7 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
     const probe = await costProbe(server.adminUrl, db.url);
     await probe.before();
     const pool = new pg.Pool({ connectionString: db.url, max: concurrency + 1 });
+    pool.on('error', () => {});
     const t0 = performance.now();
     const runner = await runGraphile({
       logger: quiet,
@@ -189,7 +193,7 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
       taskList: { noop: async () => {} },
       preset: { worker: { ...GRAPHILE_BEST, localQueue: { ...GRAPHILE_BEST.localQueue } } },
     });
-    await waitUntil(async () => (await count(harness, `${HARNESS} select count(*)::int as n from graphile_worker._private_jobs`)) === 0, 600_000, 20);
+    await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from graphile_worker._private_jobs`)) === 0, 600_000, 20);
     const seconds = (performance.now() - t0) / 1000;
     await runner.stop();
     await pool.end();
@@ -200,6 +204,10 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
     await harness.end().catch(() => {});
     await db.drop();
   }
+}
+
+function versionOf(pkg: string): string {
+  return (JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -215,7 +223,8 @@ const perJob = (x: number | null, c: Cost) => (x === null ? NaN : x / c.jobs);
 /** One docs row per cost figure: flowwarden's per run, the peers' per job, and ours ÷ each peer. */
 function costRows(concurrency: number, ours: Cost, boss: Cost, gw: Cost): BenchResult['rows'] {
   const figures: Array<[string, (c: Cost) => number, number]> = [
-    ['statements per run/job (pg_stat_statements, incl. BEGIN/COMMIT)', (c) => perJob(c.statements, c), 2],
+    ['statements per run/job (pg_stat_statements, incl. BEGIN/COMMIT)', (c) => perJob(c.statements, c), 3],
+    ['statement execution time per run/job (pg_stat_statements, µs)', (c) => perJob(c.execMs, c) * 1000, 0],
     ['committed transactions per run/job', (c) => perJob(c.commits, c), 3],
     ['row versions written per run/job (ins + upd + del, all tables)', (c) => perJob(c.rowVersions, c), 2],
     ['WAL bytes per run/job', (c) => perJob(c.walBytes, c), 0],
@@ -276,8 +285,8 @@ export async function benchThroughput(): Promise<BenchResult> {
       concurrency: CONCURRENCIES.join(' and '),
       rounds: ROUNDS,
       target: 'function noop',
-      graphileWorker: `0.18, run({ concurrency, pgPool max concurrency+1, preset: { worker: ${JSON.stringify(GRAPHILE_BEST)} } }) per https://worker.graphile.org/docs/performance`,
-      pgBoss: `12.x, work() best of: ${bossVariants(CONCURRENCY, N).map((v) => v.label).join('; ')} (at 50 the same with 50); pollingIntervalSeconds=0.5, pool max concurrency+2`,
+      graphileWorker: `${versionOf('graphile-worker')}, run({ concurrency, pgPool max concurrency+1, preset: { worker: ${JSON.stringify(GRAPHILE_BEST)} } }) per https://worker.graphile.org/docs/performance`,
+      pgBoss: `${versionOf('pg-boss')}, work() best of: ${bossVariants(CONCURRENCY, N).map((v) => v.label).join('; ')} (at 50 the same with 50); pollingIntervalSeconds=0.5, pool max concurrency+2`,
       costs: 'measured around each contender\'s best round: pg_stat_statements calls, pg_stat_user_tables n_tup_ins+upd+del, pg_current_wal_lsn diff, /proc CPU of the postmaster and its children; pg_stat_statements was loaded for every contender',
       loadAverage1m: loads.map((l) => fmt(l, 1)).join(' '),
     },

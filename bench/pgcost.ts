@@ -3,13 +3,16 @@
  * when the server loads it, else committed transactions), row versions written (pg_stat_user_tables),
  * WAL bytes (pg_current_wal_lsn) and the CPU of the server's processes (/proc, same host only).
  * Table statistics reach the shared counters when a backend ends, so the caller closes every pool of
- * the contender before `after()`; statements the harness itself sends carry HARNESS and are left out.
+ * the contender before `after()`; statements the harness itself sends select HARNESS and are left out.
  */
 import fs from 'node:fs';
 import pg from 'pg';
 
-/** Put in every harness query on a contender's database (polls, counts) so it is not counted. */
-export const HARNESS = '/* bench-harness */';
+/**
+ * A column alias every harness query on a contender's database (polls, counts) selects, so it is not
+ * counted (pg_stat_statements keeps identifiers but drops comments and normalises constants).
+ */
+export const HARNESS = '0 as bench_harness';
 
 export interface Statement { query: string; calls: number; rows: number; ms: number }
 export interface Cost {
@@ -17,6 +20,8 @@ export interface Cost {
   jobs: number;
   /** Statements executed (incl. BEGIN/COMMIT) — null without pg_stat_statements. */
   statements: number | null;
+  /** Execution time of those statements, ms (planning not included). */
+  execMs: number | null;
   /** Committed transactions on the database (pg_stat_database.xact_commit). */
   commits: number;
   /** Inserted + updated + deleted row versions over all tables of the database. */
@@ -26,8 +31,8 @@ export interface Cost {
   walBytes: number;
   /** CPU seconds of all Postgres processes (backends, walwriter, checkpointer, autovacuum...). */
   cpuSeconds: number | null;
-  /** The statements with the most calls, per job. */
-  top: Array<{ query: string; callsPerJob: number; rowsPerCall: number; msPerCall: number }>;
+  /** The statements that took the most execution time, per job. */
+  top: Array<{ query: string; callsPerJob: number; rowsPerCall: number; msPerCall: number; usPerJob: number }>;
 }
 
 interface Snapshot {
@@ -93,7 +98,7 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
       const { rows } = await admin.query<{ id: string; query: string; calls: string; rows: string; ms: number }>(
         `select queryid::text || ':' || toplevel::text as id, query, calls::text, rows::text, total_exec_time as ms
            from pg_stat_statements where dbid = (select oid from pg_database where datname = $1)
-            and query not like '%bench-harness%'`,
+            and query not like '%bench_harness%'`,
         [dbName],
       );
       statements = new Map(rows.map((r) => [r.id, { query: r.query, calls: Number(r.calls), rows: Number(r.rows), ms: r.ms }]));
@@ -103,7 +108,7 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
     let tables: Snapshot['tables'];
     try {
       const { rows } = await db.query<{ t: string; ins: string; upd: string; hot: string; del: string }>(
-        `${HARNESS} select schemaname || '.' || relname as t, n_tup_ins::text as ins, n_tup_upd::text as upd, n_tup_hot_upd::text as hot, n_tup_del::text as del from pg_stat_user_tables`,
+        `select ${HARNESS}, schemaname || '.' || relname as t, n_tup_ins::text as ins, n_tup_upd::text as upd, n_tup_hot_upd::text as hot, n_tup_del::text as del from pg_stat_user_tables`,
       );
       tables = new Map(rows.map((r) => [r.t, { ins: Number(r.ins), upd: Number(r.upd), hot: Number(r.hot), del: Number(r.del) }]));
     } finally {
@@ -138,6 +143,7 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
       const walBytes = Number((await admin.query<{ b: string }>('select pg_wal_lsn_diff($1, $2)::text as b', [end.lsn, s.lsn])).rows[0]!.b);
       await admin.end();
       let statements: number | null = null;
+      let execMs: number | null = null;
       const top: Cost['top'] = [];
       if (end.statements && s.statements) {
         const deltas: Statement[] = [];
@@ -147,8 +153,9 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
           if (calls > 0) deltas.push({ query: e.query, calls, rows: e.rows - (b?.rows ?? 0), ms: e.ms - (b?.ms ?? 0) });
         }
         statements = deltas.reduce((a, d) => a + d.calls, 0);
+        execMs = deltas.reduce((a, d) => a + d.ms, 0);
         for (const d of deltas.sort((a, b) => b.ms - a.ms).slice(0, 8)) {
-          top.push({ query: d.query.replace(/\s+/g, ' ').slice(0, 160), callsPerJob: d.calls / jobs, rowsPerCall: d.rows / d.calls, msPerCall: d.ms / d.calls });
+          top.push({ query: d.query.replace(/\s+/g, ' ').slice(0, 160), callsPerJob: d.calls / jobs, rowsPerCall: d.rows / d.calls, msPerCall: d.ms / d.calls, usPerJob: (d.ms * 1000) / jobs });
         }
       }
       let rowVersions = 0;
@@ -163,6 +170,7 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
       return {
         jobs,
         statements,
+        execMs,
         commits: end.commits - s.commits,
         rowVersions,
         tables,
