@@ -164,6 +164,12 @@ export async function pgBossThroughput(n = N, concurrency = CONCURRENCY): Promis
   return { ...best!, all };
 }
 
+/** graphile-worker checks that a pool it is given handles errors (https://err.red/wpeh). */
+function quietPool(pool: pg.Pool): void {
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+}
+
 /** graphile-worker at its documented best settings (GRAPHILE_BEST), noop tasks, same concurrency. */
 export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Promise<Throughput> {
   const { server } = await benchServer();
@@ -173,7 +179,7 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
     // Install graphile-worker's schema and queue the jobs through a pool of its own, closed before
     // the window opens (see oursThroughput).
     const setup = new pg.Pool({ connectionString: db.url, max: 2 });
-    setup.on('error', () => {});
+    quietPool(setup);
     const installer = await runGraphile({ logger: quiet, pgPool: setup, concurrency: 1, noHandleSignals: true, taskList: { noop: async () => {} }, pollInterval: 60_000 });
     await installer.stop();
     await setup.query(`select graphile_worker.add_job('noop', '{}'::json) from generate_series(1, $1)`, [n]);
@@ -182,7 +188,7 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
     const probe = await costProbe(server.adminUrl, db.url);
     await probe.before();
     const pool = new pg.Pool({ connectionString: db.url, max: concurrency + 1 });
-    pool.on('error', () => {});
+    quietPool(pool);
     const t0 = performance.now();
     const runner = await runGraphile({
       logger: quiet,
