@@ -90,7 +90,11 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
   await admin.connect();
   const withStatements = await ensureStatements(admin);
   const backend = (await admin.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
-  const postmaster = ticksOf(backend)?.ppid ?? null;
+  // Only a server on this host: the backend's /proc entry must be a process running in the server's
+  // data directory (a remote DATABASE_URL's pid would name some local process).
+  const dataDir = await admin.query<{ data_directory: string }>('show data_directory').then((r) => r.rows[0]!.data_directory, () => null);
+  const local = dataDir !== null && (() => { try { return fs.realpathSync(`/proc/${backend}/cwd`) === fs.realpathSync(dataDir); } catch { return false; } })();
+  const postmaster = local ? (ticksOf(backend)?.ppid ?? null) : null;
 
   async function snapshot(): Promise<Snapshot> {
     let statements: Map<string, Statement> | null = null;
