@@ -1,7 +1,8 @@
 /**
  * 1. Dispatch throughput: N due runs → dispatch job → `function` target (noop) → COMPLETED with
- *    state history, against raw pg-boss noop jobs and graphile-worker noop jobs on the same
- *    Postgres with the same concurrency, in one run.
+ *    state history, against raw pg-boss and graphile-worker noop jobs, each at its best settings,
+ *    on the same Postgres at the same concurrency (10 and 50), in one run; with what each costs
+ *    Postgres per run/job (bench/pgcost.ts).
  * 2. Dispatch latency: fire time → handler start at light load, and manual trigger → handler start.
  */
 import fs from 'node:fs';
