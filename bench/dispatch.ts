@@ -1,9 +1,13 @@
 /**
  * 1. Dispatch throughput: N due runs → dispatch job → `function` target (noop) → COMPLETED with
- *    state history, against raw pg-boss noop jobs and graphile-worker noop jobs on the same
- *    Postgres with the same concurrency, in one run.
+ *    state history, against raw pg-boss and graphile-worker noop jobs, each at its best settings,
+ *    on the same Postgres at the same concurrency (10 and 50), in one run; with what each costs
+ *    Postgres per run/job (bench/pgcost.ts).
  * 2. Dispatch latency: fire time → handler start at light load, and manual trigger → handler start.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { run as runGraphile, Logger as GraphileLogger } from 'graphile-worker';
@@ -17,6 +21,7 @@ import { bossDb, withTransaction } from '../src/db/client.ts';
 import { upsertFlowTx, triggerRunTx } from '../src/producers/operations.ts';
 import { insertJobs, QUEUES } from '../src/queue/catalog.ts';
 import { benchServer, fmt, freshDatabase, log, percentile, waitUntil, writeResult, type BenchResult } from './support.ts';
+import { costProbe, HARNESS, type Cost } from './pgcost.ts';
 
 const N = Number(process.env.BENCH_DISPATCH_N ?? 20000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 10);
@@ -25,18 +30,45 @@ async function count(pool: pg.Pool, sql: string): Promise<number> {
   return (await pool.query<{ n: number }>(sql)).rows[0]!.n;
 }
 
+/**
+ * graphile-worker's documented best settings ("Quick stats", https://worker.graphile.org/docs/performance:
+ * `localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0`, `maxPoolSize` =
+ * concurrentJobs + 1); the concurrency is the shared one instead of their 24.
+ */
+export const GRAPHILE_BEST = { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } as const;
+
+/** pg-boss work() settings tried at each concurrency; the best one counts (see pgBossThroughput). */
+function bossVariants(concurrency: number, n: number): Array<{ label: string; batchSize: number; localConcurrency: number; burst: boolean; n?: number }> {
+  return [
+    // batchSize=1 is bound by pg-boss's poll interval (a worker sleeps after every batch that is not
+    // full; burstWhenBatchFull is ignored at 1): ~20 jobs/s at any size, so it runs a small sample.
+    ...(concurrency === CONCURRENCY ? [{ label: `batchSize=1 localConcurrency=${concurrency}`, batchSize: 1, localConcurrency: concurrency, burst: false, n: Math.min(n, 200) }] : []),
+    { label: `batchSize=50 localConcurrency=${concurrency} burstWhenBatchFull`, batchSize: 50, localConcurrency: concurrency, burst: true },
+    { label: `batchSize=${concurrency * 10} localConcurrency=1 burstWhenBatchFull`, batchSize: concurrency * 10, localConcurrency: 1, burst: true },
+    { label: `batchSize=500 localConcurrency=${Math.min(concurrency, 4)} burstWhenBatchFull`, batchSize: 500, localConcurrency: Math.min(concurrency, 4), burst: true },
+  ];
+}
+
+type Throughput = { seconds: number; perSecond: number; cost: Cost };
+
 /** Ours: runs pre-inserted (due now) with their dispatch jobs; time until all are COMPLETED. */
-export async function oursThroughput(n = N, concurrency = CONCURRENCY): Promise<{ seconds: number; perSecond: number; rssPeakMb: number }> {
+export async function oursThroughput(n = N, concurrency = CONCURRENCY): Promise<Throughput & { rssPeakMb: number }> {
+  const { server } = await benchServer();
   const db = await freshDatabase();
   const registry = new HandlerRegistry();
   registerBuiltins(registry);
   const config = loadConfig({}, { concurrency, port: 0, host: '127.0.0.1' });
   const app = await createApp({ config, log: silentLogger, databaseUrl: db.url, roles: ['worker'], registry, migrate: false, autoStart: false });
+  // Seeded through a pool of its own, closed before the window opens (its row counts are reported
+  // when its sessions end, and must not land in the window).
+  const setup = new pg.Pool({ connectionString: db.url, max: 1 });
+  const harness = new pg.Pool({ connectionString: db.url, max: 1 });
+  let stopped = false;
   try {
-    await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'bench-noop', target: { type: 'function', handler: 'noop' } }));
+    await withTransaction(setup, (tx) => upsertFlowTx(tx, { name: 'bench-noop', target: { type: 'function', handler: 'noop' } }));
     for (let done = 0; done < n; done += 1000) {
       const size = Math.min(1000, n - done);
-      await withTransaction(app.pool, async (tx) => {
+      await withTransaction(setup, async (tx) => {
         const { rows } = await tx.query<{ id: string; scheduledFor: Date }>(
           `with ins as (
              insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin)
@@ -50,45 +82,60 @@ export async function oursThroughput(n = N, concurrency = CONCURRENCY): Promise<
         await insertJobs(app.boss, QUEUES.dispatch, rows.map((r) => ({ id: r.id, data: { runId: r.id } })), { db: bossDb(tx) });
       });
     }
-    await app.pool.query('analyze');
+    await setup.query('analyze');
+    await setup.end();
+    const probe = await costProbe(server.adminUrl, db.url);
+    await probe.before();
     let rssPeak = process.memoryUsage().rss;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 100);
     const t0 = performance.now();
     await app.start();
     // Done when no run is open (an index-only count that shrinks as runs finish, like the peers'
     // waits), then check that every run completed.
-    await waitUntil(async () => (await count(app.pool, `select count(*)::int as n from flowwarden.runs where state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`)) === 0, 600_000, 50);
+    await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from flowwarden.runs where state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`)) === 0, 600_000, 50);
     const seconds = (performance.now() - t0) / 1000;
     clearInterval(sampler);
-    const completed = await count(app.pool, `select count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`);
+    const completed = await count(harness, `select ${HARNESS}, count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`);
     if (completed !== n) throw new Error(`dispatch benchmark: ${completed} of ${n} runs COMPLETED`);
-    return { seconds, perSecond: n / seconds, rssPeakMb: rssPeak / 2 ** 20 };
-  } finally {
+    stopped = true;
     await app.stop({ timeoutMs: 1000 });
+    await harness.end();
+    const cost = await probe.after(n);
+    return { seconds, perSecond: n / seconds, rssPeakMb: rssPeak / 2 ** 20, cost };
+  } finally {
+    if (!stopped) {
+      await app.stop({ timeoutMs: 1000 });
+      await harness.end();
+    }
+    await setup.end().catch(() => {});
     await db.drop();
   }
 }
 
 /** Raw pg-boss: noop jobs, same concurrency; best of a few worker settings. */
-export async function pgBossThroughput(n = N): Promise<{ seconds: number; perSecond: number; settings: string; all: Record<string, number> }> {
-  // batchSize=1 is bound by pg-boss's poll interval (a worker sleeps after every batch that is not
-  // full): ~20 jobs/s at any size, so it runs a small sample instead of n.
-  const variants: Array<{ label: string; batchSize: number; localConcurrency: number; burst: boolean; n?: number }> = [
-    { label: `batchSize=1 localConcurrency=${CONCURRENCY}`, batchSize: 1, localConcurrency: CONCURRENCY, burst: false, n: Math.min(n, 200) },
-    { label: `batchSize=50 localConcurrency=${CONCURRENCY} burstWhenBatchFull`, batchSize: 50, localConcurrency: CONCURRENCY, burst: true },
-    { label: `batchSize=${CONCURRENCY * 10} localConcurrency=1 burstWhenBatchFull`, batchSize: CONCURRENCY * 10, localConcurrency: 1, burst: true },
-  ];
+export async function pgBossThroughput(n = N, concurrency = CONCURRENCY): Promise<Throughput & { settings: string; all: Record<string, number> }> {
+  const { server } = await benchServer();
   const all: Record<string, number> = {};
-  let best = { seconds: Infinity, perSecond: 0, settings: '' };
-  for (const v of variants) {
+  let best: (Throughput & { settings: string }) | undefined;
+  for (const v of bossVariants(concurrency, n)) {
     const total = v.n ?? n;
     const db = await freshDatabase(false);
-    const boss = new PgBoss({ connectionString: db.url, schema: 'bench_boss', max: CONCURRENCY + 2, schedule: false, supervise: false });
+    const options = { connectionString: db.url, schema: 'bench_boss', max: concurrency + 2, schedule: false, supervise: false };
+    // Seeded by an instance of its own, stopped before the window opens (see oursThroughput).
+    const seeder = new PgBoss(options);
+    seeder.on('error', () => {});
+    await seeder.start();
+    await seeder.createQueue('noop');
+    for (let i = 0; i < total; i += 1000) await seeder.insert('noop', Array.from({ length: Math.min(1000, total - i) }, () => ({ data: {} })));
+    await seeder.stop({ graceful: false });
+    const boss = new PgBoss(options);
     boss.on('error', () => {});
-    await boss.start();
+    const harness = new pg.Pool({ connectionString: db.url, max: 1 });
+    let stopped = false;
     try {
-      await boss.createQueue('noop');
-      for (let i = 0; i < total; i += 1000) await boss.insert('noop', Array.from({ length: Math.min(1000, total - i) }, () => ({ data: {} })));
+      await boss.start();
+      const probe = await costProbe(server.adminUrl, db.url);
+      await probe.before();
       let done = 0;
       const t0 = performance.now();
       const finished = new Promise<void>((resolve) => {
@@ -99,81 +146,160 @@ export async function pgBossThroughput(n = N): Promise<{ seconds: number; perSec
       });
       await finished;
       // Completion is written after the handler returns: wait until pg-boss recorded every one.
-      const pool = new pg.Pool({ connectionString: db.url, max: 1 });
-      await waitUntil(async () => (await count(pool, `select count(*)::int as n from bench_boss.job where state = 'completed'`)) >= total, 120_000, 20);
-      await pool.end();
+      await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from bench_boss.job where state = 'completed'`)) >= total, 120_000, 20);
       const seconds = (performance.now() - t0) / 1000;
-      all[v.label] = total / seconds;
-      if (total / seconds > best.perSecond) best = { seconds, perSecond: total / seconds, settings: v.label };
-    } finally {
+      stopped = true;
       await boss.stop({ graceful: false });
+      await harness.end();
+      const cost = await probe.after(total);
+      all[v.label] = total / seconds;
+      if (!best || total / seconds > best.perSecond) best = { seconds, perSecond: total / seconds, settings: v.label, cost };
+    } finally {
+      if (!stopped) {
+        await boss.stop({ graceful: false });
+        await harness.end();
+      }
       await db.drop();
     }
   }
-  return { ...best, all };
+  return { ...best!, all };
 }
 
-/** graphile-worker: noop tasks, same concurrency. */
-export async function graphileThroughput(n = N): Promise<{ seconds: number; perSecond: number }> {
+/** graphile-worker checks that a pool it is given handles errors (https://err.red/wpeh). */
+function quietPool(pool: pg.Pool): void {
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+}
+
+/** graphile-worker at its documented best settings (GRAPHILE_BEST), noop tasks, same concurrency. */
+export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Promise<Throughput> {
+  const { server } = await benchServer();
   const db = await freshDatabase(false);
-  const pool = new pg.Pool({ connectionString: db.url, max: CONCURRENCY + 4 });
+  const harness = new pg.Pool({ connectionString: db.url, max: 1 });
   try {
-    // Install graphile-worker's schema, then queue the jobs before the runner starts.
-    const installer = await runGraphile({ logger: quiet, pgPool: pool, concurrency: 1, noHandleSignals: true, taskList: { noop: async () => {} }, pollInterval: 60_000 });
+    // Install graphile-worker's schema and queue the jobs through a pool of its own, closed before
+    // the window opens (see oursThroughput).
+    const setup = new pg.Pool({ connectionString: db.url, max: 2 });
+    quietPool(setup);
+    const installer = await runGraphile({ logger: quiet, pgPool: setup, concurrency: 1, noHandleSignals: true, taskList: { noop: async () => {} }, pollInterval: 60_000 });
     await installer.stop();
-    await pool.query(`select graphile_worker.add_job('noop', '{}'::json) from generate_series(1, $1)`, [n]);
-    await pool.query('analyze');
+    await setup.query(`select graphile_worker.add_job('noop', '{}'::json) from generate_series(1, $1)`, [n]);
+    await setup.query('analyze');
+    await setup.end();
+    const probe = await costProbe(server.adminUrl, db.url);
+    await probe.before();
+    const pool = new pg.Pool({ connectionString: db.url, max: concurrency + 1 });
+    quietPool(pool);
     const t0 = performance.now();
-    const runner = await runGraphile({ logger: quiet, pgPool: pool, concurrency: CONCURRENCY, noHandleSignals: true, pollInterval: 200, taskList: { noop: async () => {} } });
-    await waitUntil(async () => (await count(pool, `select count(*)::int as n from graphile_worker._private_jobs`)) === 0, 600_000, 20);
+    const runner = await runGraphile({
+      logger: quiet,
+      pgPool: pool,
+      concurrency,
+      noHandleSignals: true,
+      pollInterval: 200,
+      taskList: { noop: async () => {} },
+      preset: { worker: { ...GRAPHILE_BEST, localQueue: { ...GRAPHILE_BEST.localQueue } } },
+    });
+    await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from graphile_worker._private_jobs`)) === 0, 600_000, 20);
     const seconds = (performance.now() - t0) / 1000;
     await runner.stop();
-    return { seconds, perSecond: n / seconds };
-  } finally {
     await pool.end();
+    await harness.end();
+    const cost = await probe.after(n);
+    return { seconds, perSecond: n / seconds, cost };
+  } finally {
+    await harness.end().catch(() => {});
     await db.drop();
   }
 }
 
+function versionOf(pkg: string): string {
+  return (JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONCURRENCIES = [...new Set([CONCURRENCY, 50])];
 
 /** The run with the best rate. */
 function best<T extends { perSecond: number }>(runs: T[]): T {
   return runs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
 }
 
+const perJob = (x: number | null, c: Cost) => (x === null ? NaN : x / c.jobs);
+
+/** One docs row per cost figure: flowwarden's per run, the peers' per job, and ours ÷ each peer. */
+function costRows(concurrency: number, ours: Cost, boss: Cost, gw: Cost): BenchResult['rows'] {
+  const figures: Array<[string, (c: Cost) => number, number]> = [
+    ['statements per run/job (pg_stat_statements, incl. BEGIN/COMMIT)', (c) => perJob(c.statements, c), 3],
+    ['statement execution time per run/job (pg_stat_statements, µs)', (c) => perJob(c.execMs, c) * 1000, 0],
+    ['committed transactions per run/job', (c) => perJob(c.commits, c), 3],
+    ['row versions written per run/job (ins + upd + del, all tables)', (c) => perJob(c.rowVersions, c), 2],
+    ['WAL bytes per run/job', (c) => perJob(c.walBytes, c), 0],
+    ['Postgres CPU per run/job (all server processes, µs)', (c) => perJob(c.cpuSeconds, c) * 1e6, 0],
+  ];
+  return figures.map(([what, f, digits]) => ({
+    metric: `${what}, concurrency ${concurrency}: flowwarden vs raw pg-boss / graphile-worker`,
+    ours: fmt(f(ours), digits),
+    peer: `${fmt(f(boss), digits)} / ${fmt(f(gw), digits)}`,
+    ratio: `${fmt(f(ours) / f(boss), 1)}x / ${fmt(f(ours) / f(gw), 1)}x`,
+  }));
+}
+
 export async function benchThroughput(): Promise<BenchResult> {
   const { machine } = await benchServer();
-  log(`dispatch throughput: ${N} runs, concurrency ${CONCURRENCY}, ${ROUNDS} rounds (each contender once per round, best round counts)`);
+  log(`dispatch throughput: ${N} runs, concurrency ${CONCURRENCIES.join(' and ')}, ${ROUNDS} rounds (each contender once per round, best round counts)`);
   // Rounds interleave the contenders, so a cold start (JIT, caches) or a noisy moment on the machine
   // does not land on one contender only; every contender gets its best round.
-  const runs = { ours: [] as Awaited<ReturnType<typeof oursThroughput>>[], ours50: [] as Awaited<ReturnType<typeof oursThroughput>>[], boss: [] as Awaited<ReturnType<typeof pgBossThroughput>>[], gw: [] as Awaited<ReturnType<typeof graphileThroughput>>[] };
+  type Runs = { ours: Awaited<ReturnType<typeof oursThroughput>>[]; boss: Awaited<ReturnType<typeof pgBossThroughput>>[]; gw: Awaited<ReturnType<typeof graphileThroughput>>[] };
+  const runs = new Map<number, Runs>(CONCURRENCIES.map((c) => [c, { ours: [], boss: [], gw: [] }]));
+  const loads: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    runs.ours.push(await oursThroughput());
-    log(`  round ${round}: flowwarden ${fmt(runs.ours.at(-1)!.perSecond)} runs/s`);
-    runs.ours50.push(await oursThroughput(N, 50));
-    log(`  round ${round}: flowwarden at concurrency 50: ${fmt(runs.ours50.at(-1)!.perSecond)} runs/s`);
-    runs.boss.push(await pgBossThroughput());
-    log(`  round ${round}: pg-boss best ${fmt(runs.boss.at(-1)!.perSecond)} jobs/s (${runs.boss.at(-1)!.settings})`);
-    runs.gw.push(await graphileThroughput());
-    log(`  round ${round}: graphile-worker ${fmt(runs.gw.at(-1)!.perSecond)} jobs/s`);
+    for (const c of CONCURRENCIES) {
+      const r = runs.get(c)!;
+      loads.push(os.loadavg()[0]!);
+      r.ours.push(await oursThroughput(N, c));
+      log(`  round ${round}, concurrency ${c}: flowwarden ${fmt(r.ours.at(-1)!.perSecond)} runs/s`);
+      r.boss.push(await pgBossThroughput(N, c));
+      log(`  round ${round}, concurrency ${c}: pg-boss best ${fmt(r.boss.at(-1)!.perSecond)} jobs/s (${r.boss.at(-1)!.settings})`);
+      r.gw.push(await graphileThroughput(N, c));
+      log(`  round ${round}, concurrency ${c}: graphile-worker ${fmt(r.gw.at(-1)!.perSecond)} jobs/s`);
+    }
   }
-  const ours = best(runs.ours);
-  const ours50 = best(runs.ours50);
-  const boss = best(runs.boss);
-  const gw = best(runs.gw);
+  const rows: BenchResult['rows'] = [];
+  const costs: BenchResult['rows'] = [];
+  for (const c of CONCURRENCIES) {
+    const r = runs.get(c)!;
+    const ours = best(r.ours);
+    const boss = best(r.boss);
+    const gw = best(r.gw);
+    const at = c === CONCURRENCY ? `FLOWWARDEN_CONCURRENCY=${c} (default)` : `FLOWWARDEN_CONCURRENCY=${c}`;
+    rows.push(
+      { metric: `flowwarden at ${at} vs raw pg-boss at its best settings (${boss.settings})`, ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(boss.perSecond)} jobs/s`, ratio: `${fmt(ours.perSecond / boss.perSecond, 2)}x`, target: '>= 1.0x', met: ours.perSecond >= boss.perSecond },
+      { metric: `flowwarden at ${at} vs graphile-worker 0.18 at its best settings (concurrency ${c})`, ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(gw.perSecond)} jobs/s`, ratio: `${fmt(ours.perSecond / gw.perSecond, 2)}x`, target: '>= 1.0x', met: ours.perSecond >= gw.perSecond },
+    );
+    if (c === CONCURRENCY) {
+      const one = best(r.boss.map((b) => ({ perSecond: b.all[`batchSize=1 localConcurrency=${c}`] ?? NaN })));
+      rows.push({ metric: `flowwarden vs raw pg-boss at the same per-handler settings (batchSize=1 localConcurrency=${c})`, ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(one.perSecond)} jobs/s`, ratio: `${fmt(ours.perSecond / one.perSecond, 1)}x` });
+    }
+    costs.push(...costRows(c, ours.cost, boss.cost, gw.cost));
+  }
   return {
     name: 'dispatch-throughput',
-    title: 'Dispatch throughput (end to end, runs/s)',
+    title: 'Dispatch throughput (end to end, runs/s) and its cost in Postgres',
     machine,
-    settings: { runs: N, concurrency: CONCURRENCY, rounds: ROUNDS, target: 'function noop', pool: 'FLOWWARDEN_CONCURRENCY handlers at once; fetches up to that many more ahead while handlers are short (src/workers/pool.ts)' },
-    rows: [
-      { metric: 'flowwarden vs raw pg-boss (best settings)', ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(boss.perSecond)} jobs/s`, ratio: `${fmt(ours.perSecond / boss.perSecond, 2)}x`, target: '>= 1.0x', met: ours.perSecond >= boss.perSecond },
-      { metric: 'flowwarden at FLOWWARDEN_CONCURRENCY=50 vs raw pg-boss (best settings)', ours: `${fmt(ours50.perSecond)} runs/s`, peer: `${fmt(boss.perSecond)} jobs/s`, ratio: `${fmt(ours50.perSecond / boss.perSecond, 2)}x`, target: '>= 1.0x', met: ours50.perSecond >= boss.perSecond },
-      { metric: 'flowwarden vs raw pg-boss at the same per-handler settings (batchSize=1)', ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(boss.all[`batchSize=1 localConcurrency=${CONCURRENCY}`] ?? NaN)} jobs/s`, ratio: `${fmt(ours.perSecond / (boss.all[`batchSize=1 localConcurrency=${CONCURRENCY}`] ?? NaN), 1)}x` },
-      { metric: 'flowwarden vs graphile-worker', ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(gw.perSecond)} jobs/s`, ratio: `${fmt(ours.perSecond / gw.perSecond, 2)}x`, target: '>= 1.0x', met: ours.perSecond >= gw.perSecond },
-    ],
-    raw: { ours: runs.ours, ours50: runs.ours50, pgBoss: runs.boss, graphileWorker: runs.gw },
+    settings: {
+      runs: N,
+      concurrency: CONCURRENCIES.join(' and '),
+      rounds: ROUNDS,
+      target: 'function noop',
+      graphileWorker: `${versionOf('graphile-worker')}, run({ concurrency, pgPool max concurrency+1, preset: { worker: ${JSON.stringify(GRAPHILE_BEST)} } }) per https://worker.graphile.org/docs/performance`,
+      pgBoss: `${versionOf('pg-boss')}, work() best of: ${CONCURRENCIES.map((c) => `at ${c}: ${bossVariants(c, N).map((v) => v.label).join('; ')}`).join('; ')}; pollingIntervalSeconds=0.5, pool max concurrency+2`,
+      costs: 'measured around every round, shown for each contender\'s best round: pg_stat_statements calls and execution time, pg_stat_user_tables n_tup_ins+upd+del, pg_current_wal_lsn diff, /proc CPU of the postmaster and its children; pg_stat_statements was loaded for every contender',
+      reproduce: 'npm run bench -- dispatch-throughput (BENCH_DISPATCH_N, BENCH_CONCURRENCY, BENCH_ROUNDS; BENCH_PG_STAT_STATEMENTS=0 runs without pg_stat_statements)',
+      loadAverage1m: loads.map((l) => fmt(l, 1)).join(' '),
+    },
+    rows: [...rows, ...costs],
+    raw: Object.fromEntries(CONCURRENCIES.map((c) => [`concurrency${c}`, runs.get(c)])),
     at: new Date().toISOString(),
   };
 }

@@ -18,7 +18,7 @@ export function registerBench(name: string, fn: () => Promise<BenchResult>): voi
 
 async function loadExtra(): Promise<void> {
   // Every other bench/*.ts that exports `benches` (a new benchmark is one new file).
-  const skip = new Set(['run.ts', 'support.ts', 'dispatch.ts']);
+  const skip = new Set(['run.ts', 'support.ts', 'dispatch.ts', 'pgcost.ts']);
   for (const file of fs.readdirSync(import.meta.dirname).filter((f) => f.endsWith('.ts') && !skip.has(f)).sort()) {
     const p = path.join(import.meta.dirname, file);
     {

