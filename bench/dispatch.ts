@@ -166,7 +166,7 @@ export async function benchThroughput(): Promise<BenchResult> {
     name: 'dispatch-throughput',
     title: 'Dispatch throughput (end to end, runs/s)',
     machine,
-    settings: { runs: N, concurrency: CONCURRENCY, rounds: ROUNDS, target: 'function noop', pool: 'FLOWWARDEN_CONCURRENCY handlers at once; fetches up to that many more ahead while handlers are short (src/workers/pool.ts)' },
+    settings: { runs: N, concurrency: CONCURRENCY, rounds: ROUNDS, target: 'function noop', pool: 'FLOWWARDEN_CONCURRENCY handlers at once; fetches up to that many more ahead while handlers are short (src/queue/pool.ts)' },
     rows: [
       { metric: 'flowwarden vs raw pg-boss (best settings)', ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(boss.perSecond)} jobs/s`, ratio: `${fmt(ours.perSecond / boss.perSecond, 2)}x`, target: '>= 1.0x', met: ours.perSecond >= boss.perSecond },
       { metric: 'flowwarden at FLOWWARDEN_CONCURRENCY=50 vs raw pg-boss (best settings)', ours: `${fmt(ours50.perSecond)} runs/s`, peer: `${fmt(boss.perSecond)} jobs/s`, ratio: `${fmt(ours50.perSecond / boss.perSecond, 2)}x`, target: '>= 1.0x', met: ours50.perSecond >= boss.perSecond },

@@ -4,7 +4,7 @@
  * PREFECT_API_URL is set, or when a Prefect client is injected (tests, `dev --prefect-fake`).
  */
 import type { WorkerDeps } from '../workers/types.ts';
-import { createPrefectClient, type PrefectClient } from '../targets/prefect-client.ts';
+import { createPrefectClient, type PrefectClient } from './client/index.ts';
 import { createPrefectConnector, type PrefectConnector } from './connector.ts';
 import { prefectGuardActions } from './guard.ts';
 import { PrefectWatcher, type WatchOptions } from './watch.ts';

@@ -34,7 +34,7 @@ import { RateLimitedError, errorMessage, isPermanent, resendAfterRateLimit } fro
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
-import { HandedBackError, type PoolJob } from './pool.ts';
+import { HandedBackError, type PoolJob } from '../queue/pool.ts';
 
 const Payload = z.object({
   runId: z.string().uuid(),

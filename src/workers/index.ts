@@ -4,7 +4,7 @@
  */
 import type { PgBoss } from 'pg-boss';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
-import { JobPool } from './pool.ts';
+import { JobPool } from '../queue/pool.ts';
 import type { Inflight } from '../util/inflight.ts';
 import { dispatchWorker } from './dispatch.ts';
 import { healthWorker } from './health.ts';

@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import type { HandlerRegistry } from '../targets/function.ts';
 import type { QueueName } from '../queue/catalog.ts';
 import type { GuardActionRegistry } from '../guard/actions.ts';
-import type { PoolJob } from './pool.ts';
+import type { PoolJob } from '../queue/pool.ts';
 import type { Metrics } from '../metrics.ts';
 
 /** What every worker handler gets: built once in src/app.ts. */
@@ -35,7 +35,7 @@ export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
   workOptions: (config: Config) => WorkOptions & { includeMetadata: true };
   payload: S;
   /**
-   * 'pool': consumed by the capacity-driven JobPool (src/workers/pool.ts) instead of boss.work();
+   * 'pool': consumed by the capacity-driven JobPool (src/queue/pool.ts) instead of boss.work();
    * for the hot dispatch queue, where throughput and no head-of-line blocking matter.
    */
   consumer?: 'work' | 'pool';

@@ -20,8 +20,8 @@
 import type { KyInstance } from 'ky';
 import { z } from 'zod';
 import { randomUUID } from 'node:crypto';
-import { createHttp, DEFAULT_HTTP_TIMEOUT_MS, parseRetryAfter, transportCause } from '../http.ts';
-import { NotFoundError, PermanentError, RateLimitedError, UserInputError } from '../errors.ts';
+import { createHttp, DEFAULT_HTTP_TIMEOUT_MS, parseRetryAfter, transportCause } from '../../http.ts';
+import { NotFoundError, PermanentError, RateLimitedError, UserInputError } from '../../errors.ts';
 
 /**
  * Prefect's default page cap: a `limit` above the server's PREFECT_SERVER_API_DEFAULT_LIMIT (default
