@@ -1,11 +1,14 @@
 /**
  * The queue catalog. Queue names are stored in the database, so they are constants here, once,
- * with a payload type per queue. Producers send through `sendJob`/`insertJobs`, which only accept a
+ * with a payload type per queue (schemas in src/queue/payloads.ts). Producers send through `sendJob`/`insertJobs`, which only accept a
  * payload of the queue's type. Queue *options* (retries, expiry, policy) live with each worker in
  * src/workers/<queue>.ts.
  */
 import { createHash } from 'node:crypto';
 import type { PgBoss, SendOptions, JobInsert } from 'pg-boss';
+import type { DispatchPayload, EventsJobPayload, HealthPayload, NotifyPayload, PollPayload } from './payloads.ts';
+
+export { EVENTS, type EventName, type EventPayload } from './payloads.ts';
 
 export const BOSS_SCHEMA = 'flowwarden_queue';
 
@@ -20,37 +23,13 @@ export const QUEUES = {
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
+/** The payload of each queue (schemas in src/queue/payloads.ts). */
 export interface QueuePayloads {
-  /** attemptOffset: a dispatch re-sent after a long 429 Retry-After continues the attempt count. */
-  'fw.dispatch': { runId: string; attemptOffset?: number };
-  /** deferred: times this poll was re-sent after a long 429 Retry-After. */
-  'fw.poll': { runId: string; polls: number; deferred?: number };
-  /** run.failed/task.failed/sweep: evaluate rules (or enforce a held flow); disabled/reactivated: run connector GuardActions for an operator's change. */
-  'fw.health': { flowId: string; reason: 'run.failed' | 'task.failed' | 'sweep' | 'disabled' | 'reactivated' };
-  /** Deliver a channel's undelivered messages and pending events (src/workers/notify.ts). */
-  'fw.notify': { channelId: string };
-  'fw.events': EventPayload;
-}
-
-/** Events published with pg-boss pub/sub: a new consumer is one `subscribe`. */
-export const EVENTS = {
-  runCompleted: 'run.completed',
-  runFailed: 'run.failed',
-  runLate: 'run.late',
-  flowDisabled: 'flow.disabled',
-  flowReactivated: 'flow.reactivated',
-} as const;
-
-export type EventName = (typeof EVENTS)[keyof typeof EVENTS];
-
-export interface EventPayload {
-  event: EventName;
-  flowId: string;
-  flowName: string;
-  runId?: string;
-  message?: string;
-  at: string;
-  details?: Record<string, unknown>;
+  'fw.dispatch': DispatchPayload;
+  'fw.poll': PollPayload;
+  'fw.health': HealthPayload;
+  'fw.notify': NotifyPayload;
+  'fw.events': EventsJobPayload;
 }
 
 export function sendJob<Q extends QueueName>(

@@ -19,6 +19,7 @@
 import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
+import { DispatchPayload as Payload } from '../queue/payloads.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { claimScheduledRuns, getRun, type RunRow } from '../queries/runs.ts';
@@ -36,11 +37,6 @@ import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
 import { HandedBackError, type PoolJob } from '../queue/pool.ts';
 
-const Payload = z.object({
-  runId: z.string().uuid(),
-  /** Set on a dispatch re-sent after a long 429 Retry-After: attempts continue from here. */
-  attemptOffset: z.number().int().min(0).optional(),
-});
 
 /**
  * The id of the dispatch re-sent after a long 429 Retry-After, for the attempt it continues with.

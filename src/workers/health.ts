@@ -16,21 +16,17 @@
  * Dedup: failure jobs are debounced per flow (singletonKey = flowId), sweep jobs throttled per flow.
  * Errors: rethrown → pg-boss retries with backoff (a few times: the next failure or sweep re-asks).
  */
-import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';
+import { HealthPayload } from '../queue/payloads.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { getFlowById, guardHistory } from '../queries/guard.ts';
 import { evaluateFlowHealth } from '../guard/health.ts';
 import { runDisableActions, runEnforceActions, runReactivateActions } from '../guard/operations.ts';
 import type { Logger } from '../log.ts';
 
-const Payload = z.object({
-  flowId: z.string().uuid(),
-  reason: z.enum(['run.failed', 'task.failed', 'sweep', 'disabled', 'reactivated']),
-});
 
-async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
+async function handle(deps: WorkerDeps, job: JobWithMetadata<HealthPayload>, log: Logger): Promise<void> {
   const { flowId, reason } = job.data;
   const flow = await getFlowById(deps.pool, flowId);
   if (!flow) {
@@ -62,7 +58,7 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
   log.debug({ flow: flow.name, action: outcome.action }, 'health evaluated');
 }
 
-export const healthWorker: WorkerDefinition<typeof Payload> = {
+export const healthWorker: WorkerDefinition<typeof HealthPayload> = {
   queue: QUEUES.health,
   queueOptions: {
     retryLimit: 3,
@@ -80,6 +76,6 @@ export const healthWorker: WorkerDefinition<typeof Payload> = {
     pollingIntervalSeconds: 1,
     notifyPollingIntervalSeconds: 1,
   }),
-  payload: Payload,
+  payload: HealthPayload,
   handle,
 };

@@ -26,10 +26,10 @@
  * at step 1). Permanent rejections fail only that message. A deleted or disabled channel: nothing
  * to do.
  */
-import { z } from 'zod';
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type pg from 'pg';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
+import { NotifyPayload } from '../queue/payloads.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import { registerSecrets, type Logger } from '../log.ts';
@@ -47,7 +47,6 @@ import {
   type ChannelRow,
 } from '../queries/notifications.ts';
 
-const Payload = z.object({ channelId: z.string().uuid() });
 
 /** First key of the two-int advisory lock: "notify" locks never collide with other lock users. */
 export const NOTIFY_LOCK_CLASS = 0x6e6f7466; // 'notf'
@@ -179,7 +178,7 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
   }
 }
 
-export const notifyWorker: WorkerDefinition<typeof Payload> = {
+export const notifyWorker: WorkerDefinition<typeof NotifyPayload> = {
   queue: QUEUES.notify,
   queueOptions: {
     // Backoff 2, 4, 8, ... s capped at 5 min: a webhook down for ~20 min before a message gives up.
@@ -199,6 +198,6 @@ export const notifyWorker: WorkerDefinition<typeof Payload> = {
     pollingIntervalSeconds: 0.5,
     notifyPollingIntervalSeconds: 0.5,
   }),
-  payload: Payload,
+  payload: NotifyPayload,
   handle: handleNotify,
 };

@@ -16,18 +16,13 @@
 import { z } from 'zod';
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
+import { PollPayload as Payload } from '../queue/payloads.ts';
 import { bossDb, type Queryable } from '../db/client.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
 import { RateLimitedError, resendAfterRateLimit } from '../errors.ts';
 
-const Payload = z.object({
-  runId: z.string().uuid(),
-  polls: z.number().int().min(0),
-  /** How many times this poll was put off for a long 429 Retry-After (0 or absent: never). */
-  deferred: z.number().int().min(0).optional(),
-});
 
 /** A stable UUID for (runId, polls, deferred): the dedup key of a poll job. */
 export function pollJobId(runId: string, polls: number, deferred = 0): string {
