@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { ApiContext } from '../server.ts';
+import type { ApiContext } from '../context.ts';
 import { ADMIN_JS, html, layout, type LayoutOptions, type Markup } from '../admin/html.ts';
 import { flowPage, flowsPage, loginPage, overviewPage, queuesPage, runPage, runsPage, RUN_ORIGINS, RUN_RANGES, RUN_STATE_FILTERS, type RunRange, type RunsFilterView } from '../admin/pages.ts';
 import { cookieHeader, createSession, csrfOk, LoginThrottle, revokeSession, sessionOf, type Session } from '../admin/session.ts';
