@@ -20,7 +20,8 @@ import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter,
 import { POOLER_DETECTED, startBoss } from './queue/boss.ts';
 import { Scheduler } from './scheduling/tick.ts';
 import { Waker } from './scheduling/waker.ts';
-import { ensureQueues, startPools, startWorkers, WORKERS } from './workers/index.ts';
+import { startPools, startWorkers, WORKERS } from './workers/index.ts';
+import { ensureQueues } from './queue/catalog.ts';
 import type { JobPool } from './queue/pool.ts';
 import { DISPATCH_CHANNEL, Listener } from './db/listen.ts';
 import type { WorkerDeps } from './workers/types.ts';
@@ -107,7 +108,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const stopping = new AbortController();
   const inflight = new Inflight();
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: budget.boss, transactionPooling });
-  await ensureQueues(boss, WORKERS, { jobRetentionSeconds: config.retention.jobSeconds });
+  await ensureQueues(boss, { jobRetentionSeconds: config.retention.jobSeconds });
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
   const deps: WorkerDeps = {

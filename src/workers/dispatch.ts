@@ -373,18 +373,6 @@ async function deferForRateLimit(
 
 export const dispatchWorker: WorkerDefinition<typeof Payload> = {
   queue: QUEUES.dispatch,
-  queueOptions: {
-    retryLimit: 5,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    expireInSeconds: 3600,
-    // The pool heartbeats in-flight jobs every 10 s; a job of a pod that died (SIGKILL, OOM) goes
-    // stale after 30 s and is failed for retry by pg-boss's supervisor, not after the 1 h expiry.
-    heartbeatSeconds: 30,
-    deleteAfterSeconds: 7 * 86400,
-    notify: true,
-  },
   workOptions: (config) => ({
     includeMetadata: true,
     localConcurrency: config.concurrency,

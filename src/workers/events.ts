@@ -74,15 +74,6 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<EventsJobPayload>, 
 
 export const eventsWorker: WorkerDefinition<typeof EventsJobPayload> = {
   queue: QUEUES.events,
-  queueOptions: {
-    retryLimit: 5,
-    retryDelay: 1,
-    retryBackoff: true,
-    retryDelayMax: 60,
-    expireInSeconds: 300,
-    deleteAfterSeconds: 86400,
-    notify: true,
-  },
   // Batches: a late sweep publishes hundreds of events at once, and they should all be fanned in
   // within one debounce window so they become one digest. Each job settles in its own transaction,
   // so a failure in a batch only retries the jobs not yet fanned in.

@@ -60,15 +60,6 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<HealthPayload>, log
 
 export const healthWorker: WorkerDefinition<typeof HealthPayload> = {
   queue: QUEUES.health,
-  queueOptions: {
-    retryLimit: 3,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 60,
-    expireInSeconds: 300,
-    deleteAfterSeconds: 86400,
-    notify: true,
-  },
   workOptions: () => ({
     includeMetadata: true,
     localConcurrency: 2,

@@ -180,17 +180,6 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
 
 export const notifyWorker: WorkerDefinition<typeof NotifyPayload> = {
   queue: QUEUES.notify,
-  queueOptions: {
-    // Backoff 2, 4, 8, ... s capped at 5 min: a webhook down for ~20 min before a message gives up.
-    retryLimit: 8,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    // Long enough for a many-chunk message under in-process 429 waits (each ≤ 60 s, at most 20 per
-    // message); longer rate limits re-queue the job instead of waiting.
-    expireInSeconds: 1800,
-    deleteAfterSeconds: 7 * 86400,
-  },
   workOptions: (config) => ({
     includeMetadata: true,
     localConcurrency: Math.min(config.concurrency, 4),

@@ -64,15 +64,6 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
 
 export const pollWorker: WorkerDefinition<typeof Payload> = {
   queue: QUEUES.poll,
-  queueOptions: {
-    retryLimit: 10,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    expireInSeconds: 300,
-    deleteAfterSeconds: 86400,
-    notify: true,
-  },
   workOptions: (config) => ({
     includeMetadata: true,
     localConcurrency: config.concurrency,

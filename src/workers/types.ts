@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { PgBoss, Queue, WorkOptions } from 'pg-boss';
+import type { PgBoss, WorkOptions } from 'pg-boss';
 import type { KyInstance } from 'ky';
 import type { z } from 'zod';
 import type { Config } from '../config.ts';
@@ -28,10 +28,9 @@ export interface WorkerDeps {
   stopping: AbortSignal;
 }
 
-/** One queue: its options, payload schema and a plain handler. Wired by src/workers/index.ts. */
+/** One queue's consumer (its options are in src/queue/catalog.ts): payload schema and a plain handler. Wired by src/workers/index.ts. */
 export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
   queue: QueueName;
-  queueOptions: Omit<Queue, 'name'>;
   workOptions: (config: Config) => WorkOptions & { includeMetadata: true };
   payload: S;
   /**
