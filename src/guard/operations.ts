@@ -32,8 +32,9 @@ import { ConflictError, NotFoundError, UserInputError, errorMessage } from '../e
 import type { GuardActionRegistry } from './actions.ts';
 import type { Logger } from '../log.ts';
 import { cliCommand } from '../util/command.ts';
+import type { GuardRule } from '../schema/enums.ts';
 
-export type GuardRule = 'consecutive_failures' | 'critical_task' | 'manual';
+export type { GuardRule } from '../schema/enums.ts';
 
 export interface DisableInput {
   reason: string;

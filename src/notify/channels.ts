@@ -26,9 +26,8 @@
 import type { KyInstance } from 'ky';
 import { parseRetryAfter, transportCause } from '../http.ts';
 import { PermanentError, RateLimitedError, UserInputError } from '../errors.ts';
+import type { ChannelKind } from '../schema/enums.ts';
 
-export const CHANNEL_KINDS = ['discord', 'slack', 'webhook'] as const;
-export type ChannelKind = (typeof CHANNEL_KINDS)[number];
 
 export interface Channel {
   kind: ChannelKind;

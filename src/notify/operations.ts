@@ -17,10 +17,12 @@
 import type { PgBoss } from 'pg-boss';
 import { bossDb, type Queryable } from '../db/client.ts';
 import { QUEUES, EVENTS, type QueuePayloads } from '../queue/catalog.ts';
+import { EVENT_NAMES } from '../queue/payloads.ts';
 import { NotFoundError, UserInputError } from '../errors.ts';
 import { registerSecrets } from '../log.ts';
 import { cliCommand } from '../util/command.ts';
-import { redactUrl, resolveChannel, type ChannelKind } from './channels.ts';
+import { redactUrl, resolveChannel } from './channels.ts';
+import type { ChannelKind, StoredChannelKind } from '../schema/enums.ts';
 import { MESSAGE_EVENT } from './render.ts';
 import {
   channelsWithPendingWork,
@@ -31,11 +33,10 @@ import {
   upsertChannelRow,
   type ChannelRow,
   type ChannelWrite,
-  type StoredChannelKind,
 } from '../queries/notifications.ts';
 
 /** Events a channel may subscribe to. */
-export const NOTIFY_EVENTS: readonly string[] = Object.values(EVENTS);
+export const NOTIFY_EVENTS: readonly string[] = EVENT_NAMES;
 /** What a channel receives when no events are given: everything but run.completed (too chatty). */
 export const DEFAULT_CHANNEL_EVENTS: readonly string[] = [EVENTS.runFailed, EVENTS.runLate, EVENTS.flowDisabled, EVENTS.flowReactivated];
 /** The notify job for a channel is debounced per channel: a burst within this window is one job. */

@@ -14,7 +14,7 @@
  *    The result is then chunked to the channel's limit (a long digest is a few chunks, never
  *    hundreds of posts).
  */
-import type { EventPayload } from '../queue/catalog.ts';
+import type { EventName, EventPayload } from '../queue/payloads.ts';
 import type { PendingEvent } from '../queries/notifications.ts';
 
 /** The event name of producer messages (never digested, never filtered by subscriptions). */
@@ -25,13 +25,14 @@ export const DIGEST_MAX_GROUPS = 20;
 export const MAX_DETAIL_CHARS = 3500;
 const MAX_HEADLINE_CHARS = 200;
 
-const ICONS: Record<string, string> = {
+/** One icon per event name (`satisfies`: a new event needs one); indexed by stored names too. */
+const ICONS: Readonly<Record<string, string>> = {
   'run.failed': '❌',
   'run.late': '⏰',
   'run.completed': '✅',
   'flow.disabled': '⛔',
   'flow.reactivated': '🔁',
-};
+} satisfies Record<EventName, string>;
 
 function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}… (truncated)` : text;

@@ -7,9 +7,10 @@ import type { Queryable } from '../db/client.ts';
 import type { RunRow } from './runs.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';
 import { scheduleSpecOf } from './flows.ts';
+import type { StateType } from '../runs/states.ts';
 
 /** The chart's series: a run's state type, with SCHEDULED/Late apart as LATE. */
-export type ChartState = 'COMPLETED' | 'FAILED' | 'CRASHED' | 'CANCELLED' | 'RUNNING' | 'PENDING' | 'SCHEDULED' | 'LATE';
+export type ChartState = StateType | 'LATE';
 
 export interface ChartBucket {
   minute: Date;

@@ -10,8 +10,8 @@
  * - notification_messages_channel_idx (channel_id, created_at): a channel's undelivered messages.
  */
 import type { Queryable } from '../db/client.ts';
+import type { MessageStatus, StoredChannelKind } from '../schema/enums.ts';
 
-export type StoredChannelKind = 'discord' | 'slack' | 'webhook' | 'console';
 
 export interface ChannelRow {
   id: string;
@@ -159,7 +159,7 @@ export interface MessageRow {
   chunks: string[];
   chunksTotal: number;
   chunksDelivered: number;
-  status: 'pending' | 'delivered' | 'failed';
+  status: MessageStatus;
   attempts: number;
   lastError: string | null;
   createdAt: Date;

@@ -11,11 +11,12 @@
  * The schedule's next_run_at then moves to the first fire after the horizon.
  */
 import { fireTimesBetween, nextFireAfter, type ScheduleSpec } from './fire-times.ts';
+import type { CatchupMode } from '../schema/enums.ts';
 
 export interface PlanInput {
   spec: ScheduleSpec;
   nextRunAt: Date;
-  catchup: 'skip' | 'latest' | 'all';
+  catchup: CatchupMode;
   catchupWindowSeconds: number;
   catchupMax: number;
 }
