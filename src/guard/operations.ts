@@ -1,14 +1,8 @@
 /**
- * Disable and reactivate: the guard's writes, shared by the health worker (rule-triggered disable),
- * the CLI, the producer client and the HTTP API. Each `*Tx` function takes pg-boss and a Queryable
- * already inside a transaction and does everything in it: the flow mark, its schedules, its
- * not-yet-started runs, the disabled_flows record and the event.
- *
- * Connector actions (GuardActions: e.g. switching off a Prefect deployment's own schedule) talk to
- * other systems, so they never run inside the transaction. The health worker calls them right
- * after its own commit; operator changes (`disableFlowTx`, `reactivateFlowTx`) enqueue a health
- * job (reason `disabled`/`reactivated`) in the same transaction, so whichever worker pod has the
- * connectors registered runs them — the CLI process has none.
+ * Disable and reactivate: the guard's writes, shared by the health worker, the CLI, the producer
+ * client and the HTTP API. Each `*Tx` function does everything inside the caller's transaction.
+ * Connector actions (GuardActions) talk to other systems, so they never run inside it: operator
+ * changes enqueue a health job that runs them. Details: docs/architecture.md, "Guard".
  */
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';

@@ -1,17 +1,8 @@
 /**
- * events — fan every published event (run.failed, run.late, flow.disabled, ...) into
- * notification_events, one row per subscribed channel, and send each channel's notify job,
- * debounced per channel (src/notify/operations.ts enqueueNotify): a burst of events becomes one
- * notify job per channel, which posts one digest.
- *
- * Exactly once: the job is completed inside the same transaction as the inserts (pg-boss
- * `complete` with `db`, fenced to this attempt). A second delivery of the same job (the first
- * attempt's pod died after commit, or its claim lapsed) finds the job no longer active for it and
- * writes nothing.
- *
- * No channel at all configured: the console sink — each event is logged at warn (pretty under
- * `flowwarden dev`), so a fresh install shows what it would have posted. Channels configured but
- * none subscribed to this event: nothing happens.
+ * events — fan every published event into notification_events, one row per subscribed channel,
+ * and send each channel's debounced notify job. Exactly once: the job is completed in the same
+ * transaction as the inserts. With no channel configured, events go to the console sink (logged at
+ * warn). Details: docs/architecture.md, "Notifications".
  */
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';

@@ -1,20 +1,8 @@
 /**
- * health — evaluate a flow's health rules, or act for a held flow.
- *
- * Payload { flowId, reason }:
- *   run.failed, task.failed, sweep
- *                     → the flow is not held: evaluate the rules (src/guard/health.ts) and disable
- *                       it if one fires, then run connector onDisable actions (task.failed: a
- *                       transition recorded a failed task result, whatever the run's own state);
- *                       the flow is held (sweep only): connector enforce actions (e.g. switch a
- *                       Prefect deployment's schedule back off);
- *   disabled          → an operator disabled it (CLI/API): connector onDisable actions;
- *   reactivated       → an operator reactivated it: connector onReactivate actions; a failed action
- *                       fails the job, which pg-boss retries with backoff (REACTIVATED_JOB_RETRY:
- *                       nothing else would switch the Prefect schedules back on).
- * Idempotent: evaluation locks the flow and re-checks; connector actions are idempotent by contract.
- * Dedup: failure jobs are debounced per flow (singletonKey = flowId), sweep jobs throttled per flow.
- * Errors: rethrown → pg-boss retries with backoff (a few times: the next failure or sweep re-asks).
+ * health — evaluate a flow's health rules, or act for a held flow. By payload reason: a failure or
+ * a sweep evaluates the rules and disables the flow if one fires (a held flow, on sweep: connector
+ * enforce actions); disabled/reactivated run the connectors' onDisable/onReactivate actions.
+ * Idempotent; errors are rethrown for pg-boss to retry. Details: docs/architecture.md, "Guard".
  */
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';

@@ -1,30 +1,8 @@
 /**
- * notify — post a channel's notifications. Payload `{ channelId }`; jobs are debounced per channel
- * (src/notify/operations.ts enqueueNotify), so one job usually covers a whole burst.
- *
- * One job, under a per-channel lock:
- *   1. resume the channel's undelivered messages (status pending), oldest first — a previous
- *      attempt died or failed transiently part-way; it continues at the first undelivered chunk;
- *   2. take every pending event of the channel (FOR UPDATE SKIP LOCKED), render them into messages
- *      (producer messages verbatim; other events as one text or one digest), chunk each to the
- *      channel's limit and store them with their events linked — one transaction;
- *   3. deliver those (src/notify/deliver.ts), and repeat 2–3 while events keep arriving (bounded).
- *
- * The lock is a session advisory lock on a connection this job holds (so it goes away with a dead
- * pod's connection; under FLOWWARDEN_POOL_MODE=transaction a transaction-scoped one in a transaction
- * held open for the delivery): two jobs for one channel never post at the same time, which keeps chunks in
- * order and makes "never re-sent" hold under concurrency. A job that finds the lock taken re-sends
- * the debounced job and returns (the holder may already be past its last take).
- *
- * Rate limits: a 429 asking to wait longer than deliverMessage waits in-process stops the channel's
- * delivery; the job re-queues itself (a new notify job, startAfter = the peer's retry_after,
- * computed by Postgres) and completes. No attempt is spent and the delivered-chunk progress is kept,
- * so the new job resumes at the first undelivered chunk. (A debounced job for new events may run
- * earlier: it asks the peer once, and defers again if the limit still holds.)
- *
- * Errors: a transient delivery failure is rethrown (pg-boss retries with backoff; the retry resumes
- * at step 1). Permanent rejections fail only that message. A deleted or disabled channel: nothing
- * to do.
+ * notify — post a channel's notifications. Payload `{ channelId }`, debounced per channel. Under a
+ * per-channel lock: resume undelivered messages, take and render pending events into chunked
+ * messages, deliver them; repeat while events keep arriving. A long 429 re-queues the job without
+ * spending an attempt. Details: docs/architecture.md, "Notifications".
  */
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type pg from 'pg';
