@@ -29,7 +29,7 @@ import { queueDepth } from '../../queries/inspect.ts';
 import { tableSizes } from '../../queries/retention.ts';
 import { retentionRows } from '../../cli/status.ts';
 import { NAME_RE } from '../../flows/spec.ts';
-import { UserInputError, errorMessage } from '../../errors.ts';
+import { UserInputError } from '../../errors.ts';
 
 /** Flows per admin flows page; a "more…" link continues after the last one. */
 const ADMIN_FLOWS_PAGE = 500;
@@ -242,7 +242,7 @@ export function adminRoutes(ctx: ApiContext) {
         await withTransaction(ctx.pool, (tx) => reactivateFlowTx(ctx.boss, tx, req.params.name, { by: `${by.data} (admin page)` }));
       } catch (err) {
         if (err instanceof UserInputError) return renderFlow(reply, session, req.params.name, 409, { kind: 'bad', text: err.message });
-        ctx.log.error({ err: errorMessage(err), flow: req.params.name }, 'admin reactivate failed');
+        ctx.log.error({ err, flow: req.params.name }, 'admin reactivate failed');
         throw err;
       }
       return reply.redirect(`/admin/flows/${encodeURIComponent(req.params.name)}?done=reactivated`, 303);
