@@ -13,7 +13,7 @@ import { UserInputError } from './errors.ts';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
-import { configSecrets, type Config } from './config.ts';
+import { configSecrets, type Config, type Role } from './config.ts';
 import { registerSecrets, type Logger } from './log.ts';
 import { createPool, onTransactionPoolingDetected } from './db/client.ts';
 import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
@@ -41,7 +41,7 @@ import { RetentionSweeper } from './retention/sweep.ts';
 /** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
 export const ABORT_GRACE_MS = 2000;
 
-export type Role = 'all' | 'scheduler' | 'worker' | 'api';
+export type { Role };
 
 export interface AppOptions {
   config: Config;

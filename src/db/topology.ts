@@ -15,11 +15,11 @@
  *   exceeds it, whatever the load.
  */
 import pg from 'pg';
-import type { Config } from '../config.ts';
+import type { Config, Role } from '../config.ts';
 import { UserInputError } from '../errors.ts';
 import { CONNECT_TIMEOUT_MS, createPool, type Queryable } from './client.ts';
 
-export type PoolRole = 'all' | 'scheduler' | 'worker' | 'api';
+export type PoolRole = Role;
 
 /** The notify worker's local concurrency: in transaction mode each delivery pins one pool connection for its lock. */
 export const NOTIFY_LOCK_HOLDERS = 4;
