@@ -19,6 +19,7 @@ import { expandCrontab, celeryDayMatches, type ExpandedCrontab } from './crontab
 import { SCHEDULE_NAME, flowNameFor } from './import.ts';
 import type { CeleryBeatMapping } from './mapping.ts';
 import type { BeatTask } from './source.ts';
+import type { ScheduleKind } from '../schema/enums.ts';
 
 export interface BeatSettings {
   /** CELERY_TIMEZONE (Celery's app.timezone). */
@@ -138,7 +139,7 @@ export function beatFireTimes(t: BeatTask, from: Date, until: Date, settings: Be
 async function flowwardenFireTimes(db: Queryable, flowName: string, from: Date, until: Date): Promise<{ fires: Date[]; anchor: Date | null } | null> {
   const { rows: flows } = await db.query<{ id: string }>(`select id from flowwarden.flows where name = $1`, [flowName]);
   if (!flows[0]) return null;
-  const { rows } = await db.query<{ kind: 'cron' | 'interval'; cron: string | null; interval_seconds: number | null; timezone: string; anchor: Date; enabled: boolean }>(
+  const { rows } = await db.query<{ kind: ScheduleKind; cron: string | null; interval_seconds: number | null; timezone: string; anchor: Date; enabled: boolean }>(
     `select kind, cron, interval_seconds, timezone, anchor, enabled from flowwarden.schedules where flow_id = $1 and name = $2`,
     [flows[0].id, SCHEDULE_NAME],
   );

@@ -25,6 +25,7 @@ import type { TargetSpec } from '../targets/spec.ts';
 import { crontabToCron } from './crontab.ts';
 import { targetFor, type CeleryBeatMapping } from './mapping.ts';
 import type { BeatTask } from './source.ts';
+import type { ScheduleKind } from '../schema/enums.ts';
 
 export const SCHEDULE_NAME = 'beat';
 
@@ -35,7 +36,7 @@ export interface Definition {
   target: TargetSpec;
   description: string;
   lateAfterSeconds: number | null;
-  schedule: null | { kind: 'cron' | 'interval'; cron: string | null; intervalSeconds: number | null; timezone: string; parameters: Record<string, unknown>; enabled: boolean; note: string | null };
+  schedule: null | { kind: ScheduleKind; cron: string | null; intervalSeconds: number | null; timezone: string; parameters: Record<string, unknown>; enabled: boolean; note: string | null };
   /** clocked / one_off: the one run (time and parameters). */
   oneOff: null | { at: string; parameters: Record<string, unknown> };
 }

@@ -8,6 +8,7 @@ import type { RunRow } from './runs.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';
 import { scheduleSpecOf } from './flows.ts';
 import type { StateType } from '../runs/states.ts';
+import type { ScheduleKind } from '../schema/enums.ts';
 
 /** The chart's series: a run's state type, with SCHEDULED/Late apart as LATE. */
 export type ChartState = StateType | 'LATE';
@@ -80,7 +81,7 @@ export interface DueFire {
  */
 export async function dueFires(db: Queryable, now: Date, limit = 10, scan = 100): Promise<DueFire[]> {
   const { rows } = await db.query<{
-    flowName: string; scheduleName: string; kind: 'cron' | 'interval'; cron: string | null; intervalSeconds: number | null;
+    flowName: string; scheduleName: string; kind: ScheduleKind; cron: string | null; intervalSeconds: number | null;
     timezone: string; anchor: Date; nextRunAt: Date;
   }>(
     `select f.name as "flowName", s.name as "scheduleName", s.kind, s.cron, s.interval_seconds as "intervalSeconds",
