@@ -11,21 +11,22 @@ import { UserInputError } from './errors.ts';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
-import { configSecrets, type Config } from './config.ts';
+import { configSecrets, type Config, type Role } from './config.ts';
 import { registerSecrets, type Logger } from './log.ts';
 import { createPool, onTransactionPoolingDetected } from './db/client.ts';
 import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
 import { POOLER_DETECTED, startBoss } from './queue/boss.ts';
 import { Waker } from './scheduling/waker.ts';
-import { ensureQueues, startPools, startWorkers, WORKERS } from './workers/index.ts';
-import type { JobPool } from './workers/pool.ts';
+import { startPools, startWorkers, WORKERS } from './workers/index.ts';
+import { ensureQueues } from './queue/catalog.ts';
+import type { JobPool } from './queue/pool.ts';
 import { DISPATCH_CHANNEL, Listener } from './db/listen.ts';
 import type { WorkerDeps } from './workers/types.ts';
 import { defaultRegistry, type HandlerRegistry } from './targets/function.ts';
 import { createHttp } from './http.ts';
 import { GuardActionRegistry } from './guard/actions.ts';
 import { installPrefect, type PrefectInstall } from './prefect/index.ts';
-import type { PrefectClient } from './targets/prefect-client.ts';
+import type { PrefectClient } from './prefect/client/index.ts';
 import { setupNotifications } from './notify/setup.ts';
 import { installGuardHooks } from './guard/health.ts';
 import { Metrics } from './metrics.ts';
@@ -41,7 +42,7 @@ import type { PrefectWatcher } from './maintenance/prefect-watch.ts';
 /** After the drain deadline, how long aborted handlers get to record their outcome before the pools close. */
 export const ABORT_GRACE_MS = 2000;
 
-export type Role = 'all' | 'scheduler' | 'worker' | 'api';
+export type { Role };
 
 export interface AppOptions {
   config: Config;
@@ -108,7 +109,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const stopping = new AbortController();
   const inflight = new Inflight();
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: budget.boss, transactionPooling });
-  await ensureQueues(boss, WORKERS, { jobRetentionSeconds: config.retention.jobSeconds });
+  await ensureQueues(boss, { jobRetentionSeconds: config.retention.jobSeconds });
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
   const deps: WorkerDeps = {

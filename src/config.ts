@@ -12,6 +12,10 @@ const bool = z
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** The pod roles (`flowwarden start --role`): which loops and workers a process runs (src/app.ts). */
+export const ROLES = ['all', 'scheduler', 'worker', 'api'] as const;
+export type Role = (typeof ROLES)[number];
+
 export const DEFAULTS = {
   dataDir: '.flowwarden',
   embeddedPort: 54329,

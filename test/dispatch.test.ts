@@ -10,7 +10,7 @@ import { QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory } from '../src/queries/runs.ts';
 import { setScheduleEnabled } from '../src/queries/flows.ts';
 import { silentLogger } from '../src/log.ts';
-import { HandedBackError } from '../src/workers/pool.ts';
+import { HandedBackError } from '../src/queue/pool.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 
 let app: TestApp;

@@ -13,7 +13,7 @@ import { RETENTION_DEFAULTS, RetentionSweeper } from '../src/maintenance/retenti
 import { PrefectWatcher, WATCH_DEFAULTS } from '../src/maintenance/prefect-watch.ts';
 import { Waker } from '../src/scheduling/waker.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
-import { createPrefectClient } from '../src/targets/prefect-client.ts';
+import { createPrefectClient } from '../src/prefect/client/index.ts';
 import { upsertFlowTx } from '../src/producers/operations.ts';
 import { dbNow, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';

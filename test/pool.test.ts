@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { PgBoss } from 'pg-boss';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { waitFor } from './support/app.ts';
-import { JobPool, type PoolJob } from '../src/workers/pool.ts';
+import { JobPool, type PoolJob } from '../src/queue/pool.ts';
 import { prepareRepeatedStatements } from '../src/queue/boss.ts';
 import { silentLogger } from '../src/log.ts';
 

@@ -7,7 +7,7 @@ import {
   mapPrefectState,
   prefectIdempotencyKey,
   type PrefectClient,
-} from '../src/targets/prefect-client.ts';
+} from '../src/prefect/client/index.ts';
 import { NotFoundError, PermanentError, RateLimitedError, UserInputError, isPermanent } from '../src/errors.ts';
 
 let fake: FakePrefect;

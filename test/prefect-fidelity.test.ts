@@ -15,7 +15,7 @@ import { dispatchWorker } from '../src/workers/dispatch.ts';
 import { QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory, runTasks, type RunRow } from '../src/queries/runs.ts';
 import { silentLogger } from '../src/log.ts';
-import { createPrefectClient, type PrefectClient } from '../src/targets/prefect-client.ts';
+import { createPrefectClient, type PrefectClient } from '../src/prefect/client/index.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
 import { prefectGuardActions } from '../src/prefect/guard.ts';
 import { PrefectWatcher } from '../src/maintenance/prefect-watch.ts';

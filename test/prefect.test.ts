@@ -13,7 +13,7 @@ import { getRun, runHistory, runTasks, type RunRow } from '../src/queries/runs.t
 import { createLogger, silentLogger } from '../src/log.ts';
 import { isTerminal } from '../src/runs/states.ts';
 import { startBoss } from '../src/queue/boss.ts';
-import { createPrefectClient, prefectIdempotencyKey, type PrefectClient } from '../src/targets/prefect-client.ts';
+import { createPrefectClient, prefectIdempotencyKey, type PrefectClient } from '../src/prefect/client/index.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
 import { PrefectWatcher } from '../src/maintenance/prefect-watch.ts';
 import { listOpenWatchedRuns } from '../src/queries/prefect.ts';

@@ -5,7 +5,8 @@ import { createPool, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { RETENTION_MAX_BATCHES, RetentionSweeper, type RetentionSweepConfig } from '../src/maintenance/retention.ts';
 import { upsertFlowTx } from '../src/producers/operations.ts';
-import { ensureQueues, WORKERS } from '../src/workers/index.ts';
+import { WORKERS } from '../src/workers/index.ts';
+import { ensureQueues, QUEUE_OPTIONS } from '../src/queue/catalog.ts';
 import { tableSizes } from '../src/queries/retention.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 
@@ -185,11 +186,11 @@ describe('retention sweep', () => {
   });
 
   test('FLOWWARDEN_JOB_RETENTION_SECONDS sets deleteAfterSeconds on every flowwarden queue', async () => {
-    await ensureQueues(app.boss, WORKERS, { jobRetentionSeconds: 7200 });
+    await ensureQueues(app.boss, { jobRetentionSeconds: 7200 });
     for (const w of WORKERS) assert.equal((await app.boss.getQueue(w.queue))?.deleteAfterSeconds, 7200, w.queue);
     await ensureQueues(app.boss);
     const dispatch = WORKERS[0]!;
-    assert.equal((await app.boss.getQueue(dispatch.queue))?.deleteAfterSeconds, dispatch.queueOptions.deleteAfterSeconds, 'unset: each queue keeps its own');
+    assert.equal((await app.boss.getQueue(dispatch.queue))?.deleteAfterSeconds, QUEUE_OPTIONS[dispatch.queue].deleteAfterSeconds, 'unset: each queue keeps its own');
   });
 
   test('table sizes list the runs table and the database size', async () => {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { STATE_TYPES } from '../runs/states.ts';
 import { NAME_RE } from '../flows/spec.ts';
 import { PageQuery } from './validate.ts';
+import { CATCHUP_MODES, OVERLAP_MODES, SCHEDULE_KINDS, STORED_CHANNEL_KINDS } from '../schema/enums.ts';
 
 const iso = z.string().describe('ISO 8601 time');
 const isoOrNull = iso.nullable();
@@ -95,17 +96,17 @@ export const RunDetailJson = RunJson.extend({
 export const ScheduleJson = z.object({
   id: z.string(),
   name: z.string(),
-  kind: z.enum(['cron', 'interval']),
+  kind: z.enum(SCHEDULE_KINDS),
   cron: z.string().nullable(),
   everySeconds: z.number().nullable(),
   timezone: z.string(),
   parameters: z.record(z.string(), z.unknown()),
   enabled: z.boolean(),
   note: z.string().nullable(),
-  catchup: z.enum(['skip', 'latest', 'all']),
+  catchup: z.enum(CATCHUP_MODES),
   catchupWindowSeconds: z.number(),
   catchupMax: z.number(),
-  overlap: z.enum(['allow', 'skip']),
+  overlap: z.enum(OVERLAP_MODES),
   nextRunAt: isoOrNull,
   lastRunAt: isoOrNull,
 });
@@ -151,7 +152,7 @@ export const FlowDetailJson = FlowJson.extend({ healthStatus: HealthJson, openHo
 
 export const ChannelJson = z.object({
   name: z.string(),
-  kind: z.enum(['discord', 'slack', 'webhook', 'console']),
+  kind: z.enum(STORED_CHANNEL_KINDS),
   url: z.string().describe('redacted to the origin, e.g. https://discord.com/…'),
   events: z.array(z.string()),
   flows: z.array(z.string()).nullable(),

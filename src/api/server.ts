@@ -14,14 +14,9 @@ import { queueRoutes } from './routes/queues.ts';
 import { ApiDocs } from './openapi.ts';
 import { installReadRouting } from './reads.ts';
 import { ReadRouter } from '../db/topology.ts';
+import type { ApiContext } from './context.ts';
 
 const API_VERSION = '0.1.0';
-
-export interface ApiContext extends WorkerDeps {
-  databaseUrl: string;
-  /** Where GET handlers read (src/api/reads.ts readDb): a replica when FLOWWARDEN_READ_URL is set. */
-  reads: ReadRouter;
-}
 
 /** Trust the nearest `n` proxies (proxy-addr's hop count). */
 const trustHops = (n: number) => (_address: string, hop: number) => hop < n;

@@ -1,17 +1,8 @@
 /**
  * `flowwarden import celery-beat --compare`: the fires Beat would make against flowwarden's, per
- * task, over a window, and every difference with its reason.
- *
- * Beat's side is computed the way Celery 5.2 / django-celery-beat 2.4 do it (checked against Celery
- * itself in test/system/celery-beat.test.ts):
- * - crontab (TzAwareCrontab): the next matching wall time after the last run's wall time, in the
- *   crontab's timezone; due once the wall clock reaches it (remaining() subtracts naive wall times
- *   in one zone). So a wall time in a spring-forward gap fires at the end of the gap, and after a
- *   fall-back the repeated hour does not fire again. With DJANGO_CELERY_BEAT_TZ_AWARE=False the
- *   crontab is read in CELERY_TIMEZONE instead of its own timezone.
- * - interval: last run + period, in elapsed time.
- * - clocked: once at clocked_time. one_off: the first fire only. Nothing before start_time; after
- *   `expires` Beat's messages expire at once, so nothing runs.
+ * task, over a window, and every difference with its reason. Beat's side is computed the way
+ * Celery 5.2 / django-celery-beat 2.4 do it (checked against Celery in
+ * test/system/celery-beat.test.ts); the rules are in docs/architecture.md, "Celery Beat import".
  */
 import type { Queryable } from '../db/client.ts';
 import { fireTimesBetween, type ScheduleSpec } from '../scheduling/fire-times.ts';
@@ -19,6 +10,7 @@ import { expandCrontab, celeryDayMatches, type ExpandedCrontab } from './crontab
 import { SCHEDULE_NAME, flowNameFor } from './import.ts';
 import type { CeleryBeatMapping } from './mapping.ts';
 import type { BeatTask } from './source.ts';
+import type { ScheduleKind } from '../schema/enums.ts';
 
 export interface BeatSettings {
   /** CELERY_TIMEZONE (Celery's app.timezone). */
@@ -138,7 +130,7 @@ export function beatFireTimes(t: BeatTask, from: Date, until: Date, settings: Be
 async function flowwardenFireTimes(db: Queryable, flowName: string, from: Date, until: Date): Promise<{ fires: Date[]; anchor: Date | null } | null> {
   const { rows: flows } = await db.query<{ id: string }>(`select id from flowwarden.flows where name = $1`, [flowName]);
   if (!flows[0]) return null;
-  const { rows } = await db.query<{ kind: 'cron' | 'interval'; cron: string | null; interval_seconds: number | null; timezone: string; anchor: Date; enabled: boolean }>(
+  const { rows } = await db.query<{ kind: ScheduleKind; cron: string | null; interval_seconds: number | null; timezone: string; anchor: Date; enabled: boolean }>(
     `select kind, cron, interval_seconds, timezone, anchor, enabled from flowwarden.schedules where flow_id = $1 and name = $2`,
     [flows[0].id, SCHEDULE_NAME],
   );

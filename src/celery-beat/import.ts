@@ -1,15 +1,8 @@
 /**
- * Import django-celery-beat PeriodicTasks as flowwarden flows (docs/celery-beat.md).
- *
- * One PeriodicTask becomes one flow (name: prefix + task name, made name-safe) with at most one
- * schedule named `beat`, or, for clocked and one_off tasks, one run at the single fire time (an
- * idempotency key makes it once). `translateTask` is pure; `importCeleryBeat` diffs against what
- * flowwarden holds and writes in one transaction, so a re-run with nothing changed writes nothing.
- *
- * What wins: Django. A flow changed in flowwarden after its import (target, schedule, parameters)
- * is overwritten on the next sync and reported as such. The guard's hold always stays: a flow the
- * guard disabled keeps its schedule disabled (upsertFlowTx) until `flowwarden flows reactivate`.
- * A task deleted in Django has its flow's schedule disabled (the flow and its runs are kept).
+ * Import django-celery-beat PeriodicTasks as flowwarden flows (docs/celery-beat.md): one task, one
+ * flow with at most one schedule `beat` (clocked/one_off: one run). `translateTask` is pure;
+ * `importCeleryBeat` diffs and writes in one transaction. Django wins on every sync; the guard's hold
+ * always stays. Details: docs/architecture.md, "Celery Beat import".
  */
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
@@ -25,6 +18,7 @@ import type { TargetSpec } from '../targets/spec.ts';
 import { crontabToCron } from './crontab.ts';
 import { targetFor, type CeleryBeatMapping } from './mapping.ts';
 import type { BeatTask } from './source.ts';
+import type { ScheduleKind } from '../schema/enums.ts';
 
 export const SCHEDULE_NAME = 'beat';
 
@@ -35,7 +29,7 @@ export interface Definition {
   target: TargetSpec;
   description: string;
   lateAfterSeconds: number | null;
-  schedule: null | { kind: 'cron' | 'interval'; cron: string | null; intervalSeconds: number | null; timezone: string; parameters: Record<string, unknown>; enabled: boolean; note: string | null };
+  schedule: null | { kind: ScheduleKind; cron: string | null; intervalSeconds: number | null; timezone: string; parameters: Record<string, unknown>; enabled: boolean; note: string | null };
   /** clocked / one_off: the one run (time and parameters). */
   oneOff: null | { at: string; parameters: Record<string, unknown> };
 }

@@ -12,7 +12,7 @@ import { print } from './output.ts';
 import { applyDefinitions, validateDefinitions } from '../apply.ts';
 import { loadHandlersModule } from '../targets/function.ts';
 import type { FlowInputRaw } from '../flows/spec.ts';
-import { DEMO_PREFECT_FLOW, startDemoPrefect } from '../prefect/demo.ts';
+import { DEMO_PREFECT_FLOW, startDemoPrefect } from '../dev/prefect-demo.ts';
 import { reactivateHint } from '../guard/operations.ts';
 
 export const DEMO_FLOWS: FlowInputRaw[] = [

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrator, nodePg } from './drizzle.ts';
 import { PgBoss } from 'pg-boss';
-import { BOSS_SCHEMA } from '../queue/catalog.ts';
+import { BOSS_SCHEMA, ensureQueues } from '../queue/catalog.ts';
 import { readFileSync } from 'node:fs';
 import { CONNECT_TIMEOUT_MS } from './client.ts';
 
@@ -38,7 +38,6 @@ export async function migrateQueue(connectionString: string): Promise<void> {
   boss.on('error', () => {});
   await boss.start();
   try {
-    const { ensureQueues } = await import('../workers/index.ts');
     await ensureQueues(boss);
   } finally {
     await boss.stop({ graceful: false });

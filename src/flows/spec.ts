@@ -7,6 +7,7 @@ import { TargetSpec, isWatchedTarget } from '../targets/spec.ts';
 import { validateScheduleSpec } from '../scheduling/fire-times.ts';
 import { UserInputError } from '../errors.ts';
 import { patternProblem } from '../guard/pattern.ts';
+import { CATCHUP_MODES, OVERLAP_MODES } from '../schema/enums.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const Name = z.string().regex(NAME_RE, 'must start with a letter or digit and use only letters, digits, _ . : - (max 128)');
@@ -63,10 +64,10 @@ export const ScheduleInput = z
     parameters: z.record(z.string(), z.unknown()).default({}),
     enabled: z.boolean().default(true),
     note: z.string().max(1000).optional(),
-    catchup: z.enum(['skip', 'latest', 'all']).default('latest'),
+    catchup: z.enum(CATCHUP_MODES).default('latest'),
     catchupWindow: Duration.optional(),
     catchupMax: z.number().int().min(1).max(1000).optional(),
-    overlap: z.enum(['allow', 'skip']).default('allow'),
+    overlap: z.enum(OVERLAP_MODES).default('allow'),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -1,14 +1,8 @@
 /**
- * Disable and reactivate: the guard's writes, shared by the health worker (rule-triggered disable),
- * the CLI, the producer client and the HTTP API. Each `*Tx` function takes pg-boss and a Queryable
- * already inside a transaction and does everything in it: the flow mark, its schedules, its
- * not-yet-started runs, the disabled_flows record and the event.
- *
- * Connector actions (GuardActions: e.g. switching off a Prefect deployment's own schedule) talk to
- * other systems, so they never run inside the transaction. The health worker calls them right
- * after its own commit; operator changes (`disableFlowTx`, `reactivateFlowTx`) enqueue a health
- * job (reason `disabled`/`reactivated`) in the same transaction, so whichever worker pod has the
- * connectors registered runs them — the CLI process has none.
+ * Disable and reactivate: the guard's writes, shared by the health worker, the CLI, the producer
+ * client and the HTTP API. Each `*Tx` function does everything inside the caller's transaction.
+ * Connector actions (GuardActions) talk to other systems, so they never run inside it: operator
+ * changes enqueue a health job that runs them. Details: docs/architecture.md, "Guard".
  */
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
@@ -32,8 +26,9 @@ import { ConflictError, NotFoundError, UserInputError, errorMessage } from '../e
 import type { GuardActionRegistry } from './actions.ts';
 import type { Logger } from '../log.ts';
 import { cliCommand } from '../util/command.ts';
+import type { GuardRule } from '../schema/enums.ts';
 
-export type GuardRule = 'consecutive_failures' | 'critical_task' | 'manual';
+export type { GuardRule } from '../schema/enums.ts';
 
 export interface DisableInput {
   reason: string;
@@ -170,7 +165,7 @@ export async function runDisableActions(actions: GuardActionRegistry, log: Logge
     try {
       await a.onDisable(flow, reason);
     } catch (err) {
-      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.onDisable failed; the enforce pass will retry`);
+      log.error({ err, action: a.name, flow: flow.name }, `guard action ${a.name}.onDisable failed; the enforce pass will retry`);
     }
   }
 }
@@ -188,7 +183,7 @@ export async function runReactivateActions(actions: GuardActionRegistry, log: Lo
       await a.onReactivate(flow, by);
     } catch (err) {
       failed.push(`${a.name}: ${errorMessage(err)}`);
-      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.onReactivate failed; the job is retried with backoff`);
+      log.error({ err, action: a.name, flow: flow.name }, `guard action ${a.name}.onReactivate failed; the job is retried with backoff`);
     }
   }
   if (failed.length) throw new Error(`reactivating flow '${flow.name}' in connectors failed (retried): ${failed.join('; ')}`);
@@ -202,7 +197,7 @@ export async function runEnforceActions(actions: GuardActionRegistry, log: Logge
     try {
       if (await a.enforce(flow)) acted.push(a.name);
     } catch (err) {
-      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.enforce failed; will retry on the next pass`);
+      log.error({ err, action: a.name, flow: flow.name }, `guard action ${a.name}.enforce failed; will retry on the next pass`);
     }
   }
   return acted;

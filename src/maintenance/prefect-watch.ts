@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import { listWatchedFlows } from '../queries/prefect.ts';
-import { PREFECT_MAX_LIMIT, PREFECT_PAGE_SIZE_MAX } from '../targets/prefect-client.ts';
+import { PREFECT_MAX_LIMIT, PREFECT_PAGE_SIZE_MAX } from '../prefect/client/index.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
 import { importWatchedFlow, recordLateTaskRuns, refreshOpenWatchedRuns, type WatchContext, type WatchSettings } from '../prefect/watch.ts';
 import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';

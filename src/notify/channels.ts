@@ -1,34 +1,14 @@
 /**
- * Chat channels: which kind a webhook URL is, how long a message may be, what JSON to send and
- * how to read the answer.
- *
- * - `discord`: https://discord.com/api/webhooks/… (also discordapp.com, ptb./canary.). Limit
- *   2000. Every chunk carries `allowed_mentions: { parse: [] }` so @everyone, @here, <@user> and
- *   <@&role> in rendered text (run names, error messages) never ping anyone.
- * - `slack`: https://hooks.slack.com/…. Slack truncates `text` at 40000 characters, but we chunk
- *   at 3000 so a message stays readable and fits one section block if we move to Block Kit.
- *   Text is escaped as Slack asks (`&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`), which turns
- *   `<!channel>`, `<!here>`, `<!everyone>`, `<!subteam^…>` and `<@U…>` into literal text, so
- *   nothing pings. Consequence: the renderer cannot use Slack's `<url|label>` link syntax (Slack
- *   still auto-links bare URLs); mrkdwn (*bold*, `code`, ``` blocks, > quotes) still works.
- *   Escaping happens after chunking: at most 5× growth keeps 3000 well under 40000.
- * - `webhook`: anything else; generic JSON `{ text, event?, index, total }` (index is 0-based).
- *   Limit 20000.
- *
- * Response classification (`postChunk`): 2xx → delivered; 429 → RateLimitedError with the wait
- * from the JSON body's `retry_after` (Discord, seconds, may be fractional) or the Retry-After
- * header; 408, 5xx, network errors and timeouts → plain Error (transient, the queue retries);
- * other 4xx → PermanentError with the status and the peer's error text.
- *
- * Webhook URLs are secrets (the token is in the path): no error message ever contains one. We
- * name a channel by kind and host only, and scrub the URL from any text we quote.
+ * Chat channels: which kind a webhook URL is (discord, slack, webhook), how long a message may be,
+ * what JSON to send (mentions neutralised per kind) and how to read the answer (2xx delivered, 429
+ * rate-limited, 408/5xx/network transient, other 4xx permanent). Webhook URLs are secrets: no error
+ * message ever contains one. Details: docs/architecture.md, "Notifications".
  */
 import type { KyInstance } from 'ky';
 import { parseRetryAfter, transportCause } from '../http.ts';
 import { PermanentError, RateLimitedError, UserInputError } from '../errors.ts';
+import type { ChannelKind } from '../schema/enums.ts';
 
-export const CHANNEL_KINDS = ['discord', 'slack', 'webhook'] as const;
-export type ChannelKind = (typeof CHANNEL_KINDS)[number];
 
 export interface Channel {
   kind: ChannelKind;

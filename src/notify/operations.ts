@@ -1,26 +1,18 @@
 /**
- * Notification operations shared by the CLI, the HTTP API, the producer client and app start.
- * Every function takes a Queryable (which may be the caller's transaction) and, where it enqueues,
- * pg-boss: a notification event and its notify job commit or roll back together.
- *
- * Channel names: 1–64 characters, letters, digits, '.', '_' and '-', starting with a letter or
- * digit. URLs are secrets: nothing returned from here contains one (see `ChannelView.url`).
- *
- * Configuration (FLOWWARDEN_NOTIFY_URLS, comma or whitespace separated): each entry is `URL` or
- * `NAME=URL` (or `console` / `NAME=console` for a log-only channel; a URL may be prefixed with
- * `discord+`, `slack+` or `webhook+` to force the kind, e.g. behind a relay). Unnamed entries are called
- * `<kind>-<n>`, numbered per kind in list order (discord-1, discord-2, slack-1, webhook-1). At
- * every start the entries are upserted by name: kind and URL follow the environment, while
- * subscriptions changed with `flowwarden channels add` are kept. Removing an entry from the
- * environment does not delete the channel (use `flowwarden channels remove NAME`).
+ * Notification operations shared by the CLI, the HTTP API, the producer client and app start. Every
+ * function takes a Queryable (possibly the caller's transaction): an event and its notify job commit
+ * or roll back together. Also parses FLOWWARDEN_NOTIFY_URLS (upserted by name at every start).
+ * Names, URL secrecy and the configuration format: docs/architecture.md, "Notifications".
  */
 import type { PgBoss } from 'pg-boss';
 import { bossDb, type Queryable } from '../db/client.ts';
 import { QUEUES, EVENTS, type QueuePayloads } from '../queue/catalog.ts';
+import { EVENT_NAMES } from '../queue/payloads.ts';
 import { NotFoundError, UserInputError } from '../errors.ts';
 import { registerSecrets } from '../log.ts';
 import { cliCommand } from '../util/command.ts';
-import { redactUrl, resolveChannel, type ChannelKind } from './channels.ts';
+import { redactUrl, resolveChannel } from './channels.ts';
+import type { ChannelKind, StoredChannelKind } from '../schema/enums.ts';
 import { MESSAGE_EVENT } from './render.ts';
 import {
   channelsWithPendingWork,
@@ -31,11 +23,10 @@ import {
   upsertChannelRow,
   type ChannelRow,
   type ChannelWrite,
-  type StoredChannelKind,
 } from '../queries/notifications.ts';
 
 /** Events a channel may subscribe to. */
-export const NOTIFY_EVENTS: readonly string[] = Object.values(EVENTS);
+export const NOTIFY_EVENTS: readonly string[] = EVENT_NAMES;
 /** What a channel receives when no events are given: everything but run.completed (too chatty). */
 export const DEFAULT_CHANNEL_EVENTS: readonly string[] = [EVENTS.runFailed, EVENTS.runLate, EVENTS.flowDisabled, EVENTS.flowReactivated];
 /** The notify job for a channel is debounced per channel: a burst within this window is one job. */

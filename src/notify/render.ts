@@ -1,20 +1,10 @@
 /**
- * What a notification says. Two steps:
- *
- * 1. `eventText(payload)`: when an event fans in (src/workers/events.ts), its text is fixed and
- *    stored in notification_events. The first line is a one-line headline (used in digests); the
- *    rest is detail (the run's message, ids). Plain text plus `code` spans, which Discord, Slack
- *    and generic consumers all read the same way. Mentions are neutralised later, per channel
- *    (src/notify/channels.ts), so nothing here needs escaping.
- * 2. `renderMessages(channel, events)`: when the notify worker takes a channel's pending events,
- *    they become messages. Producer messages (`notify(channel, text)`, event 'message') are each
- *    their own message, verbatim. All other events become one message: a single event is its
- *    full text; several are a digest grouped by (flow, event), each group capped at
- *    DIGEST_LINES_PER_GROUP headlines, at most DIGEST_MAX_GROUPS groups, with "… and K more".
- *    The result is then chunked to the channel's limit (a long digest is a few chunks, never
- *    hundreds of posts).
+ * What a notification says: `eventText` fixes an event's text when it fans in (headline + detail),
+ * `renderMessages` turns a channel's pending events into messages (producer messages verbatim, the
+ * rest one text or one capped digest), chunked later to the channel's limit.
+ * Details: docs/architecture.md, "Notifications".
  */
-import type { EventPayload } from '../queue/catalog.ts';
+import type { EventName, EventPayload } from '../queue/payloads.ts';
 import type { PendingEvent } from '../queries/notifications.ts';
 
 /** The event name of producer messages (never digested, never filtered by subscriptions). */
@@ -25,13 +15,14 @@ export const DIGEST_MAX_GROUPS = 20;
 export const MAX_DETAIL_CHARS = 3500;
 const MAX_HEADLINE_CHARS = 200;
 
-const ICONS: Record<string, string> = {
+/** One icon per event name (`satisfies`: a new event needs one); indexed by stored names too. */
+const ICONS: Readonly<Record<string, string>> = {
   'run.failed': '❌',
   'run.late': '⏰',
   'run.completed': '✅',
   'flow.disabled': '⛔',
   'flow.reactivated': '🔁',
-};
+} satisfies Record<EventName, string>;
 
 function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}… (truncated)` : text;

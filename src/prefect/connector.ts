@@ -30,7 +30,7 @@ import type { WorkerDeps } from '../workers/types.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import { getRun, type TaskInput } from '../queries/runs.ts';
 import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
-import { prefectIdempotencyKey, type PrefectClient, type PrefectFlowRun } from '../targets/prefect-client.ts';
+import { prefectIdempotencyKey, type PrefectClient, type PrefectFlowRun } from './client/index.ts';
 import { withTransaction } from '../db/client.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';

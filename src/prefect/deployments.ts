@@ -3,7 +3,7 @@
  * 'flow-name/deployment-name'; the name survives a redeploy while the id may not, so resolutions are
  * cached for a short TTL only (not forever), and callers that act on schedules ask for a fresh one.
  */
-import { isUuid, type PrefectClient, type PrefectDeployment, type CallOptions } from '../targets/prefect-client.ts';
+import { isUuid, type PrefectClient, type PrefectDeployment, type CallOptions } from './client/index.ts';
 import { UserInputError } from '../errors.ts';
 
 export const DEFAULT_DEPLOYMENT_TTL_MS = 60_000;

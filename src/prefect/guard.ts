@@ -1,25 +1,9 @@
 /**
  * Guard actions on Prefect: a disabled flow that targets (or watches) a Prefect deployment must not
- * keep running from Prefect's own schedules.
- *
- * - onDisable: switch off every active schedule of the deployment, remembering which ones we
- *   switched off (prefect_schedule_holds) before each PATCH; then cancel the deployment's past-due
- *   auto-scheduled runs (below).
- * - enforce: the same pass again. A redeploy (`prefect deploy`) re-creates or re-activates schedules;
- *   whatever is active now is switched off and held. Returns true if anything had to be.
- * - onReactivate: switch on exactly the schedules we hold (not one an operator had turned off on
- *   purpose), then forget them. A held schedule that no longer exists is just forgotten.
- * The deployment is resolved fresh each time (never from the cache): a redeploy may change its id.
- *
- * What Prefect does, and why each step is needed (Prefect 3.x server source):
- * - Every PATCH sends the schedule's current `parameters`, read just before: Prefect's
- *   DeploymentScheduleUpdate defaults `parameters` to {} and the update writes it, so a bare
- *   {"active": false} would wipe the schedule's parameter overrides (Prefect ≥ 3.2, prefect#17982).
- * - A schedule PATCH makes Prefect delete the deployment's *future* auto-scheduled runs (all its
- *   schedules, Prefect ≥ 3.3.4); runs already due (Scheduled or Late) stay, and workers still pick
- *   them up. So the guard cancels them itself through POST /flow_runs/{id}/set_state (CANCELLED,
- *   orchestrated, not forced), and closes the imported copy of each (watch mode) as CANCELLED in
- *   our history: no imported run stays open without an owner.
+ * keep running from Prefect's own schedules. onDisable switches its active schedules off (held in
+ * prefect_schedule_holds) and cancels past-due auto-scheduled runs; enforce repeats that after a
+ * redeploy; onReactivate switches on exactly the held schedules. Why each step is needed (Prefect's
+ * own behaviour): docs/architecture.md, "Prefect".
  */
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
@@ -27,13 +11,12 @@ import type { GuardActions } from '../guard/actions.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
-import type { PrefectDeployment, PrefectFlowRun } from '../targets/prefect-client.ts';
+import type { PrefectDeployment, PrefectFlowRun } from './client/index.ts';
 import { listScheduleHolds, recordScheduleHold, releaseScheduleHold } from '../queries/prefect.ts';
 import { getRun } from '../queries/runs.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';
 import { withTransaction, dbNow } from '../db/client.ts';
-import { errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
 
 /** Scheduled-type states that are not the scheduler's pending work: leave these alone. */
@@ -103,7 +86,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
         cancelled += 1;
         await closeImported(fr.id, `Prefect flow run ${fr.id} (${fr.state_name ?? 'Scheduled'}, due ${fr.expected_start_time}) cancelled in Prefect by the guard: ${why}`);
       } catch (err) {
-        log.warn({ flowRunId: fr.id, err: errorMessage(err) }, 'cannot cancel a past-due Prefect run; the next enforce pass tries again');
+        log.warn({ err, flowRunId: fr.id }, 'cannot cancel a past-due Prefect run; the next enforce pass tries again');
       }
     }
     if (cancelled) log.info({ deploymentId: deployment.id, cancelled }, 'past-due Prefect runs cancelled');

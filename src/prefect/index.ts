@@ -5,7 +5,7 @@
  * src/maintenance/index.ts.
  */
 import type { WorkerDeps } from '../workers/types.ts';
-import { createPrefectClient, type PrefectClient } from '../targets/prefect-client.ts';
+import { createPrefectClient, type PrefectClient } from './client/index.ts';
 import { createPrefectConnector, type PrefectConnector } from './connector.ts';
 import { prefectGuardActions } from './guard.ts';
 

@@ -18,7 +18,7 @@ import {
   type PrefectClient,
   type PrefectFlowRun,
   type PrefectTaskRun,
-} from '../targets/prefect-client.ts';
+} from './client/index.ts';
 import type { RunRow, TaskInput } from '../queries/runs.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { transitionAllowed } from '../runs/states.ts';

@@ -7,6 +7,7 @@ import type { Queryable } from '../db/client.ts';
 import type { RunRow } from './runs.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';
 import { scheduleSpecOf } from './flows.ts';
+import type { ScheduleKind } from '../schema/enums.ts';
 
 export interface StripRun {
   id: string;
@@ -52,7 +53,7 @@ export interface DueFire {
  */
 export async function dueFires(db: Queryable, now: Date, limit = 10, scan = 100): Promise<DueFire[]> {
   const { rows } = await db.query<{
-    flowName: string; scheduleName: string; kind: 'cron' | 'interval'; cron: string | null; intervalSeconds: number | null;
+    flowName: string; scheduleName: string; kind: ScheduleKind; cron: string | null; intervalSeconds: number | null;
     timezone: string; anchor: Date; nextRunAt: Date;
   }>(
     `select f.name as "flowName", s.name as "scheduleName", s.kind, s.cron, s.interval_seconds as "intervalSeconds",

@@ -7,9 +7,10 @@
 import type { Queryable } from '../db/client.ts';
 import { withTransaction } from '../db/client.ts';
 import type pg from 'pg';
+import type { StateType } from '../runs/states.ts';
 
 /** The chart's series: a run's state type, with SCHEDULED/Late apart as LATE. */
-export type ChartState = 'COMPLETED' | 'FAILED' | 'CRASHED' | 'CANCELLED' | 'RUNNING' | 'PENDING' | 'SCHEDULED' | 'LATE';
+export type ChartState = StateType | 'LATE';
 
 export interface ChartBucket {
   minute: Date;

@@ -1,17 +1,11 @@
 /**
  * Notification channels, pending events and messages. Functions of (db, params); `db` may be the
- * caller's transaction. Raw SQL throughout: the interesting statements (SKIP LOCKED takes,
- * compare-and-set progress) cannot be said with the builder, and the rest stays beside them.
- *
- * Indexes relied on (drizzle/0001):
- * - notification_channels_name_unique: upsert/lookup by name.
- * - notification_events_pending_idx (channel_id, id) WHERE message_id IS NULL: the notify worker's
- *   take of a channel's pending events, and the pending counts in `listChannelRows`.
- * - notification_messages_channel_idx (channel_id, created_at): a channel's undelivered messages.
+ * caller's transaction. Raw SQL throughout (SKIP LOCKED takes, compare-and-set progress). Indexes
+ * relied on: docs/architecture.md, "Notifications".
  */
 import type { Queryable } from '../db/client.ts';
+import type { MessageStatus, StoredChannelKind } from '../schema/enums.ts';
 
-export type StoredChannelKind = 'discord' | 'slack' | 'webhook' | 'console';
 
 export interface ChannelRow {
   id: string;
@@ -159,7 +153,7 @@ export interface MessageRow {
   chunks: string[];
   chunksTotal: number;
   chunksDelivered: number;
-  status: 'pending' | 'delivered' | 'failed';
+  status: MessageStatus;
   attempts: number;
   lastError: string | null;
   createdAt: Date;

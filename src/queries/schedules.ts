@@ -3,17 +3,18 @@
  * builder cannot say.
  */
 import type { Queryable } from '../db/client.ts';
+import type { CatchupMode, ScheduleKind } from '../schema/enums.ts';
 
 export interface DueSchedule {
   id: string;
   flowId: string;
-  kind: 'cron' | 'interval';
+  kind: ScheduleKind;
   cron: string | null;
   intervalSeconds: number | null;
   timezone: string;
   anchor: Date;
   parameters: Record<string, unknown>;
-  catchup: 'skip' | 'latest' | 'all';
+  catchup: CatchupMode;
   catchupWindowSeconds: number;
   catchupMax: number;
   nextRunAt: Date;

@@ -1,11 +1,14 @@
 /**
- * The queue catalog. Queue names are stored in the database, so they are constants here, once,
- * with a payload type per queue. Producers send through `sendJob`/`insertJobs`, which only accept a
- * payload of the queue's type. Queue *options* (retries, expiry, policy) live with each worker in
- * src/workers/<queue>.ts.
+ * The queue catalog. Queue names and options are stored in the database, so they are declared
+ * here, once, with a payload type per queue (schemas in src/queue/payloads.ts). Producers send
+ * through `sendJob`/`insertJobs`, which only accept a payload of the queue's type. How a queue is
+ * *consumed* (batch size, concurrency, handler) lives with its worker in src/workers/<queue>.ts.
  */
 import { createHash } from 'node:crypto';
-import type { PgBoss, SendOptions, JobInsert } from 'pg-boss';
+import type { PgBoss, Queue, SendOptions, JobInsert } from 'pg-boss';
+import type { DispatchPayload, EventsJobPayload, HealthPayload, NotifyPayload, PollPayload } from './payloads.ts';
+
+export { EVENTS, type EventName, type EventPayload } from './payloads.ts';
 
 export const BOSS_SCHEMA = 'flowwarden_queue';
 
@@ -20,37 +23,87 @@ export const QUEUES = {
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-export interface QueuePayloads {
-  /** attemptOffset: a dispatch re-sent after a long 429 Retry-After continues the attempt count. */
-  'fw.dispatch': { runId: string; attemptOffset?: number };
-  /** deferred: times this poll was re-sent after a long 429 Retry-After. */
-  'fw.poll': { runId: string; polls: number; deferred?: number };
-  /** run.failed/task.failed/sweep: evaluate rules (or enforce a held flow); disabled/reactivated: run connector GuardActions for an operator's change. */
-  'fw.health': { flowId: string; reason: 'run.failed' | 'task.failed' | 'sweep' | 'disabled' | 'reactivated' };
-  /** Deliver a channel's undelivered messages and pending events (src/workers/notify.ts). */
-  'fw.notify': { channelId: string };
-  'fw.events': EventPayload;
+/** Each queue's options (retries, expiry, retention), written by ensureQueues. */
+export const QUEUE_OPTIONS: Record<QueueName, Omit<Queue, 'name'>> = {
+  'fw.dispatch': {
+    retryLimit: 5,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    expireInSeconds: 3600,
+    // The pool heartbeats in-flight jobs every 10 s; a job of a pod that died (SIGKILL, OOM) goes
+    // stale after 30 s and is failed for retry by pg-boss's supervisor, not after the 1 h expiry.
+    heartbeatSeconds: 30,
+    deleteAfterSeconds: 7 * 86400,
+    notify: true,
+  },
+  'fw.poll': {
+    retryLimit: 10,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    expireInSeconds: 300,
+    deleteAfterSeconds: 86400,
+    notify: true,
+  },
+  'fw.health': {
+    retryLimit: 3,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 60,
+    expireInSeconds: 300,
+    deleteAfterSeconds: 86400,
+    notify: true,
+  },
+  'fw.notify': {
+    // Backoff 2, 4, 8, ... s capped at 5 min: a webhook down for ~20 min before a message gives up.
+    retryLimit: 8,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    // Long enough for a many-chunk message under in-process 429 waits (each ≤ 60 s, at most 20 per
+    // message); longer rate limits re-queue the job instead of waiting.
+    expireInSeconds: 1800,
+    deleteAfterSeconds: 7 * 86400,
+  },
+  'fw.events': {
+    retryLimit: 5,
+    retryDelay: 1,
+    retryBackoff: true,
+    retryDelayMax: 60,
+    expireInSeconds: 300,
+    deleteAfterSeconds: 86400,
+    notify: true,
+  },
+};
+
+/**
+ * Create (or update) every queue with its options. Idempotent; safe from many pods at once.
+ * `jobRetentionSeconds` (FLOWWARDEN_JOB_RETENTION_SECONDS) replaces each queue's deleteAfterSeconds:
+ * how long pg-boss keeps a finished job before its maintenance deletes it.
+ */
+export async function ensureQueues(boss: PgBoss, options: { jobRetentionSeconds?: number } = {}): Promise<void> {
+  const existing = new Set((await boss.getQueues()).map((q) => q.name));
+  for (const [queue, own] of Object.entries(QUEUE_OPTIONS) as Array<[QueueName, Omit<Queue, 'name'>]>) {
+    const queueOptions = options.jobRetentionSeconds === undefined ? own : { ...own, deleteAfterSeconds: options.jobRetentionSeconds };
+    if (existing.has(queue)) {
+      await boss.updateQueue(queue, queueOptions);
+    } else {
+      await boss.createQueue(queue, queueOptions).catch(async (err: unknown) => {
+        // Another pod created it between our read and our create.
+        if (!(await boss.getQueue(queue))) throw err;
+      });
+    }
+  }
 }
 
-/** Events published with pg-boss pub/sub: a new consumer is one `subscribe`. */
-export const EVENTS = {
-  runCompleted: 'run.completed',
-  runFailed: 'run.failed',
-  runLate: 'run.late',
-  flowDisabled: 'flow.disabled',
-  flowReactivated: 'flow.reactivated',
-} as const;
-
-export type EventName = (typeof EVENTS)[keyof typeof EVENTS];
-
-export interface EventPayload {
-  event: EventName;
-  flowId: string;
-  flowName: string;
-  runId?: string;
-  message?: string;
-  at: string;
-  details?: Record<string, unknown>;
+/** The payload of each queue (schemas in src/queue/payloads.ts). */
+export interface QueuePayloads {
+  'fw.dispatch': DispatchPayload;
+  'fw.poll': PollPayload;
+  'fw.health': HealthPayload;
+  'fw.notify': NotifyPayload;
+  'fw.events': EventsJobPayload;
 }
 
 export function sendJob<Q extends QueueName>(

@@ -14,7 +14,8 @@ import { FAILURE_TYPES, type StateType } from './states.ts';
 import { countTransitions } from './observe.ts';
 
 /** What made a transition a failure for the guard: the run itself, or only a task result in it. */
-export type FailureCause = 'run.failed' | 'task.failed';
+import type { FailureCause } from '../queue/payloads.ts';
+export type { FailureCause };
 
 /** Hooks the guard installs (health trigger); kept as a seam so the core has no guard dependency. */
 export interface TransitionHooks {

@@ -1,21 +1,15 @@
 /**
- * Which fire times a claimed schedule materialises on this tick — pure, `now` injected, so tests
- * can walk through days, DST changes and outages in milliseconds.
- *
- * Fire times in (nextRunAt - ε, now + horizon] are candidates. Those older than `now - grace` were
- * *missed* (no pod ran when they came due); the catch-up policy decides what happens to them:
- *   skip   — dropped;
- *   latest — only the most recent missed fire runs (the default: "run once to catch up");
- *   all    — every missed fire within the catch-up window runs, the most recent `catchupMax`.
- * Fires within the grace period or ahead of now (up to the horizon) always run: they are on time.
- * The schedule's next_run_at then moves to the first fire after the horizon.
+ * Which fire times a claimed schedule materialises on this tick — pure, `now` injected. Fire times
+ * older than `now - grace` were missed, and the catch-up policy (skip, latest, all) decides what
+ * happens to them; the rest always run. Details: docs/architecture.md, "Scheduling".
  */
 import { fireTimesBetween, nextFireAfter, type ScheduleSpec } from './fire-times.ts';
+import type { CatchupMode } from '../schema/enums.ts';
 
 export interface PlanInput {
   spec: ScheduleSpec;
   nextRunAt: Date;
-  catchup: 'skip' | 'latest' | 'all';
+  catchup: CatchupMode;
   catchupWindowSeconds: number;
   catchupMax: number;
 }

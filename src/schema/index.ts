@@ -82,7 +82,7 @@ export const runs = fw.table(
     stateMessage: text('state_message'),
     parameters: jsonb('parameters').notNull().default(sql`'{}'::jsonb`),
     idempotencyKey: text('idempotency_key'),
-    /** 'schedule' | 'manual' | 'api' | 'watch' */
+    /** A RunOrigin (./enums.ts). */
     origin: text('origin').notNull().default('schedule'),
     /** pg-boss retryCount of the dispatch attempt that owns the run (see docs/state-machine.md). */
     dispatchAttempt: integer('dispatch_attempt'),
@@ -165,7 +165,7 @@ export const disabledFlows = fw.table(
     flowId: uuid('flow_id').references(() => flows.id, { onDelete: 'set null' }),
     flowName: text('flow_name').notNull(),
     reason: text('reason').notNull(),
-    /** 'consecutive_failures' | 'critical_task' | 'manual' */
+    /** A GuardRule (./enums.ts). */
     rule: text('rule').notNull(),
     /** e.g. { runIds: [...], task: '...', message: '...' } */
     evidence: jsonb('evidence').notNull().default(sql`'{}'::jsonb`),
@@ -187,7 +187,7 @@ export const disabledFlows = fw.table(
 export const notificationChannels = fw.table('notification_channels', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),
-  /** 'discord' | 'slack' | 'webhook' | 'console' */
+  /** A StoredChannelKind (./enums.ts). */
   kind: text('kind').notNull(),
   /** A secret: never logged or returned by the API. */
   url: text('url'),
@@ -236,7 +236,7 @@ export const notificationMessages = fw.table(
     chunks: jsonb('chunks').notNull(),
     chunksTotal: integer('chunks_total').notNull(),
     chunksDelivered: integer('chunks_delivered').notNull().default(0),
-    /** 'pending' | 'delivered' | 'failed' */
+    /** A MessageStatus (./enums.ts). */
     status: text('status').notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
     lastError: text('last_error'),

@@ -19,6 +19,7 @@
 import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
+import { DispatchPayload as Payload } from '../queue/payloads.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { claimScheduledRuns, getRun, type RunRow } from '../queries/runs.ts';
@@ -34,13 +35,8 @@ import { RateLimitedError, errorMessage, isPermanent, resendAfterRateLimit } fro
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
-import { HandedBackError, type PoolJob } from './pool.ts';
+import { HandedBackError, type PoolJob } from '../queue/pool.ts';
 
-const Payload = z.object({
-  runId: z.string().uuid(),
-  /** Set on a dispatch re-sent after a long 429 Retry-After: attempts continue from here. */
-  attemptOffset: z.number().int().min(0).optional(),
-});
 
 /**
  * The id of the dispatch re-sent after a long 429 Retry-After, for the attempt it continues with.
@@ -377,18 +373,6 @@ async function deferForRateLimit(
 
 export const dispatchWorker: WorkerDefinition<typeof Payload> = {
   queue: QUEUES.dispatch,
-  queueOptions: {
-    retryLimit: 5,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    expireInSeconds: 3600,
-    // The pool heartbeats in-flight jobs every 10 s; a job of a pod that died (SIGKILL, OOM) goes
-    // stale after 30 s and is failed for retry by pg-boss's supervisor, not after the 1 h expiry.
-    heartbeatSeconds: 30,
-    deleteAfterSeconds: 7 * 86400,
-    notify: true,
-  },
   workOptions: (config) => ({
     includeMetadata: true,
     localConcurrency: config.concurrency,

@@ -1,21 +1,12 @@
 /**
- * events — fan every published event (run.failed, run.late, flow.disabled, ...) into
- * notification_events, one row per subscribed channel, and send each channel's notify job,
- * debounced per channel (src/notify/operations.ts enqueueNotify): a burst of events becomes one
- * notify job per channel, which posts one digest.
- *
- * Exactly once: the job is completed inside the same transaction as the inserts (pg-boss
- * `complete` with `db`, fenced to this attempt). A second delivery of the same job (the first
- * attempt's pod died after commit, or its claim lapsed) finds the job no longer active for it and
- * writes nothing.
- *
- * No channel at all configured: the console sink — each event is logged at warn (pretty under
- * `flowwarden dev`), so a fresh install shows what it would have posted. Channels configured but
- * none subscribed to this event: nothing happens.
+ * events — fan every published event into notification_events, one row per subscribed channel,
+ * and send each channel's debounced notify job. Exactly once: the job is completed in the same
+ * transaction as the inserts. With no channel configured, events go to the console sink (logged at
+ * warn). Details: docs/architecture.md, "Notifications".
  */
-import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
-import { EVENTS, QUEUES, type EventPayload } from '../queue/catalog.ts';
+import { QUEUES } from '../queue/catalog.ts';
+import { EventsJobPayload, type EventPayload } from '../queue/payloads.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import type { Logger } from '../log.ts';
@@ -23,17 +14,6 @@ import { countChannels, insertEvent, matchingChannels } from '../queries/notific
 import { enqueueNotify } from '../notify/operations.ts';
 import { eventText } from '../notify/render.ts';
 
-const Event = z.object({
-  event: z.enum(Object.values(EVENTS) as [string, ...string[]]),
-  flowId: z.string(),
-  flowName: z.string(),
-  runId: z.string().optional(),
-  message: z.string().optional(),
-  at: z.string(),
-  details: z.record(z.string(), z.unknown()).optional(),
-});
-/** One event, or a batch of them (publishEvents sends a batch as one job: a late sweep of 2,000 runs is one job). */
-const Payload = z.union([Event, z.object({ batch: z.array(Event).min(1) })]);
 
 export type FanInResult = { kind: 'channels'; channels: string[] } | { kind: 'console' } | { kind: 'duplicate' };
 
@@ -69,8 +49,8 @@ export async function fanIn(
   return { kind: 'channels', channels: channels.map((c) => c.name) };
 }
 
-async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
-  const events = ('batch' in job.data ? job.data.batch : [job.data]) as EventPayload[];
+async function handle(deps: WorkerDeps, job: JobWithMetadata<EventsJobPayload>, log: Logger): Promise<void> {
+  const events = 'batch' in job.data ? job.data.batch : [job.data];
   const results = await withTransaction(deps.pool, async (tx) => {
     // The job is settled once, with the first event; the rest of a batch rides in the same transaction.
     const first = await fanIn(deps, tx, events[0]!, log, job);
@@ -83,17 +63,8 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
   else log.debug({ events: events.length }, 'events fanned in');
 }
 
-export const eventsWorker: WorkerDefinition<typeof Payload> = {
+export const eventsWorker: WorkerDefinition<typeof EventsJobPayload> = {
   queue: QUEUES.events,
-  queueOptions: {
-    retryLimit: 5,
-    retryDelay: 1,
-    retryBackoff: true,
-    retryDelayMax: 60,
-    expireInSeconds: 300,
-    deleteAfterSeconds: 86400,
-    notify: true,
-  },
   // Batches: a late sweep publishes hundreds of events at once, and they should all be fanned in
   // within one debounce window so they become one digest. Each job settles in its own transaction,
   // so a failure in a batch only retries the jobs not yet fanned in.
@@ -105,6 +76,6 @@ export const eventsWorker: WorkerDefinition<typeof Payload> = {
     pollingIntervalSeconds: 0.5,
     notifyPollingIntervalSeconds: 0.5,
   }),
-  payload: Payload,
+  payload: EventsJobPayload,
   handle,
 };

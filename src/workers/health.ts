@@ -1,36 +1,20 @@
 /**
- * health — evaluate a flow's health rules, or act for a held flow.
- *
- * Payload { flowId, reason }:
- *   run.failed, task.failed, sweep
- *                     → the flow is not held: evaluate the rules (src/guard/health.ts) and disable
- *                       it if one fires, then run connector onDisable actions (task.failed: a
- *                       transition recorded a failed task result, whatever the run's own state);
- *                       the flow is held (sweep only): connector enforce actions (e.g. switch a
- *                       Prefect deployment's schedule back off);
- *   disabled          → an operator disabled it (CLI/API): connector onDisable actions;
- *   reactivated       → an operator reactivated it: connector onReactivate actions; a failed action
- *                       fails the job, which pg-boss retries with backoff (REACTIVATED_JOB_RETRY:
- *                       nothing else would switch the Prefect schedules back on).
- * Idempotent: evaluation locks the flow and re-checks; connector actions are idempotent by contract.
- * Dedup: failure jobs are debounced per flow (singletonKey = flowId), sweep jobs throttled per flow.
- * Errors: rethrown → pg-boss retries with backoff (a few times: the next failure or sweep re-asks).
+ * health — evaluate a flow's health rules, or act for a held flow. By payload reason: a failure or
+ * a sweep evaluates the rules and disables the flow if one fires (a held flow, on sweep: connector
+ * enforce actions); disabled/reactivated run the connectors' onDisable/onReactivate actions.
+ * Idempotent; errors are rethrown for pg-boss to retry. Details: docs/architecture.md, "Guard".
  */
-import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';
+import { HealthPayload } from '../queue/payloads.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { getFlowById, guardHistory } from '../queries/guard.ts';
 import { evaluateFlowHealth } from '../guard/health.ts';
 import { runDisableActions, runEnforceActions, runReactivateActions } from '../guard/operations.ts';
 import type { Logger } from '../log.ts';
 
-const Payload = z.object({
-  flowId: z.string().uuid(),
-  reason: z.enum(['run.failed', 'task.failed', 'sweep', 'disabled', 'reactivated']),
-});
 
-async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
+async function handle(deps: WorkerDeps, job: JobWithMetadata<HealthPayload>, log: Logger): Promise<void> {
   const { flowId, reason } = job.data;
   const flow = await getFlowById(deps.pool, flowId);
   if (!flow) {
@@ -62,17 +46,8 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
   log.debug({ flow: flow.name, action: outcome.action }, 'health evaluated');
 }
 
-export const healthWorker: WorkerDefinition<typeof Payload> = {
+export const healthWorker: WorkerDefinition<typeof HealthPayload> = {
   queue: QUEUES.health,
-  queueOptions: {
-    retryLimit: 3,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 60,
-    expireInSeconds: 300,
-    deleteAfterSeconds: 86400,
-    notify: true,
-  },
   workOptions: () => ({
     includeMetadata: true,
     localConcurrency: 2,
@@ -80,6 +55,6 @@ export const healthWorker: WorkerDefinition<typeof Payload> = {
     pollingIntervalSeconds: 1,
     notifyPollingIntervalSeconds: 1,
   }),
-  payload: Payload,
+  payload: HealthPayload,
   handle,
 };

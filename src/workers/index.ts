@@ -2,9 +2,9 @@
  * The worker registry: one array wires every queue. Adding a queue = one file in this folder and
  * one entry here.
  */
-import type { PgBoss } from 'pg-boss';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
-import { JobPool } from './pool.ts';
+import { JobPool } from '../queue/pool.ts';
+import { QUEUE_OPTIONS } from '../queue/catalog.ts';
 import type { Inflight } from '../util/inflight.ts';
 import { dispatchWorker } from './dispatch.ts';
 import { healthWorker } from './health.ts';
@@ -16,26 +16,6 @@ import { pollWorker } from './poll.ts';
 export const WORKERS: WorkerDefinition[] = [dispatchWorker as unknown as WorkerDefinition, healthWorker as unknown as WorkerDefinition,
   eventsWorker as unknown as WorkerDefinition, notifyWorker as unknown as WorkerDefinition,
   pollWorker as unknown as WorkerDefinition];
-
-/**
- * Create (or update) every queue with its options. Idempotent; safe from many pods at once.
- * `jobRetentionSeconds` (FLOWWARDEN_JOB_RETENTION_SECONDS) replaces each queue's deleteAfterSeconds:
- * how long pg-boss keeps a finished job before its maintenance deletes it.
- */
-export async function ensureQueues(boss: PgBoss, workers: WorkerDefinition[] = WORKERS, options: { jobRetentionSeconds?: number } = {}): Promise<void> {
-  const existing = new Set((await boss.getQueues()).map((q) => q.name));
-  for (const w of workers) {
-    const queueOptions = options.jobRetentionSeconds === undefined ? w.queueOptions : { ...w.queueOptions, deleteAfterSeconds: options.jobRetentionSeconds };
-    if (existing.has(w.queue)) {
-      await boss.updateQueue(w.queue, queueOptions);
-    } else {
-      await boss.createQueue(w.queue, queueOptions).catch(async (err: unknown) => {
-        // Another pod created it between our read and our create.
-        if (!(await boss.getQueue(w.queue))) throw err;
-      });
-    }
-  }
-}
 
 /** Subscribe each worker's handler; returns the pg-boss worker ids. `inflight` tracks handler calls for shutdown. */
 export async function startWorkers(deps: WorkerDeps, workers: WorkerDefinition[] = WORKERS, options: { inflight?: Inflight } = {}): Promise<string[]> {
@@ -60,6 +40,9 @@ export async function startWorkers(deps: WorkerDeps, workers: WorkerDefinition[]
   return ids;
 }
 
+/** The pool heartbeats a third of the queue's heartbeat window (none when the queue has none). */
+const heartbeatMs = (seconds: number | undefined): number => (seconds ? (seconds * 1000) / 3 : 0);
+
 /** Start a JobPool for every worker that asks for one (the dispatch queue). */
 export function startPools(deps: WorkerDeps, workers: WorkerDefinition[] = WORKERS, options: { inflight?: Inflight } = {}): JobPool[] {
   const pools: JobPool[] = [];
@@ -71,7 +54,7 @@ export function startPools(deps: WorkerDeps, workers: WorkerDefinition[] = WORKE
         queue: w.queue,
         capacity: deps.config.concurrency,
         pollIntervalMs: 500,
-        heartbeatMs: w.queueOptions.heartbeatSeconds ? (w.queueOptions.heartbeatSeconds * 1000) / 3 : 0,
+        heartbeatMs: heartbeatMs(QUEUE_OPTIONS[w.queue].heartbeatSeconds),
       },
       async (job) => {
         const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.data as object) });

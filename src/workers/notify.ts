@@ -1,35 +1,13 @@
 /**
- * notify — post a channel's notifications. Payload `{ channelId }`; jobs are debounced per channel
- * (src/notify/operations.ts enqueueNotify), so one job usually covers a whole burst.
- *
- * One job, under a per-channel lock:
- *   1. resume the channel's undelivered messages (status pending), oldest first — a previous
- *      attempt died or failed transiently part-way; it continues at the first undelivered chunk;
- *   2. take every pending event of the channel (FOR UPDATE SKIP LOCKED), render them into messages
- *      (producer messages verbatim; other events as one text or one digest), chunk each to the
- *      channel's limit and store them with their events linked — one transaction;
- *   3. deliver those (src/notify/deliver.ts), and repeat 2–3 while events keep arriving (bounded).
- *
- * The lock is a session advisory lock on a connection this job holds (so it goes away with a dead
- * pod's connection; under FLOWWARDEN_POOL_MODE=transaction a transaction-scoped one in a transaction
- * held open for the delivery): two jobs for one channel never post at the same time, which keeps chunks in
- * order and makes "never re-sent" hold under concurrency. A job that finds the lock taken re-sends
- * the debounced job and returns (the holder may already be past its last take).
- *
- * Rate limits: a 429 asking to wait longer than deliverMessage waits in-process stops the channel's
- * delivery; the job re-queues itself (a new notify job, startAfter = the peer's retry_after,
- * computed by Postgres) and completes. No attempt is spent and the delivered-chunk progress is kept,
- * so the new job resumes at the first undelivered chunk. (A debounced job for new events may run
- * earlier: it asks the peer once, and defers again if the limit still holds.)
- *
- * Errors: a transient delivery failure is rethrown (pg-boss retries with backoff; the retry resumes
- * at step 1). Permanent rejections fail only that message. A deleted or disabled channel: nothing
- * to do.
+ * notify — post a channel's notifications. Payload `{ channelId }`, debounced per channel. Under a
+ * per-channel lock: resume undelivered messages, take and render pending events into chunked
+ * messages, deliver them; repeat while events keep arriving. A long 429 re-queues the job without
+ * spending an attempt. Details: docs/architecture.md, "Notifications".
  */
-import { z } from 'zod';
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type pg from 'pg';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
+import { NotifyPayload } from '../queue/payloads.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import { registerSecrets, type Logger } from '../log.ts';
@@ -47,7 +25,6 @@ import {
   type ChannelRow,
 } from '../queries/notifications.ts';
 
-const Payload = z.object({ channelId: z.string().uuid() });
 
 /** First key of the two-int advisory lock: "notify" locks never collide with other lock users. */
 export const NOTIFY_LOCK_CLASS = 0x6e6f7466; // 'notf'
@@ -179,19 +156,8 @@ export async function handleNotify(deps: WorkerDeps, job: Pick<JobWithMetadata<{
   }
 }
 
-export const notifyWorker: WorkerDefinition<typeof Payload> = {
+export const notifyWorker: WorkerDefinition<typeof NotifyPayload> = {
   queue: QUEUES.notify,
-  queueOptions: {
-    // Backoff 2, 4, 8, ... s capped at 5 min: a webhook down for ~20 min before a message gives up.
-    retryLimit: 8,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    // Long enough for a many-chunk message under in-process 429 waits (each ≤ 60 s, at most 20 per
-    // message); longer rate limits re-queue the job instead of waiting.
-    expireInSeconds: 1800,
-    deleteAfterSeconds: 7 * 86400,
-  },
   workOptions: (config) => ({
     includeMetadata: true,
     localConcurrency: Math.min(config.concurrency, 4),
@@ -199,6 +165,6 @@ export const notifyWorker: WorkerDefinition<typeof Payload> = {
     pollingIntervalSeconds: 0.5,
     notifyPollingIntervalSeconds: 0.5,
   }),
-  payload: Payload,
+  payload: NotifyPayload,
   handle: handleNotify,
 };

@@ -16,18 +16,13 @@
 import { z } from 'zod';
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
+import { PollPayload as Payload } from '../queue/payloads.ts';
 import { bossDb, type Queryable } from '../db/client.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
 import { RateLimitedError, resendAfterRateLimit } from '../errors.ts';
 
-const Payload = z.object({
-  runId: z.string().uuid(),
-  polls: z.number().int().min(0),
-  /** How many times this poll was put off for a long 429 Retry-After (0 or absent: never). */
-  deferred: z.number().int().min(0).optional(),
-});
 
 /** A stable UUID for (runId, polls, deferred): the dedup key of a poll job. */
 export function pollJobId(runId: string, polls: number, deferred = 0): string {
@@ -69,15 +64,6 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payl
 
 export const pollWorker: WorkerDefinition<typeof Payload> = {
   queue: QUEUES.poll,
-  queueOptions: {
-    retryLimit: 10,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    expireInSeconds: 300,
-    deleteAfterSeconds: 86400,
-    notify: true,
-  },
   workOptions: (config) => ({
     includeMetadata: true,
     localConcurrency: config.concurrency,

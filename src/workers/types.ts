@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { PgBoss, Queue, WorkOptions } from 'pg-boss';
+import type { PgBoss, WorkOptions } from 'pg-boss';
 import type { KyInstance } from 'ky';
 import type { z } from 'zod';
 import type { Config } from '../config.ts';
@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import type { HandlerRegistry } from '../targets/function.ts';
 import type { QueueName } from '../queue/catalog.ts';
 import type { GuardActionRegistry } from '../guard/actions.ts';
-import type { PoolJob } from './pool.ts';
+import type { PoolJob } from '../queue/pool.ts';
 import type { Metrics } from '../metrics.ts';
 
 /** What every worker handler gets: built once in src/app.ts. */
@@ -28,14 +28,13 @@ export interface WorkerDeps {
   stopping: AbortSignal;
 }
 
-/** One queue: its options, payload schema and a plain handler. Wired by src/workers/index.ts. */
+/** One queue's consumer (its options are in src/queue/catalog.ts): payload schema and a plain handler. Wired by src/workers/index.ts. */
 export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
   queue: QueueName;
-  queueOptions: Omit<Queue, 'name'>;
   workOptions: (config: Config) => WorkOptions & { includeMetadata: true };
   payload: S;
   /**
-   * 'pool': consumed by the capacity-driven JobPool (src/workers/pool.ts) instead of boss.work();
+   * 'pool': consumed by the capacity-driven JobPool (src/queue/pool.ts) instead of boss.work();
    * for the hot dispatch queue, where throughput and no head-of-line blocking matter.
    */
   consumer?: 'work' | 'pool';

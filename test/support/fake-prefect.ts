@@ -63,7 +63,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { FLOW_RUN_SORTS, PREFECT_STATE_TYPES, TASK_RUN_SORTS } from '../../src/targets/prefect-client.ts';
+import { FLOW_RUN_SORTS, PREFECT_STATE_TYPES, TASK_RUN_SORTS } from '../../src/prefect/client/index.ts';
 
 export type FakeStateType =
   | 'SCHEDULED'

@@ -13,6 +13,7 @@ import { html, seg, stateBadge, table, when, whenZoned, localTime, type Markup }
 import { runsChart, runStripSvg } from './charts.ts';
 import type { TableSize } from '../../queries/retention.ts';
 import { formatBytes } from '../../cli/status.ts';
+import { RUN_ORIGINS } from '../../schema/enums.ts';
 
 export function loginPage(error?: string): Markup {
   return html`<div class="login">
@@ -234,7 +235,8 @@ export function queuesPage(queues: QueueDepth[], now: Date): Markup {
 export const RUN_RANGES = { '15m': 15 * 60, '1h': 3600, '6h': 6 * 3600, '24h': 24 * 3600, '7d': 7 * 24 * 3600, all: 0 } as const;
 export type RunRange = keyof typeof RUN_RANGES;
 export const RUN_STATE_FILTERS = ['SCHEDULED', 'LATE', 'PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED'] as const;
-export const RUN_ORIGINS = ['schedule', 'manual', 'api', 'watch'] as const;
+/** Re-exported for the runs page's query validation (src/api/routes/admin.ts). */
+export { RUN_ORIGINS };
 
 /** The runs page's filters as the query string carries them (already validated). */
 export interface RunsFilterView {

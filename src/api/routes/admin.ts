@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { ApiContext } from '../server.ts';
+import type { ApiContext } from '../context.ts';
 import { ADMIN_JS, html, layout, type LayoutOptions, type Markup } from '../admin/html.ts';
 import { flowPage, flowsPage, loginPage, overviewPage, queuesPage, runPage, runsPage, RUN_ORIGINS, RUN_RANGES, RUN_STATE_FILTERS, type RunRange, type RunsFilterView } from '../admin/pages.ts';
 import { cookieHeader, createSession, csrfOk, LoginThrottle, revokeSession, sessionOf, type Session } from '../admin/session.ts';
@@ -30,7 +30,7 @@ import { queueDepth } from '../../queries/inspect.ts';
 import { tableSizes } from '../../queries/retention.ts';
 import { retentionRows } from '../../cli/status.ts';
 import { NAME_RE } from '../../flows/spec.ts';
-import { UserInputError, errorMessage } from '../../errors.ts';
+import { UserInputError } from '../../errors.ts';
 
 /** Flows per admin flows page; a "more…" link continues after the last one. */
 const ADMIN_FLOWS_PAGE = 500;
@@ -243,7 +243,7 @@ export function adminRoutes(ctx: ApiContext) {
         await withTransaction(ctx.pool, (tx) => reactivateFlowTx(ctx.boss, tx, req.params.name, { by: `${by.data} (admin page)` }));
       } catch (err) {
         if (err instanceof UserInputError) return renderFlow(reply, session, req.params.name, 409, { kind: 'bad', text: err.message });
-        ctx.log.error({ err: errorMessage(err), flow: req.params.name }, 'admin reactivate failed');
+        ctx.log.error({ err, flow: req.params.name }, 'admin reactivate failed');
         throw err;
       }
       return reply.redirect(`/admin/flows/${encodeURIComponent(req.params.name)}?done=reactivated`, 303);

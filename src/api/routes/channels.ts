@@ -3,7 +3,7 @@
  * replace, remove. Uses the notify module's operations; nothing returned here contains a URL.
  */
 import type { FastifyInstance } from 'fastify';
-import type { ApiContext } from '../server.ts';
+import type { ApiContext } from '../context.ts';
 import { readDb } from '../reads.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { pageByName } from '../validate.ts';

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { ApiContext } from '../server.ts';
+import type { ApiContext } from '../context.ts';
 import { readDb } from '../reads.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { decodeCursor, pageByName, pageOf } from '../validate.ts';

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ApiContext } from '../server.ts';
+import type { ApiContext } from '../context.ts';
 import { appliedMigrationCount, shippedMigrationCount } from '../../db/migrate.ts';
 import { expectedBossSchemaVersion, installedBossSchemaVersion } from '../../queries/inspect.ts';
 import { errorMessage } from '../../errors.ts';

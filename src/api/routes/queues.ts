@@ -1,7 +1,7 @@
 /** GET /api/queues (read scope): live per-queue job counts from flowwarden.v_queue_depth, a page by queue name. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { ApiContext } from '../server.ts';
+import type { ApiContext } from '../context.ts';
 import { readDb } from '../reads.ts';
 import { route, type ApiDocs } from '../openapi.ts';
 import { queueDepth, queueJson } from '../../queries/inspect.ts';

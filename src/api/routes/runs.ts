@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { ApiContext } from '../server.ts';
+import type { ApiContext } from '../context.ts';
 import { readDb } from '../reads.ts';
 import { reportTokenValid } from '../../security/keys.ts';
 import { route, type ApiDocs } from '../openapi.ts';

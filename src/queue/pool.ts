@@ -1,33 +1,8 @@
 /**
- * A capacity-driven consumer for the hot dispatch queue, built on pg-boss's public fetch /
- * complete / fail API.
- *
- * Why not `boss.work()`: its workers sleep a poll interval after every batch unless the batch came
- * back full, and a batch is only as fast as its slowest job. Dispatch needs both "fetch again the
- * moment a slot frees" (throughput) and "one long handler never holds up the others" (no
- * head-of-line blocking). So this pool runs up to `capacity` handlers at once, fetches as many jobs
- * as there are free slots, and completes finished jobs in batches (one statement per flush).
- *
- * Slots: a job holds one of the `capacity` slots from the moment its handler starts until the
- * handler calls `release()` (dispatch does once its target returns) or settles. The writes after
- * the target (outcome, job completion) do not hold a slot, so they overlap the next runs' claims;
- * `maxHeld` bounds how many jobs may be settling at once.
- *
- * Prefetch: while handlers are short (their recent average slot time is under `prefetchBelowMs`),
- * the pool fetches up to `capacity` more jobs than it has free slots, so the next batch is already
- * here when slots free and a fetch round trip is not on every batch's path. A prefetched job has
- * not started: its run is untouched (still SCHEDULED) until a slot frees. One long handler turns
- * prefetching off at once (several short ones turn it back on), so at most `capacity` jobs ever wait
- * behind long handlers.
- *
- * Wake-ups: `wake()` (the exact-time Waker, LISTEN/NOTIFY on new dispatch jobs, a freed slot) or
- * the poll interval as the correctness floor. Failures go through `boss.fail`, so pg-boss applies
- * the queue's retry/backoff policy; expiry still belongs to pg-boss's supervisor, and the job's
- * signal is aborted when its expireInSeconds passes.
- *
- * Drain (`stop(deadline)`): stop fetching, hand back prefetched jobs that never started, let
- * running jobs finish until the deadline, then abort the rest and hand them back with `fail` so
- * another pod retries them at once instead of waiting for expiry.
+ * A capacity-driven consumer for the hot dispatch queue, built on pg-boss's public fetch / complete /
+ * fail API: up to `capacity` handlers at once, a fetch the moment a slot frees, no head-of-line
+ * blocking, completions flushed in batches. Slots, prefetch, wake-ups and drain are described in
+ * docs/architecture.md, "Queue".
  */
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';
