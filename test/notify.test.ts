@@ -572,9 +572,11 @@ describe('end to end', () => {
         return rows[0]!.pending === 0 && rows[0]!.undelivered === 0 && (rows[0] as unknown as { total: number }).total === 50;
       };
       await waitFor(folded, { what: 'all 50 events delivered', timeoutMs: 20_000 });
-      assert.ok(discord.received.length >= 1 && discord.received.length <= 3, `expected a digest or two, got ${discord.received.length} posts`);
-      const all = discord.received.map((r) => (r.body as { content: string }).content).join('\n');
-      assert.match(all, /events for ops:/);
+      // How many digests depends on how many debounce windows the fan-in spans (one or two on an idle
+      // machine, more on a loaded one); what holds every time: the burst is folded into digests.
+      const posts = discord.received.map((r) => (r.body as { content: string }).content);
+      assert.ok(posts.length >= 1 && posts.length < 26, `50 events in 26 jobs fold into fewer posts than jobs, got ${posts.length}`);
+      assert.match(posts.join('\n'), /\d+ events for ops:/);
     } finally {
       await e2e.close();
     }
