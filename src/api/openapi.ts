@@ -174,7 +174,7 @@ export function route<P extends AnyObject | undefined = undefined, Q extends Any
   spec: RouteSpec<P, Q, B>,
   handler: (input: RouteInput<P, Q, B>) => Promise<unknown>,
 ): void {
-  docs.record(spec.method, `${app.prefix}${spec.url}`, spec as unknown as Documented['spec']);
+  docs.record(spec.method, `${app.prefix}${spec.url}`, spec);
   app.route({
     method: spec.method,
     url: spec.url,

@@ -33,7 +33,7 @@ const DAYNAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
 function expandNumber(s: string, min: number, max: number, field: string): number {
   if (s.startsWith('-')) throw new UserInputError(`${field} '${s}': negative numbers are not supported`);
-  let i = /^\d+$/.test(s) ? Number(s) : DAYNAMES.indexOf(s.slice(0, 3).toLowerCase());
+  const i = /^\d+$/.test(s) ? Number(s) : DAYNAMES.indexOf(s.slice(0, 3).toLowerCase());
   if (i < 0) throw new UserInputError(`${field}: '${s}' is not a number or a weekday name`);
   if (i > min + max - 1) throw new UserInputError(`${field}: ${i} is above ${min + max - 1}`);
   if (i < min) throw new UserInputError(`${field}: ${i} is below ${min}`);
@@ -62,8 +62,8 @@ export function expandCeleryField(spec: string, max: number, min: number, field:
     if (!part) throw new UserInputError(`${field} '${spec}': empty part`);
     let m: RegExpExecArray | null;
     let values: number[];
-    if ((m = /^(\w+?)-(\w+)\/(\w+)?/.exec(part))) values = step(expandRange(m[1]!, m[2]!, min, max, field), m[3], field);
-    else if ((m = /^(\w+?)-(\w+)/.exec(part))) values = expandRange(m[1]!, m[2]!, min, max, field);
+    if ((m = /^(\w+?)-(\w+)\/(\w+)?/.exec(part))) values = step(expandRange(m[1]!, m[2], min, max, field), m[3], field);
+    else if ((m = /^(\w+?)-(\w+)/.exec(part))) values = expandRange(m[1]!, m[2], min, max, field);
     else if ((m = /^\*\/(\w+)?/.exec(part))) values = step(expandRange(String(min), String(min + max - 1), min, max, field), m[1], field);
     else if (part === '*') values = expandRange(String(min), String(min + max - 1), min, max, field);
     else values = [expandNumber(part, min, max, field)];

@@ -103,11 +103,13 @@ export async function verifyOurServer(port: number, dbDir: string): Promise<void
       throw new Error(
         `port ${port} (FLOWWARDEN_EMBEDDED_PORT) is held by a Postgres server that is not flowwarden's embedded one for ${dbDir} ` +
           `(${(err as Error).message}); stop it, or set FLOWWARDEN_EMBEDDED_PORT to a free port, or DATABASE_URL to use that server`,
+        { cause: err },
       );
     }
     throw new Error(
       `cannot connect to Postgres at 127.0.0.1:${port} (${/timeout/i.test((err as Error).message) ? `no answer, timeout ${CONNECT_TIMEOUT_MS / 1000} s` : (err as Error).message}): ` +
         `the port (FLOWWARDEN_EMBEDDED_PORT) is held by something that is not a Postgres server; stop it or set FLOWWARDEN_EMBEDDED_PORT to a free port`,
+      { cause: err },
     );
   } finally {
     await client.end().catch(() => {});
@@ -185,7 +187,7 @@ export async function ensureEmbeddedPostgres(options: {
 }): Promise<EmbeddedHandle> {
   const database = options.database ?? EMBEDDED_DATABASE;
   const url = embeddedUrl(options.port, database);
-  const notOwned: EmbeddedHandle = { url, owned: false, stop: async () => {}, release: async () => ({ action: 'not-owned' }) };
+  const notOwned: EmbeddedHandle = { url, owned: false, stop: async () => {}, release: () => Promise.resolve({ action: 'not-owned' }) };
   if (await canConnect(options.port)) {
     await verifyOurServer(options.port, path.join(options.dataDir, 'pg'));
     return notOwned;
@@ -233,7 +235,7 @@ export async function ensureEmbeddedPostgres(options: {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`could not start embedded Postgres in ${dbDir} on port ${options.port}: ${String(err)}`);
+    throw new Error(`could not start embedded Postgres in ${dbDir} on port ${options.port}: ${String(err)}`, { cause: err });
   }
   const client = server.getPgClient();
   await client.connect();

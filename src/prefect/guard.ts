@@ -26,7 +26,7 @@ import type { PgBoss } from 'pg-boss';
 import type { GuardActions } from '../guard/actions.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import type { Logger } from '../log.ts';
-import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
+import type { PrefectTargetSpec } from '../targets/spec.ts';
 import type { PrefectDeployment, PrefectFlowRun } from '../targets/prefect-client.ts';
 import { listScheduleHolds, recordScheduleHold, releaseScheduleHold } from '../queries/prefect.ts';
 import { getRun } from '../queries/runs.ts';
@@ -43,7 +43,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
   const client = connector.client;
 
   function prefectTarget(flow: FlowRow): PrefectTargetSpec | undefined {
-    const target = flow.target as TargetSpec;
+    const target = flow.target;
     return target.type === 'prefect' ? target : undefined;
   }
 
