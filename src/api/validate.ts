@@ -1,15 +1,7 @@
 /**
- * Input validation and cursor pagination shared by every API route.
- *
- * Validation: zod schemas at the edge; a failure is a UserInputError (400) whose message names
- * every bad field ("query.limit: ..."). The same schemas feed the OpenAPI document (openapi.ts).
- *
- * Pagination: every list answers `{ items, nextCursor }`. The cursor is opaque to clients:
- * base64url of a JSON array holding the sort key of the last item returned (e.g. `[name]` for
- * flows, `[scheduledFor, id]` for runs). Lists fetch `limit + 1` rows to know whether another
- * page exists, so `nextCursor` is null exactly on the last page. A cursor only ever narrows a
- * keyset predicate (`(key) > (cursor)`), so a stale or foreign cursor can skip rows but never
- * leaks anything or fails open; a malformed one is a 400.
+ * Input validation and cursor pagination shared by every API route: zod at the edge (a failure is
+ * a 400 naming every bad field); lists answer `{ items, nextCursor }` with an opaque keyset cursor.
+ * Why the cursor is safe: docs/architecture.md ("API: validation and pagination").
  */
 import { z } from 'zod';
 import { UserInputError } from '../errors.ts';

@@ -1,15 +1,8 @@
 /**
  * Celery's crontab, read the way Celery reads it (celery/schedules.py 5.2: crontab_parser,
- * crontab.remaining_delta), and written as a flowwarden cron expression.
- *
- * - Fields expand to value sets exactly like crontab_parser: `*`, `*​/n`, `a-b`, `a-b/n` (ranges may
- *   wrap: `5-2`), lists; weekday names (`mon`, `monday`: the first three letters) in any field; no
- *   `a/n`, no month names, no `L`/`#`.
- * - Day of week: 0-6, Sunday = 0 (7 is an error in Celery, unlike cron).
- * - A day fires when month AND day-of-month AND day-of-week all match. Cron (and flowwarden) fire
- *   when day-of-month OR day-of-week matches if both are restricted, so that case is translated only
- *   when it means "the n-th weekday of the month" (days 1-7 / 8-14 / 15-21 / 22-28 and one weekday:
- *   `d#n`); anything else is reported as not expressible.
+ * crontab.remaining_delta), and written as a flowwarden cron expression. Where Celery and cron
+ * differ (day-of-week 0-6 only, month AND day-of-month AND day-of-week): docs/architecture.md
+ * ("Celery Beat: crontab").
  */
 import { UserInputError } from '../errors.ts';
 

@@ -1,18 +1,8 @@
 /**
  * Zero-setup Postgres: without DATABASE_URL every command uses one embedded server whose data lives
- * in `<dataDir>/pg` and survives restarts.
- *
- * Sharing: the first command that finds no server starts one and records it in Postgres's own
- * `postmaster.pid`; later commands (another terminal's `runs list`, a second `start`) see a live
- * server on the configured port and just connect. A process only stops a server it started itself,
- * and only when nobody else uses it: `release()` first counts the client sessions of other
- * processes (pg_stat_activity), and while there are any it leaves the server running for them and
- * detaches it from this process (it keeps running after we exit; nothing stops it later on its own:
- * the next command that finds it running just uses it). Two commands racing to start it are
- * serialised by Postgres's postmaster.pid lock: the loser finds the winner's server and connects to it.
- *
- * As root, Postgres runs as the `postgres` user (created if missing), so the data folder and the
- * binaries must be reachable by that user: keep dataDir on a world-traversable path.
+ * in `<dataDir>/pg` and survives restarts. Commands share it (postmaster.pid); a process stops only
+ * a server it started and nobody else uses. As root, Postgres runs as `postgres`, so keep dataDir
+ * world-traversable. Design: docs/architecture.md ("Database: the embedded server").
  */
 import fs from 'node:fs';
 import net from 'node:net';
