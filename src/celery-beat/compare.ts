@@ -1,8 +1,17 @@
 /**
  * `flowwarden import celery-beat --compare`: the fires Beat would make against flowwarden's, per
- * task, over a window, and every difference with its reason. Beat's side is computed the way
- * Celery 5.2 / django-celery-beat 2.4 do it (checked against Celery in
- * test/system/celery-beat.test.ts); the rules: docs/architecture.md ("Celery Beat: compare").
+ * task, over a window, and every difference with its reason.
+ *
+ * Beat's side is computed the way Celery 5.2 / django-celery-beat 2.4 do it (checked against Celery
+ * itself in test/system/celery-beat.test.ts):
+ * - crontab (TzAwareCrontab): the next matching wall time after the last run's wall time, in the
+ *   crontab's timezone; due once the wall clock reaches it (remaining() subtracts naive wall times
+ *   in one zone). So a wall time in a spring-forward gap fires at the end of the gap, and after a
+ *   fall-back the repeated hour does not fire again. With DJANGO_CELERY_BEAT_TZ_AWARE=False the
+ *   crontab is read in CELERY_TIMEZONE instead of its own timezone.
+ * - interval: last run + period, in elapsed time.
+ * - clocked: once at clocked_time. one_off: the first fire only. Nothing before start_time; after
+ *   `expires` Beat's messages expire at once, so nothing runs.
  */
 import type { Queryable } from '../db/client.ts';
 import { fireTimesBetween, type ScheduleSpec } from '../scheduling/fire-times.ts';

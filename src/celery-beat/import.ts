@@ -1,9 +1,15 @@
 /**
- * Import django-celery-beat PeriodicTasks as flowwarden flows (docs/celery-beat.md): one task, one
- * flow with at most one schedule `beat` (clocked and one_off: one run, made once by an idempotency
- * key). `translateTask` is pure; `importCeleryBeat` diffs and writes in one transaction, so a
- * re-run with nothing changed writes nothing. Django wins on conflicts; the guard's hold stays
- * (docs/architecture.md, "Celery Beat: import").
+ * Import django-celery-beat PeriodicTasks as flowwarden flows (docs/celery-beat.md).
+ *
+ * One PeriodicTask becomes one flow (name: prefix + task name, made name-safe) with at most one
+ * schedule named `beat`, or, for clocked and one_off tasks, one run at the single fire time (an
+ * idempotency key makes it once). `translateTask` is pure; `importCeleryBeat` diffs against what
+ * flowwarden holds and writes in one transaction, so a re-run with nothing changed writes nothing.
+ *
+ * What wins: Django. A flow changed in flowwarden after its import (target, schedule, parameters)
+ * is overwritten on the next sync and reported as such. The guard's hold always stays: a flow the
+ * guard disabled keeps its schedule disabled (upsertFlowTx) until `flowwarden flows reactivate`.
+ * A task deleted in Django has its flow's schedule disabled (the flow and its runs are kept).
  */
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';

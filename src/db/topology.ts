@@ -1,8 +1,18 @@
 /**
- * Where a pod's connections go and how many it opens (docs/scaling.md): DATABASE_URL for every
- * read and write (PgBouncer transaction mode: no named statements, session locks or LISTEN),
- * FLOWWARDEN_DIRECT_URL for migrations and the dispatch LISTEN, FLOWWARDEN_READ_URL for a replica
- * with read-your-writes, FLOWWARDEN_MAX_CONNECTIONS split by `connectionBudget` as hard caps.
+ * Where a pod's connections go and how many it opens (docs/scaling.md).
+ *
+ * - DATABASE_URL: every read and write of the pod, directly or through PgBouncer. With
+ *   FLOWWARDEN_POOL_MODE=transaction (PgBouncer `pool_mode = transaction`) flowwarden sends no named
+ *   prepared statements, takes no session-level locks and never LISTENs on it.
+ * - FLOWWARDEN_DIRECT_URL: a session connection to the primary (bypassing PgBouncer), used for
+ *   migrations (they hold a session advisory lock) and for the dispatch LISTEN. Without it in
+ *   transaction mode, dispatch wake-ups fall back to polling (500 ms) and migrations refuse to run.
+ * - FLOWWARDEN_READ_URL: a streaming replica for the API's and admin page's reads and the CLI's list
+ *   commands. Writes always go to the primary; a client that wrote gets its reads from the primary
+ *   until the replica has replayed its write (read-your-writes, `ReadRouter`).
+ * - FLOWWARDEN_MAX_CONNECTIONS: the most connections one pod holds at once, all roles together;
+ *   `connectionBudget` splits it. pg.Pool's and pg-boss's `max` are hard caps, so the pod never
+ *   exceeds it, whatever the load.
  */
 import pg from 'pg';
 import type { Config } from '../config.ts';

@@ -102,7 +102,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
         cancelled += 1;
         await closeImported(fr.id, `Prefect flow run ${fr.id} (${fr.state_name ?? 'Scheduled'}, due ${fr.expected_start_time}) cancelled in Prefect by the guard: ${why}`);
       } catch (err) {
-        log.warn({ flowRunId: fr.id, err }, 'cannot cancel a past-due Prefect run; the next enforce pass tries again');
+        log.warn({ err, flowRunId: fr.id }, 'cannot cancel a past-due Prefect run; the next enforce pass tries again');
       }
     }
     if (cancelled) log.info({ deploymentId: deployment.id, cancelled }, 'past-due Prefect runs cancelled');

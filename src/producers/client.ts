@@ -3,9 +3,11 @@
  *
  *   const fw = await FlowwardenClient.connect({ connectionString: process.env.DATABASE_URL });
  *   await fw.triggerRun('nightly-etl', { date: '2026-11-22' }, { idempotencyKey: 'etl:2026-11-22' });
+ *   await fw.notify('ops', 'nightly export finished: 1.2M rows');
  *
- * Every method takes `{ db }`: a pg client inside the caller's open transaction, so the run and its
- * dispatch job commit or roll back with the caller's writes (without it, its own transaction).
+ * Every method takes `{ db }`: a pg client inside the caller's own open transaction. The run row
+ * and its dispatch job are then written in that transaction and commit or roll back with the
+ * caller's own writes. Without `db` the client opens (and commits) a transaction itself.
  */
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';

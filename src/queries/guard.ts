@@ -1,9 +1,13 @@
 /**
  * Run-guard queries: late marking, health-rule inputs, disable / enforce / reactivate writes.
- * Functions of (db, params); `db` may be the caller's transaction.
+ * Functions of (db, params); `db` may be the caller's transaction. Raw SQL where the builder cannot
+ * say it (SKIP LOCKED claims, set-based CTEs).
  *
- * Lock order (deadlock-free against the tick and dispatch): flow row FOR NO KEY UPDATE → runs
- * (SKIP LOCKED) → schedules. Why: docs/architecture.md ("Guard: lock order").
+ * Lock order (to stay deadlock-free against the scheduler tick and the dispatch worker):
+ *   flow row FOR NO KEY UPDATE → runs (SKIP LOCKED) → schedules.
+ * NO KEY UPDATE rather than UPDATE so inserting runs (FK → FOR KEY SHARE on the flow) never waits
+ * on the guard. Runs are taken with SKIP LOCKED: a run locked by a dispatch is being dispatched, and
+ * dispatch itself re-checks `flows.disabled_at` under its own lock.
  */
 import { orm } from '../db/drizzle.ts';
 
