@@ -139,9 +139,10 @@ export async function pgBossThroughput(n = N, concurrency = CONCURRENCY): Promis
       let done = 0;
       const t0 = performance.now();
       const finished = new Promise<void>((resolve) => {
-        void boss.work('noop', { batchSize: v.batchSize, localConcurrency: v.localConcurrency, pollingIntervalSeconds: 0.5, burstWhenBatchFull: v.burst }, async (jobs) => {
+        void boss.work('noop', { batchSize: v.batchSize, localConcurrency: v.localConcurrency, pollingIntervalSeconds: 0.5, burstWhenBatchFull: v.burst }, (jobs) => {
           done += jobs.length;
           if (done >= total) resolve();
+          return Promise.resolve(); // pg-boss's handler returns a promise; this one has nothing to wait for
         });
       });
       await finished;
@@ -321,7 +322,7 @@ export async function benchLatency(): Promise<BenchResult> {
     await withTransaction(app.pool, (tx) => upsertFlowTx(tx, { name: 'manual', target: { type: 'function', handler: 'stamp' } }));
     await app.start();
     log(`latency: ${FIRES} scheduled fires (every 1 s) and ${FIRES} manual triggers`);
-    await waitUntil(async () => starts.size >= FIRES + 3, 120_000, 100);
+    await waitUntil(() => starts.size >= FIRES + 3, 120_000, 100);
     const { rows } = await app.pool.query<{ id: string; scheduledFor: Date }>(
       `select r.id, r.scheduled_for as "scheduledFor" from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'lat' and r.state_type = 'COMPLETED' order by r.scheduled_for`,
     );
@@ -331,7 +332,7 @@ export async function benchLatency(): Promise<BenchResult> {
     for (let i = 0; i < FIRES; i++) {
       const t0 = Date.now();
       const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 'manual', {}));
-      await waitUntil(async () => starts.has(runId), 10_000, 1);
+      await waitUntil(() => starts.has(runId), 10_000, 1);
       manual.push(starts.get(runId)! - t0);
       await new Promise((r) => setTimeout(r, 50));
     }

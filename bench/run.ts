@@ -43,7 +43,7 @@ function renderDocs(): void {
   for (const r of results) {
     lines.push(`## ${r.title}`, '');
     lines.push(`Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, PostgreSQL ${r.machine.postgres} (${r.machine.postgresVia}); measured ${r.at}.`, '');
-    lines.push(`Settings: ${Object.entries(r.settings).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`, '');
+    lines.push(`Settings: ${Object.entries(r.settings).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ')}`, '');
     lines.push('| metric | flowwarden | peer | ratio | target | met |', '|---|---|---|---|---|---|');
     for (const row of r.rows) {
       lines.push(`| ${row.metric} | ${row.ours} | ${row.peer ?? ''} | ${row.ratio ?? ''} | ${row.target ?? ''} | ${row.met === undefined ? '' : row.met ? 'yes' : '**no**'} |`);

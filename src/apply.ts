@@ -1,14 +1,12 @@
 /**
- * `flowwarden apply -f FILE`: declarative flows and schedules, YAML or JSON, idempotent.
+ * `flowwarden apply -f FILE`: declarative flows and schedules, YAML or JSON, idempotent:
  *
  *   flows:
  *     - name: nightly-etl
  *       target: { type: http, url: https://etl.internal/run, mode: async }
- *       schedules:
- *         - { name: nightly, cron: "0 2 * * *", timezone: Europe/Berlin }
- *
- * The whole file is validated first and every problem is reported with its path; if anything is
- * wrong nothing is written. Then all flows are upserted in one transaction.
+ *       schedules: [{ name: nightly, cron: "0 2 * * *", timezone: Europe/Berlin }]
+ * The whole file is validated first (every problem with its path; nothing written if any), then
+ * all flows are upserted in one transaction.
  */
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';

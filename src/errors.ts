@@ -1,14 +1,8 @@
 /**
- * Error classification used across workers, targets and the CLI.
- *
- * - `PermanentError`: retrying cannot help (bad input, a 4xx from a peer, a validation failure).
- *   Workers fail the run/job at once.
- * - `RateLimitedError`: the peer asked us to wait (HTTP 429). Carries the wait in milliseconds.
- * - anything else is treated as transient: the worker rethrows and pg-boss retries with backoff.
- *
- * `UserInputError` is a PermanentError meant for humans (CLI, API): its message says what was
- * wrong, where, and how to fix it. `details` lists every problem when there are several.
- * `NotFoundError` and `ConflictError` are UserInputErrors the API maps to 404 and 409.
+ * Error classification used across workers, targets and the CLI: `PermanentError` (retrying cannot
+ * help: fail at once), `RateLimitedError` (a 429 with its wait), anything else transient (rethrown,
+ * pg-boss retries with backoff). `UserInputError` is a PermanentError for humans (what, where, how
+ * to fix); the API maps `NotFoundError` / `ConflictError` to 404 / 409.
  */
 export class PermanentError extends Error {
   override name = 'PermanentError';

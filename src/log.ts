@@ -118,7 +118,7 @@ export function createLogger(options: LogOptions = {}): Logger {
       transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname,app', translateTime: 'SYS:HH:MM:ss.l' } },
     });
   }
-  if (options.destination) return pino(base, options.destination as pino.DestinationStream);
+  if (options.destination) return pino(base, options.destination);
   return pino(base);
 }
 

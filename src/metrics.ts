@@ -1,18 +1,9 @@
 /**
- * Prometheus metrics (prom-client), one registry per app instance: never the global default
- * registry, so several apps in one process (tests, an embedding service) do not collide.
- *
- * Two kinds of numbers, documented in docs/operations.md:
- * - **per pod** (counters and histograms this process observed): runs created by its tick, fire lag
- *   and dispatch duration of the runs it dispatched, run transitions it committed (by new state
- *   type), notification deliveries/failures, runs it marked late. Sum them across pods.
- * - **cluster-wide** (gauges read from Postgres at scrape time): open runs by state, late runs,
- *   disabled flows, queue depth. Every pod reports the same value: aggregate with max(), not sum().
- *   Each comes from an indexed or small query; if the database does not answer within
- *   SCRAPE_QUERY_TIMEOUT_MS the gauges are dropped from that scrape and flowwarden_db_up is 0.
- *
- * Other components get this object as `deps.metrics` and call the small methods below; they never
- * touch prom-client directly.
+ * Prometheus metrics (prom-client), one registry per app instance (never the global one, so apps
+ * in one process do not collide). Per-pod counters/histograms (sum across pods) and cluster-wide
+ * gauges read from Postgres at scrape time (aggregate with max()), documented in
+ * docs/operations.md ("Metrics"). Components call the small methods of `deps.metrics`, never
+ * prom-client directly.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Queryable } from './db/client.ts';

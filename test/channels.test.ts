@@ -1,6 +1,7 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHttp } from '../src/http.ts';
+import { inspect } from 'node:util';
 import { PermanentError, RateLimitedError } from '../src/errors.ts';
 import {
   buildPayload,
@@ -33,7 +34,7 @@ async function postError(channel: Channel, payload: Parameters<typeof postChunk>
 /** The webhook URL (or its token path) must never appear in what an error shows or logs. */
 function assertNoSecret(err: Error, url: string): void {
   const u = new URL(url);
-  const shown = [err.message, String(err), err.stack ?? '', JSON.stringify(err), String((err as { cause?: unknown }).cause ?? '')];
+  const shown = [err.message, String(err), err.stack ?? '', JSON.stringify(err), inspect((err as { cause?: unknown }).cause ?? '')];
   for (const s of shown) {
     assert.ok(!s.includes(url), `URL leaked: ${s}`);
     assert.ok(!s.includes(u.pathname), `token path leaked: ${s}`);

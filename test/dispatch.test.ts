@@ -120,7 +120,7 @@ describe('dispatch', () => {
     await handle(await fetchJob(runId));
     const run = await getRun(app.pool, runId);
     assert.equal(run?.stateType, 'FAILED');
-    assert.match(run!.stateMessage!, /no handler 'does-not-exist' is registered/);
+    assert.match(run.stateMessage!, /no handler 'does-not-exist' is registered/);
   });
 
   test('a function run whose worker died mid-handler is CRASHED on redelivery, not re-run', async () => {
@@ -161,7 +161,7 @@ describe('dispatch', () => {
     await abortMidHandler(job, new Error('job expired after 3600s'));
     const run = await getRun(app.pool, runId);
     assert.equal(run?.stateType, 'CRASHED');
-    assert.match(run!.stateMessage!, /gave the run up before the handler finished \(job expiry\)/);
+    assert.match(run.stateMessage!, /gave the run up before the handler finished \(job expiry\)/);
   });
 
   test('http sync target: signed request, 2xx completes the run', async () => {
@@ -184,7 +184,7 @@ describe('dispatch', () => {
     await handle(await fetchJob(runId));
     const run = await getRun(app.pool, runId);
     assert.equal(run?.stateType, 'FAILED');
-    assert.match(run!.stateMessage!, /401/);
+    assert.match(run.stateMessage!, /401/);
   });
 
   test('http async target: 202 leaves the run RUNNING until the endpoint reports back', async () => {
@@ -229,7 +229,7 @@ describe('dispatch', () => {
     await handle({ ...job, retryCount: job.retryLimit }); // the last attempt
     const run = await getRun(app.pool, runB);
     assert.equal(run?.stateType, 'FAILED');
-    assert.match(run!.stateMessage!, /gave up after \d+ attempts/);
+    assert.match(run.stateMessage!, /gave up after \d+ attempts/);
   });
 
   test('overlap skip: a run is Skipped while the previous run of its schedule is RUNNING', async () => {
@@ -246,7 +246,7 @@ describe('dispatch', () => {
     const run = await getRun(app.pool, second!);
     assert.equal(run?.stateType, 'CANCELLED');
     assert.equal(run?.stateName, 'Skipped');
-    assert.match(run!.stateMessage!, /still RUNNING \(overlap: skip\)/);
+    assert.match(run.stateMessage!, /still RUNNING \(overlap: skip\)/);
   });
 
   test('pausing a schedule cancels the runs pre-created for fire times still ahead, not the due ones', async () => {

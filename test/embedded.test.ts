@@ -41,7 +41,7 @@ function startOwner(port: number): Owner {
     next: async () => {
       const { value, done } = await lines.next();
       if (done) throw new Error(`owner exited early (code ${await exited})`);
-      return JSON.parse(value as string) as Record<string, unknown>;
+      return JSON.parse(value) as Record<string, unknown>;
     },
   };
 }

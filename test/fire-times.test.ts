@@ -437,7 +437,7 @@ describe('agrees with a brute-force minute-by-minute oracle', () => {
       wallFormats.set(timeZone, f);
     }
     const p = Object.fromEntries(f.formatToParts(t).map((x) => [x.type, Number(x.value)]));
-    return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!);
+    return Date.UTC(p.year!, p.month! - 1, p.day, p.hour, p.minute);
   }
   function oracle(expr: string, timeZone: string, from: number, to: number): string[] {
     const parsed = CronExpressionParser.parse(expr, { tz: 'UTC' });

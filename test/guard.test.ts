@@ -28,9 +28,9 @@ before(async () => {
   await app.boss.subscribe(EVENTS.flowDisabled, DISABLED_QUEUE);
   app.deps.guardActions.register({
     name: 'fake-connector',
-    onDisable: async (flow: FlowRow, reason: string) => void actionCalls.push(`disable ${flow.name}: ${reason}`),
-    enforce: async (flow: FlowRow) => (actionCalls.push(`enforce ${flow.name}`), true),
-    onReactivate: async (flow: FlowRow, by: string) => void actionCalls.push(`reactivate ${flow.name} by ${by}`),
+    onDisable: (flow: FlowRow, reason: string) => Promise.resolve(void actionCalls.push(`disable ${flow.name}: ${reason}`)),
+    enforce: (flow: FlowRow) => Promise.resolve((actionCalls.push(`enforce ${flow.name}`), true)),
+    onReactivate: (flow: FlowRow, by: string) => Promise.resolve(void actionCalls.push(`reactivate ${flow.name} by ${by}`)),
   });
 });
 after(async () => {

@@ -8,7 +8,6 @@ import { evaluateFlowHealth, HEALTH_DEBOUNCE_SECONDS } from '../src/guard/health
 import { reactivateFlowTx } from '../src/guard/operations.ts';
 import { startWorkers } from '../src/workers/index.ts';
 import { healthWorker } from '../src/workers/health.ts';
-import type { WorkerDefinition } from '../src/workers/types.ts';
 import { BOSS_SCHEMA, EVENTS, QUEUES } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 import type { StateType } from '../src/runs/states.ts';
@@ -159,7 +158,7 @@ describe('health rules', () => {
 /** The health queue's worker, started once for the tests that need the whole path. */
 let healthWorkerStarted: Promise<unknown> | undefined;
 function startHealthWorker(): Promise<unknown> {
-  healthWorkerStarted ??= startWorkers(app.deps, [healthWorker as unknown as WorkerDefinition]);
+  healthWorkerStarted ??= startWorkers(app.deps, [healthWorker]);
   return healthWorkerStarted;
 }
 

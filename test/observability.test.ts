@@ -115,7 +115,7 @@ describe('GET /api/queues and flowwarden queues', () => {
   test('the API lists every queue for a read token and refuses without one', async () => {
     const res = await app.api!.inject({ url: '/api/queues', headers: auth(TEST_READ_TOKEN) });
     assert.equal(res.statusCode, 200, res.body);
-    const body = res.json() as { items: Array<{ queue: string; queued: number; active: number; failed: number; oldestReadyAgeSeconds: number }>; nextCursor: string | null };
+    const body = res.json<{ items: Array<{ queue: string; queued: number; active: number; failed: number; oldestReadyAgeSeconds: number }>; nextCursor: string | null }>();
     assert.equal(body.nextCursor, null, 'every queue fits the default page');
     const names = body.items.map((q) => q.queue);
     for (const q of Object.values(QUEUES)) assert.ok(names.includes(q), `${q} listed`);

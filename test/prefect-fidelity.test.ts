@@ -284,7 +284,7 @@ describe('7. bookkeeping never fails a completed run', () => {
     const w = wire(client);
     app.deps.extensions.set('prefect', w.connector);
     try {
-      const dep = capped.addDeployment({ flowName: 'fid-book', name: 'prod', runScript: [{ type: 'COMPLETED', message: 'All states completed.' }] });
+      capped.addDeployment({ flowName: 'fid-book', name: 'prod', runScript: [{ type: 'COMPLETED', message: 'All states completed.' }] });
       const f = await flow({ name: 'fid-book', target: { type: 'prefect', deployment: 'fid-book/prod' }, health: { criticalTasks: ['run_dbt'] } });
       const dispatchAndPoll = async () => {
         const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 'fid-book', {}));

@@ -298,7 +298,7 @@ describe('prefect target', () => {
     // The follow-up, delivered (without waiting the 120 s), reclaims the run as attempt 4.
     await dispatchWorker.handle(app.deps, {
       ...dispatchJob(runId, 0), id: again.id, data: { runId, attemptOffset: 3 }, retryLimit: again.retryLimit,
-    } as JobWithMetadata<{ runId: string }>, silentLogger);
+    }, silentLogger);
     assert.equal((await run(runId)).stateType, 'RUNNING');
     assert.equal(flowRunsOf(dep.id).length, 1);
     assert.equal((await run(runId)).dispatchAttempt, 3);
@@ -603,7 +603,7 @@ describe('prefect guard actions', () => {
     await flow({ name: 'guarded', target: { type: 'prefect', deployment: 'guarded/prod', watch: true } });
     const f = await requireFlow(app.pool, 'guarded');
     const actions = app.deps.guardActions.actions.find((a) => a.name === 'prefect');
-    assert.ok(actions?.onDisable && actions.enforce && actions.onReactivate);
+    assert.ok(typeof actions?.onDisable === 'function' && typeof actions.enforce === 'function' && typeof actions.onReactivate === 'function');
     const active = () => Object.fromEntries(dep.schedules.map((s) => [s.slug, s.active]));
 
     await actions.onDisable(f, 'three failures in a row');

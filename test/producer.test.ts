@@ -41,7 +41,7 @@ describe('producer client', () => {
 
   test("a rolled-back caller transaction leaves neither run nor job", async () => {
     const c = await app.pool.connect();
-    let runId = '';
+    let runId: string;
     try {
       await c.query('begin');
       await c.query(`insert into public.orders (note) values ('rolled back')`);

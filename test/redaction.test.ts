@@ -42,7 +42,6 @@ let pool: pg.Pool;
 let boss: PgBoss;
 let hang: Server;
 let webhook: Server;
-let webhookHits = 0;
 const webhookPaths: string[] = [];
 
 function listen(server: Server): Promise<number> {
@@ -55,7 +54,6 @@ before(async () => {
   boss = await startBoss({ connectionString: db.url, role: 'producer' });
   hang = createServer(() => {}); // never answers: the http target times out
   webhook = createServer((req, res) => {
-    webhookHits++;
     webhookPaths.push(req.url ?? '');
     req.resume();
     res.writeHead(500, { 'content-type': 'text/plain' }).end(`upstream broke while handling ${req.url}`);

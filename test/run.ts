@@ -19,7 +19,7 @@ import { migrateAll } from '../src/db/migrate.ts';
 import { startPostgres, withDatabase } from './support/server.ts';
 
 const server = await startPostgres();
-let code = 1;
+let code: number;
 try {
   const template = `fw_template_${process.pid}`;
   const admin = new pg.Client({ connectionString: server.adminUrl });

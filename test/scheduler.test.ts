@@ -1,6 +1,5 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { PgBoss } from 'pg-boss';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { Scheduler } from '../src/maintenance/tick.ts';
 import { createPool } from '../src/db/client.ts';

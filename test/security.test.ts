@@ -10,7 +10,6 @@ import { applyTransition } from '../src/runs/service.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { reactivateFlowTx } from '../src/guard/operations.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
-import type { JobWithMetadata } from 'pg-boss';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -50,7 +49,7 @@ async function dispatch(runId: string): Promise<void> {
     const mine = jobs.find((j) => j.data.runId === runId);
     for (const j of jobs) if (j !== mine) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
     if (mine) {
-      await dispatchWorker.handle(app.deps, { ...mine, signal: new AbortController().signal } as JobWithMetadata<{ runId: string }>, silentLogger);
+      await dispatchWorker.handle(app.deps, { ...mine, signal: new AbortController().signal }, silentLogger);
       return;
     }
   }

@@ -60,8 +60,8 @@ function startPod(db: TestDatabase, env: Record<string, string> = {}): Pod {
     out += d.toString();
     for (const l of listeners) l();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   // A child that could not be spawned emits 'error' and never 'exit': settle on either, or a test
   // awaiting the exit would wait on nothing at all.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve, reject) => {

@@ -1,15 +1,7 @@
 /**
- * Declared routes and the OpenAPI 3.1 document built from them.
- *
- * Every JSON route is declared once with `route(...)`: method, path, scope, zod schemas for
- * params/query/body and a response schema. The same declaration registers the fastify route (auth
- * as an onRequest hook, so an unauthorised request is refused before its body is even parsed; then
- * zod parsing, then the handler) and records it for the document, so the document cannot drift
- * from what is served. Schemas go through `z.toJSONSchema` (draft 2020-12, which OpenAPI 3.1 uses)
- * in input mode: the document describes what a client may send.
- *
- * Routes other modules register on the same instance without `route(...)` (metrics, queues, the
- * queue dashboard) are picked up by an onRoute hook and listed with their method and path only.
+ * Declared routes and the OpenAPI 3.1 document built from them: `route(...)` registers the fastify
+ * route (auth, zod parsing, handler) and records it for the document, so the document cannot drift
+ * from what is served. Details: docs/architecture.md ("API: declared routes").
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -174,7 +166,7 @@ export function route<P extends AnyObject | undefined = undefined, Q extends Any
   spec: RouteSpec<P, Q, B>,
   handler: (input: RouteInput<P, Q, B>) => Promise<unknown>,
 ): void {
-  docs.record(spec.method, `${app.prefix}${spec.url}`, spec as unknown as Documented['spec']);
+  docs.record(spec.method, `${app.prefix}${spec.url}`, spec);
   app.route({
     method: spec.method,
     url: spec.url,

@@ -47,7 +47,7 @@ export function installReadRouting(app: FastifyInstance, reads: ReadRouter): voi
   });
 }
 
-function cookieList(value: unknown): string[] {
+function cookieList(value: string | number | string[] | undefined): string[] {
   if (Array.isArray(value)) return value.map(String);
   return value === undefined ? [] : [String(value)];
 }

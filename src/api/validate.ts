@@ -1,15 +1,7 @@
 /**
- * Input validation and cursor pagination shared by every API route.
- *
- * Validation: zod schemas at the edge; a failure is a UserInputError (400) whose message names
- * every bad field ("query.limit: ..."). The same schemas feed the OpenAPI document (openapi.ts).
- *
- * Pagination: every list answers `{ items, nextCursor }`. The cursor is opaque to clients:
- * base64url of a JSON array holding the sort key of the last item returned (e.g. `[name]` for
- * flows, `[scheduledFor, id]` for runs). Lists fetch `limit + 1` rows to know whether another
- * page exists, so `nextCursor` is null exactly on the last page. A cursor only ever narrows a
- * keyset predicate (`(key) > (cursor)`), so a stale or foreign cursor can skip rows but never
- * leaks anything or fails open; a malformed one is a 400.
+ * Input validation and cursor pagination shared by every API route: zod at the edge (a failure is
+ * a 400 naming every bad field); lists answer `{ items, nextCursor }` with an opaque keyset cursor.
+ * Why the cursor is safe: docs/architecture.md ("API: validation and pagination").
  */
 import { z } from 'zod';
 import { UserInputError } from '../errors.ts';
@@ -88,11 +80,17 @@ export function decodeCursor<const T extends readonly ('string' | 'number')[]>(
   }
   if (!Array.isArray(value) || value.length !== types.length) throw bad();
   value.forEach((v, i) => {
-    if (typeof v !== types[i] || (typeof v === 'string' && (v.length > 1000 || /[\u0000-\u001f]/.test(v)))) throw bad();
+    if (typeof v !== types[i] || (typeof v === 'string' && (v.length > 1000 || hasControlChar(v)))) throw bad();
     // Number keys are ids: whole numbers Postgres' bigint holds (not 1.5, not 1e308).
     if (typeof v === 'number' && !Number.isSafeInteger(v)) throw bad();
   });
   return value as never;
+}
+
+/** C0 control characters (U+0000–U+001F): never part of a key a cursor was made from. */
+function hasControlChar(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true;
+  return false;
 }
 
 export function badCursor(): UserInputError {

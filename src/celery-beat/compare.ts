@@ -32,7 +32,7 @@ function offsetMs(tz: string, t: number): number {
     fmts.set(tz, f);
   }
   const p = Object.fromEntries(f.formatToParts(t).map((x) => [x.type, Number(x.value)]));
-  return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!) - Math.floor(t / 1000) * 1000;
+  return Date.UTC(p.year!, p.month! - 1, p.day, p.hour, p.minute, p.second) - Math.floor(t / 1000) * 1000;
 }
 /** Wall time as "local epoch" ms (the wall clock read as if it were UTC). */
 export const wallOf = (tz: string, t: number): number => t + offsetMs(tz, t);

@@ -1,15 +1,8 @@
 /**
  * Celery's crontab, read the way Celery reads it (celery/schedules.py 5.2: crontab_parser,
- * crontab.remaining_delta), and written as a flowwarden cron expression.
- *
- * - Fields expand to value sets exactly like crontab_parser: `*`, `*​/n`, `a-b`, `a-b/n` (ranges may
- *   wrap: `5-2`), lists; weekday names (`mon`, `monday`: the first three letters) in any field; no
- *   `a/n`, no month names, no `L`/`#`.
- * - Day of week: 0-6, Sunday = 0 (7 is an error in Celery, unlike cron).
- * - A day fires when month AND day-of-month AND day-of-week all match. Cron (and flowwarden) fire
- *   when day-of-month OR day-of-week matches if both are restricted, so that case is translated only
- *   when it means "the n-th weekday of the month" (days 1-7 / 8-14 / 15-21 / 22-28 and one weekday:
- *   `d#n`); anything else is reported as not expressible.
+ * crontab.remaining_delta), and written as a flowwarden cron expression. Where Celery and cron
+ * differ (day-of-week 0-6 only, month AND day-of-month AND day-of-week): docs/architecture.md
+ * ("Celery Beat: crontab").
  */
 import { UserInputError } from '../errors.ts';
 
@@ -33,7 +26,7 @@ const DAYNAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
 function expandNumber(s: string, min: number, max: number, field: string): number {
   if (s.startsWith('-')) throw new UserInputError(`${field} '${s}': negative numbers are not supported`);
-  let i = /^\d+$/.test(s) ? Number(s) : DAYNAMES.indexOf(s.slice(0, 3).toLowerCase());
+  const i = /^\d+$/.test(s) ? Number(s) : DAYNAMES.indexOf(s.slice(0, 3).toLowerCase());
   if (i < 0) throw new UserInputError(`${field}: '${s}' is not a number or a weekday name`);
   if (i > min + max - 1) throw new UserInputError(`${field}: ${i} is above ${min + max - 1}`);
   if (i < min) throw new UserInputError(`${field}: ${i} is below ${min}`);
@@ -62,8 +55,8 @@ export function expandCeleryField(spec: string, max: number, min: number, field:
     if (!part) throw new UserInputError(`${field} '${spec}': empty part`);
     let m: RegExpExecArray | null;
     let values: number[];
-    if ((m = /^(\w+?)-(\w+)\/(\w+)?/.exec(part))) values = step(expandRange(m[1]!, m[2]!, min, max, field), m[3], field);
-    else if ((m = /^(\w+?)-(\w+)/.exec(part))) values = expandRange(m[1]!, m[2]!, min, max, field);
+    if ((m = /^(\w+?)-(\w+)\/(\w+)?/.exec(part))) values = step(expandRange(m[1]!, m[2], min, max, field), m[3], field);
+    else if ((m = /^(\w+?)-(\w+)/.exec(part))) values = expandRange(m[1]!, m[2], min, max, field);
     else if ((m = /^\*\/(\w+)?/.exec(part))) values = step(expandRange(String(min), String(min + max - 1), min, max, field), m[1], field);
     else if (part === '*') values = expandRange(String(min), String(min + max - 1), min, max, field);
     else values = [expandNumber(part, min, max, field)];

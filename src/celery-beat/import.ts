@@ -102,7 +102,7 @@ export function translateTask(t: BeatTask, mapping: CeleryBeatMapping, now: Date
   // Beat's window: nothing before start_time, nothing after expires (its messages expire at once).
   const notYet = t.startTime !== null && t.startTime > now;
   const expired = t.expires !== null && t.expires <= now;
-  let enabled = t.enabled && !notYet && !expired;
+  const enabled = t.enabled && !notYet && !expired;
   let note: string | null = null;
   if (!t.enabled) note = 'disabled in django-celery-beat';
   else if (notYet) note = `starts at ${t.startTime!.toISOString()} (Beat start_time): a sync at or after that time enables it`;

@@ -1,14 +1,8 @@
 /**
- * The mapping file of `flowwarden import celery-beat`: which target a Celery task name becomes.
- *
- *   flowPrefix: beat-                      # flow names: prefix + PeriodicTask.name (made name-safe)
- *   tasks:
- *     proj.tasks.import_contacts: { type: http, url: https://contacts.internal/run }
- *     proj.reports.*: { type: prefect, deployment: reports/nightly }    # '*' matches any run of characters
- *   default: { type: shadow }              # unmapped tasks; omit to report them as unmapped
- *   shadow: false                          # true: every task gets the shadow target (run beside Beat)
- *
- * `{ type: shadow }` is the built-in `shadow` function handler: it records the fire and dispatches nothing.
+ * The mapping file of `flowwarden import celery-beat`: which target a Celery task name becomes
+ * (`flowPrefix`, `tasks` by name or `*` pattern, `default`, `shadow`); the format with an example
+ * is in docs/celery-beat.md ("The mapping file"). `{ type: shadow }` is the built-in `shadow`
+ * function handler: it records the fire and dispatches nothing.
  */
 import { z } from 'zod';
 import { TargetSpec } from '../targets/spec.ts';

@@ -50,10 +50,12 @@ const TASKS_SQL = `
     left join django_celery_beat_clockedschedule k on k.id = t.clocked_id
    order by t.name`;
 
+type TaskRow = Omit<BeatTask, 'clocked'> & { clockedTime: Date | null };
+
 export async function readBeatTasks(db: pg.ClientBase | pg.Pool): Promise<BeatSnapshot> {
-  let rows: Array<Omit<BeatTask, 'clocked'> & { clockedTime: Date | null }>;
+  let rows: TaskRow[];
   try {
-    rows = (await db.query(TASKS_SQL)).rows;
+    rows = (await db.query<TaskRow>(TASKS_SQL)).rows;
   } catch (err) {
     if ((err as { code?: string }).code === '42P01' || (err as { code?: string }).code === '42703') {
       throw new UserInputError(

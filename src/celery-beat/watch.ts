@@ -7,7 +7,6 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';
-import { errorMessage } from '../errors.ts';
 import { importCeleryBeat, type ImportResult } from './import.ts';
 import type { CeleryBeatMapping } from './mapping.ts';
 import type { BeatSnapshot } from './source.ts';
@@ -47,7 +46,7 @@ export class CeleryBeatSync {
           const changed = r.counts.created + r.counts.updated + r.counts.removed;
           if (changed > 0) this.#c.log.info({ counts: r.counts }, 'celery-beat sync: changes applied');
         })
-        .catch((err: unknown) => this.#c.log.error({ err: errorMessage(err) }, 'celery-beat sync pass failed; retrying next interval'))
+        .catch((err: unknown) => this.#c.log.error({ err }, 'celery-beat sync pass failed; retrying next interval'))
         .finally(() => {
           this.#running = null;
           if (!this.#stopped) this.#timer = setTimeout(loop, this.#c.intervalSeconds * 1000);

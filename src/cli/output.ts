@@ -36,9 +36,18 @@ export function printTable(rows: Array<Record<string, unknown>>, columns: string
     print('(none)\n');
     return;
   }
-  const cell = (v: unknown) => (v === null || v === undefined ? '-' : v instanceof Date ? v.toISOString() : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   print(`${line(columns.map((c) => c.toUpperCase()))}\n`);
   for (const r of rows) print(`${line(columns.map((c) => cell(r[c])))}\n`);
+}
+
+/** A table cell: '-' for no value, ISO times, arrays joined by commas, objects as JSON. */
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  if (v instanceof Date) return v.toISOString();
+  if (Array.isArray(v)) return v.map(cell).join(',');
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v) ?? typeof v;
 }

@@ -1,6 +1,6 @@
 /** `flowwarden queues [--json]`: live job counts per pg-boss queue (flowwarden.v_queue_depth). */
 import type { Base, Values } from './context.ts';
-import { withPool, withReadPool } from './context.ts';
+import { withReadPool } from './context.ts';
 import { print, printJson, printTable } from './output.ts';
 import { queueDepth, queueJson } from '../queries/inspect.ts';
 

@@ -19,7 +19,7 @@ pg.types.setTypeParser(20, (v) => Number(v));
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface Queryable {
-  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
 export type Db = NodePgDatabase<typeof schema>;
@@ -90,7 +90,7 @@ export function dz(db: Queryable): Db {
 
 /** pg-boss's `db` option over the same connection, so jobs commit or roll back with our rows. */
 export function bossDb(db: Queryable): IDatabase {
-  return { executeSql: (text, values) => db.query(text, values as unknown[]) };
+  return { executeSql: (text, values) => db.query(text, values) };
 }
 
 /** Work to do once a transaction opened by `withTransaction` commits (see `afterCommit`). */

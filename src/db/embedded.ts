@@ -1,18 +1,8 @@
 /**
  * Zero-setup Postgres: without DATABASE_URL every command uses one embedded server whose data lives
- * in `<dataDir>/pg` and survives restarts.
- *
- * Sharing: the first command that finds no server starts one and records it in Postgres's own
- * `postmaster.pid`; later commands (another terminal's `runs list`, a second `start`) see a live
- * server on the configured port and just connect. A process only stops a server it started itself,
- * and only when nobody else uses it: `release()` first counts the client sessions of other
- * processes (pg_stat_activity), and while there are any it leaves the server running for them and
- * detaches it from this process (it keeps running after we exit; nothing stops it later on its own:
- * the next command that finds it running just uses it). Two commands racing to start it are
- * serialised by Postgres's postmaster.pid lock: the loser finds the winner's server and connects to it.
- *
- * As root, Postgres runs as the `postgres` user (created if missing), so the data folder and the
- * binaries must be reachable by that user: keep dataDir on a world-traversable path.
+ * in `<dataDir>/pg` and survives restarts. Commands share it (postmaster.pid); a process stops only
+ * a server it started and nobody else uses. As root, Postgres runs as `postgres`, so keep dataDir
+ * world-traversable. Design: docs/architecture.md ("Database: the embedded server").
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -103,11 +93,13 @@ export async function verifyOurServer(port: number, dbDir: string): Promise<void
       throw new Error(
         `port ${port} (FLOWWARDEN_EMBEDDED_PORT) is held by a Postgres server that is not flowwarden's embedded one for ${dbDir} ` +
           `(${(err as Error).message}); stop it, or set FLOWWARDEN_EMBEDDED_PORT to a free port, or DATABASE_URL to use that server`,
+        { cause: err },
       );
     }
     throw new Error(
       `cannot connect to Postgres at 127.0.0.1:${port} (${/timeout/i.test((err as Error).message) ? `no answer, timeout ${CONNECT_TIMEOUT_MS / 1000} s` : (err as Error).message}): ` +
         `the port (FLOWWARDEN_EMBEDDED_PORT) is held by something that is not a Postgres server; stop it or set FLOWWARDEN_EMBEDDED_PORT to a free port`,
+      { cause: err },
     );
   } finally {
     await client.end().catch(() => {});
@@ -185,7 +177,7 @@ export async function ensureEmbeddedPostgres(options: {
 }): Promise<EmbeddedHandle> {
   const database = options.database ?? EMBEDDED_DATABASE;
   const url = embeddedUrl(options.port, database);
-  const notOwned: EmbeddedHandle = { url, owned: false, stop: async () => {}, release: async () => ({ action: 'not-owned' }) };
+  const notOwned: EmbeddedHandle = { url, owned: false, stop: async () => {}, release: () => Promise.resolve({ action: 'not-owned' }) };
   if (await canConnect(options.port)) {
     await verifyOurServer(options.port, path.join(options.dataDir, 'pg'));
     return notOwned;
@@ -233,7 +225,7 @@ export async function ensureEmbeddedPostgres(options: {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`could not start embedded Postgres in ${dbDir} on port ${options.port}: ${String(err)}`);
+    throw new Error(`could not start embedded Postgres in ${dbDir} on port ${options.port}: ${String(err)}`, { cause: err });
   }
   const client = server.getPgClient();
   await client.connect();

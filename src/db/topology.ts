@@ -97,7 +97,7 @@ export async function migrateForPod(config: Pick<Config, 'poolMode' | 'directUrl
   if (config.directUrl || config.poolMode === 'session') return migrateAll(migrationUrl(config, databaseUrl));
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   await client.connect();
-  let applied = 0;
+  let applied: number;
   try {
     applied = await appliedMigrationCount(client).catch(() => 0);
   } finally {

@@ -21,6 +21,7 @@ export function compilePattern(source: string): Pattern {
     throw new Error(
       `'${source}' is not a pattern flowwarden can run (${(err as Error).message}); ignorePatterns use RE2 syntax: ` +
         'no backreferences (\\1) or lookaround ((?=…), (?<=…)); see https://github.com/google/re2/wiki/Syntax',
+      { cause: err },
     );
   }
   return { source, test: (text) => re.matcher(text).find() };

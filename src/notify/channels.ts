@@ -245,6 +245,8 @@ export async function postChunk(
       e.name = 'AbortError';
       throw e;
     }
+    // No `cause`: the network error names the webhook URL (a secret); this message is scrubbed of it.
+    // eslint-disable-next-line preserve-caught-error
     throw new Error(`${name}: network error: ${scrub(quote(networkReason(err)), channel.url)}`);
   }
 

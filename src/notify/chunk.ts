@@ -1,44 +1,9 @@
 /**
- * Split a rendered notification into chunks that each fit a chat channel's message limit.
- *
- * Design
- * - Greedy, left to right: each chunk takes as much text as fits. Break points, in order of
- *   preference: a line boundary (after "\n"); else, inside an over-long line, after a run of
- *   spaces; else a hard split at a grapheme boundary (Intl.Segmenter), so an emoji, a ZWJ
- *   sequence, a flag or a letter with combining marks is never cut. If a single grapheme is
- *   longer than the room left (pathological), we fall back to a code-point boundary: a UTF-16
- *   surrogate pair is never split.
- * - Length is measured in UTF-16 code units (`str.length`). Discord documents its limit in
- *   "characters"; UTF-16 length is always >= the code-point count (`[...str].length`), so a chunk
- *   within the limit in UTF-16 units is within it under either measure.
- * - Code fences are tracked line by line: a line starting with ``` (up to 3 spaces of indent)
- *   opens a fence unless the rest of the line holds another ``` (a one-line block); inside a
- *   fence, any line starting with ``` closes it. When a chunk ends inside a fence we append a
- *   closing fence (``` on its own line: "```" if the chunk ends with "\n", else "\n```") and the
- *   next chunk starts by reopening it with the same info string ("```ts\n"). An unclosed fence at
- *   the end of the input is closed the same way. The added text counts toward the limit, so
- *   every chunk holds an even number of fence lines.
- * - No non-whitespace content is lost or altered: `splitMessage` returns each chunk as
- *   `{ reopen, body, close }` where `reopen`/`close` are the added fence lines, and the bodies
- *   concatenate to the input, whitespace at split points included (a split after spaces leaves
- *   the spaces at the end of the earlier chunk). Discord trims leading/trailing whitespace of a
- *   message when displaying it; that is cosmetic and accepted.
- * - No chunk is whitespace only (Discord and Slack reject "empty" messages with a 400, which would
- *   fail the whole message). Where the greedy split would make one (a run of blank lines or spaces
- *   that reaches the next chunk boundary, outside a code fence), the whitespace goes to the end of
- *   the previous chunk while it has room; only what does not fit there is dropped. So the one
- *   thing ever left out is whitespace at a chunk boundary (leading whitespace of the message, or a
- *   whitespace run longer than the room left), which chat clients would trim on display anyway.
- * - A split point is never chosen where the following text starts with ``` (mid-line), so a
- *   continuation chunk cannot begin with something that reads as a fence line.
- * - We avoid leaving a whitespace-only tail as the last chunk (Discord rejects "empty"
- *   messages) by moving the last line of content into the final chunk when possible. A
- *   whitespace-only input (or empty input) returns [] — there is nothing to send.
- *
- * Failure modes / known limits: fence detection is line based (CommonMark-like), while
- * Discord's own parser also recognises ``` mid-line; text that uses mid-line fences may render
- * differently per chunk, but content is still complete. A fence line longer than the whole limit
- * gets hard-split like any other line.
+ * Split a rendered notification into chunks that each fit a chat channel's message limit: greedy,
+ * breaking at a line, else after spaces, else at a grapheme boundary; code fences are closed at a
+ * chunk's end and reopened in the next; no non-whitespace content is lost and no chunk is
+ * whitespace only. Length is UTF-16 code units. Design and limits: docs/architecture.md
+ * ("Notifications: chunking").
  */
 
 export const FENCE = '```';

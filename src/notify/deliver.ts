@@ -1,28 +1,9 @@
 /**
- * Delivering one stored message, chunk by chunk, in order, resumable.
- *
- * Design
- * - The chunks were fixed when the message was stored (notification_messages.chunks), so a retry
- *   posts exactly the same pieces. `chunks_delivered` is the index of the first undelivered
- *   chunk; it advances (compare-and-set, its own small write) right after the peer accepts a chunk.
- *   A retry starts there, so a chunk recorded as delivered is never posted again.
- * - 429: wait the peer's `retry_after` (RateLimitedError.retryAfterMs) in the same job, honouring
- *   the job's abort signal, up to MAX_RATE_LIMIT_WAIT_MS per wait and MAX_RATE_LIMIT_WAITS waits
- *   per message. A longer wait (or one more) is not a failure: the outcome is `deferred` with the
- *   wait, last_error says so, and the notify worker re-queues its job to start once the wait is
- *   over (pg-boss startAfter), then finishes the current job — no attempt is spent, and the new job
- *   resumes at the first undelivered chunk.
- * - PermanentError (a 4xx such as Discord's 400 "Invalid Form Body"): the message is marked
- *   failed with the peer's words in last_error and is never retried; the rest of the channel's
- *   messages go on.
- * - Anything else (5xx, timeouts, resets, aborts) is transient: last_error is recorded and the
- *   error thrown, so pg-boss retries the job with backoff. On the job's last attempt the message is
- *   marked failed instead ("gave up after N attempts"), so one dead webhook cannot hold the
- *   channel's later messages forever.
- *
- * Known limit (inherent to chat webhooks, which take no idempotency key): if the process dies, or
- * the database write fails, between the peer's 2xx and our write of `chunks_delivered`, that one
- * chunk is posted again by the retry. Everything before it is never re-sent.
+ * Delivering one stored message, chunk by chunk, in order, resumable from `chunks_delivered`.
+ * 429 waits in the job (bounded) or defers the message; a PermanentError fails only this message;
+ * anything else is transient and rethrown for pg-boss to retry (the last attempt marks it failed).
+ * Design: docs/architecture.md ("Notifications: delivering a message"); guarantees for users:
+ * docs/notifications.md ("Delivery guarantees").
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KyInstance } from 'ky';

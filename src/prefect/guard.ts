@@ -26,7 +26,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
   const client = connector.client;
 
   function prefectTarget(flow: FlowRow): PrefectTargetSpec | undefined {
-    const target = flow.target as TargetSpec;
+    const target = flow.target;
     return target.type === 'prefect' ? target : undefined;
   }
 

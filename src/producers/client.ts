@@ -9,7 +9,7 @@
  * and its dispatch job are then written in that transaction and commit or roll back with the
  * caller's own writes. Without `db` the client opens (and commits) a transaction itself.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { createPool, withTransaction, type Queryable } from '../db/client.ts';
 import { startBoss } from '../queue/boss.ts';

@@ -301,7 +301,7 @@ export async function insertHold(
  * flow_name, the stable identity. Index: disabled_flows_open_key (partial, open holds only).
  */
 export async function violatedHolds(db: Queryable): Promise<Array<{ holdId: number; flowId: string; flowName: string }>> {
-  const { rows } = await db.query(
+  const { rows } = await db.query<{ holdId: number; flowId: string; flowName: string }>(
     `select d.id as "holdId", f.id as "flowId", f.name as "flowName"
        from flowwarden.disabled_flows d
        join flowwarden.flows f on f.name = d.flow_name

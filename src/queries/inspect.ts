@@ -1,13 +1,8 @@
 /**
  * Read-only inspection queries for operators: queue depth, open runs, disabled flows, schema
- * versions. Used by `flowwarden queues`, GET /api/queues, /readyz and the /metrics scrape.
- *
- * The queue numbers come from the SQL views in the `flowwarden` schema (migration `sql_views`), so
- * the CLI, the API, Prometheus and an operator's psql session all read one definition. Those views
- * reach pg-boss's tables through plpgsql functions, not direct references: Postgres does not track
- * dependencies inside plpgsql bodies, so pg-boss can migrate its own schema (alter or rebuild
- * `flowwarden_queue.job`) without our views blocking it, and our migration does not care whether
- * pg-boss's schema exists yet.
+ * versions (`flowwarden queues`, GET /api/queues, /readyz, /metrics). Queue numbers come from the
+ * SQL views of migration `sql_views`, one definition for CLI, API, Prometheus and psql; why those
+ * views reach pg-boss through plpgsql: docs/architecture.md ("Inspection views").
  */
 import { createRequire } from 'node:module';
 import type { Queryable } from '../db/client.ts';

@@ -1,13 +1,8 @@
 /**
- * Exact-time wake-ups for dispatch workers in this pod.
- *
- * The tick pre-creates runs up to a horizon ahead and their dispatch jobs carry startAfter = fire
- * time. pg-boss would find them on its next poll (up to a poll interval late); instead, the pod that
- * created the jobs sets a timer for each distinct fire time and wakes its own dispatch workers the
- * moment the job becomes fetchable. Timers are coalesced per fire time, so 100,000 fires due in the
- * same second cost one timer. Times are converted with the Postgres clock offset the tick measured,
- * so pod clock skew does not matter. Polling stays on as the correctness floor (and serves pods
- * that did not create the job).
+ * Exact-time wake-ups for dispatch workers in this pod: the pod that created dispatch jobs (startAfter
+ * = fire time) sets one timer per distinct fire time and wakes its own dispatch workers when the job
+ * becomes fetchable, instead of waiting up to a poll interval. Times use the Postgres clock offset
+ * the tick measured (pod skew does not matter); polling stays on as the correctness floor.
  */
 export class Waker {
   readonly #timers = new Map<number, NodeJS.Timeout>();

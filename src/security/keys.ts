@@ -15,7 +15,7 @@ const cache = new WeakMap<object, Map<string, Promise<string>>>();
 /** The named instance key, created once across all pods (first insert wins; everyone reads it back). */
 export function instanceKey(db: Queryable, name: string): Promise<string> {
   let keys = cache.get(db);
-  if (!keys) cache.set(db, (keys = new Map()));
+  if (!keys) cache.set(db, (keys = new Map<string, Promise<string>>()));
   let key = keys.get(name);
   if (!key) {
     key = (async () => {

@@ -13,9 +13,7 @@ import { notifyWorker } from './notify.ts';
 import { pollWorker } from './poll.ts';
 
 // dispatch stays first: src/app.ts wakes the first worker id at fire times.
-export const WORKERS: WorkerDefinition[] = [dispatchWorker as unknown as WorkerDefinition, healthWorker as unknown as WorkerDefinition,
-  eventsWorker as unknown as WorkerDefinition, notifyWorker as unknown as WorkerDefinition,
-  pollWorker as unknown as WorkerDefinition];
+export const WORKERS: WorkerDefinition[] = [dispatchWorker, healthWorker, eventsWorker, notifyWorker, pollWorker];
 
 /** Subscribe each worker's handler; returns the pg-boss worker ids. `inflight` tracks handler calls for shutdown. */
 export async function startWorkers(deps: WorkerDeps, workers: WorkerDefinition[] = WORKERS, options: { inflight?: Inflight } = {}): Promise<string[]> {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { startBoss } from '../../src/queue/boss.ts';
 import {
-  CHAOS_SECONDS, Pod, createFlows, drain, fireLag, fireProblems, invocationProblems, log, lostDispatches, pollUntil,
+  CHAOS_SECONDS, Pod, createFlows, drain, fireLag, fireProblems, invocationProblems, log, lostDispatches,
   printSummary, random, scenarioDatabase, scenarioSeed, setSchedulesEnabled, sleep, staleActiveJobsOfTerminalRuns,
   stateCounts, summarise, workDir,
 } from './support.ts';

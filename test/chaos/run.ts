@@ -17,7 +17,7 @@ import pg from 'pg';
 import { startPostgres } from '../support/server.ts';
 
 const server = await startPostgres();
-let code = 1;
+let code: number;
 try {
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { errorMessage } from '../../src/errors.ts';
 import type { PgBoss } from 'pg-boss';
 import { migrateAll } from '../../src/db/migrate.ts';
 import { withTransaction } from '../../src/db/client.ts';
@@ -93,7 +94,7 @@ export async function pollUntil<T>(
     }
     if (Date.now() > deadline) {
       const detail = options.describe ? await options.describe().catch((e: unknown) => String(e)) : '';
-      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}${lastErr ? ` (last error: ${String(lastErr)})` : ''}${detail ? `\n${detail}` : ''}`);
+      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}${lastErr ? ` (last error: ${errorMessage(lastErr)})` : ''}${detail ? `\n${detail}` : ''}`);
     }
     await sleep(options.intervalMs ?? 250);
   }
@@ -207,7 +208,7 @@ export class Pod {
     await pollUntil(async () => (await this.readyz()) === 200, {
       timeoutMs,
       what: `pod ${this.name} /readyz 200`,
-      describe: async () => tail(this.logFile),
+      describe: () => Promise.resolve(tail(this.logFile)),
     });
   }
 }
@@ -482,7 +483,7 @@ export function summarise(values: string[]): string {
 }
 
 export function printSummary(scenario: string, fields: Record<string, unknown>): void {
-  const lines = Object.entries(fields).map(([k, v]) => `#   ${k.padEnd(22)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  const lines = Object.entries(fields).map(([k, v]) => `#   ${k.padEnd(22)} ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   process.stdout.write(`# ---- chaos summary: ${scenario}\n${lines.join('\n')}\n`);
 }
 

@@ -56,7 +56,7 @@ test('target faults: runs retry with backoff under the same idempotency key and 
     await boss.updateQueue(QUEUES.dispatch, { retryDelay: RETRY_DELAY, retryBackoff: true, retryDelayMax: RETRY_DELAY_MAX });
     const queue = await boss.getQueue(QUEUES.dispatch);
     assert.equal(queue?.retryDelay, RETRY_DELAY);
-    const retryLimit = queue!.retryLimit!;
+    const retryLimit = queue?.retryLimit ?? assert.fail('the dispatch queue has no retryLimit');
 
     const enabledAt = await setSchedulesEnabled(pool, true);
     log(SCENARIO, `seed ${seed}; ${SCHEDULES} schedules every 1 s, http timeout ${HTTP_TIMEOUT_MS} ms, retry ${RETRY_DELAY}s×2^n ≤ ${RETRY_DELAY_MAX}s, limit ${retryLimit}; faults for ${CHAOS_SECONDS} s`);

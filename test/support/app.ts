@@ -5,6 +5,7 @@
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createApp, type App, type Role } from '../../src/app.ts';
 import { silentLogger, createLogger } from '../../src/log.ts';
+import { errorMessage } from '../../src/errors.ts';
 import { HandlerRegistry, registerBuiltins } from '../../src/targets/function.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { scaled } from './timeouts.ts';
@@ -71,11 +72,11 @@ export async function waitFor<T>(check: () => Promise<T | undefined | null | fal
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as T;
+      if (v) return v;
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${errorMessage(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

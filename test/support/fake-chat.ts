@@ -209,7 +209,7 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
     }
     const am = body.allowed_mentions;
     if (am !== undefined) {
-      const parse = (am as { parse?: unknown } | null)?.parse;
+      const parse = am !== null && typeof am === 'object' && 'parse' in am ? am.parse : undefined;
       const valid =
         am !== null &&
         typeof am === 'object' &&

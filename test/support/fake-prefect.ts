@@ -391,11 +391,13 @@ const slug = (): string => {
 const titleCase = (t: string): string => t.charAt(0) + t.slice(1).toLowerCase();
 const nowIso = (): string => new Date().toISOString();
 
-class HttpReply {
+/** A reply: routes return it, or throw it to answer early (404, 422, …), so it is an Error (keeps a stack). */
+class HttpReply extends Error {
   readonly status: number;
   readonly body: unknown;
   readonly headers: Record<string, string>;
   constructor(status: number, body: unknown, headers: Record<string, string> = {}) {
+    super(`fake Prefect replies ${status}`);
     this.status = status;
     this.body = body;
     this.headers = headers;

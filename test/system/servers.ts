@@ -80,7 +80,7 @@ async function waitConnectable(url: string, what: string, log: string): Promise<
       return;
     } catch (err) {
       await c.end().catch(() => {});
-      if (i > 300) throw new Error(`${what} did not accept connections: ${String(err)}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-2000) : ''}`);
+      if (i > 300) throw new Error(`${what} did not accept connections: ${String(err)}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-2000) : ''}`, { cause: err });
       await new Promise((r) => setTimeout(r, 100));
     }
   }

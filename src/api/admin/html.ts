@@ -218,7 +218,7 @@ export function layout(opts: LayoutOptions, body: Markup): string {
 </head><body>
 <header><span class="brand">flowwarden</span>${nav}</header>
 <main>${body}</main>
-</body></html>`}`;
+</body></html>`.value}`;
 }
 
 /**

@@ -1,18 +1,8 @@
 /**
- * Admin page sessions, kept server-side (flowwarden.admin_sessions). POST /admin/login checks a
- * token (admin → operate, read → read), creates a session with a fresh random id and sets it as an
- * HttpOnly, SameSite=Strict cookie — `Secure` when the request came over TLS (directly, or through a
- * proxy that says so when FLOWWARDEN_TRUST_PROXY is set). The cookie never holds a token, and the
- * table holds only the sha256 of the cookie value. A session ends when it expires
- * (SESSION_SECONDS), on logout (revoked server-side: the old cookie is dead even if replayed), or
- * when its token is rotated (the row carries HMAC(token, id), checked on every request).
- *
- * Forms that change something also carry a CSRF value derived from the cookie (HMAC of it), on top
- * of SameSite=Strict; a form from another origin can neither read nor guess it.
- *
- * Failed sign-ins are slowed down per client address (LoginThrottle): after FREE_FAILURES
- * failures within the window every further attempt waits, doubling each time up to a minute,
- * answered 429 with Retry-After.
+ * Admin page sessions, kept server-side (flowwarden.admin_sessions): login with a token, an
+ * HttpOnly SameSite=Strict cookie that never holds the token, a CSRF value derived from it, expiry,
+ * logout and token rotation end a session; failed sign-ins are throttled per address.
+ * Design: docs/architecture.md ("API: admin sessions"); for operators: docs/operations.md.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
