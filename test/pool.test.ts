@@ -89,17 +89,17 @@ describe('JobPool', () => {
     // The pool's clock moves only when a handler says so: short handlers take 0 ms on it, the long
     // one 60 ms (over the 25 ms threshold), whatever the machine's load.
     let clock = 0;
-    const pool = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20, prefetchBelowMs: 25, now: () => clock }, async (job: PoolJob<{ kind?: string }>) => {
+    const pool = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20, prefetchBelowMs: 25, now: () => clock }, async (job: PoolJob) => {
       started.push(job.id);
-      if (job.data.kind === 'long') {
+      if ((job.data as { kind?: string }).kind === 'long') {
         await long.wait;
         clock += 60;
       }
     }, silentLogger);
     const second = gate();
-    const pool2 = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20, prefetchBelowMs: 1e9 }, async (job: PoolJob<{ kind?: string }>) => {
+    const pool2 = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20, prefetchBelowMs: 1e9 }, async (job: PoolJob) => {
       started.push(job.id);
-      if (job.data.kind === 'long') await second.wait;
+      if ((job.data as { kind?: string }).kind === 'long') await second.wait;
     }, silentLogger);
     pool.start();
     try {

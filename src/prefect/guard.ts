@@ -10,7 +10,7 @@ import type { PgBoss } from 'pg-boss';
 import type { GuardActions } from '../guard/actions.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import type { Logger } from '../log.ts';
-import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
+import type { PrefectTargetSpec } from '../targets/spec.ts';
 import type { PrefectDeployment, PrefectFlowRun } from './client/index.ts';
 import { listScheduleHolds, recordScheduleHold, releaseScheduleHold } from '../queries/prefect.ts';
 import { getRun } from '../queries/runs.ts';

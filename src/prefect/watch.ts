@@ -23,7 +23,7 @@ import {
 } from '../queries/prefect.ts';
 import { applyLockedTransition, recordLateTaskResults } from '../runs/service.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
-import { PREFECT_MAX_LIMIT, PREFECT_PAGE_SIZE_MAX, type PrefectFlowRun } from './client/index.ts';
+import type { PrefectFlowRun } from './client/index.ts';
 import { isTerminal } from '../runs/states.ts';
 import { NotFoundError, errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';

@@ -90,7 +90,10 @@ export async function runsPerMinute(db: Queryable, window: { since: Date; until:
     const lo = Math.max(m, window.since.getTime());
     const hi = Math.min(m + 60_000, window.until.getTime());
     if (his.length > 0 && his[his.length - 1]!.getTime() === lo) his[his.length - 1] = new Date(hi);
-    else (los.push(new Date(lo)), his.push(new Date(hi)));
+    else {
+      los.push(new Date(lo));
+      his.push(new Date(hi));
+    }
   }
   if (los.length > 0) {
     const { rows } = await db.query<{ minute: Date; state: ChartState; count: string }>(

@@ -121,7 +121,7 @@ export function insertJobs<Q extends QueueName>(
   jobs: Array<Omit<JobInsert<QueuePayloads[Q]>, 'data'> & { data: QueuePayloads[Q] }>,
   options: SendOptions = {},
 ): Promise<string[] | null> {
-  return boss.insert(queue, jobs as JobInsert[], options);
+  return boss.insert(queue, jobs, options);
 }
 
 /**

@@ -39,7 +39,7 @@ export interface PoolOptions {
  * handler's promise settles: dispatch calls it once the target has returned, so the bookkeeping
  * that follows overlaps the next runs. Calling it more than once is harmless.
  */
-export type PoolJob<T = any> = JobWithMetadata<T> & { release?: () => void };
+export type PoolJob<T = unknown> = JobWithMetadata<T> & { release?: () => void };
 
 type Handler = (job: PoolJob) => Promise<void>;
 
@@ -56,7 +56,7 @@ export class HandedBackError extends Error {
 }
 
 interface Held {
-  job: JobWithMetadata<any>;
+  job: JobWithMetadata<unknown>;
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
   /** Settles when the handler has settled and the job is queued for completion or failed. */
@@ -158,7 +158,7 @@ export class JobPool {
       if (room > 0) {
         try {
           this.#woken = false;
-          const jobs = await this.#boss.fetch<any>(this.#options.queue, { batchSize: room, includeMetadata: true });
+          const jobs = await this.#boss.fetch<unknown>(this.#options.queue, { batchSize: room, includeMetadata: true });
           fetched = jobs.length;
           for (const job of jobs) this.#hold(job);
           this.#startWaiting();
@@ -178,7 +178,7 @@ export class JobPool {
   }
 
   /** Take a fetched job: it is ours in pg-boss from now on, and waits for a slot. */
-  #hold(job: JobWithMetadata<any>): void {
+  #hold(job: JobWithMetadata<unknown>): void {
     const controller = new AbortController();
     const timer = job.expireInSeconds > 0
       ? setTimeout(() => controller.abort(new Error(`job expired after ${job.expireInSeconds}s`)), job.expireInSeconds * 1000)

@@ -101,7 +101,7 @@ export function flowRoutes(ctx: ApiContext, docs: ApiDocs) {
       responses: { 200: { description: 'updated', schema: FlowWriteResult }, 201: { description: 'created', schema: FlowWriteResult } },
     }, async ({ params, body, reply }) => {
       if (body.name !== undefined && body.name !== params.name) {
-        throw new UserInputError(`body.name '${String(body.name).slice(0, 130)}' differs from the path's flow name '${params.name}': drop it or make them equal`);
+        throw new UserInputError(`body.name ${JSON.stringify(body.name).slice(0, 130)} differs from the path's flow name '${params.name}': drop it or make them equal`);
       }
       const out = await withTransaction(ctx.pool, (tx) => upsertFlowTx(tx, { ...body, name: params.name }, { maxParametersBytes: ctx.config.maxParametersBytes }));
       const schedules = await listSchedules(ctx.pool, out.flow.id);

@@ -149,11 +149,11 @@ export function createTransport(opts: PrefectClientOptions): Transport {
 
   async function request<T>(spec: RequestSpec<T>): Promise<{ status: number; data: T }> {
     const what = `Prefect ${spec.method} ${spec.path}`;
-    let res = await send(spec as RequestSpec<unknown>, what);
+    let res = await send(spec, what);
     // An expired or unknown token: fetch a new one and try once more (as Prefect's client does).
     if (res.status === 403 && csrfEnabled && res.text.includes('Invalid CSRF token')) {
       csrfToken = undefined;
-      res = await send(spec as RequestSpec<unknown>, what);
+      res = await send(spec, what);
     }
     const { status, text } = res;
 
