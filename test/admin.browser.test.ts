@@ -16,7 +16,7 @@ import type { Browser } from 'playwright-core';
 import { launchBrowser } from './support/browser.ts';
 import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { upsertFlowTx, triggerRunTx, reportRunStateTx } from '../src/producers/operations.ts';
+import { upsertFlowTx, triggerRunTx, reportRunStateTx } from '../src/runs/operations.ts';
 import { lockFlowByName } from '../src/queries/guard.ts';
 import { disableLockedFlow } from '../src/guard/operations.ts';
 import { seedAdminHistory } from './support/admin-seed.ts';

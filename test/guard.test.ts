@@ -6,7 +6,7 @@ import path from 'node:path';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { runCli } from './support/cli.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { triggerRunTx, upsertFlowTx } from '../src/runs/operations.ts';
 import { applyTransition } from '../src/runs/service.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';

@@ -2,7 +2,7 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, waitFor, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { triggerRunTx, upsertFlowTx } from '../src/runs/operations.ts';
 import { applyTransition } from '../src/runs/service.ts';
 import { evaluateFlowHealth, HEALTH_DEBOUNCE_SECONDS } from '../src/guard/health.ts';
 import { reactivateFlowTx } from '../src/guard/operations.ts';
@@ -12,7 +12,7 @@ import type { WorkerDefinition } from '../src/workers/types.ts';
 import { BOSS_SCHEMA, EVENTS, QUEUES } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 import type { StateType } from '../src/runs/states.ts';
-import type { TaskInput } from '../src/queries/runs.ts';
+import type { TaskInput } from '../src/runs/store.ts';
 
 let app: TestApp;
 const DISABLED_QUEUE = 'test.flow-disabled';

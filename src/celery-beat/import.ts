@@ -16,7 +16,7 @@ import type { PgBoss } from 'pg-boss';
 import type pg from 'pg';
 import { withTransaction, dbNow, type Queryable } from '../db/client.ts';
 import { getFlowByName, listSchedules, setScheduleEnabled, type FlowRow, type ScheduleRow } from '../queries/flows.ts';
-import { upsertFlowTx, triggerRunTx } from '../producers/operations.ts';
+import { upsertFlowTx, triggerRunTx } from '../runs/operations.ts';
 import { applyTransition } from '../runs/service.ts';
 import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';

@@ -25,10 +25,10 @@
 import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { DispatchConnector } from '../workers/dispatch.ts';
+import type { DispatchConnector } from '../dispatch/worker.ts';
 import type { WorkerDeps } from '../workers/types.ts';
 import type { FlowRow } from '../queries/flows.ts';
-import { getRun, type TaskInput } from '../queries/runs.ts';
+import { getRun, type TaskInput } from '../runs/store.ts';
 import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
 import { prefectIdempotencyKey, type PrefectClient, type PrefectFlowRun } from '../targets/prefect-client.ts';
 import { withTransaction } from '../db/client.ts';

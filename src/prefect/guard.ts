@@ -29,7 +29,7 @@ import type { Logger } from '../log.ts';
 import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
 import type { PrefectDeployment, PrefectFlowRun } from '../targets/prefect-client.ts';
 import { listScheduleHolds, recordScheduleHold, releaseScheduleHold } from '../queries/prefect.ts';
-import { getRun } from '../queries/runs.ts';
+import { getRun } from '../runs/store.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';
 import { withTransaction, dbNow } from '../db/client.ts';

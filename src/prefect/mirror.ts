@@ -19,7 +19,7 @@ import {
   type PrefectFlowRun,
   type PrefectTaskRun,
 } from '../targets/prefect-client.ts';
-import type { RunRow, TaskInput } from '../queries/runs.ts';
+import type { RunRow, TaskInput } from '../runs/store.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { transitionAllowed } from '../runs/states.ts';
 

@@ -40,7 +40,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';
 import { dbNow, withTransaction, type Queryable } from '../db/client.ts';
 import { Loop } from '../util/loop.ts';
-import { getRun, type TaskInput } from '../queries/runs.ts';
+import { getRun, type TaskInput } from '../runs/store.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import {
   advanceWatchCursor,

@@ -21,9 +21,9 @@ import {
   type ReportOptions,
   type TriggerOptions,
   type UpsertFlowOutcome,
-} from './operations.ts';
+} from '../runs/operations.ts';
 import type { FlowInputRaw, ScheduleInputRaw } from '../flows/spec.ts';
-import type { RunRow } from '../queries/runs.ts';
+import type { RunRow } from '../runs/store.ts';
 import type { UpsertScheduleResult } from '../queries/flows.ts';
 import type { StateType } from '../runs/states.ts';
 import { notifyTx } from '../notify/operations.ts';

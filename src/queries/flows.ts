@@ -12,7 +12,7 @@ import { nextFireAfter, type ScheduleSpec } from '../scheduling/fire-times.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { HealthPolicy } from '../flows/spec.ts';
 import { NotFoundError } from '../errors.ts';
-import { cancelUndispatchedRuns } from './runs.ts';
+import { cancelUndispatchedRuns } from '../runs/store.ts';
 
 export type FlowRow = typeof flows.$inferSelect & { target: TargetSpec; health: HealthPolicy };
 export type ScheduleRow = typeof schedules.$inferSelect;

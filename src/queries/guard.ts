@@ -16,7 +16,7 @@ import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { disabledFlows, flows } from '../schema/index.ts';
 import type { FlowRow } from './flows.ts';
-import { cancelUndispatchedRuns } from './runs.ts';
+import { cancelUndispatchedRuns } from '../runs/store.ts';
 
 /**
  * The note every schedule the guard switched off carries. `upsertScheduleRow` (src/queries/flows.ts)

@@ -4,7 +4,7 @@
  * the tables grow. Functions of (db, params).
  */
 import type { Queryable } from '../db/client.ts';
-import type { RunRow } from './runs.ts';
+import type { RunRow } from '../runs/store.ts';
 
 // What fires next: dueFires in queries/admin.ts (the next fire, not the horizon-ahead next_run_at).
 

@@ -11,11 +11,11 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { withTransaction, type Queryable } from '../db/client.ts';
-import { completeOpenRuns, getRunsForUpdate, type RunRow, type TransitionInput } from '../queries/runs.ts';
+import { completeOpenRuns, getRunsForUpdate, type RunRow, type TransitionInput } from './store.ts';
 import { applyLockedTransitions, completedIsWanted } from './service.ts';
 import { reportTransitions } from './observe.ts';
 import { transitionAllowed, DEFAULT_NAMES, type State } from './states.ts';
-import type { TargetOutcome } from '../targets/types.ts';
+import type { TargetOutcome } from '../types.ts';
 import type { Logger } from '../log.ts';
 
 interface Item {

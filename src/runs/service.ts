@@ -8,7 +8,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/client.ts';
 import { bossDb } from '../db/client.ts';
-import { insertTaskResults, transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TaskInput, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
+import { insertTaskResults, transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TaskInput, type TransitionInput, type TransitionResult } from './store.ts';
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
 import { FAILURE_TYPES, type StateType } from './states.ts';
 import { countTransitions } from './observe.ts';

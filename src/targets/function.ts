@@ -9,8 +9,8 @@
  */
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
-import type { RunContext, TargetOutcome } from './types.ts';
-import type { TaskInput } from '../queries/runs.ts';
+import type { RunContext, TargetOutcome } from '../types.ts';
+import type { TaskInput } from '../runs/store.ts';
 import { PermanentError, UserInputError } from '../errors.ts';
 
 export type FlowHandlerResult = void | { message?: string; tasks?: TaskInput[] };

@@ -11,10 +11,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { KyInstance } from 'ky';
 import { RESERVED_HEADERS, type HttpTargetSpec } from './spec.ts';
-import type { RunContext, TargetOutcome } from './types.ts';
+import type { RunContext, TargetOutcome } from '../types.ts';
 import { PermanentError, RateLimitedError } from '../errors.ts';
 import { parseRetryAfter } from '../http.ts';
-import type { TaskInput } from '../queries/runs.ts';
+import type { TaskInput } from '../runs/store.ts';
 import { registerSecrets } from '../log.ts';
 
 export const SIGNATURE_HEADER = 'x-flowwarden-signature';

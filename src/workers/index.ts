@@ -6,7 +6,7 @@ import type { PgBoss } from 'pg-boss';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { JobPool } from './pool.ts';
 import type { Inflight } from '../util/inflight.ts';
-import { dispatchWorker } from './dispatch.ts';
+import { dispatchWorker } from '../dispatch/worker.ts';
 import { healthWorker } from './health.ts';
 import { eventsWorker } from './events.ts';
 import { notifyWorker } from './notify.ts';

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { startBoss } from '../../src/queue/boss.ts';
 import { createApp, type App } from '../../src/app.ts';
 import { withTransaction } from '../../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../../src/producers/operations.ts';
+import { triggerRunTx, upsertFlowTx } from '../../src/runs/operations.ts';
 import { upsertChannel } from '../../src/notify/operations.ts';
 import { HandlerRegistry, registerBuiltins } from '../../src/targets/function.ts';
 import { BOSS_SCHEMA, QUEUES } from '../../src/queue/catalog.ts';

@@ -17,7 +17,7 @@ import { healthStatus } from './flows.ts';
 import { dbNow, withTransaction } from '../../db/client.ts';
 import { readDb } from '../reads.ts';
 import { getFlowByName, listSchedules, pageFlows } from '../../queries/flows.ts';
-import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
+import { getRun, pageRuns, runHistory, runTasks } from '../../runs/store.ts';
 import { guardHistory, openHold } from '../../queries/guard.ts';
 import { disabledFlowsNow, lateRuns, recentFailures, runningRuns } from '../../queries/overview.ts';
 import { dueFires, runStrip, runsPerMinute } from '../../queries/admin.ts';

@@ -28,7 +28,7 @@ import {
 import { dbNow, withTransaction, type Queryable } from '../../db/client.ts';
 import { getScheduleByName, listSchedules, pageFlows, requireFlow, scheduleSpecOf, setScheduleEnabled, type FlowRow } from '../../queries/flows.ts';
 import { openHold, pageGuardHistory, recentTerminalRuns } from '../../queries/guard.ts';
-import { refuseScheduleOnWatchedFlow, upsertFlowTx } from '../../producers/operations.ts';
+import { refuseScheduleOnWatchedFlow, upsertFlowTx } from '../../runs/operations.ts';
 import { disableFlowTx, reactivateFlowTx } from '../../guard/operations.ts';
 import { resolvePolicy } from '../../guard/health.ts';
 import { holdJson } from '../../guard/json.ts';

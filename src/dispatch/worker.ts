@@ -19,9 +19,9 @@
 import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
-import type { WorkerDefinition, WorkerDeps } from './types.ts';
+import type { WorkerDefinition, WorkerDeps } from '../workers/types.ts';
 import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
-import { claimScheduledRuns, getRun, type RunRow } from '../queries/runs.ts';
+import { claimScheduledRuns, getRun, type RunRow } from '../runs/store.ts';
 import { reportTransitions } from '../runs/observe.ts';
 import { applyLockedTransition, applyTransition } from '../runs/service.ts';
 import { OutcomeWriter } from '../runs/outcomes.ts';
@@ -29,12 +29,12 @@ import type { FlowRow } from '../queries/flows.ts';
 import { runFunctionTarget } from '../targets/function.ts';
 import { runHttpTarget } from '../targets/http.ts';
 import { issueReportToken } from '../security/keys.ts';
-import type { RunContext, TargetOutcome } from '../targets/types.ts';
+import type { RunContext, TargetOutcome } from '../types.ts';
 import { RateLimitedError, errorMessage, isPermanent, resendAfterRateLimit } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { DispatchOutcome } from '../metrics.ts';
-import { HandedBackError, type PoolJob } from './pool.ts';
+import { HandedBackError, type PoolJob } from '../workers/pool.ts';
 
 const Payload = z.object({
   runId: z.string().uuid(),

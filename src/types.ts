@@ -1,6 +1,6 @@
-import type { Logger } from '../log.ts';
-import type { StateType } from '../runs/states.ts';
-import type { TaskInput } from '../queries/runs.ts';
+import type { Logger } from './log.ts';
+import type { StateType } from './runs/states.ts';
+import type { TaskInput } from './runs/store.ts';
 
 /** What a target says about a run once it has been handed over. */
 export type TargetOutcome =

@@ -5,14 +5,14 @@
  */
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
-import { insertTriggeredRun, getRun, type RunRow, type TaskInput } from '../queries/runs.ts';
+import { insertTriggeredRun, getRun, type RunRow, type TaskInput } from './store.ts';
 import { getFlowByName, listSchedules, requireFlow, upsertFlowRow, upsertScheduleRow, type FlowRow, type UpsertScheduleResult } from '../queries/flows.ts';
 import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
 import { isWatchedTarget } from '../targets/spec.ts';
 import { checkParametersSize, parseFlowInput, parseScheduleInput, type FlowInputRaw, type ScheduleInputRaw } from '../flows/spec.ts';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
-import { applyTransition } from '../runs/service.ts';
-import { isStateType, type StateType, STATE_TYPES } from '../runs/states.ts';
+import { applyTransition } from './service.ts';
+import { isStateType, type StateType, STATE_TYPES } from './states.ts';
 import { UserInputError } from '../errors.ts';
 import { DISPATCH_CHANNEL } from '../db/listen.ts';
 

@@ -9,8 +9,8 @@ import type { Queryable } from '../db/client.ts';
 import type pg from 'pg';
 import { dz, namedQuery } from '../db/client.ts';
 import { runStateHistory, taskResults } from '../schema/index.ts';
-import { countTransitions } from '../runs/observe.ts';
-import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from '../runs/states.ts';
+import { countTransitions } from './observe.ts';
+import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from './states.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 
 export interface RunRow {
