@@ -14,7 +14,8 @@ import { loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { HandlerRegistry, registerBuiltins } from '../src/targets/function.ts';
 import { bossDb, withTransaction } from '../src/db/client.ts';
-import { upsertFlowTx, triggerRunTx } from '../src/runs/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { insertJobs, QUEUES } from '../src/queue/catalog.ts';
 import { benchServer, fmt, freshDatabase, log, percentile, waitUntil, writeResult, type BenchResult } from './support.ts';
 

@@ -4,7 +4,7 @@ import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { RetentionSweeper, type RetentionSweepConfig } from '../src/retention/sweep.ts';
-import { upsertFlowTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { ensureQueues, WORKERS } from '../src/workers/index.ts';
 import { tableSizes } from '../src/queries/retention.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';

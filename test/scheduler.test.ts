@@ -6,7 +6,7 @@ import { Scheduler } from '../src/scheduling/tick.ts';
 import { createPool } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { startBoss } from '../src/queue/boss.ts';
-import { upsertFlowTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dbNow, withTransaction } from '../src/db/client.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';

@@ -4,9 +4,10 @@
  */
 import { UserInputError, errorMessage } from '../errors.ts';
 import { requireFlow } from '../queries/flows.ts';
-import { getRun, pageRuns, runHistory, runTasks } from '../runs/store.ts';
+import { getRun, pageRuns, runHistory, runTasks } from '../runs/read.ts';
 import { runJson } from '../runs/json.ts';
-import { isStateType, STATE_TYPES, type StateType } from '../runs/states.ts';
+import { isStateType } from '../runs/states.ts';
+import { STATE_TYPES, type StateType } from '../types.ts';
 import { parseLimit, withPool, withReadPool, type Base, type Values } from './context.ts';
 import { print, printJson, printTable } from './output.ts';
 import { cliCommand } from '../util/command.ts';

@@ -24,12 +24,12 @@
  * Concurrency: evaluation and enforcement lock the flow row (FOR NO KEY UPDATE) and re-check under
  * the lock, so concurrent evaluations of one flow disable it once and count one enforcement.
  */
+import { runCancelMany } from '../runs/store.ts';
 import type pg from 'pg';
 import { compilePattern, type Pattern } from './pattern.ts';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import {
-  cancelScheduledRuns,
   disableFlowSchedules,
   failedCriticalTasks,
   flowsNeedingEvaluation,
@@ -46,8 +46,9 @@ import {
 import type { FlowRow } from '../queries/flows.ts';
 import type { HealthPolicy } from '../flows/spec.ts';
 import { EVENTS, QUEUES, insertJobs } from '../queue/catalog.ts';
-import { publishEvent, setTransitionHooks, type FailureCause } from '../runs/service.ts';
-import { FAILURE_TYPES, type StateType } from '../runs/states.ts';
+import { publishEvent, type FailureCause, type FailureHook } from '../runs/service.ts';
+import { FAILURE_TYPES } from '../runs/states.ts';
+import { type StateType } from '../types.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { Loop } from '../util/loop.ts';
@@ -78,20 +79,18 @@ export async function requestHealthCheck(boss: PgBoss, tx: Queryable, flowId: st
 }
 
 /**
- * Install the onFailure hook (idempotent; the hook gets the caller's boss, so several apps in one
- * process are fine). A failure to enqueue never fails the run's transition: it is logged and the
- * periodic sweep picks the flow up.
+ * The guard's failure hook (deps.transitions.onFailure, wired in createApp and the producer client):
+ * a failed run requests the flow's debounced health evaluation in the failing transaction. A failure
+ * to enqueue never fails the transition: it is logged and the periodic sweep picks the flow up.
  */
-export function installGuardHooks(log?: Logger): void {
-  setTransitionHooks({
-    onFailure: async (tx, run, boss, cause) => {
-      try {
-        await requestHealthCheck(boss, tx, run.flowId, cause);
-      } catch (err) {
-        log?.warn({ err: errorMessage(err), flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
-      }
-    },
-  });
+export function guardFailureHook(log?: Logger): FailureHook {
+  return async (tx, run, boss, cause) => {
+    try {
+      await requestHealthCheck(boss, tx, run.flowId, cause);
+    } catch (err) {
+      log?.warn({ err, flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
+    }
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +227,7 @@ export async function enforceHolds(deps: GuardDeps): Promise<Enforcement[]> {
       const flowWasUnmarked = flow.disabledAt === null;
       if (flowWasUnmarked) {
         await setFlowDisabled(tx, flow.id, hold.reason);
-        await cancelScheduledRuns(tx, flow.id, `flow is held disabled by the guard: ${hold.reason}`);
+        await runCancelMany(tx, { flowId: flow.id }, `flow is held disabled by the guard: ${hold.reason}`);
       }
       const schedulesDisabled = await disableFlowSchedules(tx, flow.id, hold.reason);
       if (!flowWasUnmarked && schedulesDisabled === 0) return null; // another pod got here first

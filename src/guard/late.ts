@@ -5,7 +5,7 @@
  * A run is Late when its state is still (SCHEDULED, Scheduled) and its scheduled_for is older than
  * the threshold: flows.late_after_seconds, or config.lateAfterSeconds (default 15 s). Each batch is
  * one transaction: one statement claims, renames and records history for up to `batchSize` runs
- * (src/queries/guard.ts markLateRuns), then one `run.late` event per run is published with one
+ * (src/runs/store.ts runMarkLateMany), then one `run.late` event per run is published with one
  * insert per subscribed queue. Concurrent sweepers skip each other's rows, and a run is marked at
  * most once: after the rename it no longer matches; once dispatched its type is no longer
  * SCHEDULED. Late is a rename within SCHEDULED, so dispatch still picks the run up normally.
@@ -16,7 +16,7 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { withTransaction } from '../db/client.ts';
-import { markLateRuns } from '../queries/guard.ts';
+import { runMarkLateMany } from '../runs/store.ts';
 import { EVENTS } from '../queue/catalog.ts';
 import { publishEvents } from '../runs/service.ts';
 import type { Logger } from '../log.ts';
@@ -70,11 +70,11 @@ export class LateSweeper {
   async runOnce(options: { now?: Date; signal?: AbortSignal; maxBatches?: number } = {}): Promise<LateSweepResult> {
     const limit = this.#config.lateBatchSize ?? LATE_BATCH_SIZE;
     const result: LateSweepResult = { marked: 0, batches: 0 };
-    // Each batch starts where the previous one ended (see markLateRuns: keeps a sweep linear).
+    // Each batch starts where the previous one ended (see runMarkLateMany: keeps a sweep linear).
     let from: Date | undefined;
     for (;;) {
       const marked = await withTransaction(this.#pool, async (tx) => {
-        const runs = await markLateRuns(tx, { now: options.now, defaultAfterSeconds: this.#config.lateAfterSeconds, limit, from });
+        const runs = await runMarkLateMany(tx, { now: options.now, defaultAfterSeconds: this.#config.lateAfterSeconds, limit, from });
         await publishEvents(
           this.#boss,
           tx,

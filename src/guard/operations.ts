@@ -10,10 +10,10 @@
  * job (reason `disabled`/`reactivated`) in the same transaction, so whichever worker pod has the
  * connectors registered runs them — the CLI process has none.
  */
+import { runCancelMany } from '../runs/store.ts';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
 import {
-  cancelScheduledRuns,
   clearFlowDisabled,
   closeHold,
   disableFlowSchedules,
@@ -64,7 +64,7 @@ export function reactivateHint(flowName: string): string {
  */
 export async function disableLockedFlow(boss: PgBoss, tx: Queryable, flow: FlowRow, input: DisableInput): Promise<DisableOutcome> {
   await setFlowDisabled(tx, flow.id, input.reason);
-  const cancelled = await cancelScheduledRuns(tx, flow.id, `flow disabled by ${input.by === 'guard' ? 'the guard' : input.by}: ${input.reason}`);
+  const cancelled = await runCancelMany(tx, { flowId: flow.id }, `flow disabled by ${input.by === 'guard' ? 'the guard' : input.by}: ${input.reason}`);
   const schedulesDisabled = await disableFlowSchedules(tx, flow.id, input.reason);
   const hold = await insertHold(tx, {
     flowId: flow.id,

@@ -22,15 +22,14 @@
  *   our history: no imported run stays open without an owner.
  */
 import type pg from 'pg';
-import type { PgBoss } from 'pg-boss';
 import type { GuardActions } from '../guard/actions.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
 import type { PrefectDeployment, PrefectFlowRun } from '../targets/prefect-client.ts';
 import { listScheduleHolds, recordScheduleHold, releaseScheduleHold } from '../queries/prefect.ts';
-import { getRun } from '../runs/store.ts';
-import { applyLockedTransition } from '../runs/service.ts';
+import { getRun } from '../runs/read.ts';
+import { applyLockedTransition, type TransitionDeps } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';
 import { withTransaction, dbNow } from '../db/client.ts';
 import { errorMessage } from '../errors.ts';
@@ -39,7 +38,7 @@ import type { PrefectConnector } from './connector.ts';
 /** Scheduled-type states that are not the scheduler's pending work: leave these alone. */
 const NOT_CANCELLED = new Set(['AwaitingRetry', 'AwaitingConcurrencySlot']);
 
-export function prefectGuardActions(connector: PrefectConnector, deps: { pool: pg.Pool; log: Logger; boss?: PgBoss }): GuardActions {
+export function prefectGuardActions(connector: PrefectConnector, deps: { pool: pg.Pool; log: Logger; transitions?: TransitionDeps }): GuardActions {
   const client = connector.client;
 
   function prefectTarget(flow: FlowRow): PrefectTargetSpec | undefined {
@@ -112,8 +111,8 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
 
   /** Our imported copy of a Prefect run the guard cancelled: CANCELLED in our history too. */
   async function closeImported(flowRunId: string, message: string): Promise<void> {
-    if (!deps.boss) return; // the watch refresh mirrors it on its next pass
-    const boss = deps.boss;
+    if (!deps.transitions) return; // the watch refresh mirrors it on its next pass
+    const fx = deps.transitions;
     await withTransaction(deps.pool, async (tx) => {
       const { rows } = await tx.query<{ id: string }>(
         `select id from flowwarden.runs where external_id = $1 and origin = 'watch' order by id for update`,
@@ -122,7 +121,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
       for (const { id } of rows) {
         const run = await getRun(tx, id, { forUpdate: true });
         if (!run || isTerminal(run.stateType)) continue;
-        await applyLockedTransition(boss, tx, run, { to: 'CANCELLED', name: 'Cancelled', message, externalId: flowRunId });
+        await applyLockedTransition(fx, tx, run, { to: 'CANCELLED', name: 'Cancelled', message, externalId: flowRunId });
       }
     });
   }

@@ -1,6 +1,6 @@
 /**
- * The Prefect connector, wired into one process: the dispatch connector (deps.extensions 'prefect',
- * also used by the poll worker), the guard actions, and the watch importer. Installed when
+ * The Prefect connector, wired into one process: the dispatch target and poller (createApp puts it
+ * in deps.targets.prefect and deps.poller), the guard actions, and the watch importer. Installed when
  * PREFECT_API_URL is set, or when a Prefect client is injected (tests, `dev --prefect-fake`).
  */
 import type { WorkerDeps } from '../workers/types.ts';
@@ -21,7 +21,9 @@ export interface InstallPrefectOptions {
   maxInlineWaitMs?: number;
 }
 
-export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions = {}): PrefectInstall | undefined {
+export type PrefectBase = Pick<WorkerDeps, 'pool' | 'boss' | 'config' | 'log' | 'http' | 'guardActions' | 'transitions'>;
+
+export function installPrefect(deps: PrefectBase, options: InstallPrefectOptions = {}): PrefectInstall | undefined {
   const p = deps.config.prefect;
   if (!options.client && !p.apiUrl) return undefined;
   const client =
@@ -41,8 +43,7 @@ export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions 
     log,
     ...(options.maxInlineWaitMs !== undefined ? { maxInlineWaitMs: options.maxInlineWaitMs } : {}),
   });
-  deps.extensions.set('prefect', connector);
-  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log, boss: deps.boss }));
+  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log, transitions: deps.transitions }));
   // Environment settings first, then what the caller (tests) passes.
   const fromConfig: WatchOptions = {
     ...(p.pageSize !== undefined ? { pageSize: p.pageSize } : {}),
@@ -50,7 +51,7 @@ export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions 
     ...(p.watchLookbackSeconds !== undefined ? { lookbackSeconds: p.watchLookbackSeconds } : {}),
     ...(p.taskGraceSeconds !== undefined ? { taskGraceSeconds: p.taskGraceSeconds } : {}),
   };
-  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, log }, connector, {
+  const watcher = new PrefectWatcher({ pool: deps.pool, boss: deps.boss, transitions: deps.transitions, log }, connector, {
     ...fromConfig,
     ...Object.fromEntries(Object.entries(options.watch ?? {}).filter(([, v]) => v !== undefined)),
   });

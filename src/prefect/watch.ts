@@ -35,25 +35,26 @@
  *
  * The loop never throws: a failing flow is logged and retried on the next pass from its cursor.
  */
+import { runSetTimes } from '../runs/store.ts';
+import { runInsertWatched } from '../runs/store-insert.ts';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';
 import { dbNow, withTransaction, type Queryable } from '../db/client.ts';
 import { Loop } from '../util/loop.ts';
-import { getRun, type TaskInput } from '../runs/store.ts';
+import { getRun } from '../runs/read.ts';
+import { type TaskInput } from '../types.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import {
   advanceWatchCursor,
   ensureWatchCursor,
-  insertWatchedRun,
   listOpenWatchedRuns,
   listWatchedFlows,
   lockWatchCursor,
   lockWatchedRuns,
-  setRunTimes,
   type WatchedRunRef,
 } from '../queries/prefect.ts';
-import { applyLockedTransition, recordLateTaskResults } from '../runs/service.ts';
+import { applyLockedTransition, recordLateTaskResults, type TransitionDeps } from '../runs/service.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
 import { PREFECT_MAX_LIMIT, PREFECT_PAGE_SIZE_MAX, type PrefectFlowRun } from '../targets/prefect-client.ts';
 import { isTerminal } from '../runs/states.ts';
@@ -94,6 +95,8 @@ export interface WatchOptions {
 export interface WatchDeps {
   pool: pg.Pool;
   boss: PgBoss;
+  /** What run transitions need (events, the guard's failure hook). */
+  transitions: TransitionDeps;
   log: Logger;
 }
 
@@ -257,7 +260,7 @@ export class PrefectWatcher {
     const known = await lockWatchedRuns(tx, ours.map((r) => r.id));
     for (const fr of ours) {
       if (known.has(fr.id)) continue;
-      const id = await insertWatchedRun(tx, {
+      const id = await runInsertWatched(tx, {
         flowId: flow.id,
         flowRunId: fr.id,
         flowRunName: fr.name,
@@ -310,10 +313,10 @@ export class PrefectWatcher {
     for (const { fr, runId } of pending) {
       const run = runs.get(runId);
       if (!run) continue;
-      const moved = await mirrorLockedRun(this.#deps.boss, tx, run, fr, { tasks: tasks.get(fr.id) ?? [], ...(unread && needTasks.includes(fr.id) ? { suffix: unread } : {}) });
+      const moved = await mirrorLockedRun(this.#deps.transitions, tx, run, fr, { tasks: tasks.get(fr.id) ?? [], ...(unread && needTasks.includes(fr.id) ? { suffix: unread } : {}) });
       if (moved) {
         updated += 1;
-        await setRunTimes(tx, runId, toDate(fr.start_time), toDate(fr.end_time));
+        await runSetTimes(tx, runId, toDate(fr.start_time), toDate(fr.end_time));
       }
     }
     return updated;
@@ -410,7 +413,7 @@ export class PrefectWatcher {
           }
           return true;
         });
-        await recordLateTaskResults(this.#deps.boss, tx, run, fresh);
+        await recordLateTaskResults(this.#deps.transitions, tx, run, fresh);
         if (fresh.length) this.#log.info({ runId: id, flowRunId: externalId, tasks: fresh.length }, 'late Prefect task results recorded');
         return fresh.length;
       });
@@ -424,7 +427,7 @@ export class PrefectWatcher {
     for (const ref of [...refs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
       const run = await getRun(tx, ref.id, { forUpdate: true });
       if (!run || isTerminal(run.stateType) || run.externalId !== ref.externalId) continue;
-      await applyLockedTransition(this.#deps.boss, tx, run, {
+      await applyLockedTransition(this.#deps.transitions, tx, run, {
         to: 'CANCELLED',
         name: 'Deleted',
         message:

@@ -10,7 +10,7 @@
  */
 import type pg from 'pg';
 import { afterCommit, type Queryable } from '../db/client.ts';
-import type { StateType } from './states.ts';
+import type { StateType } from '../types.ts';
 
 export type TransitionListener = (stateType: StateType, count: number) => void;
 

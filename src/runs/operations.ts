@@ -1,21 +1,22 @@
 /**
- * The write operations other services, the CLI and the API share. Each takes pg-boss and a
- * Queryable that is already inside a transaction (the caller's own, or one opened for it), so a
- * run row and its dispatch job are created together or not at all.
+ * Run write operations the API, CLI and producer client share: trigger a run, report its state.
+ * Each takes a Queryable already inside a transaction (the caller's own, or one opened for it), so
+ * a run row and its dispatch job are created together or not at all. Flows: src/flows/operations.ts.
  */
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
-import { insertTriggeredRun, getRun, type RunRow, type TaskInput } from './store.ts';
-import { getFlowByName, listSchedules, requireFlow, upsertFlowRow, upsertScheduleRow, type FlowRow, type UpsertScheduleResult } from '../queries/flows.ts';
-import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
-import { isWatchedTarget } from '../targets/spec.ts';
-import { checkParametersSize, parseFlowInput, parseScheduleInput, type FlowInputRaw, type ScheduleInputRaw } from '../flows/spec.ts';
+import { runInsertTriggered } from './store-insert.ts';
+import type { RunRow, StateType, TaskInput } from '../types.ts';
+import { STATE_TYPES } from '../types.ts';
+import { requireFlow } from '../queries/flows.ts';
+import { checkParametersSize } from '../flows/spec.ts';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
-import { applyTransition } from './service.ts';
-import { isStateType, type StateType, STATE_TYPES } from './states.ts';
+import { applyTransition, type TransitionDeps } from './service.ts';
+import { isStateType } from './states.ts';
 import { UserInputError } from '../errors.ts';
 import { DISPATCH_CHANNEL } from '../db/listen.ts';
 
+/** The default FLOWWARDEN_MAX_PARAMETERS_BYTES (config.maxParametersBytes). */
 export const DEFAULT_MAX_PARAMETERS_BYTES = 64 * 1024;
 
 export interface TriggerOptions {
@@ -45,7 +46,7 @@ export async function triggerRunTx(
   }
   const flow = await requireFlow(tx, flowName);
   const scheduledFor = options.scheduledFor ?? (await dbNow(tx));
-  const { id, created } = await insertTriggeredRun(tx, {
+  const { id, created } = await runInsertTriggered(tx, {
     flowId: flow.id,
     scheduledFor,
     parameters,
@@ -67,7 +68,7 @@ export interface ReportOptions {
 }
 
 export async function reportRunStateTx(
-  boss: PgBoss,
+  fx: TransitionDeps,
   tx: Queryable,
   runId: string,
   state: string,
@@ -81,7 +82,7 @@ export async function reportRunStateTx(
       throw new UserInputError(`tasks[${i}]: each task needs a name and a stateType (${STATE_TYPES.join(', ')})`);
     }
   }
-  const { run } = await applyTransition(boss, tx, {
+  const { run } = await applyTransition(fx, tx, {
     runId,
     to: state as StateType,
     name: options.name,
@@ -90,56 +91,3 @@ export async function reportRunStateTx(
   });
   return run;
 }
-
-export interface UpsertFlowOutcome {
-  flow: FlowRow;
-  created: boolean;
-  schedules: UpsertScheduleResult[];
-}
-
-/**
- * Refuse to turn on a flowwarden schedule of a watched flow (Prefect schedules it itself, so both
- * would run it). Every path that enables a schedule calls this: upsertSchedule, the API's resume.
- */
-export function refuseScheduleOnWatchedFlow(flow: Pick<FlowRow, 'name' | 'target'>, scheduleName: string): void {
-  if (!isWatchedTarget(flow.target)) return;
-  throw new UserInputError(
-    `flow '${flow.name}' is watched (target.watch: true): Prefect schedules it itself, so a flowwarden schedule '${scheduleName}' would run it twice; ` +
-      `set watch: false on the flow (flowwarden apply) to have flowwarden schedule and dispatch it instead`,
-  );
-}
-
-/** Create or update a flow and the schedules it lists (schedules not listed are left alone). */
-export async function upsertFlowTx(tx: Queryable, raw: FlowInputRaw | unknown, options: { maxParametersBytes?: number } = {}): Promise<UpsertFlowOutcome> {
-  const input = parseFlowInput(raw, `flow${raw && typeof raw === 'object' && 'name' in raw ? ` '${String((raw as { name: unknown }).name)}'` : ''}`);
-  input.schedules.forEach((s, i) =>
-    checkParametersSize(s.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${input.name}' schedules[${i}]`),
-  );
-  const existing = isWatchedTarget(input.target) ? await getFlowByName(tx, input.name) : null;
-  if (existing) {
-    // Schedules not listed are left alone: ones the flow already has would keep firing beside
-    // Prefect — enabled ones now, guard-held ones once the flow is reactivated.
-    const live = (await listSchedules(tx, existing.id)).filter((s) => s.enabled || s.note?.startsWith(GUARD_NOTE_PREFIX));
-    if (live.length > 0) {
-      throw new UserInputError(
-        `flow '${input.name}': cannot set target.watch: true while it has enabled flowwarden schedules (${live.map((s) => s.name).join(', ')}) (counting any the guard holds, which reactivation turns back on): ` +
-          `Prefect schedules a watched flow itself, so both would run it; pause them first (upsertSchedule with enabled: false), then set watch: true`,
-      );
-    }
-  }
-  const { flow, created } = await upsertFlowRow(tx, input);
-  const now = await dbNow(tx);
-  const schedules: UpsertScheduleResult[] = [];
-  for (const s of input.schedules) schedules.push(await upsertScheduleRow(tx, flow, s, now));
-  return { flow, created, schedules };
-}
-
-export async function upsertScheduleTx(tx: Queryable, flowName: string, raw: ScheduleInputRaw | unknown, options: { maxParametersBytes?: number } = {}): Promise<UpsertScheduleResult> {
-  const input = parseScheduleInput(raw, `schedule of flow '${flowName}'`);
-  checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${flowName}' schedule '${input.name}'`);
-  const flow = await requireFlow(tx, flowName);
-  if (input.enabled) refuseScheduleOnWatchedFlow(flow, input.name);
-  return upsertScheduleRow(tx, flow, input, await dbNow(tx));
-}
-
-export { getRun };

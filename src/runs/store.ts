@@ -1,168 +1,41 @@
 /**
- * Run queries: functions of (db, params); `db` may be a transaction. The state-changing ones lock
- * the run row (`FOR UPDATE`) so concurrent workers and API reports serialise per run.
+ * The one owner of run state: every write of a run's state and its history is a statement here.
+ * Single runs go through `runTransition` (validated by src/runs/states.ts); set-based writers
+ * (claim, completion, cancel, late marking) take their allowed from-states from the same machine
+ * (`sqlFromStates`) and append history through the one `HISTORY` insert. Statement names are
+ * entity-first (run…, run…Many); new runs are inserted by store-insert.ts. Consequences (events, guard, metrics) are in src/runs/service.ts.
  */
-import { orm } from '../db/drizzle.ts';
-
-const { eq } = orm;
-import type { Queryable } from '../db/client.ts';
 import type pg from 'pg';
-import { dz, namedQuery } from '../db/client.ts';
-import { runStateHistory, taskResults } from '../schema/index.ts';
+import type { Queryable } from '../db/client.ts';
+import { namedQuery } from '../db/client.ts';
 import { countTransitions } from './observe.ts';
-import { checkTransition, DEFAULT_NAMES, isTerminal, type State, type StateType } from './states.ts';
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { checkTransition, DEFAULT_NAMES, isTerminal, sqlFromStates } from './states.ts';
+import { getRun, RUN_COLUMNS, RUN_FLOW_COLUMN, withFlowDates } from './read.ts';
+import { NotFoundError } from '../errors.ts';
+import type { RunFlow, RunRow, State, TaskInput, TransitionInput, TransitionResult } from '../types.ts';
 
-export interface RunRow {
-  id: string;
-  flowId: string;
-  flowName: string;
-  scheduleId: string | null;
-  scheduledFor: Date;
-  stateType: StateType;
-  stateName: string;
-  stateMessage: string | null;
-  parameters: Record<string, unknown>;
-  idempotencyKey: string | null;
-  origin: string;
-  dispatchAttempt: number | null;
-  externalId: string | null;
-  createdAt: Date;
-  startedAt: Date | null;
-  endedAt: Date | null;
-  updatedAt: Date;
+/** The one history insert; every writer appends (run_id, from_type, from_name, to_type, to_name, message). */
+export const HISTORY = `insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)`;
+
+/** Validate and apply one transition of a run the caller holds locked (`FOR UPDATE`), with its history. */
+export async function runTransition(tx: Queryable, current: RunRow, input: TransitionInput): Promise<TransitionResult> {
+  const [result] = await runTransitionMany(tx, [{ current, input }]);
+  return result!;
 }
 
-const RUN_COLUMNS = `r.id, r.flow_id as "flowId", f.name as "flowName", r.schedule_id as "scheduleId",
-  r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
-  r.state_message as "stateMessage", r.parameters, r.idempotency_key as "idempotencyKey", r.origin,
-  r.dispatch_attempt as "dispatchAttempt", r.external_id as "externalId", r.created_at as "createdAt",
-  r.started_at as "startedAt", r.ended_at as "endedAt", r.updated_at as "updatedAt"`;
-
-/** The run's flow as dispatch needs it (id, name, target, health, hold). */
-export interface RunFlow {
-  id: string;
-  name: string;
-  target: unknown;
-  health: unknown;
-  disabledAt: Date | null;
-  disabledReason: string | null;
-}
-
-/** The `flow` column (a RunFlow) of a query joining flows as `f`; pass its rows to `withFlowDates`. */
-const RUN_FLOW_COLUMN = `json_build_object('id', f.id, 'name', f.name, 'target', f.target, 'health', f.health,
-  'disabledAt', f.disabled_at, 'disabledReason', f.disabled_reason) as flow`;
-
-/** json_build_object returns timestamps as strings: make `flow.disabledAt` a Date again. */
-function withFlowDates<T extends { flow?: RunFlow }>(rows: T[]): T[] {
-  for (const row of rows) if (row.flow?.disabledAt) row.flow.disabledAt = new Date(row.flow.disabledAt);
-  return rows;
-}
-
-export async function getRun(db: Queryable, runId: string, options: { forUpdate?: boolean; withFlow?: boolean } = {}): Promise<(RunRow & { flow?: RunFlow }) | null> {
-  const { rows } = await db.query<RunRow & { flow?: RunFlow }>(
-    `select ${RUN_COLUMNS}${options.withFlow ? `, ${RUN_FLOW_COLUMN}` : ''} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
-     where r.id = $1 ${options.forUpdate ? 'for update of r' : ''}`,
-    [runId],
-  );
-  return withFlowDates(rows)[0] ?? null;
-}
-
-export interface TaskInput {
-  name: string;
-  stateType: StateType;
-  message?: string | null;
-}
-
-export interface TransitionInput {
-  runId: string;
-  to: StateType;
-  name?: string;
-  message?: string | null;
-  tasks?: TaskInput[];
-  externalId?: string | null;
-  dispatchAttempt?: number | null;
-  /**
-   * A state the run passes through on the way to `to` in the same write (dispatch claims a
-   * function run SCHEDULED → PENDING → RUNNING as one row version). Both moves are validated and
-   * both are recorded in the history, in order.
-   */
-  via?: { to: StateType; name?: string; message?: string | null };
-  /** Allow the one backward move, RUNNING → PENDING/AwaitingRetry (dispatch's drain hand-back only). */
-  requeue?: boolean;
-}
-
-export interface TransitionResult {
-  run: RunRow;
-  from: State;
-}
-
-/**
- * Validate and apply one state transition, recording it in run_state_history (and task results).
- * Must run inside a transaction: the run row is locked first. Throws InvalidTransitionError.
- */
-export async function transitionRun(tx: Queryable, input: TransitionInput): Promise<TransitionResult> {
+/** As runTransition, locking the run first. Must run inside a transaction. */
+export async function runTransitionById(tx: Queryable, input: TransitionInput): Promise<TransitionResult> {
   const current = await getRun(tx, input.runId, { forUpdate: true });
   if (!current) throw new NotFoundError(`run ${input.runId} not found: check the id (flowwarden runs list)`);
-  return transitionLockedRun(tx, current, input);
-}
-
-/** As transitionRun, for a run the caller already holds locked. */
-export async function transitionLockedRun(tx: Queryable, current: RunRow, input: TransitionInput): Promise<TransitionResult> {
-  const from: State = { type: current.stateType, name: current.stateName };
-  const to: State = { type: input.to, name: input.name ?? DEFAULT_NAMES[input.to] };
-  checkTransition(current.id, from, to, { requeue: input.requeue });
-  const { rows } = await tx.query<{ updatedAt: Date; startedAt: Date | null; endedAt: Date | null }>(
-    `update flowwarden.runs set
-       state_type = $2, state_name = $3, state_message = $4,
-       external_id = coalesce($5, external_id),
-       dispatch_attempt = coalesce($6, dispatch_attempt),
-       started_at = case when $2 = 'RUNNING' and started_at is null then now() else started_at end,
-       ended_at = case when $7 then now() else ended_at end,
-       updated_at = now()
-     where id = $1
-     returning updated_at as "updatedAt", started_at as "startedAt", ended_at as "endedAt"`,
-    [current.id, to.type, to.name, input.message ?? null, input.externalId ?? null, input.dispatchAttempt ?? null, isTerminal(to.type)],
-  );
-  await tx.query(
-    `insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
-     values ($1, $2, $3, $4, $5, $6)`,
-    [current.id, from.type, from.name, to.type, to.name, input.message ?? null],
-  );
-  if (input.tasks?.length) await insertTaskResults(tx, current.id, input.tasks);
-  const row = rows[0]!;
-  return {
-    from,
-    run: {
-      ...current,
-      stateType: to.type,
-      stateName: to.name,
-      stateMessage: input.message ?? null,
-      externalId: input.externalId ?? current.externalId,
-      dispatchAttempt: input.dispatchAttempt ?? current.dispatchAttempt,
-      updatedAt: row.updatedAt,
-      startedAt: row.startedAt,
-      endedAt: row.endedAt,
-    },
-  };
-}
-
-/** Lock several runs at once, in id order (a fixed order keeps concurrent batches deadlock-free). */
-export async function getRunsForUpdate(tx: Queryable, runIds: string[]): Promise<RunRow[]> {
-  const { rows } = await tx.query<RunRow>(
-    `select ${RUN_COLUMNS} from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
-      where r.id = any($1::uuid[]) order by r.id for update of r`,
-    [runIds],
-  );
-  return rows;
+  return runTransition(tx, current, input);
 }
 
 /**
- * Apply many validated transitions in one statement (runs and history; a second for task results)
- * instead of two per run. Each item's run must be locked by the caller; invalid transitions throw before
- * anything is written (filter them first with `transitionAllowed` when a batch may contain them).
+ * Apply many validated transitions of locked runs in one statement (runs and history; a second for
+ * task results). Invalid transitions throw before anything is written (filter them first with
+ * `transitionAllowed` when a batch may contain them).
  */
-export async function transitionLockedRuns(tx: Queryable, items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }>): Promise<TransitionResult[]> {
+export async function runTransitionMany(tx: Queryable, items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }>): Promise<TransitionResult[]> {
   if (items.length === 0) return [];
   const planned = items.map(({ current, input }) => {
     const from: State = { type: current.stateType, name: current.stateName };
@@ -177,8 +50,7 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
   const history = planned.flatMap((p) => p.via
     ? [{ id: p.current.id, from: p.from, to: p.via, message: p.input.via!.message ?? null }, { id: p.current.id, from: p.via, to: p.to, message: p.input.message ?? null }]
     : [{ id: p.current.id, from: p.from, to: p.to, message: p.input.message ?? null }]);
-  // One statement writes the runs and their history rows (a round trip fewer on the hot path);
-  // history rows keep their order (ordinality), so a run's moves get ascending history ids.
+  // History rows keep their order (ordinality), so a run's moves get ascending history ids.
   const { rows } = await tx.query<{ id: string; updatedAt: Date; startedAt: Date | null; endedAt: Date | null }>(
     `with v as (
        select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[])
@@ -197,7 +69,7 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
        returning r.id, r.updated_at, r.started_at, r.ended_at
      ),
      h as (
-       insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+       ${HISTORY}
        select hv.run_id, hv.from_type, hv.from_name, hv.to_type, hv.to_name, hv.message
          from unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
               with ordinality as hv(run_id, from_type, from_name, to_type, to_name, message, n)
@@ -221,15 +93,8 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
       history.map((h) => h.message),
     ],
   );
-  const withTasks = planned.filter((p) => p.input.tasks?.length);
-  if (withTasks.length) {
-    const flat = withTasks.flatMap((p) => p.input.tasks!.map((t) => ({ runId: p.current.id, ...t })));
-    await tx.query(
-      `insert into flowwarden.task_results (run_id, name, state_type, message)
-       select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])`,
-      [flat.map((t) => t.runId), flat.map((t) => t.name), flat.map((t) => t.stateType), flat.map((t) => t.message ?? null)],
-    );
-  }
+  const tasks = planned.flatMap((p) => (p.input.tasks ?? []).map((t) => ({ runId: p.current.id, ...t })));
+  if (tasks.length) await insertTasks(tx, tasks);
   const byId = new Map(rows.map((r) => [r.id, r]));
   return planned.map((p) => {
     const row = byId.get(p.current.id)!;
@@ -250,159 +115,55 @@ export async function transitionLockedRuns(tx: Queryable, items: Array<{ current
   });
 }
 
-export async function insertTaskResults(tx: Queryable, runId: string, tasks: TaskInput[]): Promise<void> {
+async function insertTasks(tx: Queryable, tasks: Array<TaskInput & { runId: string }>): Promise<void> {
   await tx.query(
     `insert into flowwarden.task_results (run_id, name, state_type, message)
-     select $1, t.name, t.state_type, t.message
-     from unnest($2::text[], $3::text[], $4::text[]) as t(name, state_type, message)`,
-    [runId, tasks.map((t) => t.name), tasks.map((t) => t.stateType), tasks.map((t) => t.message ?? null)],
+     select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])`,
+    [tasks.map((t) => t.runId), tasks.map((t) => t.name), tasks.map((t) => t.stateType), tasks.map((t) => t.message ?? null)],
   );
 }
 
-export interface NewRun {
-  flowId: string;
-  scheduleId?: string | null;
-  scheduledFor: Date;
-  parameters: Record<string, unknown>;
-  idempotencyKey?: string | null;
-  origin: 'schedule' | 'manual' | 'api' | 'watch';
+/** Task results recorded outside a transition (they arrived after the run finished). */
+export async function runInsertTasks(tx: Queryable, runId: string, tasks: TaskInput[]): Promise<void> {
+  if (tasks.length) await insertTasks(tx, tasks.map((t) => ({ runId, ...t })));
 }
+
+/** A new dispatch attempt takes over a PENDING run without changing its state (claim rule 2). */
+export async function runSetAttempt(tx: Queryable, runId: string, attempt: number): Promise<void> {
+  await tx.query(`update flowwarden.runs set dispatch_attempt = $2, updated_at = now() where id = $1`, [runId, attempt]);
+}
+
+/** Record the external (Prefect) id of a run that is already past PENDING. */
+export async function runSetExternalId(tx: Queryable, runId: string, externalId: string): Promise<void> {
+  await tx.query(`update flowwarden.runs set external_id = $2, updated_at = now() where id = $1`, [runId, externalId]);
+}
+
+/** Keep Prefect's own start and end times on a mirrored run (transitions stamp our clock). */
+export async function runSetTimes(tx: Queryable, runId: string, startedAt: Date | null, endedAt: Date | null): Promise<void> {
+  if (!startedAt && !endedAt) return;
+  await tx.query(
+    `update flowwarden.runs set started_at = coalesce($2, started_at),
+            ended_at = case when ended_at is not null then coalesce($3, ended_at) else ended_at end
+      where id = $1`,
+    [runId, startedAt, endedAt],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-based writers: from-states come from the state machine (sqlFromStates), history via HISTORY.
+
+/** Undispatched = still SCHEDULED: the only runs a pause or a hold cancels. */
+const CANCEL_FROM = sqlFromStates('r', { type: 'CANCELLED', name: 'Skipped' }, ['SCHEDULED']);
 
 /**
- * Insert a manually triggered run. With an idempotency key, a second insert for the same flow
- * returns the existing run (`created: false`) instead of creating another. The key is unique across
- * all runs (runs_idempotency_key), so a key another flow's run already holds is a ConflictError:
- * returning that run would hand the caller a run of a flow it did not ask for.
+ * Cancel (CANCELLED/Skipped) the schedule-made runs not dispatched yet, of a whole flow (a guard
+ * hold, a disable) or of one schedule (a pause or change: `futureOnly` keeps runs already due).
+ * They are detached (schedule_id cleared) to free their (schedule_id, scheduled_for) slot for a
+ * later fire (docs/state-machine.md). SKIP LOCKED: a run being claimed now is left to dispatch.
+ * Manual/API runs are left alone (an operator asked for them). Index: runs_open_idx.
+ * Returns the cancelled run ids.
  */
-export async function insertTriggeredRun(tx: Queryable, run: NewRun): Promise<{ id: string; created: boolean }> {
-  const { rows } = await tx.query<{ id: string }>(
-    `insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, idempotency_key, origin)
-     values ($1, $2, $3, 'SCHEDULED', 'Scheduled', $4, $5, $6)
-     on conflict (idempotency_key) where idempotency_key is not null do nothing
-     returning id`,
-    [run.flowId, run.scheduleId ?? null, run.scheduledFor, run.parameters, run.idempotencyKey ?? null, run.origin],
-  );
-  if (rows[0]) {
-    await tx.query(
-      `insert into flowwarden.run_state_history (run_id, to_type, to_name, message) values ($1, 'SCHEDULED', 'Scheduled', $2)`,
-      [rows[0].id, `created (${run.origin})`],
-    );
-    return { id: rows[0].id, created: true };
-  }
-  const existing = await tx.query<{ id: string; flowId: string; flowName: string; requested: string | null }>(
-    `select r.id, r.flow_id as "flowId", f.name as "flowName", (select name from flowwarden.flows where id = $2) as requested
-       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
-      where r.idempotency_key = $1`,
-    [run.idempotencyKey, run.flowId],
-  );
-  const found = existing.rows[0]!;
-  if (found.flowId !== run.flowId) {
-    const requested = found.requested ?? run.flowId;
-    throw new ConflictError(
-      `idempotency key '${run.idempotencyKey}' is already used by run ${found.id} of flow '${found.flowName}', not flow '${requested}': ` +
-        `keys are unique across all flows, so use one that names the flow (e.g. '${requested}:${run.idempotencyKey}')`,
-    );
-  }
-  return { id: found.id, created: false };
-}
-
-export async function runHistory(db: Queryable, runId: string) {
-  return dz(db)
-    .select({
-      fromType: runStateHistory.fromType,
-      fromName: runStateHistory.fromName,
-      toType: runStateHistory.toType,
-      toName: runStateHistory.toName,
-      message: runStateHistory.message,
-      at: runStateHistory.at,
-    })
-    .from(runStateHistory)
-    .where(eq(runStateHistory.runId, runId))
-    .orderBy(runStateHistory.id);
-}
-
-export async function runTasks(db: Queryable, runId: string) {
-  return dz(db)
-    .select({ name: taskResults.name, stateType: taskResults.stateType, message: taskResults.message, at: taskResults.createdAt })
-    .from(taskResults)
-    .where(eq(taskResults.runId, runId))
-    .orderBy(taskResults.id);
-}
-
-export interface RunPageFilter {
-  flowName?: string;
-  stateTypes?: StateType[];
-  /** origin in (…): 'schedule' | 'manual' | 'api' | 'watch' */
-  origins?: string[];
-  /** state_type = 'SCHEDULED' and state_name = 'Late' (with stateTypes: either matches) */
-  late?: boolean;
-  /** scheduled_for >= since */
-  since?: Date;
-  /** scheduled_for < until */
-  until?: Date;
-  /** Keyset cursor: the last row of the previous page (scheduled_for as `sortKey` text, id). */
-  after?: readonly [scheduledFor: string, id: string];
-  /** Rows to fetch (the API asks for its page size + 1). */
-  limit: number;
-  /**
-   * Also list upcoming runs: SCHEDULED runs whose time has not come (the horizon pre-creates them).
-   * Off by default: an operator first wants what ran, runs and is due (late included).
-   */
-  upcoming?: boolean;
-}
-
-/**
- * A page of runs, newest scheduled first, for the API and admin page. Keyset pagination on
- * (scheduled_for desc, id desc); the cursor carries scheduled_for as text with microseconds
- * (`sortKey`, UTC ISO 8601) so they survive the round trip (a JS Date would truncate them and skip
- * or repeat rows). Index: runs_scheduled_idx (scheduled_for, id), walked backwards from the cursor;
- * the other filters are checked on the rows it visits (bench/NOTES.md has the plans).
- */
-export async function pageRuns(db: Queryable, filter: RunPageFilter): Promise<Array<RunRow & { sortKey: string }>> {
-  const where: string[] = [];
-  const values: unknown[] = [];
-  const add = (sql: (p: string) => string, value: unknown) => {
-    values.push(value);
-    where.push(sql(`$${values.length}`));
-  };
-  // flow_id = (subquery), not f.name = …: a one-row InitPlan lets the planner walk
-  // runs_flow_scheduled_idx backwards in page order instead of sorting all the flow's runs.
-  if (filter.flowName) add((p) => `r.flow_id = (select id from flowwarden.flows where name = ${p})`, filter.flowName);
-  if (filter.stateTypes?.length || filter.late) {
-    const late = `(r.state_type = 'SCHEDULED' and r.state_name = 'Late')`;
-    if (filter.stateTypes?.length) add((p) => (filter.late ? `(r.state_type = any(${p}::text[]) or ${late})` : `r.state_type = any(${p}::text[])`), filter.stateTypes);
-    else where.push(late);
-  }
-  if (filter.origins?.length) add((p) => `r.origin = any(${p}::text[])`, filter.origins);
-  if (filter.since) add((p) => `r.scheduled_for >= ${p}`, filter.since);
-  if (filter.until) add((p) => `r.scheduled_for < ${p}`, filter.until);
-  if (!filter.upcoming) where.push(`not (r.state_type = 'SCHEDULED' and r.scheduled_for > now())`);
-  if (filter.after) {
-    values.push(filter.after[0], filter.after[1]);
-    where.push(`(r.scheduled_for, r.id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
-  }
-  values.push(filter.limit);
-  const { rows } = await db.query<RunRow & { sortKey: string }>(
-    `select ${RUN_COLUMNS}, to_char(r.scheduled_for at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "sortKey"
-       from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id
-     ${where.length ? `where ${where.join(' and ')}` : ''}
-     order by r.scheduled_for desc, r.id desc limit $${values.length}`,
-    values,
-  );
-  return rows;
-}
-
-/**
- * Cancel (CANCELLED/Skipped) the schedule-made runs that have not been dispatched yet, of a whole
- * flow (the guard disabling it) or of one schedule (a pause; `futureOnly` keeps runs already due).
- * The cancelled runs are also detached (schedule_id cleared; they keep their flow): they must free
- * their (schedule_id, scheduled_for) slot (runs_schedule_fire_key), or the run for the same fire
- * time after a schedule change, a resume or a reactivation inside the horizon would be silently
- * dropped by the tick's insert (`on conflict do nothing`).
- * One statement: claim SKIP LOCKED (a run a dispatch is claiming right now is left to it), update,
- * history rows. Returns the cancelled run ids.
- */
-export async function cancelUndispatchedRuns(
+export async function runCancelMany(
   tx: Queryable,
   scope: { flowId: string } | { scheduleId: string; futureOnly: boolean },
   message: string,
@@ -410,9 +171,9 @@ export async function cancelUndispatchedRuns(
   const byFlow = 'flowId' in scope;
   const { rows } = await tx.query<{ id: string }>(
     `with claim as (
-       select r.id, r.state_name from flowwarden.runs r
+       select r.id, r.state_type, r.state_name from flowwarden.runs r
         where ${byFlow ? 'r.flow_id = $1' : 'r.schedule_id = $1'}
-          and r.state_type = 'SCHEDULED' and r.origin = 'schedule'
+          and ${CANCEL_FROM} and r.origin = 'schedule'
           ${!byFlow && scope.futureOnly ? 'and r.scheduled_for > now()' : ''}
         for update skip locked
      ),
@@ -424,8 +185,8 @@ export async function cancelUndispatchedRuns(
        returning r.id
      ),
      history as (
-       insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
-       select c.id, 'SCHEDULED', c.state_name, 'CANCELLED', 'Skipped', $2 from claim c join cancelled x on x.id = c.id
+       ${HISTORY}
+       select c.id, c.state_type, c.state_name, 'CANCELLED', 'Skipped', $2 from claim c join cancelled x on x.id = c.id
      )
      select id from cancelled`,
     [byFlow ? scope.flowId : scope.scheduleId, message],
@@ -434,23 +195,105 @@ export async function cancelUndispatchedRuns(
   return rows.map((r) => r.id);
 }
 
+export interface LateRun {
+  id: string;
+  flowId: string;
+  flowName: string;
+  scheduledFor: Date;
+  lateAfterSeconds: number;
+  at: Date;
+}
+
+const LATE_FROM = sqlFromStates('r', { type: 'SCHEDULED', name: 'Late' }, ['SCHEDULED']);
+
 /**
- * The dispatch hot path as single statements. Each runs on its own (autocommit: the statement is
- * its transaction) and is prepared once per connection, so a batch of runs costs one round trip and
- * no planning. Runs they do not handle (another state, a held flow, overlap `skip`) are left
- * untouched for the general, validated path.
+ * Mark up to `limit` runs Late in one statement: claim (FOR UPDATE SKIP LOCKED) → rename
+ * Scheduled → Late → history rows. Safe on every pod at once and each run is marked at most once;
+ * why, the index it walks and the `from` cursor that keeps a sweep linear: docs/state-machine.md.
  */
+export async function runMarkLateMany(
+  tx: Queryable,
+  params: { now?: Date; defaultAfterSeconds: number; limit: number; from?: Date },
+): Promise<LateRun[]> {
+  const { rows } = await tx.query<LateRun>(
+    `with clock as (
+       select coalesce($1::timestamptz, now()) as now
+     ),
+     claim as (
+       select r.id, r.flow_id, r.scheduled_for, r.state_type, r.state_name
+         from flowwarden.runs r
+        where ${LATE_FROM}
+          and r.scheduled_for <= (select now from clock)
+                - make_interval(secs => (select least($2::int, coalesce(min(late_after_seconds), $2::int)) from flowwarden.flows))
+          and r.scheduled_for >= coalesce($4::timestamptz, '-infinity')
+          -- the exact per-flow threshold as a per-row subquery, not a join: keeps the index order
+          and r.scheduled_for <= (select now from clock)
+                - make_interval(secs => coalesce((select f.late_after_seconds from flowwarden.flows f where f.id = r.flow_id), $2::int))
+        order by r.scheduled_for
+        limit $3
+        for update of r skip locked
+     ),
+     marked as (
+       update flowwarden.runs r
+          set state_name = 'Late', updated_at = now()
+         from claim c
+        where r.id = c.id
+       returning r.id
+     ),
+     info as (
+       select c.id, c.flow_id, f.name as flow_name, c.scheduled_for, c.state_type, c.state_name,
+              coalesce(f.late_after_seconds, $2::int) as after_seconds
+         from claim c
+         join marked m on m.id = c.id
+         join flowwarden.flows f on f.id = c.flow_id
+     ),
+     history as (
+       ${HISTORY}
+       select id, state_type, state_name, 'SCHEDULED', 'Late',
+              'not started within ' || after_seconds || ' s of its scheduled time'
+         from info
+     )
+     select id, flow_id as "flowId", flow_name as "flowName", scheduled_for as "scheduledFor",
+            after_seconds as "lateAfterSeconds", now() as at
+       from info`,
+    [params.now ?? null, params.defaultAfterSeconds, params.limit, params.from ?? null],
+  );
+  return rows;
+}
+
+/**
+ * The overlap check of a SCHEDULED run's claim: locks its schedule row and, when overlap is `skip`,
+ * returns another PENDING/RUNNING run of the schedule (null: the run may go).
+ */
+export async function runBusySibling(tx: Queryable, run: Pick<RunRow, 'id' | 'scheduleId'>): Promise<{ id: string; stateType: string } | null> {
+  if (!run.scheduleId) return null;
+  const s = await tx.query<{ overlap: string }>(`select overlap from flowwarden.schedules where id = $1 for update`, [run.scheduleId]);
+  if (s.rows[0]?.overlap !== 'skip') return null;
+  const busy = await tx.query<{ id: string; stateType: string }>(
+    `select id, state_type as "stateType" from flowwarden.runs
+      where schedule_id = $1 and id <> $2 and state_type in ('PENDING', 'RUNNING') limit 1`,
+    [run.scheduleId, run.id],
+  );
+  return busy.rows[0] ?? null;
+}
+
+// The dispatch hot path as single autocommit statements, prepared once per connection: a batch
+// of runs costs one round trip and no planning. Runs they do not handle are left untouched for
+// the validated path (runTransition).
+
+const CLAIM_FROM = sqlFromStates('r', { type: 'PENDING', name: DEFAULT_NAMES.PENDING }, ['SCHEDULED']);
+
 const CLAIM_SCHEDULED_SQL = `
 with v as (
   select * from unnest($1::uuid[], $2::int[]) as v(id, attempt)
 ),
 c as (
-  select r.id, r.state_name as from_name, v.attempt, (f.target->>'type') = 'function' as fn
+  select r.id, r.state_type as from_type, r.state_name as from_name, v.attempt, (f.target->>'type') = 'function' as fn
     from flowwarden.runs r
     join v on v.id = r.id
     join flowwarden.flows f on f.id = r.flow_id
     left join flowwarden.schedules s on s.id = r.schedule_id
-   where r.state_type = 'SCHEDULED'
+   where ${CLAIM_FROM}
      and not (f.disabled_at is not null and r.origin = 'schedule')
      and s.overlap is distinct from 'skip'
    order by r.id
@@ -471,11 +314,11 @@ u as (
             r.started_at, r.ended_at, r.updated_at
 ),
 h as (
-  insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+  ${HISTORY}
   select c.id, x.from_type, x.from_name, x.to_type, x.to_name, x.message
     from c
     cross join lateral (values
-      (1, 'SCHEDULED', c.from_name, 'PENDING', $3::text, 'dispatch attempt ' || (c.attempt + 1)),
+      (1, c.from_type, c.from_name, 'PENDING', $3::text, 'dispatch attempt ' || (c.attempt + 1)),
       (2, 'PENDING', $3::text, 'RUNNING', $4::text, null)
     ) as x(n, from_type, from_name, to_type, to_name, message)
    where x.n = 1 or c.fn
@@ -485,18 +328,20 @@ select ${RUN_COLUMNS}, ${RUN_FLOW_COLUMN}
   from u r join flowwarden.flows f on f.id = r.flow_id`;
 
 /**
- * Claim SCHEDULED runs for dispatch attempts in one statement: plain cases only (flow not held for a
- * scheduled run, overlap not `skip`). A function run goes SCHEDULED → PENDING → RUNNING in one row
- * version (both moves in the history, in order), any other target stops at PENDING. Returns the
- * claimed runs with their flows; the rest were not touched.
+ * Claim SCHEDULED runs in one statement, plain cases only (flow not held, overlap not `skip`): a
+ * function run goes SCHEDULED → PENDING → RUNNING in one row version (both moves in the history),
+ * any other target stops at PENDING. Returns the claimed runs with their flows.
  */
-export async function claimScheduledRuns(pool: pg.Pool, items: Array<{ runId: string; attempt: number }>): Promise<Array<RunRow & { flow: RunFlow }>> {
+export async function runClaimMany(pool: pg.Pool, items: Array<{ runId: string; attempt: number }>): Promise<Array<RunRow & { flow: RunFlow }>> {
   if (items.length === 0) return [];
-  const { rows } = await namedQuery<RunRow & { flow: RunFlow }>(pool, 'flowwarden_claim_scheduled_v1', CLAIM_SCHEDULED_SQL, [
+  const { rows } = await namedQuery<RunRow & { flow: RunFlow }>(pool, 'flowwarden_claim_scheduled_v2', CLAIM_SCHEDULED_SQL, [
     items.map((i) => i.runId), items.map((i) => i.attempt), DEFAULT_NAMES.PENDING, DEFAULT_NAMES.RUNNING,
   ]);
   return withFlowDates(rows);
 }
+
+/** A run completes after its claim: only PENDING/RUNNING runs take the fast path. */
+const COMPLETE_FROM = sqlFromStates('r', { type: 'COMPLETED', name: DEFAULT_NAMES.COMPLETED }, ['PENDING', 'RUNNING']);
 
 const COMPLETE_OPEN_SQL = `
 with v as (
@@ -506,7 +351,7 @@ c as (
   select r.id, r.state_type as from_type, r.state_name as from_name, v.message
     from flowwarden.runs r
     join v on v.id = r.id
-   where r.state_type in ('PENDING', 'RUNNING')
+   where ${COMPLETE_FROM}
    order by r.id
      for update of r
 ),
@@ -519,17 +364,17 @@ u as (
   returning r.id, r.flow_id
 ),
 h as (
-  insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
+  ${HISTORY}
   select c.id, c.from_type, c.from_name, 'COMPLETED', $3, c.message from c order by c.id
 )
 select u.id, f.name as "flowName" from u join flowwarden.flows f on f.id = u.flow_id`;
 
 /**
  * Record COMPLETED (no task results) for runs that are PENDING or RUNNING, in one statement, with
- * their history rows. Returns the runs it completed; a run in any other state was not touched.
- * The caller publishes nothing: use it only when no consequence (event, hook) is due.
+ * their history. Returns the runs it completed. Publishes nothing: use it only when no consequence
+ * (event, hook) is due.
  */
-export async function completeOpenRuns(pool: pg.Pool, items: Array<{ runId: string; message: string | null }>): Promise<Array<{ id: string; flowName: string }>> {
+export async function runCompleteMany(pool: pg.Pool, items: Array<{ runId: string; message: string | null }>): Promise<Array<{ id: string; flowName: string }>> {
   if (items.length === 0) return [];
   const { rows } = await namedQuery<{ id: string; flowName: string }>(pool, 'flowwarden_complete_open_v1', COMPLETE_OPEN_SQL, [
     items.map((i) => i.runId), items.map((i) => i.message), DEFAULT_NAMES.COMPLETED,

@@ -14,7 +14,8 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, withTransaction } from '../db/client.ts';
-import { advanceSchedules, claimDueSchedules, insertScheduledRuns, type PlannedRun } from '../queries/schedules.ts';
+import { advanceSchedules, claimDueSchedules } from '../queries/schedules.ts';
+import { runInsertScheduledMany, type PlannedRun } from '../runs/store-insert.ts';
 import { insertJobs, QUEUES } from '../queue/catalog.ts';
 import { planFires } from './plan.ts';
 import type { ScheduleSpec } from './fire-times.ts';
@@ -121,7 +122,7 @@ export class Scheduler {
           advances.push({ id: s.id, nextRunAt: new Date(now.getTime() + 3_600_000), lastRunAt: null });
         }
       }
-      const runs = await insertScheduledRuns(tx, planned);
+      const runs = await runInsertScheduledMany(tx, planned);
       if (runs.length > 0) {
         await insertJobs(
           this.#boss,

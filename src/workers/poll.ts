@@ -14,12 +14,11 @@
  * this job completes. A deferral neither counts as a poll (maxPolls) nor consumes a retry.
  */
 import { z } from 'zod';
-import type { JobWithMetadata, PgBoss } from 'pg-boss';
-import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
-import { bossDb, type Queryable } from '../db/client.ts';
+import type { JobWithMetadata } from 'pg-boss';
+import { QUEUES } from '../queue/catalog.ts';
+import { sendPoll } from '../runs/poll-jobs.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
-import type { PrefectConnector } from '../prefect/connector.ts';
 import { RateLimitedError, resendAfterRateLimit } from '../errors.ts';
 
 const Payload = z.object({
@@ -29,30 +28,8 @@ const Payload = z.object({
   deferred: z.number().int().min(0).optional(),
 });
 
-/** A stable UUID for (runId, polls, deferred): the dedup key of a poll job. */
-export function pollJobId(runId: string, polls: number, deferred = 0): string {
-  return stableJobId(`flowwarden:poll:${runId}:${polls}${deferred > 0 ? `:deferred:${deferred}` : ''}`);
-}
-
-/**
- * Enqueue poll number `polls` for a run, `afterSeconds` from Postgres's now, inside `tx`. A poll
- * re-sent after a long 429 passes `deferred` (its own job id) and the retries it keeps.
- */
-export async function sendPoll(
-  boss: PgBoss, tx: Queryable, runId: string, polls: number, afterSeconds: number,
-  options: { deferred?: number; retryLimit?: number } = {},
-): Promise<void> {
-  const deferred = options.deferred ?? 0;
-  await sendJob(boss, QUEUES.poll, { runId, polls, ...(deferred > 0 ? { deferred } : {}) }, {
-    id: pollJobId(runId, polls, deferred),
-    ...(afterSeconds > 0 ? { startAfter: afterSeconds } : {}),
-    ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
-    db: bossDb(tx),
-  });
-}
-
 async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
-  const connector = deps.extensions.get('prefect') as PrefectConnector | undefined;
+  const connector = deps.poller;
   if (!connector) throw new Error('cannot poll: the Prefect connector is not configured in this worker (set PREFECT_API_URL)');
   const { runId, polls } = job.data;
   try {

@@ -13,7 +13,7 @@ import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { migrateAll } from '../../src/db/migrate.ts';
 import { withTransaction } from '../../src/db/client.ts';
-import { upsertFlowTx } from '../../src/runs/operations.ts';
+import { upsertFlowTx } from '../../src/flows/operations.ts';
 import { BOSS_SCHEMA, QUEUES } from '../../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../../src/flows/spec.ts';
 import { freePort, withDatabase } from '../support/server.ts';

@@ -28,14 +28,15 @@ import {
 import { dbNow, withTransaction, type Queryable } from '../../db/client.ts';
 import { getScheduleByName, listSchedules, pageFlows, requireFlow, scheduleSpecOf, setScheduleEnabled, type FlowRow } from '../../queries/flows.ts';
 import { openHold, pageGuardHistory, recentTerminalRuns } from '../../queries/guard.ts';
-import { refuseScheduleOnWatchedFlow, upsertFlowTx } from '../../runs/operations.ts';
+import { refuseScheduleOnWatchedFlow, upsertFlowTx } from '../../flows/operations.ts';
 import { disableFlowTx, reactivateFlowTx } from '../../guard/operations.ts';
 import { resolvePolicy } from '../../guard/health.ts';
 import { holdJson } from '../../guard/json.ts';
 import { flowJson, scheduleJson } from '../../runs/json.ts';
 import { FlowInput } from '../../flows/spec.ts';
 import { nextFireTimes } from '../../scheduling/fire-times.ts';
-import { FAILURE_TYPES, type StateType } from '../../runs/states.ts';
+import { FAILURE_TYPES } from '../../runs/states.ts';
+import { type StateType } from '../../types.ts';
 import { ConflictError, NotFoundError, UserInputError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
 
