@@ -1,8 +1,6 @@
 /**
- * Run-guard queries: late marking, health-rule inputs, disable / enforce / reactivate writes.
- * Functions of (db, params); `db` may be the caller's transaction. Raw SQL where the builder cannot
- * say it (SKIP LOCKED claims, set-based CTEs).
- *
+ * Run-guard queries: health-rule inputs, disable / enforce / reactivate writes (late marking and
+ * cancels are run writes: src/runs/store.ts). Functions of (db, params).
  * Lock order (to stay deadlock-free against the scheduler tick and the dispatch worker):
  *   flow row FOR NO KEY UPDATE → runs (SKIP LOCKED) → schedules.
  * NO KEY UPDATE rather than UPDATE so inserting runs (FK → FOR KEY SHARE on the flow) never waits

@@ -1,17 +1,8 @@
 /**
- * poll — follow a run executing elsewhere (a Prefect flow run) until it is terminal.
- *
- * One job per poll: `{ runId, polls }` where `polls` counts the polls already done. The job id is
- * derived from (runId, polls), so re-sending the same poll (a redelivery that already sent its
- * successor, two dispatch attempts racing) inserts nothing; and a run that is already terminal makes
- * any poll a no-op. Each poll either finishes the run or sends the next one with `startAfter`
- * (evaluated by Postgres), in the same transaction as the state it recorded.
- *
- * Rate limits: a 429 whose Retry-After is longer than the connector waits inline (RateLimitedError)
- * does not fail the job — pg-boss's own backoff (2 s doubling) would ignore the wait and burn the
- * retries. The poll is re-sent instead, `startAfter` = Retry-After, as the same poll with `deferred`
- * + 1 (its own job id, so a redelivery re-sends nothing) and the retries this job had left; then
- * this job completes. A deferral neither counts as a poll (maxPolls) nor consumes a retry.
+ * poll — follow a run executing elsewhere (a Prefect flow run) until it is terminal: one job per
+ * poll, `{ runId, polls }`, id from (runId, polls) so a re-sent poll inserts nothing. A long 429
+ * re-sends the poll for when Retry-After ends, using no retry and not counting as a poll.
+ * The protocol: docs/architecture.md ("Path of a run", step 6).
  */
 import { z } from 'zod';
 import type { JobWithMetadata } from 'pg-boss';

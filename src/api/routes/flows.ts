@@ -1,6 +1,6 @@
 /**
  * Flows, their schedules and their guard history: /api/flows..., /api/guard/history.
- * Writes go through the shared operations (producers/operations.ts, guard/operations.ts), each in
+ * Writes go through the shared operations (flows/operations.ts, runs/operations.ts, guard/operations.ts), each in
  * one transaction, so the API does exactly what the CLI and the producer client do.
  */
 import type { FastifyInstance } from 'fastify';
