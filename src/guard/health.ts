@@ -54,7 +54,6 @@ import type { Logger } from '../log.ts';
 import { Loop } from '../util/loop.ts';
 import type { GuardActionRegistry } from './actions.ts';
 import { disableLockedFlow, reactivateHint, runDisableActions, type DisableOutcome, type GuardRule } from './operations.ts';
-import { errorMessage } from '../errors.ts';
 
 /** Debounce slot for failure-triggered evaluations of one flow. */
 export const HEALTH_DEBOUNCE_SECONDS = 5;

@@ -170,7 +170,7 @@ export async function runDisableActions(actions: GuardActionRegistry, log: Logge
     try {
       await a.onDisable(flow, reason);
     } catch (err) {
-      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.onDisable failed; the enforce pass will retry`);
+      log.error({ err, action: a.name, flow: flow.name }, `guard action ${a.name}.onDisable failed; the enforce pass will retry`);
     }
   }
 }
@@ -188,7 +188,7 @@ export async function runReactivateActions(actions: GuardActionRegistry, log: Lo
       await a.onReactivate(flow, by);
     } catch (err) {
       failed.push(`${a.name}: ${errorMessage(err)}`);
-      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.onReactivate failed; the job is retried with backoff`);
+      log.error({ err, action: a.name, flow: flow.name }, `guard action ${a.name}.onReactivate failed; the job is retried with backoff`);
     }
   }
   if (failed.length) throw new Error(`reactivating flow '${flow.name}' in connectors failed (retried): ${failed.join('; ')}`);
@@ -202,7 +202,7 @@ export async function runEnforceActions(actions: GuardActionRegistry, log: Logge
     try {
       if (await a.enforce(flow)) acted.push(a.name);
     } catch (err) {
-      log.error({ err: errorMessage(err), action: a.name, flow: flow.name }, `guard action ${a.name}.enforce failed; will retry on the next pass`);
+      log.error({ err, action: a.name, flow: flow.name }, `guard action ${a.name}.enforce failed; will retry on the next pass`);
     }
   }
   return acted;

@@ -32,7 +32,6 @@ import { getRun } from '../runs/read.ts';
 import { applyLockedTransition, type TransitionDeps } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';
 import { withTransaction, dbNow } from '../db/client.ts';
-import { errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
 
 /** Scheduled-type states that are not the scheduler's pending work: leave these alone. */
@@ -102,7 +101,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
         cancelled += 1;
         await closeImported(fr.id, `Prefect flow run ${fr.id} (${fr.state_name ?? 'Scheduled'}, due ${fr.expected_start_time}) cancelled in Prefect by the guard: ${why}`);
       } catch (err) {
-        log.warn({ flowRunId: fr.id, err: errorMessage(err) }, 'cannot cancel a past-due Prefect run; the next enforce pass tries again');
+        log.warn({ flowRunId: fr.id, err }, 'cannot cancel a past-due Prefect run; the next enforce pass tries again');
       }
     }
     if (cancelled) log.info({ deploymentId: deployment.id, cancelled }, 'past-due Prefect runs cancelled');
