@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { withTransaction, type Queryable } from '../db/client.ts';
 import type { Logger } from '../log.ts';
 import { getRun } from '../runs/read.ts';
-import { runBusySibling, runClaimMany, runSetAttempt } from '../runs/store.ts';
+import { CLAIMABLE_TYPES, runBusySibling, runClaimMany, runSetAttempt } from '../runs/store.ts';
 import { reportTransitions } from '../runs/observe.ts';
 import { applyLockedTransition, type TransitionDeps } from '../runs/service.ts';
 import type { RunFlow, RunRow } from '../types.ts';
@@ -34,7 +34,7 @@ export async function claimRun(fx: TransitionDeps, tx: Queryable, runId: string,
   const previous = run.dispatchAttempt ?? -1;
   const dispatchMessage = `dispatch attempt ${attempt + 1}`;
 
-  if (run.stateType === 'SCHEDULED') {
+  if (CLAIMABLE_TYPES.includes(run.stateType)) {
     // Overlap `skip` and held flows are applied here, under the schedule row's lock, so two
     // concurrent dispatches of one schedule cannot both see "nothing running".
     if (flow.disabledAt && run.origin === 'schedule') {

@@ -9,10 +9,10 @@ import type pg from 'pg';
 import type { Queryable } from '../db/client.ts';
 import { namedQuery } from '../db/client.ts';
 import { countTransitions } from './observe.ts';
-import { checkTransition, DEFAULT_NAMES, isTerminal, sqlFromStates } from './states.ts';
+import { checkTransition, DEFAULT_NAMES, isTerminal, sourcesOf, sqlFromStates } from './states.ts';
 import { getRun, RUN_COLUMNS, RUN_FLOW_COLUMN, withFlowDates } from './read.ts';
 import { NotFoundError } from '../errors.ts';
-import type { RunFlow, RunRow, State, TaskInput, TransitionInput, TransitionResult } from '../types.ts';
+import type { RunFlow, RunRow, State, StateType, TaskInput, TransitionInput, TransitionResult } from '../types.ts';
 
 /** The one history insert; every writer appends (run_id, from_type, from_name, to_type, to_name, message). */
 export const HISTORY = `insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)`;
@@ -281,7 +281,10 @@ export async function runBusySibling(tx: Queryable, run: Pick<RunRow, 'id' | 'sc
 // of runs costs one round trip and no planning. Runs they do not handle are left untouched for
 // the validated path (runTransition).
 
-const CLAIM_FROM = sqlFromStates('r', { type: 'PENDING', name: DEFAULT_NAMES.PENDING }, ['SCHEDULED']);
+/** A first claim takes only undispatched runs; the per-run claim (src/dispatch/claim.ts) tests the same list. */
+const CLAIM_TO: State = { type: 'PENDING', name: DEFAULT_NAMES.PENDING };
+export const CLAIMABLE_TYPES: readonly StateType[] = sourcesOf(CLAIM_TO, ['SCHEDULED']).types;
+const CLAIM_FROM = sqlFromStates('r', CLAIM_TO, CLAIMABLE_TYPES);
 
 const CLAIM_SCHEDULED_SQL = `
 with v as (
