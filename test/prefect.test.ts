@@ -7,7 +7,8 @@ import { startFakePrefect, type FakePrefect, type FakeStep } from './support/fak
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { triggerRunTx } from '../src/runs/operations.ts';
 import { upsertFlowTx } from '../src/flows/operations.ts';
-import { deferredDispatchJobId, dispatchWorker } from '../src/dispatch/worker.ts';
+import { dispatchWorker } from '../src/dispatch/worker.ts';
+import { deferredDispatchJobId } from '../src/dispatch/settle.ts';
 import { pollWorker } from '../src/workers/poll.ts';
 import { pollJobId, sendPoll } from '../src/runs/poll-jobs.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';

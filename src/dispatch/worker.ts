@@ -15,7 +15,6 @@ import type { DispatchOutcome } from '../metrics.ts';
 import type { RunContext, TargetOutcome, TargetType } from '../types.ts';
 import { deferForRateLimit, markForRetry, recordOutcome, requeueHandedBack } from './settle.ts';
 
-export { deferredDispatchJobId } from './settle.ts';
 
 const Payload = z.object({
   runId: z.string().uuid(),
