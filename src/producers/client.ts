@@ -1,6 +1,5 @@
 /**
  * The typed client other services use to publish work:
- *
  *   const fw = await FlowwardenClient.connect({ connectionString: process.env.DATABASE_URL });
  *   await fw.triggerRun('nightly-etl', { date: '2026-11-22' }, { idempotencyKey: 'etl:2026-11-22' });
  *   await fw.notify('ops', 'nightly export finished: 1.2M rows');
