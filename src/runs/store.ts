@@ -3,7 +3,8 @@
  * Single runs go through `runTransition` (validated by src/runs/states.ts); set-based writers
  * (claim, completion, cancel, late marking) take their allowed from-states from the same machine
  * (`sqlFromStates`) and append history through the one `HISTORY` insert. Statement names are
- * entity-first (run…, run…Many); new runs are inserted by store-insert.ts. Consequences (events, guard, metrics) are in src/runs/service.ts.
+ * entity-first (run…, run…Many); new runs are inserted by store-insert.ts. Consequences (events,
+ * guard, metrics): src/runs/service.ts.
  */
 import type pg from 'pg';
 import type { Queryable } from '../db/client.ts';
