@@ -12,7 +12,7 @@ import { loadConfig, type Config } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { HandlerRegistry, registerBuiltins } from '../src/targets/function.ts';
 import { bossDb, withTransaction } from '../src/db/client.ts';
-import { upsertFlowTx } from '../src/producers/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { insertJobs, QUEUES } from '../src/queue/catalog.ts';
 import { createDatabase, startPgBouncer, startPrimary, type PgBouncer, type PgServer } from '../test/system/servers.ts';
 import { fmt, log, waitUntil, type BenchResult } from './support.ts';

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { createApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
-import { pageRuns } from '../src/queries/runs.ts';
+import { pageRuns } from '../src/runs/read.ts';
 import { rollupRunMinutes } from '../src/queries/chart.ts';
 import { benchServer, fmt, freshDatabase, log, type BenchResult } from './support.ts';
 

@@ -22,13 +22,20 @@ import { ensureQueues } from './queue/catalog.ts';
 import type { JobPool } from './queue/pool.ts';
 import { DISPATCH_CHANNEL, Listener } from './db/listen.ts';
 import type { WorkerDeps } from './workers/types.ts';
-import { defaultRegistry, type HandlerRegistry } from './targets/function.ts';
+import { defaultRegistry, functionTarget, type HandlerRegistry } from './targets/function.ts';
+import { httpTarget } from './targets/http.ts';
+import { issueReportToken } from './security/keys.ts';
+import type { Target, TargetType } from './types.ts';
+import type { TransitionDeps } from './runs/service.ts';
+import { OutcomeWriter } from './runs/outcomes.ts';
+import { ClaimBatcher } from './dispatch/claim.ts';
+import { QUEUES } from './queue/catalog.ts';
 import { createHttp } from './http.ts';
 import { GuardActionRegistry } from './guard/actions.ts';
 import { installPrefect, type PrefectInstall } from './prefect/index.ts';
 import type { PrefectClient } from './prefect/client/index.ts';
 import { setupNotifications } from './notify/setup.ts';
-import { installGuardHooks } from './guard/health.ts';
+import { guardFailureHook } from './guard/health.ts';
 import { Metrics } from './metrics.ts';
 import { watchTransitions } from './runs/observe.ts';
 import { Inflight } from './util/inflight.ts';
@@ -112,22 +119,36 @@ export async function createApp(options: AppOptions): Promise<App> {
   await ensureQueues(boss, { jobRetentionSeconds: config.retention.jobSeconds });
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
+  // Every failed run (whatever role reports it) requests a debounced health evaluation.
+  const transitions: TransitionDeps = { boss, onFailure: guardFailureHook(log) };
+  const http = createHttp({ timeoutMs: config.httpTimeoutMs });
+  const registry = options.registry ?? defaultRegistry;
+  const guardActions = new GuardActionRegistry();
+  // Prefect: dispatch target and poller, guard actions (docs/prefect.md); its watch is a maintenance loop.
+  const prefectInstall = installPrefect({ pool, boss, config, log, http, guardActions, transitions }, options.prefectClient ? { client: options.prefectClient } : {});
+  const targets: Record<TargetType, Target> = {
+    function: functionTarget(registry),
+    http: httpTarget({ http, config, reportToken: (runId) => issueReportToken(pool, runId) }),
+    prefect: prefectInstall?.connector ?? {
+      dispatch: () => Promise.reject(new Error('the Prefect connector is not configured in this worker (set PREFECT_API_URL)')),
+    },
+  };
   const deps: WorkerDeps = {
     pool,
     boss,
     config,
     log,
-    http: createHttp({ timeoutMs: config.httpTimeoutMs }),
-    registry: options.registry ?? defaultRegistry,
-    guardActions: new GuardActionRegistry(),
-    extensions: new Map(),
+    http,
+    registry,
+    guardActions,
+    transitions,
+    targets,
+    poller: prefectInstall?.connector,
+    claims: new ClaimBatcher({ pool, log, transitions }),
+    outcomes: new OutcomeWriter(pool, transitions, log.child({ queue: QUEUES.dispatch })),
     metrics,
     stopping: stopping.signal,
   };
-  // Prefect: dispatch connector, guard actions (docs/prefect.md); its watch is a maintenance loop.
-  const prefectInstall = installPrefect(deps, options.prefectClient ? { client: options.prefectClient } : {});
-  // Every failed run (whatever role reports it) requests a debounced health evaluation.
-  installGuardHooks(log);
   // Loaded only where the api role runs: fastify and the admin page cost ~20 MB a worker-only pod need not pay.
   const api = has(roles, 'api') ? await (await import('./api/server.ts')).buildApi(deps, { databaseUrl: options.databaseUrl, reads }) : undefined;
   let workerIds: string[] = [];
@@ -138,7 +159,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   };
   const waker = new Waker(wakePools);
   // The maintenance loops (tick, sweeps, Prefect watch) and which of them this pod's roles run.
-  const maintenance = new Maintainer({ pool, boss, log, metrics, waker, prefect: prefectInstall?.connector }, config, roles);
+  const maintenance = new Maintainer({ pool, boss, log, metrics, waker, transitions, prefect: prefectInstall?.connector }, config, roles);
   const { scheduler, lateSweeper, healthSweeper, retentionSweeper, prefectWatcher } = maintenance.loops;
   const prefect = prefectInstall && prefectWatcher ? { ...prefectInstall, watcher: prefectWatcher } : undefined;
   // New dispatch jobs (manual triggers, API) NOTIFY on commit: wake this pod's pools at once.

@@ -13,7 +13,7 @@ import { parseAllDocuments } from 'yaml';
 import { UserInputError } from './errors.ts';
 import { checkFlowInput, checkParametersSize, duplicateNames, type FlowInput } from './flows/spec.ts';
 import { withTransaction, type Queryable } from './db/client.ts';
-import { upsertFlowTx, type UpsertFlowOutcome } from './producers/operations.ts';
+import { upsertFlowTx, type UpsertFlowOutcome } from './flows/operations.ts';
 import type pg from 'pg';
 
 export function readDefinitions(file: string): unknown {

@@ -15,7 +15,8 @@ import type { Browser } from 'playwright-core';
 import { launchBrowser } from './support/browser.ts';
 import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { upsertFlowTx, triggerRunTx, reportRunStateTx } from '../src/producers/operations.ts';
+import { triggerRunTx, reportRunStateTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { lockFlowByName } from '../src/queries/guard.ts';
 import { disableLockedFlow } from '../src/guard/operations.ts';
 import { seedAdminHistory } from './support/admin-seed.ts';
@@ -38,8 +39,8 @@ after(async () => {
 async function failedRun(flow: string, message: string): Promise<void> {
   await withTransaction(app.pool, async (tx) => {
     const { runId } = await triggerRunTx(app.boss, tx, flow, {});
-    await reportRunStateTx(app.boss, tx, runId, 'RUNNING');
-    await reportRunStateTx(app.boss, tx, runId, 'FAILED', { message });
+    await reportRunStateTx(app.deps.transitions, tx, runId, 'RUNNING');
+    await reportRunStateTx(app.deps.transitions, tx, runId, 'FAILED', { message });
   });
 }
 

@@ -2,9 +2,10 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, TEST_ADMIN_TOKEN, TEST_READ_TOKEN, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { upsertFlowTx, triggerRunTx } from '../src/producers/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { issueReportToken } from '../src/security/keys.ts';
-import { getRun, runTasks } from '../src/queries/runs.ts';
+import { getRun, runTasks } from '../src/runs/read.ts';
 
 let app: TestApp;
 before(async () => {

@@ -23,7 +23,7 @@ import { createLogger } from '../src/log.ts';
 import { CeleryBeatSync } from '../src/celery-beat/watch.ts';
 import { startTestApp, waitFor } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx } from '../src/producers/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
 import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';
 
 let db: TestDatabase;

@@ -8,7 +8,8 @@ import pg from 'pg';
 import { connectionBudget, migrationUrl } from '../src/db/topology.ts';
 import { loadConfig } from '../src/config.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { startTestApp, waitFor, TEST_READ_TOKEN, type TestApp } from './support/app.ts';
 
 const base = { poolMode: 'session' as const, directUrl: undefined, readUrl: undefined, maxConnections: undefined, concurrency: 10 };

@@ -11,8 +11,8 @@ import { startTestApp, waitFor, type TestApp } from './support/app.ts';
 import { HandlerRegistry, loadHandlersModule } from '../src/targets/function.ts';
 import { applyDefinitions, readDefinitions, validateDefinitions } from '../src/apply.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx } from '../src/producers/operations.ts';
-import { getRun, runTasks } from '../src/queries/runs.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { getRun, runTasks } from '../src/runs/read.ts';
 import { listFlows, listSchedules } from '../src/queries/flows.ts';
 
 const EXAMPLES = path.resolve(import.meta.dirname, '../examples');

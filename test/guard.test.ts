@@ -6,7 +6,8 @@ import path from 'node:path';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { runCli } from './support/cli.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { applyTransition } from '../src/runs/service.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';
@@ -160,7 +161,7 @@ describe('enforce pass', () => {
     const flowId = await defineFlow(flowDef('g-actions'));
     for (let i = 0; i < 3; i++) {
       const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 'g-actions', {}, { origin: 'manual' }));
-      await withTransaction(app.pool, (tx) => applyTransition(app.boss, tx, { runId, to: 'FAILED', message: 'boom' }));
+      await withTransaction(app.pool, (tx) => applyTransition(app.deps.transitions, tx, { runId, to: 'FAILED', message: 'boom' }));
     }
     await evaluateFlowHealth(app.deps, flowId);
     await runHealthJob(flowId, 'sweep');

@@ -2,7 +2,8 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, waitFor, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { applyTransition } from '../src/runs/service.ts';
 import { evaluateFlowHealth, HEALTH_DEBOUNCE_SECONDS } from '../src/guard/health.ts';
 import { reactivateFlowTx } from '../src/guard/operations.ts';
@@ -10,8 +11,8 @@ import { startWorkers } from '../src/workers/index.ts';
 import { healthWorker } from '../src/workers/health.ts';
 import { BOSS_SCHEMA, EVENTS, QUEUES } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
-import type { StateType } from '../src/runs/states.ts';
-import type { TaskInput } from '../src/queries/runs.ts';
+import type { StateType } from '../src/types.ts';
+import type { TaskInput } from '../src/types.ts';
 
 let app: TestApp;
 const DISABLED_QUEUE = 'test.flow-disabled';
@@ -35,7 +36,7 @@ async function defineFlow(def: Partial<FlowInputRaw> & { name: string }): Promis
 /** One run, created and finished in its own transactions (so runs are ordered by creation). */
 async function finishRun(flow: string, to: StateType, options: { message?: string; tasks?: TaskInput[] } = {}): Promise<string> {
   const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, flow, {}, { origin: 'manual' }));
-  await withTransaction(app.pool, (tx) => applyTransition(app.boss, tx, { runId, to, message: options.message ?? `${to.toLowerCase()} on purpose`, tasks: options.tasks }));
+  await withTransaction(app.pool, (tx) => applyTransition(app.deps.transitions, tx, { runId, to, message: options.message ?? `${to.toLowerCase()} on purpose`, tasks: options.tasks }));
   return runId;
 }
 
@@ -178,7 +179,7 @@ describe('health trigger', () => {
       Array.from({ length: 8 }, async () => {
         for (let id = queue.pop(); id; id = queue.pop()) {
           const runId = id;
-          await withTransaction(app.pool, (tx) => applyTransition(app.boss, tx, { runId, to: 'FAILED', message: 'burst' }));
+          await withTransaction(app.pool, (tx) => applyTransition(app.deps.transitions, tx, { runId, to: 'FAILED', message: 'burst' }));
         }
       }),
     );

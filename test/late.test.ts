@@ -5,7 +5,7 @@ import { createPool, withTransaction } from '../src/db/client.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { silentLogger } from '../src/log.ts';
 import { LateSweeper } from '../src/maintenance/late-sweep.ts';
-import { upsertFlowTx } from '../src/producers/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { BOSS_SCHEMA, EVENTS } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 

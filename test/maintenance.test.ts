@@ -14,7 +14,7 @@ import { PrefectWatcher, WATCH_DEFAULTS } from '../src/maintenance/prefect-watch
 import { Waker } from '../src/scheduling/waker.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
 import { createPrefectClient } from '../src/prefect/client/index.ts';
-import { upsertFlowTx } from '../src/producers/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dbNow, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 
@@ -29,7 +29,7 @@ after(async () => {
   await app.close();
 });
 
-const deps = () => ({ pool: app.pool, boss: app.boss, log: silentLogger });
+const deps = () => ({ pool: app.pool, boss: app.boss, log: silentLogger, transitions: app.deps.transitions });
 
 function maintainer(roles: MaintenanceRole[], waker: Waker, prefect?: PrefectConnector): Maintainer {
   return new Maintainer({ ...deps(), metrics: app.deps.metrics, waker, prefect }, app.config, roles);

@@ -16,7 +16,7 @@ import { fanIn } from '../src/workers/events.ts';
 import { runCli as runCliProcess } from './support/cli.ts';
 import { publishEvents, publishEvent } from '../src/runs/service.ts';
 import { FlowwardenClient } from '../src/producers/client.ts';
-import { upsertFlowTx } from '../src/producers/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { NotFoundError, UserInputError } from '../src/errors.ts';
 import type { WorkerDeps } from '../src/workers/types.ts';
 import type { KyInstance } from 'ky';

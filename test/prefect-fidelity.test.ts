@@ -10,10 +10,12 @@ import type { JobWithMetadata } from 'pg-boss';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { startFakePrefect, type FakePrefect, type FakeSchedule } from './support/fake-prefect.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
-import { dispatchWorker } from '../src/workers/dispatch.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
+import { dispatchWorker } from '../src/dispatch/worker.ts';
 import { QUEUES } from '../src/queue/catalog.ts';
-import { getRun, runHistory, runTasks, type RunRow } from '../src/queries/runs.ts';
+import { getRun, runHistory, runTasks } from '../src/runs/read.ts';
+import { type RunRow } from '../src/types.ts';
 import { silentLogger } from '../src/log.ts';
 import { createPrefectClient, type PrefectClient } from '../src/prefect/client/index.ts';
 import { createPrefectConnector, type PrefectConnector } from '../src/prefect/connector.ts';
@@ -25,6 +27,12 @@ import type { FlowInputRaw } from '../src/flows/spec.ts';
 import { requireFlow, type FlowRow } from '../src/queries/flows.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { loadConfig } from '../src/config.ts';
+
+/** Route this app's Prefect dispatches and polls through `c` (createApp wires deps.targets.prefect and deps.poller). */
+function usePrefect(c: PrefectConnector): void {
+  app.deps.targets.prefect = c;
+  app.deps.poller = c;
+}
 
 let app: TestApp;
 let fake: FakePrefect;
@@ -59,8 +67,8 @@ function wire(client: PrefectClient) {
   const c = createPrefectConnector({ client, config: app.config, log: silentLogger });
   return {
     connector: c,
-    actions: prefectGuardActions(c, { pool: app.pool, log: silentLogger, boss: app.boss }),
-    watcher: (opts: ConstructorParameters<typeof PrefectWatcher>[1] = {}) => new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector: c }, opts),
+    actions: prefectGuardActions(c, { pool: app.pool, log: silentLogger, transitions: app.deps.transitions }),
+    watcher: (opts: ConstructorParameters<typeof PrefectWatcher>[1] = {}) => new PrefectWatcher({ pool: app.pool, boss: app.boss, transitions: app.deps.transitions, log: silentLogger, connector: c }, opts),
   };
 }
 
@@ -282,7 +290,7 @@ describe('7. bookkeeping never fails a completed run', () => {
     const capped = await otherFake({ auth: 'none', defaultLimit: 100 });
     const client = createPrefectClient({ apiUrl: capped.apiUrl });
     const w = wire(client);
-    app.deps.extensions.set('prefect', w.connector);
+    usePrefect(w.connector);
     try {
       capped.addDeployment({ flowName: 'fid-book', name: 'prod', runScript: [{ type: 'COMPLETED', message: 'All states completed.' }] });
       const f = await flow({ name: 'fid-book', target: { type: 'prefect', deployment: 'fid-book/prod' }, health: { criticalTasks: ['run_dbt'] } });
@@ -314,7 +322,7 @@ describe('7. bookkeeping never fails a completed run', () => {
       const outcome = await evaluateFlowHealth(app.deps, f.id);
       assert.equal('verdict' in outcome ? outcome.verdict.rule : outcome.action, 'critical_task');
     } finally {
-      app.deps.extensions.set('prefect', connector);
+      usePrefect(connector);
     }
   });
 });
@@ -340,7 +348,7 @@ describe('8. settings', () => {
     const old = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 1_800_000), scheduleId: dep.schedules[0]!.id });
     const recent = fake.addFlowRun(dep.id, { expectedStartTime: new Date(Date.now() - 60_000), scheduleId: dep.schedules[0]!.id });
     const f = await flow({ name: 'fid-lookback', target: { type: 'prefect', deployment: 'fid-lookback/prod', watch: true, watchLookbackSeconds: 600 } });
-    await new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector }).runOnce();
+    await new PrefectWatcher({ pool: app.pool, boss: app.boss, transitions: app.deps.transitions, log: silentLogger, connector }).runOnce();
     const { rows } = await app.pool.query<{ externalId: string }>(`select external_id as "externalId" from flowwarden.runs where flow_id = $1`, [f.id]);
     assert.deepEqual(rows.map((r) => r.externalId), [recent.id], `the run from 30 minutes ago (${old.id}) is before the flow's 10-minute lookback`);
   });

@@ -5,11 +5,15 @@ import type { JobWithMetadata } from 'pg-boss';
 import { startTestApp, waitFor, type TestApp } from './support/app.ts';
 import { startFakePrefect, type FakePrefect, type FakeStep } from './support/fake-prefect.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
-import { deferredDispatchJobId, dispatchWorker } from '../src/workers/dispatch.ts';
-import { pollJobId, pollWorker, sendPoll } from '../src/workers/poll.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
+import { dispatchWorker } from '../src/dispatch/worker.ts';
+import { deferredDispatchJobId } from '../src/dispatch/settle.ts';
+import { pollWorker } from '../src/workers/poll.ts';
+import { pollJobId, sendPoll } from '../src/runs/poll-jobs.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
-import { getRun, runHistory, runTasks, type RunRow } from '../src/queries/runs.ts';
+import { getRun, runHistory, runTasks } from '../src/runs/read.ts';
+import { type RunRow } from '../src/types.ts';
 import { createLogger, silentLogger } from '../src/log.ts';
 import { isTerminal } from '../src/runs/states.ts';
 import { startBoss } from '../src/queue/boss.ts';
@@ -24,6 +28,13 @@ import { requireFlow } from '../src/queries/flows.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';
 import { healthWorker } from '../src/workers/health.ts';
+import { guardFailureHook } from '../src/guard/health.ts';
+
+/** Route this app's Prefect dispatches and polls through `c` (createApp wires deps.targets.prefect and deps.poller). */
+function usePrefect(c: PrefectConnector): void {
+  app.deps.targets.prefect = c;
+  app.deps.poller = c;
+}
 
 let app: TestApp;
 let fake: FakePrefect;
@@ -116,14 +127,14 @@ describe('prefect target', () => {
         return out;
       },
     };
-    app.deps.extensions.set('prefect', createPrefectConnector({ client: lossy, config: app.config, log: silentLogger }));
+    usePrefect(createPrefectConnector({ client: lossy, config: app.config, log: silentLogger }));
     try {
       await assert.rejects(dispatch(runId, 1), /ECONNRESET/);
       assert.equal(flowRunsOf(dep.id).length, 1, 'the lost attempt did create the Prefect run');
       // Attempt 3: same idempotency key → Prefect answers 200 with the run it has.
       await dispatch(runId, 2);
     } finally {
-      app.deps.extensions.set('prefect', connector);
+      usePrefect(connector);
     }
 
     const created = flowRunsOf(dep.id);
@@ -329,14 +340,14 @@ describe('prefect target', () => {
     const dep = fake.addDeployment({ flowName: 'noisy', name: 'd' });
     await flow({ name: 'noisy', target: { type: 'prefect', deployment: dep.id } });
     const runId = await trigger('noisy');
-    app.deps.extensions.set('prefect', noisy);
+    usePrefect(noisy);
     try {
       fake.failNext('create_flow_run', '429', 1, { retryAfter: '0.05' });
       fake.failNext('create_flow_run', '500', 1);
       await assert.rejects(dispatchWorker.handle(app.deps, dispatchJob(runId, 0), log));
       await dispatchWorker.handle(app.deps, dispatchJob(runId, 1), log);
     } finally {
-      app.deps.extensions.set('prefect', connector);
+      usePrefect(connector);
     }
     assert.ok(lines.length > 0);
     assert.ok(!lines.join('\n').includes(fake.apiKey), 'the key is not in any log line');
@@ -349,7 +360,7 @@ async function startWatcherPods(options: ConstructorParameters<typeof PrefectWat
     const pool = createPool(app.db.url, { max: 3 });
     const boss = await startBoss({ connectionString: app.db.url, role: 'producer' });
     const c = createPrefectConnector({ client: createPrefectClient({ apiUrl: fake.apiUrl, apiKey: fake.apiKey }), config: app.config, log: silentLogger });
-    return { pool, boss, watcher: new PrefectWatcher({ pool, boss, log: silentLogger, connector: c }, options) };
+    return { pool, boss, watcher: new PrefectWatcher({ pool, boss, transitions: { boss, onFailure: guardFailureHook() }, log: silentLogger, connector: c }, options) };
   }));
 }
 
@@ -513,7 +524,7 @@ describe('prefect watch mode: finished runs', () => {
     const done = fake.addFlowRun(dep.id, { state: { type: 'COMPLETED' } });
     fake.addTaskRun(done.id, { name: 'run_dbt', state: { type: 'FAILED', message: 'dbt exploded (caught by the flow)' } });
     const later = fake.addFlowRun(dep.id, { state: { type: 'RUNNING' } });
-    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector });
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, transitions: app.deps.transitions, log: silentLogger, connector });
     await watcher.runOnce();
     fake.addTaskRun(later.id, { name: 'load', state: { type: 'COMPLETED' } });
     fake.advance(later.id, 'COMPLETED');
@@ -544,7 +555,7 @@ describe('prefect watch mode: runs deleted in Prefect', () => {
     const running = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 300_000), state: { type: 'RUNNING' }, scheduleId: hourly });
     const scheduled = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 5_000), scheduleId: daily });
     const manual = fake.addFlowRun(dep.id, { expectedStartTime: new Date(now - 4_000) }); // not from a schedule
-    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, log: silentLogger, connector });
+    const watcher = new PrefectWatcher({ pool: app.pool, boss: app.boss, transitions: app.deps.transitions, log: silentLogger, connector });
     await watcher.runOnce();
     const ours = async (externalId: string) => {
       const { rows } = await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1 and flow_id = $2`, [externalId, f.id]);

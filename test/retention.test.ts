@@ -4,7 +4,7 @@ import { startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { RETENTION_MAX_BATCHES, RetentionSweeper, type RetentionSweepConfig } from '../src/maintenance/retention.ts';
-import { upsertFlowTx } from '../src/producers/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { WORKERS } from '../src/workers/index.ts';
 import { ensureQueues, QUEUE_OPTIONS } from '../src/queue/catalog.ts';
 import { tableSizes } from '../src/queries/retention.ts';

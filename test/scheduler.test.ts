@@ -5,7 +5,7 @@ import { Scheduler } from '../src/maintenance/tick.ts';
 import { createPool } from '../src/db/client.ts';
 import { silentLogger } from '../src/log.ts';
 import { startBoss } from '../src/queue/boss.ts';
-import { upsertFlowTx } from '../src/producers/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dbNow, withTransaction } from '../src/db/client.ts';
 import { BOSS_SCHEMA, QUEUES } from '../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';

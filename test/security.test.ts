@@ -5,7 +5,8 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { applyTransition } from '../src/runs/service.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { reactivateFlowTx } from '../src/guard/operations.ts';
@@ -18,9 +19,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TEST_HTTP_SECRET, TEST_ADMIN_TOKEN } from './support/app.ts';
 import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
-import { dispatchWorker } from '../src/workers/dispatch.ts';
+import { dispatchWorker } from '../src/dispatch/worker.ts';
 import { QUEUES } from '../src/queue/catalog.ts';
-import { getRun } from '../src/queries/runs.ts';
+import { getRun } from '../src/runs/read.ts';
 import { silentLogger } from '../src/log.ts';
 
 let app: TestApp;
@@ -72,7 +73,7 @@ describe('health baseline', () => {
     const future = new Date(Date.now() + 7 * 86400_000);
     for (let i = 0; i < 3; i++) {
       const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 's-future', {}, { origin: 'manual', scheduledFor: future }));
-      await withTransaction(app.pool, (tx) => applyTransition(app.boss, tx, { runId, to: 'FAILED', message: 'failed early' }));
+      await withTransaction(app.pool, (tx) => applyTransition(app.deps.transitions, tx, { runId, to: 'FAILED', message: 'failed early' }));
     }
     assert.equal((await evaluateFlowHealth(app.deps, flowId)).action, 'disabled');
     await withTransaction(app.pool, (tx) => reactivateFlowTx(app.boss, tx, 's-future', { by: 'alice' }));
@@ -127,7 +128,7 @@ describe('ignorePatterns', () => {
     const flowId = await defineFlow({ name: 's-redos', health: { criticalTasks: ['load'], ignorePatterns: ['^(a+)+$'] } });
     const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, 's-redos', {}, { origin: 'manual' }));
     const message = `${'a'.repeat(9_999)}!`; // a backtracking engine takes exponential time on this
-    await withTransaction(app.pool, (tx) => applyTransition(app.boss, tx, { runId, to: 'COMPLETED', tasks: [{ name: 'load', stateType: 'FAILED', message }] }));
+    await withTransaction(app.pool, (tx) => applyTransition(app.deps.transitions, tx, { runId, to: 'COMPLETED', tasks: [{ name: 'load', stateType: 'FAILED', message }] }));
     const outcome = await evaluateFlowHealth(app.deps, flowId);
     assert.equal(outcome.action, 'disabled', 'the message does not match the pattern, so the critical task failure counts');
   });
@@ -164,7 +165,7 @@ describe('target URLs and headers', () => {
   });
 
   test('safeUrl masks letters-only tokens but keeps plain lower-case words', async () => {
-    const { safeUrl } = await import('../src/targets/http.ts');
+    const { safeUrl } = await import('../src/targets/safe-url.ts');
     assert.equal(safeUrl('https://h.example/api/v2/xoxbQwErTyUiOpAs/nightly-report/abcdefghijklmnopqrst/42'), 'https://h.example/api/v2/***/nightly-report/***/42');
   });
 

@@ -14,7 +14,8 @@ import type { PgBoss } from 'pg-boss';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { waitFor } from './support/app.ts';
 import { withTransaction } from '../src/db/client.ts';
-import { triggerRunTx, upsertFlowTx } from '../src/producers/operations.ts';
+import { triggerRunTx } from '../src/runs/operations.ts';
+import { upsertFlowTx } from '../src/flows/operations.ts';
 import { startBoss } from '../src/queue/boss.ts';
 import { scaled } from './support/timeouts.ts';
 

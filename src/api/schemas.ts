@@ -5,7 +5,7 @@
  * field is added).
  */
 import { z } from 'zod';
-import { STATE_TYPES } from '../runs/states.ts';
+import { STATE_TYPES } from '../types.ts';
 import { NAME_RE } from '../flows/spec.ts';
 import { PageQuery } from './validate.ts';
 import { CATCHUP_MODES, OVERLAP_MODES, SCHEDULE_KINDS, STORED_CHANNEL_KINDS } from '../schema/enums.ts';

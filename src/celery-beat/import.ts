@@ -9,7 +9,8 @@ import type { PgBoss } from 'pg-boss';
 import type pg from 'pg';
 import { withTransaction, dbNow, type Queryable } from '../db/client.ts';
 import { getFlowByName, listSchedules, setScheduleEnabled, type FlowRow, type ScheduleRow } from '../queries/flows.ts';
-import { upsertFlowTx, triggerRunTx } from '../producers/operations.ts';
+import { triggerRunTx } from '../runs/operations.ts';
+import { upsertFlowTx } from '../flows/operations.ts';
 import { applyTransition } from '../runs/service.ts';
 import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';
@@ -304,7 +305,7 @@ async function importOne(tx: Queryable, t: BeatTask, link: LinkRow | undefined, 
 
 async function cancelOneOff(boss: PgBoss, tx: Queryable, key: string, message: string): Promise<void> {
   const { rows } = await tx.query<{ id: string }>(`select id from flowwarden.runs where idempotency_key = $1 and state_type = 'SCHEDULED' for update`, [key]);
-  for (const r of rows) await applyTransition(boss, tx, { runId: r.id, to: 'CANCELLED', name: 'Skipped', message });
+  for (const r of rows) await applyTransition({ boss }, tx, { runId: r.id, to: 'CANCELLED', name: 'Skipped', message });
 }
 
 async function saveLink(tx: Queryable, source: string, taskName: string, flowId: string, imported: Definition, oneOffKey: string | null): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { UserInputError } from '../errors.ts';
 import { listFlows, listSchedules, requireFlow } from '../queries/flows.ts';
-import { pageRuns } from '../queries/runs.ts';
+import { pageRuns } from '../runs/read.ts';
 import { guardHistory } from '../queries/guard.ts';
 import { flowJson, runJson, scheduleJson } from '../runs/json.ts';
 import { holdJson } from '../guard/json.ts';

@@ -4,9 +4,10 @@
  */
 import { UserInputError, errorMessage } from '../errors.ts';
 import { requireFlow } from '../queries/flows.ts';
-import { getRun, pageRuns, runHistory, runTasks } from '../queries/runs.ts';
+import { getRun, pageRuns, runHistory, runTasks } from '../runs/read.ts';
 import { runJson } from '../runs/json.ts';
-import { isStateType, STATE_TYPES, type StateType } from '../runs/states.ts';
+import { isStateType } from '../runs/states.ts';
+import { STATE_TYPES, type StateType } from '../types.ts';
 import { parseLimit, withPool, withReadPool, type Base, type Values } from './context.ts';
 import { print, printJson, printTable } from './output.ts';
 import { cliCommand } from '../util/command.ts';
@@ -70,7 +71,7 @@ export async function run(base: Base, [sub, ...args]: string[], values: Values):
       import('../api/schemas.ts'),
       import('../queue/boss.ts'),
       import('../db/client.ts'),
-      import('../producers/operations.ts'),
+      import('../runs/operations.ts'),
     ]);
     // The API's rule (IsoTime): a time without a zone would be read in this machine's zone.
     const parsedAt = values.at === undefined ? undefined : IsoTime.safeParse(values.at);

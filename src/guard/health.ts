@@ -5,12 +5,12 @@
  * row and re-check under the lock, so concurrent pods disable a flow once and count one
  * enforcement. The periodic loop: src/maintenance/health-sweep.ts.
  */
+import { runCancelMany } from '../runs/store.ts';
 import type pg from 'pg';
 import { compilePattern, type Pattern } from './pattern.ts';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, withTransaction, type Queryable } from '../db/client.ts';
 import {
-  cancelScheduledRuns,
   disableFlowSchedules,
   failedCriticalTasks,
   flowsNeedingEvaluation,
@@ -27,8 +27,9 @@ import {
 import type { FlowRow } from '../queries/flows.ts';
 import type { HealthPolicy } from '../flows/spec.ts';
 import { EVENTS, QUEUES, insertJobs } from '../queue/catalog.ts';
-import { publishEvent, setTransitionHooks, type FailureCause } from '../runs/service.ts';
-import { FAILURE_TYPES, type StateType } from '../runs/states.ts';
+import { publishEvent, type FailureCause, type FailureHook } from '../runs/service.ts';
+import { FAILURE_TYPES } from '../runs/states.ts';
+import { type StateType } from '../types.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { GuardActionRegistry } from './actions.ts';
@@ -55,20 +56,18 @@ export async function requestHealthCheck(boss: PgBoss, tx: Queryable, flowId: st
 }
 
 /**
- * Install the onFailure hook (idempotent; the hook gets the caller's boss, so several apps in one
- * process are fine). A failure to enqueue never fails the run's transition: it is logged and the
- * periodic sweep picks the flow up.
+ * The guard's failure hook (deps.transitions.onFailure, wired in createApp and the producer client):
+ * a failed run requests the flow's debounced health evaluation in the failing transaction. A failure
+ * to enqueue never fails the transition: it is logged and the periodic sweep picks the flow up.
  */
-export function installGuardHooks(log?: Logger): void {
-  setTransitionHooks({
-    onFailure: async (tx, run, boss, cause) => {
-      try {
-        await requestHealthCheck(boss, tx, run.flowId, cause);
-      } catch (err) {
-        log?.warn({ err, flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
-      }
-    },
-  });
+export function guardFailureHook(log?: Logger): FailureHook {
+  return async (tx, run, boss, cause) => {
+    try {
+      await requestHealthCheck(boss, tx, run.flowId, cause);
+    } catch (err) {
+      log?.warn({ err, flow: run.flowName, runId: run.id }, 'could not enqueue the health check; the periodic sweep will evaluate the flow');
+    }
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,7 +204,7 @@ export async function enforceHolds(deps: Pick<GuardDeps, 'pool' | 'boss' | 'log'
       const flowWasUnmarked = flow.disabledAt === null;
       if (flowWasUnmarked) {
         await setFlowDisabled(tx, flow.id, hold.reason);
-        await cancelScheduledRuns(tx, flow.id, `flow is held disabled by the guard: ${hold.reason}`);
+        await runCancelMany(tx, { flowId: flow.id }, `flow is held disabled by the guard: ${hold.reason}`);
       }
       const schedulesDisabled = await disableFlowSchedules(tx, flow.id, hold.reason);
       if (!flowWasUnmarked && schedulesDisabled === 0) return null; // another pod got here first

@@ -1,13 +1,13 @@
 /**
  * One batch of the late sweep, in one transaction: mark up to `limit` runs still
  * (SCHEDULED, Scheduled) past their threshold as (SCHEDULED, Late) with their history
- * (src/queries/guard.ts markLateRuns), and publish one `run.late` event per run. Safe on every pod
+ * (src/runs/store.ts runMarkLateMany), and publish one `run.late` event per run. Safe on every pod
  * at once; a run is marked at most once. The loop around it: src/maintenance/late-sweep.ts.
  */
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { withTransaction } from '../db/client.ts';
-import { markLateRuns, type LateRun } from '../queries/guard.ts';
+import { runMarkLateMany, type LateRun } from '../runs/store.ts';
 import { EVENTS } from '../queue/catalog.ts';
 import { publishEvents } from '../runs/service.ts';
 
@@ -17,13 +17,13 @@ export interface LateBatchOptions {
   /** The threshold of flows without their own late_after_seconds. */
   defaultAfterSeconds: number;
   limit: number;
-  /** Where the previous batch of this sweep ended (see markLateRuns: keeps a sweep linear). */
+  /** Where the previous batch of this sweep ended (see runMarkLateMany: keeps a sweep linear). */
   from?: Date | undefined;
 }
 
 export async function markLateBatch(deps: { pool: pg.Pool; boss: PgBoss }, options: LateBatchOptions): Promise<LateRun[]> {
   return withTransaction(deps.pool, async (tx) => {
-    const runs = await markLateRuns(tx, options);
+    const runs = await runMarkLateMany(tx, options);
     await publishEvents(
       deps.boss,
       tx,

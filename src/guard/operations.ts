@@ -4,10 +4,10 @@
  * Connector actions (GuardActions) talk to other systems, so they never run inside it: operator
  * changes enqueue a health job that runs them. Details: docs/architecture.md, "Guard".
  */
+import { runCancelMany } from '../runs/store.ts';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
 import {
-  cancelScheduledRuns,
   clearFlowDisabled,
   closeHold,
   disableFlowSchedules,
@@ -59,7 +59,7 @@ export function reactivateHint(flowName: string): string {
  */
 export async function disableLockedFlow(boss: PgBoss, tx: Queryable, flow: FlowRow, input: DisableInput): Promise<DisableOutcome> {
   await setFlowDisabled(tx, flow.id, input.reason);
-  const cancelled = await cancelScheduledRuns(tx, flow.id, `flow disabled by ${input.by === 'guard' ? 'the guard' : input.by}: ${input.reason}`);
+  const cancelled = await runCancelMany(tx, { flowId: flow.id }, `flow disabled by ${input.by === 'guard' ? 'the guard' : input.by}: ${input.reason}`);
   const schedulesDisabled = await disableFlowSchedules(tx, flow.id, input.reason);
   const hold = await insertHold(tx, {
     flowId: flow.id,

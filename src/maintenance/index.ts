@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Waker } from '../scheduling/waker.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
 import type { MaintenanceService } from './loop.ts';
+import type { TransitionDeps } from '../runs/service.ts';
 import { Scheduler, type TickConfig } from './tick.ts';
 import { LateSweeper, type LateSweepConfig } from './late-sweep.ts';
 import { HealthSweeper, type HealthSweepConfig } from './health-sweep.ts';
@@ -44,6 +45,8 @@ export interface MaintenanceDeps {
   metrics: Metrics;
   /** This pod's exact-time dispatch wake-ups: fed by the tick when the pod also runs the worker role. */
   waker: Waker;
+  /** What run transitions need (events, the guard's failure hook): the Prefect watch writes runs. */
+  transitions: TransitionDeps;
   /** The Prefect connector, when Prefect is configured: then the worker role runs the watch. */
   prefect?: PrefectConnector | undefined;
 }
@@ -107,7 +110,7 @@ export class Maintainer {
       retentionSweeper: new RetentionSweeper({ pool, log, metrics }, configs.retention),
       chartRollup: new ChartRollup({ pool, log }, configs.chartRollup),
       prefectWatcher: deps.prefect
-        ? new PrefectWatcher({ pool, boss, log: log.child({ component: 'prefect' }), connector: deps.prefect }, configs.prefectWatch)
+        ? new PrefectWatcher({ pool, boss, transitions: deps.transitions, log: log.child({ component: 'prefect' }), connector: deps.prefect }, configs.prefectWatch)
         : undefined,
     };
     const names = new Set<keyof MaintenanceLoops>();

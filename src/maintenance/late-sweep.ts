@@ -9,7 +9,7 @@ import { DEFAULTS } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { markLateBatch } from '../guard/late.ts';
-import type { LateRun } from '../queries/guard.ts';
+import type { LateRun } from '../runs/store.ts';
 import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
 
 export const LATE_BATCH_SIZE = 2000;

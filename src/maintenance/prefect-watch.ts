@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
+import type { TransitionDeps } from '../runs/service.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
 import type { FlowRow } from '../queries/flows.ts';
@@ -60,6 +61,8 @@ export function prefectWatchConfig(input: Partial<PrefectWatchConfig> = {}): Pre
 export interface PrefectWatchDeps {
   pool: pg.Pool;
   boss: PgBoss;
+  /** What run transitions need (events, the guard's failure hook). */
+  transitions: TransitionDeps;
   log: Logger;
   connector: PrefectConnector;
 }
@@ -85,7 +88,7 @@ export class PrefectWatcher implements MaintenanceService {
   constructor(deps: PrefectWatchDeps, config: Partial<PrefectWatchConfig> = {}) {
     this.config = prefectWatchConfig(config);
     const log = deps.log.child({ loop: 'prefect-watch' });
-    this.#ctx = { pool: deps.pool, boss: deps.boss, log, connector: deps.connector, settings: this.config };
+    this.#ctx = { pool: deps.pool, boss: deps.boss, transitions: deps.transitions, log, connector: deps.connector, settings: this.config };
     this.#loop = new Loop(this.name, this.config.intervalMs, async (signal) => {
       await this.runOnce({ signal });
     }, log);

@@ -1,41 +1,24 @@
 /**
- * The Prefect connector: dispatch a run as a Prefect flow run, then follow it with poll jobs.
- *
- * Dispatch (called by the dispatch worker, which has already claimed the run as PENDING):
- *   resolve the deployment (id or 'flow/deployment', TTL-cached) → create the flow run with the run's
- *   parameters, the target's tags and job variables, and the idempotency key
- *   prefectIdempotencyKey(deploymentId, runId) → in one transaction: record the Prefect id
- *   (runs.external_id), move the run to RUNNING, enqueue the first poll job.
- *   A retried dispatch (timeout, lost response, pod crash after the create) sends the same key, and
- *   Prefect answers 200 with the run it already has: one Prefect run per flowwarden run, always.
- *
- * Poll (QUEUES.poll, one job per poll, id derived from runId + poll number, so a redelivered or
- *   duplicated poll is a no-op): read the flow run; non-terminal → mirror the state and send the next
- *   poll `interval` seconds later (Postgres's clock); terminal → fetch its task runs and move our run
- *   to COMPLETED / FAILED / CRASHED / CANCELLED with Prefect's message and the task results;
- *   `maxPolls` reached → FAILED named TimedOut (the Prefect run itself is left alone).
- *
- * Failure modes: a 4xx (unknown deployment, bad parameters, rejected key) is permanent and fails the
- *   run with Prefect's message; 429 waits out a short Retry-After in the job (see retry.ts), and a
- *   longer one is thrown as RateLimitedError: the dispatch and poll workers re-send their job for
- *   when it ends, without using a retry;
- *   5xx/timeouts are retried by the queue with backoff. A poll that keeps failing transiently
- *   until its last retry fails the run rather than leave it RUNNING forever.
+ * The Prefect connector: a `Target` that creates a Prefect flow run for a run (idempotency key
+ * prefectIdempotencyKey(deployment, run), so a retried dispatch finds the same flow run), and the
+ * poller that follows it until it is terminal. It never writes the dispatch's state itself: it
+ * returns `running` with the external id and the first poll, which the outcome writer records.
+ * Failure modes and the poll protocol: docs/architecture.md ("Path of a run") and docs/prefect.md.
  */
-import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { DispatchConnector } from '../workers/dispatch.ts';
 import type { WorkerDeps } from '../workers/types.ts';
 import type { FlowRow } from '../queries/flows.ts';
-import { getRun, type TaskInput } from '../queries/runs.ts';
+import { getRun } from '../runs/read.ts';
+import { type TaskInput } from '../types.ts';
 import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
 import { prefectIdempotencyKey, type PrefectClient, type PrefectFlowRun } from './client/index.ts';
 import { withTransaction } from '../db/client.ts';
+import type { Target } from '../types.ts';
 import { applyLockedTransition } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';
 import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
-import { sendPoll } from '../workers/poll.ts';
+import { sendPoll } from '../runs/poll-jobs.ts';
 import { DeploymentResolver } from './deployments.ts';
 import { DEFAULT_MAX_INLINE_WAIT_MS, withRateLimit } from './retry.ts';
 import { describeFlowRun, fetchTaskResults, mappedStateOf, mirrorLockedRun, TASKS_UNREAD_MARKER } from './mirror.ts';
@@ -71,7 +54,7 @@ export type PollResult =
   | { kind: 'finished'; state: string }
   | { kind: 'timed-out' };
 
-export interface PrefectConnector extends DispatchConnector {
+export interface PrefectConnector extends Target {
   readonly client: PrefectClient;
   readonly deployments: DeploymentResolver;
   readonly maxInlineWaitMs: number;
@@ -100,7 +83,7 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
       return target.pollIntervalSeconds ?? config.prefect.pollIntervalSeconds;
     },
 
-    async dispatch(deps, run, flow, ctx) {
+    async dispatch(run, flow, ctx) {
       const target = flow.target as PrefectTargetSpec;
       const opts = { signal: ctx.signal, log: ctx.log };
       const deployment = await connector.call('resolveDeployment', () => deployments.resolve(target.deployment, { signal: ctx.signal }), opts);
@@ -126,22 +109,12 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
         `${describeFlowRun(fr)} ${created ? 'created' : 'already existed for this run (same idempotency key)'} ` +
         `from deployment '${target.deployment}'; Prefect state ${mapped.stateName}`;
       ctx.log.info({ flowRunId: fr.id, created, prefectState: mapped.stateName }, created ? 'Prefect flow run created' : 'Prefect flow run already existed');
-      await withTransaction(deps.pool, async (tx) => {
-        const current = await getRun(tx, run.id, { forUpdate: true });
-        if (!current || isTerminal(current.stateType)) return;
-        if (current.stateType === 'PENDING') {
-          await applyLockedTransition(deps.boss, tx, current, {
-            to: 'RUNNING',
-            name: mapped.stateType === 'RUNNING' ? mapped.stateName : 'Running',
-            message,
-            externalId: fr.id,
-          });
-        } else if (current.externalId !== fr.id) {
-          await tx.query(`update flowwarden.runs set external_id = $2, updated_at = now() where id = $1`, [run.id, fr.id]);
-        }
-        await sendPoll(deps.boss, tx, run.id, 0, mapped.terminal ? 0 : connector.intervalFor(target));
-      });
-      return { kind: 'running', externalId: fr.id, message, poll: true };
+      // The outcome writer records RUNNING (Prefect's running sub-state), the id and the first poll.
+      return {
+        kind: 'running', externalId: fr.id, message,
+        name: mapped.stateType === 'RUNNING' ? mapped.stateName : 'Running',
+        poll: { afterSeconds: mapped.terminal ? 0 : connector.intervalFor(target) },
+      };
     },
 
     async poll(deps, input, ctx) {
@@ -164,8 +137,8 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
         if (err instanceof RateLimitedError) throw err;
         if (!isPermanent(err) && !ctx.lastAttempt) throw err;
         const why = isPermanent(err) ? errorMessage(err) : `gave up following it after repeated errors: ${errorMessage(err)}`;
-        ctx.log.warn({ err: errorMessage(err), flowRunId: run.externalId }, 'cannot follow the Prefect flow run; failing the run');
-        await finish(deps.boss, deps, run.id, { to: 'FAILED', message: `Prefect flow run ${run.externalId}: ${why}` });
+        ctx.log.warn({ err, flowRunId: run.externalId }, 'cannot follow the Prefect flow run; failing the run');
+        await finish(deps, run.id, { to: 'FAILED', message: `Prefect flow run ${run.externalId}: ${why}` });
         return { kind: 'finished', state: 'FAILED' };
       }
 
@@ -178,7 +151,7 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
         } catch (err) {
           if (ctx.signal?.aborted) throw err;
           tasksUnread = errorMessage(err);
-          ctx.log.warn({ err: tasksUnread, flowRunId: fr.id }, 'cannot read the task runs of a finished Prefect flow run; recording its state now, tasks later');
+          ctx.log.warn({ err, flowRunId: fr.id }, 'cannot read the task runs of a finished Prefect flow run; recording its state now, tasks later');
         }
       }
 
@@ -189,14 +162,14 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
         if (!current || isTerminal(current.stateType)) return { kind: 'noop', reason: 'finished meanwhile' };
         if (mapped.terminal) {
           const note = tasksUnread ? ` ${TASKS_UNREAD_MARKER} ${tasksUnread}; read again by the next Prefect watch pass)` : '';
-          await mirrorLockedRun(deps.boss, tx, current, fr, { tasks, ...(note ? { suffix: note } : {}) });
+          await mirrorLockedRun(deps.transitions, tx, current, fr, { tasks, ...(note ? { suffix: note } : {}) });
           ctx.log.info({ flowRunId: fr.id, state: mapped.stateType, tasks: tasks.length }, `Prefect flow run ${mapped.stateName}`);
           return { kind: 'finished', state: mapped.stateType };
         }
-        const latest = (await mirrorLockedRun(deps.boss, tx, current, fr)) ?? current;
+        const latest = (await mirrorLockedRun(deps.transitions, tx, current, fr)) ?? current;
         const done = input.polls + 1;
         if (target.maxPolls !== undefined && done >= target.maxPolls) {
-          await applyLockedTransition(deps.boss, tx, latest, {
+          await applyLockedTransition(deps.transitions, tx, latest, {
             to: 'FAILED',
             name: 'TimedOut',
             message:
@@ -222,11 +195,11 @@ async function flowOf(deps: WorkerDeps, flowId: string): Promise<Pick<FlowRow, '
   return rows[0];
 }
 
-async function finish(boss: PgBoss, deps: WorkerDeps, runId: string, input: { to: 'FAILED'; message: string }): Promise<void> {
+async function finish(deps: WorkerDeps, runId: string, input: { to: 'FAILED'; message: string }): Promise<void> {
   await withTransaction(deps.pool, async (tx) => {
     const current = await getRun(tx, runId, { forUpdate: true });
     if (!current || isTerminal(current.stateType)) return;
-    await applyLockedTransition(boss, tx, current, input);
+    await applyLockedTransition(deps.transitions, tx, current, input);
   });
 }
 

@@ -6,15 +6,14 @@
  * own behaviour): docs/architecture.md, "Prefect".
  */
 import type pg from 'pg';
-import type { PgBoss } from 'pg-boss';
 import type { GuardActions } from '../guard/actions.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import type { Logger } from '../log.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
 import type { PrefectDeployment, PrefectFlowRun } from './client/index.ts';
 import { listScheduleHolds, recordScheduleHold, releaseScheduleHold } from '../queries/prefect.ts';
-import { getRun } from '../queries/runs.ts';
-import { applyLockedTransition } from '../runs/service.ts';
+import { getRun } from '../runs/read.ts';
+import { applyLockedTransition, type TransitionDeps } from '../runs/service.ts';
 import { isTerminal } from '../runs/states.ts';
 import { withTransaction, dbNow } from '../db/client.ts';
 import type { PrefectConnector } from './connector.ts';
@@ -22,7 +21,7 @@ import type { PrefectConnector } from './connector.ts';
 /** Scheduled-type states that are not the scheduler's pending work: leave these alone. */
 const NOT_CANCELLED = new Set(['AwaitingRetry', 'AwaitingConcurrencySlot']);
 
-export function prefectGuardActions(connector: PrefectConnector, deps: { pool: pg.Pool; log: Logger; boss?: PgBoss }): GuardActions {
+export function prefectGuardActions(connector: PrefectConnector, deps: { pool: pg.Pool; log: Logger; transitions?: TransitionDeps }): GuardActions {
   const client = connector.client;
 
   function prefectTarget(flow: FlowRow): PrefectTargetSpec | undefined {
@@ -95,8 +94,8 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
 
   /** Our imported copy of a Prefect run the guard cancelled: CANCELLED in our history too. */
   async function closeImported(flowRunId: string, message: string): Promise<void> {
-    if (!deps.boss) return; // the watch refresh mirrors it on its next pass
-    const boss = deps.boss;
+    if (!deps.transitions) return; // the watch refresh mirrors it on its next pass
+    const fx = deps.transitions;
     await withTransaction(deps.pool, async (tx) => {
       const { rows } = await tx.query<{ id: string }>(
         `select id from flowwarden.runs where external_id = $1 and origin = 'watch' order by id for update`,
@@ -105,7 +104,7 @@ export function prefectGuardActions(connector: PrefectConnector, deps: { pool: p
       for (const { id } of rows) {
         const run = await getRun(tx, id, { forUpdate: true });
         if (!run || isTerminal(run.stateType)) continue;
-        await applyLockedTransition(boss, tx, run, { to: 'CANCELLED', name: 'Cancelled', message, externalId: flowRunId });
+        await applyLockedTransition(fx, tx, run, { to: 'CANCELLED', name: 'Cancelled', message, externalId: flowRunId });
       }
     });
   }

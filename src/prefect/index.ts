@@ -1,7 +1,7 @@
 /**
- * The Prefect connector, wired into one process: the dispatch connector (deps.extensions 'prefect',
- * also used by the poll worker) and the guard actions. Installed when PREFECT_API_URL is set, or
- * when a Prefect client is injected (tests, `dev --prefect-fake`). The watch loop runs from
+ * The Prefect connector, wired into one process: the dispatch target and poller (createApp puts it
+ * in deps.targets.prefect and deps.poller) and the guard actions. Installed when PREFECT_API_URL is
+ * set, or when a Prefect client is injected (tests, `dev --prefect-fake`). The watch loop runs from
  * src/maintenance/index.ts.
  */
 import type { WorkerDeps } from '../workers/types.ts';
@@ -19,7 +19,9 @@ export interface InstallPrefectOptions {
   maxInlineWaitMs?: number;
 }
 
-export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions = {}): PrefectInstall | undefined {
+export type PrefectBase = Pick<WorkerDeps, 'pool' | 'boss' | 'config' | 'log' | 'http' | 'guardActions' | 'transitions'>;
+
+export function installPrefect(deps: PrefectBase, options: InstallPrefectOptions = {}): PrefectInstall | undefined {
   const p = deps.config.prefect;
   if (!options.client && !p.apiUrl) return undefined;
   const client =
@@ -39,8 +41,7 @@ export function installPrefect(deps: WorkerDeps, options: InstallPrefectOptions 
     log,
     ...(options.maxInlineWaitMs !== undefined ? { maxInlineWaitMs: options.maxInlineWaitMs } : {}),
   });
-  deps.extensions.set('prefect', connector);
-  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log, boss: deps.boss }));
+  deps.guardActions.register(prefectGuardActions(connector, { pool: deps.pool, log, transitions: deps.transitions }));
   log.info({ api: client.apiUrl }, 'Prefect connector installed');
   return { client, connector };
 }

@@ -8,7 +8,6 @@
  * CANCELLED are terminal and carry Prefect's state message. A mapped state that would move a run
  * backwards (our RUNNING, Prefect AwaitingRetry) is not applied: our state machine never regresses.
  */
-import type { PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/client.ts';
 import {
   mapPrefectState,
@@ -19,8 +18,8 @@ import {
   type PrefectFlowRun,
   type PrefectTaskRun,
 } from './client/index.ts';
-import type { RunRow, TaskInput } from '../queries/runs.ts';
-import { applyLockedTransition } from '../runs/service.ts';
+import type { RunRow, TaskInput } from '../types.ts';
+import { applyLockedTransition, type TransitionDeps } from '../runs/service.ts';
 import { transitionAllowed } from '../runs/states.ts';
 
 /** In a finished run's message when its task runs could not be read yet (the watch pass retries). */
@@ -83,7 +82,7 @@ export function describeFlowRun(fr: Pick<PrefectFlowRun, 'id' | 'name'>): string
  * Returns the updated run, or null when nothing changed.
  */
 export async function mirrorLockedRun(
-  boss: PgBoss,
+  fx: TransitionDeps,
   tx: Queryable,
   run: RunRow,
   fr: PrefectFlowRun,
@@ -95,7 +94,7 @@ export async function mirrorLockedRun(
   if (from.type === to.type && from.name === to.name) return null;
   if (!transitionAllowed(from, to)) return null;
   const message = (fr.state?.message ?? options.message ?? `${describeFlowRun(fr)} is ${mapped.stateName}`) + (options.suffix ?? '');
-  const { run: updated } = await applyLockedTransition(boss, tx, run, {
+  const { run: updated } = await applyLockedTransition(fx, tx, run, {
     to: to.type,
     name: to.name,
     message,

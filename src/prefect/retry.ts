@@ -2,7 +2,7 @@
  * Rate limits from Prefect (Cloud answers 429 with Retry-After when a workspace's request budget is
  * spent). A short wait is honoured inside the job: sleep exactly as long as Prefect asked, then try
  * again. A long one is rethrown instead of pinning a worker slot: the dispatch and poll workers
- * re-send their job with startAfter = Retry-After, using no retry (src/workers/dispatch.ts
+ * re-send their job with startAfter = Retry-After, using no retry (src/dispatch/settle.ts
  * deferForRateLimit, src/workers/poll.ts), and the watch loop tries again on its next pass.
  * 5xx, timeouts and resets are not retried here: they are plain errors the queue retries with
  * exponential backoff (dispatch and poll queue options), and the watch loop's next pass resumes

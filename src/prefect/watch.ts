@@ -9,19 +9,20 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';
 import { dbNow, withTransaction, type Queryable } from '../db/client.ts';
-import { getRun, type TaskInput } from '../queries/runs.ts';
+import { getRun } from '../runs/read.ts';
+import type { TaskInput } from '../types.ts';
+import { runSetTimes } from '../runs/store.ts';
+import { runInsertWatched } from '../runs/store-insert.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import {
   advanceWatchCursor,
   ensureWatchCursor,
-  insertWatchedRun,
   listOpenWatchedRuns,
   lockWatchCursor,
   lockWatchedRuns,
-  setRunTimes,
   type WatchedRunRef,
 } from '../queries/prefect.ts';
-import { applyLockedTransition, recordLateTaskResults } from '../runs/service.ts';
+import { applyLockedTransition, recordLateTaskResults, type TransitionDeps } from '../runs/service.ts';
 import type { PrefectTargetSpec } from '../targets/spec.ts';
 import type { PrefectFlowRun } from './client/index.ts';
 import { isTerminal } from '../runs/states.ts';
@@ -41,6 +42,8 @@ export interface WatchSettings {
 export interface WatchContext {
   pool: pg.Pool;
   boss: PgBoss;
+  /** What run transitions need (events, the guard's failure hook). */
+  transitions: TransitionDeps;
   log: Logger;
   connector: PrefectConnector;
   settings: WatchSettings;
@@ -142,7 +145,7 @@ async function upsertPage(ctx: WatchContext, tx: Queryable, flow: FlowRow, rows:
   const known = await lockWatchedRuns(tx, ours.map((r) => r.id));
   for (const fr of ours) {
     if (known.has(fr.id)) continue;
-    const id = await insertWatchedRun(tx, {
+    const id = await runInsertWatched(tx, {
       flowId: flow.id,
       flowRunId: fr.id,
       flowRunName: fr.name,
@@ -195,10 +198,10 @@ async function mirrorRuns(ctx: WatchContext, tx: Queryable, flowRuns: PrefectFlo
   for (const { fr, runId } of pending) {
     const run = runs.get(runId);
     if (!run) continue;
-    const moved = await mirrorLockedRun(ctx.boss, tx, run, fr, { tasks: tasks.get(fr.id) ?? [], ...(unread && needTasks.includes(fr.id) ? { suffix: unread } : {}) });
+    const moved = await mirrorLockedRun(ctx.transitions, tx, run, fr, { tasks: tasks.get(fr.id) ?? [], ...(unread && needTasks.includes(fr.id) ? { suffix: unread } : {}) });
     if (moved) {
       updated += 1;
-      await setRunTimes(tx, runId, toDate(fr.start_time), toDate(fr.end_time));
+      await runSetTimes(tx, runId, toDate(fr.start_time), toDate(fr.end_time));
     }
   }
   return updated;
@@ -295,7 +298,7 @@ export async function recordLateTaskRuns(ctx: WatchContext): Promise<number> {
         }
         return true;
       });
-      await recordLateTaskResults(ctx.boss, tx, run, fresh);
+      await recordLateTaskResults(ctx.transitions, tx, run, fresh);
       if (fresh.length) ctx.log.info({ runId: id, flowRunId: externalId, tasks: fresh.length }, 'late Prefect task results recorded');
       return fresh.length;
     });
@@ -309,7 +312,7 @@ async function closeDeleted(ctx: WatchContext, tx: Queryable, refs: WatchedRunRe
   for (const ref of [...refs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const run = await getRun(tx, ref.id, { forUpdate: true });
     if (!run || isTerminal(run.stateType) || run.externalId !== ref.externalId) continue;
-    await applyLockedTransition(ctx.boss, tx, run, {
+    await applyLockedTransition(ctx.transitions, tx, run, {
       to: 'CANCELLED',
       name: 'Deleted',
       message:

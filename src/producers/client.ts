@@ -1,6 +1,5 @@
 /**
  * The typed client other services use to publish work:
- *
  *   const fw = await FlowwardenClient.connect({ connectionString: process.env.DATABASE_URL });
  *   await fw.triggerRun('nightly-etl', { date: '2026-11-22' }, { idempotencyKey: 'etl:2026-11-22' });
  *   await fw.notify('ops', 'nightly export finished: 1.2M rows');
@@ -13,22 +12,16 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { createPool, withTransaction, type Queryable } from '../db/client.ts';
 import { startBoss } from '../queue/boss.ts';
-import {
-  reportRunStateTx,
-  triggerRunTx,
-  upsertFlowTx,
-  upsertScheduleTx,
-  type ReportOptions,
-  type TriggerOptions,
-  type UpsertFlowOutcome,
-} from './operations.ts';
+import { reportRunStateTx, triggerRunTx, type ReportOptions, type TriggerOptions } from '../runs/operations.ts';
+import { upsertFlowTx, upsertScheduleTx, type UpsertFlowOutcome } from '../flows/operations.ts';
 import type { FlowInputRaw, ScheduleInputRaw } from '../flows/spec.ts';
-import type { RunRow } from '../queries/runs.ts';
+import type { RunRow } from '../types.ts';
 import type { UpsertScheduleResult } from '../queries/flows.ts';
-import type { StateType } from '../runs/states.ts';
+import type { StateType } from '../types.ts';
 import { notifyTx } from '../notify/operations.ts';
 import { disableFlowTx, reactivateFlowTx, type DisableOutcome, type ReactivateOutcome } from '../guard/operations.ts';
-import { installGuardHooks } from '../guard/health.ts';
+import { guardFailureHook } from '../guard/health.ts';
+import type { TransitionDeps } from '../runs/service.ts';
 
 export interface TxOption {
   /** A client inside the caller's open transaction. */
@@ -45,12 +38,15 @@ export interface ClientOptions {
 export class FlowwardenClient {
   readonly #pool: pg.Pool;
   readonly #boss: PgBoss;
+  /** A run this client reports FAILED requests the flow's health evaluation, as in a pod. */
+  readonly #transitions: TransitionDeps;
   readonly #owned: { pool: boolean; boss: boolean };
   readonly #maxParametersBytes: number | undefined;
 
   private constructor(pool: pg.Pool, boss: PgBoss, owned: { pool: boolean; boss: boolean }, maxParametersBytes?: number) {
     this.#pool = pool;
     this.#boss = boss;
+    this.#transitions = { boss, onFailure: guardFailureHook() };
     this.#owned = owned;
     this.#maxParametersBytes = maxParametersBytes;
   }
@@ -59,8 +55,6 @@ export class FlowwardenClient {
     if (!options.pool && !options.connectionString) throw new Error('FlowwardenClient.connect needs a connectionString or a pool');
     const pool = options.pool ?? createPool(options.connectionString!, { max: 5, applicationName: 'flowwarden-producer' });
     const boss = options.boss ?? (await startBoss({ connectionString: options.connectionString ?? poolUrl(options), role: 'producer' }));
-    // A run this client reports FAILED requests the flow's health evaluation, as in a pod.
-    installGuardHooks();
     return new FlowwardenClient(pool, boss, { pool: !options.pool, boss: !options.boss }, options.maxParametersBytes);
   }
 
@@ -73,7 +67,7 @@ export class FlowwardenClient {
   }
 
   reportRunState(runId: string, state: StateType, options: ReportOptions & TxOption = {}): Promise<RunRow> {
-    return this.#tx(options, (tx) => reportRunStateTx(this.#boss, tx, runId, state, options));
+    return this.#tx(options, (tx) => reportRunStateTx(this.#transitions, tx, runId, state, options));
   }
 
   upsertFlow(flow: FlowInputRaw, options: TxOption = {}): Promise<UpsertFlowOutcome> {

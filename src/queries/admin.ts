@@ -4,7 +4,7 @@
  * reads, functions of (db, params); plans and timings in bench/NOTES.md.
  */
 import type { Queryable } from '../db/client.ts';
-import type { RunRow } from './runs.ts';
+import type { RunRow } from '../types.ts';
 import { nextFireAfter } from '../scheduling/fire-times.ts';
 import { scheduleSpecOf } from './flows.ts';
 import type { ScheduleKind } from '../schema/enums.ts';

@@ -7,7 +7,7 @@
 import type { Queryable } from '../db/client.ts';
 import { withTransaction } from '../db/client.ts';
 import type pg from 'pg';
-import type { StateType } from '../runs/states.ts';
+import type { StateType } from '../types.ts';
 
 /** The chart's series: a run's state type, with SCHEDULED/Late apart as LATE. */
 export type ChartState = StateType | 'LATE';

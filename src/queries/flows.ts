@@ -12,7 +12,7 @@ import { nextFireAfter, type ScheduleSpec } from '../scheduling/fire-times.ts';
 import type { TargetSpec } from '../targets/spec.ts';
 import type { HealthPolicy } from '../flows/spec.ts';
 import { NotFoundError } from '../errors.ts';
-import { cancelUndispatchedRuns } from './runs.ts';
+import { runCancelMany } from '../runs/store.ts';
 
 export type FlowRow = typeof flows.$inferSelect & { target: TargetSpec; health: HealthPolicy };
 export type ScheduleRow = typeof schedules.$inferSelect;
@@ -137,9 +137,9 @@ export async function upsertScheduleRow(tx: Queryable, flow: FlowRow, input: Sch
   );
   const schedule = (await dz(tx).select().from(schedules).where(eq(schedules.id, rows[0]!.id)))[0]!;
   if (changed) {
-    await cancelUndispatchedRuns(tx, { scheduleId: schedule.id, futureOnly: true }, 'superseded: the schedule was changed (spec or parameters) before this run was due');
+    await runCancelMany(tx, { scheduleId: schedule.id, futureOnly: true }, 'superseded: the schedule was changed (spec or parameters) before this run was due');
   } else if (!schedule.enabled && !rows[0]!.created) {
-    await cancelFutureRunsOfSchedule(tx, schedule.id, `schedule disabled${schedule.note ? `: ${schedule.note}` : ''}`);
+    await runCancelMany(tx, { scheduleId: schedule.id, futureOnly: true }, `schedule disabled${schedule.note ? `: ${schedule.note}` : ''}`);
   }
   return { schedule, created: rows[0]!.created, heldDisabled: held && input.enabled };
 }
@@ -150,7 +150,7 @@ export async function setScheduleEnabled(tx: Queryable, scheduleId: string, enab
   const s = rows[0];
   if (!s) throw new NotFoundError(`schedule ${scheduleId} not found`);
   const next = enabled && !s.enabled ? nextFireAfter(scheduleSpecOf(s), now) : s.nextRunAt;
-  if (!enabled && s.enabled) await cancelFutureRunsOfSchedule(tx, scheduleId, `schedule paused${note ? `: ${note}` : ''}`);
+  if (!enabled && s.enabled) await runCancelMany(tx, { scheduleId, futureOnly: true }, `schedule paused${note ? `: ${note}` : ''}`);
   const updated = await dz(tx)
     .update(schedules)
     .set({ enabled, note, nextRunAt: next, updatedAt: now })
@@ -188,12 +188,3 @@ export async function getScheduleByName(db: Queryable, flowId: string, name: str
   return rows[0] ?? null;
 }
 
-/**
- * Pausing a schedule also cancels the runs the tick already pre-created for fire times still ahead
- * (inside the horizon): a paused schedule fires nothing from the moment it is paused. Runs whose
- * fire time has passed (due, possibly Late) still run. One statement; SKIP LOCKED leaves a run that
- * a dispatch is claiming right now to that dispatch.
- */
-export async function cancelFutureRunsOfSchedule(tx: Queryable, scheduleId: string, message: string): Promise<number> {
-  return (await cancelUndispatchedRuns(tx, { scheduleId, futureOnly: true }, message)).length;
-}

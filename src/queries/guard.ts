@@ -1,8 +1,6 @@
 /**
- * Run-guard queries: late marking, health-rule inputs, disable / enforce / reactivate writes.
- * Functions of (db, params); `db` may be the caller's transaction. Raw SQL where the builder cannot
- * say it (SKIP LOCKED claims, set-based CTEs).
- *
+ * Run-guard queries: health-rule inputs, disable / enforce / reactivate writes (late marking and
+ * cancels are run writes: src/runs/store.ts). Functions of (db, params).
  * Lock order (to stay deadlock-free against the scheduler tick and the dispatch worker):
  *   flow row FOR NO KEY UPDATE → runs (SKIP LOCKED) → schedules.
  * NO KEY UPDATE rather than UPDATE so inserting runs (FK → FOR KEY SHARE on the flow) never waits
@@ -16,7 +14,6 @@ import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
 import { disabledFlows, flows } from '../schema/index.ts';
 import type { FlowRow } from './flows.ts';
-import { cancelUndispatchedRuns } from './runs.ts';
 
 /**
  * The note every schedule the guard switched off carries. `upsertScheduleRow` (src/queries/flows.ts)
@@ -26,91 +23,6 @@ import { cancelUndispatchedRuns } from './runs.ts';
 export const GUARD_NOTE_PREFIX = 'held disabled by flowwarden guard';
 
 export type DisabledFlowRow = typeof disabledFlows.$inferSelect;
-
-// ---------------------------------------------------------------------------------------------
-// Late runs
-
-export interface LateRun {
-  id: string;
-  flowId: string;
-  flowName: string;
-  scheduledFor: Date;
-  lateAfterSeconds: number;
-  at: Date;
-}
-
-/**
- * Mark up to `limit` runs Late in ONE statement: claim (FOR UPDATE SKIP LOCKED) → rename
- * Scheduled → Late → history rows → return what was marked.
- *
- * Why it is safe on every pod at once: a row another sweeper holds is skipped; a row another
- * sweeper already marked is re-checked by Postgres after its lock is released (READ COMMITTED
- * re-evaluates the WHERE on the new row version) and no longer matches `state_name = 'Scheduled'`.
- * A run that dispatch moved to PENDING no longer matches `state_type = 'SCHEDULED'`. So each run is
- * marked Late at most once, ever.
- *
- * Index: runs_open_idx (state_type, scheduled_for) WHERE state_type in (SCHEDULED, PENDING,
- * RUNNING). The coarse bound `scheduled_for <= now - min(threshold)` (an InitPlan over the small
- * flows table) is the index range; the exact per-flow threshold is a per-row subquery on the
- * flows primary key, not a join: a join lets the planner hash it and sort every candidate before
- * the LIMIT (a sweep of 100,000 runs then re-sorted all remaining candidates for each batch), while
- * the subquery keeps the index order, so a batch reads about `limit` index entries.
- *
- * Cursor (`from`): runs marked Late stay in that index (still SCHEDULED, and a rename must not touch
- * an indexed column, or every mark would stop being a HOT update), so without a lower bound batch k
- * of a sweep would walk past the (k-1)·limit runs the earlier batches just marked, and a sweep
- * would be quadratic in its size. The sweeper passes the last fire time of the previous batch; runs
- * before it that are still Scheduled (held by another sweeper, or inserted late) are picked up by
- * the next sweep, which starts without a cursor.
- */
-export async function markLateRuns(
-  tx: Queryable,
-  params: { now?: Date; defaultAfterSeconds: number; limit: number; from?: Date },
-): Promise<LateRun[]> {
-  const { rows } = await tx.query<LateRun>(
-    `with clock as (
-       select coalesce($1::timestamptz, now()) as now
-     ),
-     claim as (
-       select r.id, r.flow_id, r.scheduled_for
-         from flowwarden.runs r
-        where r.state_type = 'SCHEDULED'
-          and r.state_name = 'Scheduled'
-          and r.scheduled_for <= (select now from clock)
-                - make_interval(secs => (select least($2::int, coalesce(min(late_after_seconds), $2::int)) from flowwarden.flows))
-          and r.scheduled_for >= coalesce($4::timestamptz, '-infinity')
-          and r.scheduled_for <= (select now from clock)
-                - make_interval(secs => coalesce((select f.late_after_seconds from flowwarden.flows f where f.id = r.flow_id), $2::int))
-        order by r.scheduled_for
-        limit $3
-        for update of r skip locked
-     ),
-     marked as (
-       update flowwarden.runs r
-          set state_name = 'Late', updated_at = now()
-         from claim c
-        where r.id = c.id
-       returning r.id
-     ),
-     info as (
-       select c.id, c.flow_id, f.name as flow_name, c.scheduled_for, coalesce(f.late_after_seconds, $2::int) as after_seconds
-         from claim c
-         join marked m on m.id = c.id
-         join flowwarden.flows f on f.id = c.flow_id
-     ),
-     history as (
-       insert into flowwarden.run_state_history (run_id, from_type, from_name, to_type, to_name, message)
-       select id, 'SCHEDULED', 'Scheduled', 'SCHEDULED', 'Late',
-              'not started within ' || after_seconds || ' s of its scheduled time'
-         from info
-     )
-     select id, flow_id as "flowId", flow_name as "flowName", scheduled_for as "scheduledFor",
-            after_seconds as "lateAfterSeconds", now() as at
-       from info`,
-    [params.now ?? null, params.defaultAfterSeconds, params.limit, params.from ?? null],
-  );
-  return rows;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Health-rule inputs
@@ -267,15 +179,6 @@ export async function disableFlowSchedules(tx: Queryable, flowId: string, reason
   return rowCount ?? 0;
 }
 
-/**
- * Cancel (CANCELLED/Skipped) the flow's schedule-made runs that have not started, in one
- * statement with their history rows. Runs locked by a dispatch in flight are skipped: dispatch
- * re-checks the flow under its own lock and skips them itself. Manual/API runs are left alone: an
- * operator asked for them explicitly. Index: runs_open_idx.
- */
-export async function cancelScheduledRuns(tx: Queryable, flowId: string, message: string): Promise<string[]> {
-  return cancelUndispatchedRuns(tx, { flowId }, message);
-}
 
 export async function insertHold(
   tx: Queryable,

@@ -4,15 +4,11 @@
  * the tables grow. Functions of (db, params).
  */
 import type { Queryable } from '../db/client.ts';
-import type { RunRow } from './runs.ts';
+import type { RunRow } from '../types.ts';
+import { RUN_COLUMNS } from '../runs/read.ts';
 
 // What fires next: dueFires in queries/admin.ts (the next fire, not the horizon-ahead next_run_at).
 
-const RUN_COLUMNS = `r.id, r.flow_id as "flowId", f.name as "flowName", r.schedule_id as "scheduleId",
-  r.scheduled_for as "scheduledFor", r.state_type as "stateType", r.state_name as "stateName",
-  r.state_message as "stateMessage", r.parameters, r.idempotency_key as "idempotencyKey", r.origin,
-  r.dispatch_attempt as "dispatchAttempt", r.external_id as "externalId", r.created_at as "createdAt",
-  r.started_at as "startedAt", r.ended_at as "endedAt", r.updated_at as "updatedAt"`;
 
 /** PENDING/RUNNING runs, oldest first. Index: runs_open_idx. */
 export async function runningRuns(db: Queryable, limit = 20): Promise<RunRow[]> {

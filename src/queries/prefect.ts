@@ -4,7 +4,7 @@
  */
 import type { Queryable } from '../db/client.ts';
 import type { FlowRow } from './flows.ts';
-import type { StateType } from '../runs/states.ts';
+import type { StateType } from '../types.ts';
 
 /** Flows whose target is a Prefect deployment in watch mode. */
 export async function listWatchedFlows(db: Queryable): Promise<FlowRow[]> {
@@ -82,41 +82,7 @@ export function watchKey(flowRunId: string): string {
   return `prefect:${flowRunId}`;
 }
 
-/**
- * Insert the run mirroring a Prefect flow run, as SCHEDULED (the caller then mirrors Prefect's state
- * through validated transitions). Returns null when it already exists: the unique idempotency key
- * makes two pods importing the same Prefect run insert it once.
- */
-export async function insertWatchedRun(
-  tx: Queryable,
-  input: { flowId: string; flowRunId: string; flowRunName: string; scheduledFor: Date; parameters: Record<string, unknown> },
-): Promise<string | null> {
-  const { rows } = await tx.query<{ id: string }>(
-    `insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, parameters, idempotency_key, origin, external_id)
-     values ($1, $2, 'SCHEDULED', 'Scheduled', $3, $4, 'watch', $5)
-     on conflict (idempotency_key) where idempotency_key is not null do nothing
-     returning id`,
-    [input.flowId, input.scheduledFor, input.parameters, watchKey(input.flowRunId), input.flowRunId],
-  );
-  const id = rows[0]?.id;
-  if (!id) return null;
-  await tx.query(
-    `insert into flowwarden.run_state_history (run_id, to_type, to_name, message) values ($1, 'SCHEDULED', 'Scheduled', $2)`,
-    [id, `imported from Prefect flow run '${input.flowRunName}' (${input.flowRunId})`],
-  );
-  return id;
-}
 
-/** Keep Prefect's own start and end times on a mirrored run (transitions stamp our clock). */
-export async function setRunTimes(tx: Queryable, runId: string, startedAt: Date | null, endedAt: Date | null): Promise<void> {
-  if (!startedAt && !endedAt) return;
-  await tx.query(
-    `update flowwarden.runs set started_at = coalesce($2, started_at),
-            ended_at = case when ended_at is not null then coalesce($3, ended_at) else ended_at end
-      where id = $1`,
-    [runId, startedAt, endedAt],
-  );
-}
 
 /**
  * Watched runs not finished yet, oldest first: the importer re-reads them from Prefect on every

@@ -41,42 +41,6 @@ export async function claimDueSchedules(tx: Queryable, until: Date, limit: numbe
   return rows;
 }
 
-export interface PlannedRun {
-  flowId: string;
-  scheduleId: string;
-  scheduledFor: Date;
-  parameters: Record<string, unknown>;
-}
-
-/**
- * Insert the planned runs (one statement) and their first history row. The unique index on
- * (schedule_id, scheduled_for) makes a second insert of the same fire a no-op, so only rows this
- * transaction created come back — and only those get dispatch jobs.
- */
-export async function insertScheduledRuns(tx: Queryable, planned: PlannedRun[]): Promise<Array<{ id: string; scheduledFor: Date }>> {
-  if (planned.length === 0) return [];
-  const { rows } = await tx.query<{ id: string; scheduledFor: Date }>(
-    `with ins as (
-       insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, origin)
-       select p.flow_id, p.schedule_id, p.scheduled_for, 'SCHEDULED', 'Scheduled', p.parameters, 'schedule'
-         from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) as p(flow_id, schedule_id, scheduled_for, parameters)
-       on conflict (schedule_id, scheduled_for) where schedule_id is not null do nothing
-       returning id, scheduled_for
-     ), hist as (
-       insert into flowwarden.run_state_history (run_id, to_type, to_name, message)
-       select id, 'SCHEDULED', 'Scheduled', 'created by schedule' from ins
-     )
-     select id, scheduled_for as "scheduledFor" from ins`,
-    [
-      planned.map((p) => p.flowId),
-      planned.map((p) => p.scheduleId),
-      planned.map((p) => p.scheduledFor),
-      planned.map((p) => JSON.stringify(p.parameters)),
-    ],
-  );
-  return rows;
-}
-
 export async function advanceSchedules(
   tx: Queryable,
   updates: Array<{ id: string; nextRunAt: Date; lastRunAt: Date | null }>,

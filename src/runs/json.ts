@@ -2,7 +2,7 @@
  * The stable JSON shapes for runs and flows (CLI --json, HTTP API). camelCase, ISO 8601 times.
  * Adding fields is fine; renaming or removing one is a breaking change.
  */
-import type { RunRow } from '../queries/runs.ts';
+import type { RunRow } from '../types.ts';
 import type { FlowRow, ScheduleRow } from '../queries/flows.ts';
 import { redactTarget, type TargetSpec } from '../targets/spec.ts';
 

@@ -3,14 +3,14 @@
  *
  * Runs change state in several places: every validated transition goes through src/runs/service.ts
  * (dispatch claims and outcomes, async API reports, cancels, the Prefect poller), and pausing a
- * schedule or disabling a flow cancels undispatched runs set-based (src/queries/runs.ts). Each of
+ * schedule or disabling a flow cancels undispatched runs set-based (src/runs/store.ts). Each of
  * these calls `countTransitions` inside its transaction; the counts reach the listener of the pool
  * the transaction ran on once it commits, so a rolled-back transition is never counted and several
  * apps in one process (tests, an embedding service) each count only their own.
  */
 import type pg from 'pg';
 import { afterCommit, type Queryable } from '../db/client.ts';
-import type { StateType } from './states.ts';
+import type { StateType } from '../types.ts';
 
 export type TransitionListener = (stateType: StateType, count: number) => void;
 
@@ -32,7 +32,7 @@ export function watchTransitions(pool: pg.Pool, listener: TransitionListener): (
 
 /**
  * Count transitions already committed on `pool` by a single autocommit statement (the dispatch fast
- * paths in src/queries/runs.ts): there is no transaction to wait for, so they are reported now.
+ * paths in src/runs/store.ts): there is no transaction to wait for, so they are reported now.
  */
 export function reportTransitions(pool: pg.Pool, stateType: StateType, count = 1): void {
   if (count > 0) listeners.get(pool)?.(stateType, count);

@@ -9,13 +9,14 @@
  * one bad item cannot fail the others and each caller sees its own error.
  */
 import type pg from 'pg';
-import type { PgBoss } from 'pg-boss';
 import { withTransaction, type Queryable } from '../db/client.ts';
-import { completeOpenRuns, getRunsForUpdate, type RunRow, type TransitionInput } from '../queries/runs.ts';
-import { applyLockedTransitions, completedIsWanted } from './service.ts';
+import { runCompleteMany, runSetExternalId } from './store.ts';
+import { getRunsForUpdate } from './read.ts';
+import { applyLockedTransitions, completedIsWanted, type TransitionDeps } from './service.ts';
 import { reportTransitions } from './observe.ts';
-import { transitionAllowed, DEFAULT_NAMES, type State } from './states.ts';
-import type { TargetOutcome } from '../targets/types.ts';
+import { transitionAllowed, DEFAULT_NAMES, isTerminal } from './states.ts';
+import { sendPoll } from './poll-jobs.ts';
+import type { RunRow, State, TargetOutcome, TransitionInput } from '../types.ts';
 import type { Logger } from '../log.ts';
 
 interface Item {
@@ -32,20 +33,20 @@ export function transitionFor(run: RunRow, outcome: TargetOutcome): Omit<Transit
   if (outcome.kind === 'completed') return { to: 'COMPLETED', message: outcome.message ?? null, tasks: outcome.tasks };
   if (outcome.kind === 'failed') return { to: outcome.stateType ?? 'FAILED', name: outcome.name, message: outcome.message, tasks: outcome.tasks };
   // Accepted elsewhere: only move forward (an async endpoint may already have reported later).
-  if (run.stateType === 'PENDING') return { to: 'RUNNING', message: outcome.message ?? null, externalId: outcome.externalId ?? null };
+  if (run.stateType === 'PENDING') return { to: 'RUNNING', name: outcome.name, message: outcome.message ?? null, externalId: outcome.externalId ?? null };
   return null;
 }
 
 export class OutcomeWriter {
   readonly #pool: pg.Pool;
-  readonly #boss: PgBoss;
+  readonly #fx: TransitionDeps;
   readonly #log: Logger;
   #queue: Item[] = [];
   #flushing = false;
 
-  constructor(pool: pg.Pool, boss: PgBoss, log: Logger) {
+  constructor(pool: pg.Pool, fx: TransitionDeps, log: Logger) {
     this.#pool = pool;
-    this.#boss = boss;
+    this.#fx = fx;
     this.#log = log;
   }
 
@@ -115,7 +116,7 @@ export class OutcomeWriter {
     let done: Map<string, string>;
     try {
       if (await completedIsWanted(this.#pool)) return batch;
-      const rows = await completeOpenRuns(this.#pool, fast.map((i) => ({ runId: i.runId, message: i.outcome.message ?? null })));
+      const rows = await runCompleteMany(this.#pool, fast.map((i) => ({ runId: i.runId, message: i.outcome.message ?? null })));
       done = new Map(rows.map((r) => [r.id, r.flowName]));
     } catch {
       return batch;
@@ -140,6 +141,7 @@ export class OutcomeWriter {
     for (const { runId, outcome } of batch) {
       const run = runs.get(runId);
       if (!run) continue;
+      if (outcome.kind === 'running' && !isTerminal(run.stateType)) await this.#follow(tx, run, outcome);
       const input = transitionFor(run, outcome);
       if (!input) continue;
       const from: State = { type: run.stateType, name: run.stateName };
@@ -155,6 +157,17 @@ export class OutcomeWriter {
       }
       items.push({ current: run, input });
     }
-    await applyLockedTransitions(this.#boss, tx, items);
+    await applyLockedTransitions(this.#fx, tx, items);
+  }
+
+  /**
+   * A run accepted elsewhere: keep its external id when it is already past PENDING (the RUNNING
+   * transition records it otherwise), and send the first poll in the same transaction.
+   */
+  async #follow(tx: Queryable, run: RunRow, outcome: Extract<TargetOutcome, { kind: 'running' }>): Promise<void> {
+    if (run.stateType !== 'PENDING' && outcome.externalId && run.externalId !== outcome.externalId) {
+      await runSetExternalId(tx, run.id, outcome.externalId);
+    }
+    if (outcome.poll) await sendPoll(this.#fx.boss, tx, run.id, 0, outcome.poll.afterSeconds);
   }
 }

@@ -8,28 +8,31 @@
 import type { PgBoss } from 'pg-boss';
 import type { Queryable } from '../db/client.ts';
 import { bossDb } from '../db/client.ts';
-import { insertTaskResults, transitionLockedRun, transitionLockedRuns, transitionRun, type RunRow, type TaskInput, type TransitionInput, type TransitionResult } from '../queries/runs.ts';
+import { runInsertTasks, runTransition, runTransitionById, runTransitionMany } from './store.ts';
+import { type RunRow, type TaskInput, type TransitionInput, type TransitionResult } from '../types.ts';
 import { BOSS_SCHEMA, EVENTS, type EventPayload, type EventName } from '../queue/catalog.ts';
-import { FAILURE_TYPES, type StateType } from './states.ts';
+import { FAILURE_TYPES } from './states.ts';
+import { type StateType } from '../types.ts';
 import { countTransitions } from './observe.ts';
 
 /** What made a transition a failure for the guard: the run itself, or only a task result in it. */
 import type { FailureCause } from '../queue/payloads.ts';
 export type { FailureCause };
 
-/** Hooks the guard installs (health trigger); kept as a seam so the core has no guard dependency. */
-export interface TransitionHooks {
-  /**
-   * Called inside the failing transition's transaction, once per run; `boss` is the caller's (send
-   * with `db: bossDb(tx)`). `cause` is `run.failed` when the run became FAILED/CRASHED, else
-   * `task.failed` (the transition recorded a FAILED/CRASHED task result).
-   */
-  onFailure?: (tx: Queryable, run: RunRow, boss: PgBoss, cause: FailureCause) => Promise<void>;
-}
+/**
+ * The guard's failure trigger, called inside the failing transition's transaction once per run;
+ * `boss` is the caller's (send with `db: bossDb(tx)`). `cause` is `run.failed` when the run became
+ * FAILED/CRASHED, else `task.failed` (the transition recorded a FAILED/CRASHED task result).
+ */
+export type FailureHook = (tx: Queryable, run: RunRow, boss: PgBoss, cause: FailureCause) => Promise<void>;
 
-const hooks: TransitionHooks = {};
-export function setTransitionHooks(h: TransitionHooks): void {
-  Object.assign(hooks, h);
+/**
+ * What the consequences of a transition need: pg-boss (events) and the guard's failure hook. Built
+ * in createApp (deps.transitions) and by the producer client; the core has no guard dependency.
+ */
+export interface TransitionDeps {
+  boss: PgBoss;
+  onFailure?: FailureHook;
 }
 
 export async function publishEvent(boss: PgBoss, tx: Queryable, payload: EventPayload): Promise<void> {
@@ -107,7 +110,7 @@ function failureCause(run: RunRow, input: Pick<TransitionInput, 'tasks'>): Failu
  * The consequences of applied transitions: events (one insert per subscriber), failure hooks,
  * metrics (after commit). `inputs[i]` is the input that produced `results[i]`.
  */
-async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[], inputs: Array<Pick<TransitionInput, 'tasks' | 'via'>>): Promise<void> {
+async function afterAll(fx: TransitionDeps, tx: Queryable, results: TransitionResult[], inputs: Array<Pick<TransitionInput, 'tasks' | 'via'>>): Promise<void> {
   const counts = new Map<StateType, number>();
   const count = (type: StateType) => counts.set(type, (counts.get(type) ?? 0) + 1);
   for (const [i, { run }] of results.entries()) {
@@ -122,35 +125,35 @@ async function afterAll(boss: PgBoss, tx: Queryable, results: TransitionResult[]
     const event = eventFor(run);
     if (event && (event !== EVENTS.runCompleted || publishCompleted)) events.push(eventPayload(event, run));
   }
-  if (events.length) await publishEvents(boss, tx, events);
+  if (events.length) await publishEvents(fx.boss, tx, events);
   for (const [i, { run }] of results.entries()) {
     const cause = failureCause(run, inputs[i] ?? {});
-    if (cause) await hooks.onFailure?.(tx, run, boss, cause);
+    if (cause) await fx.onFailure?.(tx, run, fx.boss, cause);
   }
 }
 
-async function after(boss: PgBoss, tx: Queryable, result: TransitionResult, input: Pick<TransitionInput, 'tasks' | 'via'>): Promise<TransitionResult> {
-  await afterAll(boss, tx, [result], [input]);
+async function after(fx: TransitionDeps, tx: Queryable, result: TransitionResult, input: Pick<TransitionInput, 'tasks' | 'via'>): Promise<TransitionResult> {
+  await afterAll(fx, tx, [result], [input]);
   return result;
 }
 
 /** Lock, validate, write, publish. `tx` must be a transaction. */
-export async function applyTransition(boss: PgBoss, tx: Queryable, input: TransitionInput): Promise<TransitionResult> {
-  return after(boss, tx, await transitionRun(tx, input), input);
+export async function applyTransition(fx: TransitionDeps, tx: Queryable, input: TransitionInput): Promise<TransitionResult> {
+  return after(fx, tx, await runTransitionById(tx, input), input);
 }
 
-export async function applyLockedTransition(boss: PgBoss, tx: Queryable, run: RunRow, input: Omit<TransitionInput, 'runId'>): Promise<TransitionResult> {
-  return after(boss, tx, await transitionLockedRun(tx, run, { ...input, runId: run.id }), input);
+export async function applyLockedTransition(fx: TransitionDeps, tx: Queryable, run: RunRow, input: Omit<TransitionInput, 'runId'>): Promise<TransitionResult> {
+  return after(fx, tx, await runTransition(tx, run, { ...input, runId: run.id }), input);
 }
 
 /** Many transitions of locked runs in one go: set-based writes, one event insert per subscriber. */
 export async function applyLockedTransitions(
-  boss: PgBoss,
+  fx: TransitionDeps,
   tx: Queryable,
   items: Array<{ current: RunRow; input: Omit<TransitionInput, 'runId'> }>,
 ): Promise<TransitionResult[]> {
-  const results = await transitionLockedRuns(tx, items);
-  await afterAll(boss, tx, results, items.map((i) => i.input));
+  const results = await runTransitionMany(tx, items);
+  await afterAll(fx, tx, results, items.map((i) => i.input));
   return results;
 }
 
@@ -159,8 +162,8 @@ export async function applyLockedTransitions(
  * events, so they can appear after the flow run is terminal; or the first read failed). Stores them
  * and, when one failed, asks the guard for a health check as a failing transition would.
  */
-export async function recordLateTaskResults(boss: PgBoss, tx: Queryable, run: RunRow, tasks: TaskInput[]): Promise<void> {
+export async function recordLateTaskResults(fx: TransitionDeps, tx: Queryable, run: RunRow, tasks: TaskInput[]): Promise<void> {
   if (tasks.length === 0) return;
-  await insertTaskResults(tx, run.id, tasks);
-  if (tasks.some((t) => FAILURE_TYPES.has(t.stateType))) await hooks.onFailure?.(tx, run, boss, 'task.failed');
+  await runInsertTasks(tx, run.id, tasks);
+  if (tasks.some((t) => FAILURE_TYPES.has(t.stateType))) await fx.onFailure?.(tx, run, fx.boss, 'task.failed');
 }

@@ -4,9 +4,7 @@
  * (CANCELLED, Skipped). Every transition is checked here before it is written.
  */
 import { UserInputError } from '../errors.ts';
-
-export const STATE_TYPES = ['SCHEDULED', 'PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED'] as const;
-export type StateType = (typeof STATE_TYPES)[number];
+import { STATE_TYPES, type State, type StateType } from '../types.ts';
 
 export const TERMINAL_TYPES: ReadonlySet<StateType> = new Set(['COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED']);
 export const FAILURE_TYPES: ReadonlySet<StateType> = new Set(['FAILED', 'CRASHED']);
@@ -20,11 +18,6 @@ export const DEFAULT_NAMES: Record<StateType, string> = {
   CRASHED: 'Crashed',
   CANCELLED: 'Cancelled',
 };
-
-export interface State {
-  type: StateType;
-  name: string;
-}
 
 /** Which state types may follow which. Same-type moves are only renames (see `checkTransition`). */
 const NEXT: Record<StateType, readonly StateType[]> = {
@@ -85,4 +78,30 @@ export function checkTransition(runId: string, from: State, to: State, options: 
   throw new InvalidTransitionError(
     `run ${runId}: invalid state transition ${from.type}/${from.name} → ${to.type}/${to.name}; ${hint}`,
   );
+}
+
+/**
+ * The states a run may come from to enter `to` in one set-based write: other types NEXT allows
+ * into `to.type`, and the names RENAMES allows within it. Set-based writers (claim, completion,
+ * cancel, late marking) take their WHERE clause from this, restricted to the types they handle
+ * (`among`), so the SQL and the machine cannot disagree. Throws if `among` leaves nothing.
+ */
+export function sourcesOf(to: State, among: readonly StateType[] = STATE_TYPES): { types: StateType[]; names: string[] } {
+  const types = STATE_TYPES.filter((t) => t !== to.type && among.includes(t) && NEXT[t].includes(to.type));
+  const names = among.includes(to.type) ? (RENAMES[to.type] ?? []).filter(([, b]) => b === to.name).map(([a]) => a) : [];
+  if (types.length === 0 && names.length === 0) throw new Error(`no state among ${among.join(', ')} may move to ${to.type}/${to.name}`);
+  return { types, names };
+}
+
+/**
+ * `sourcesOf(to, among)` as a SQL condition on `alias.state_type`/`state_name`, with the values as
+ * literals (closed enums, so plans stay as before: the partial index runs_open_idx still matches).
+ */
+export function sqlFromStates(alias: string, to: State, among?: readonly StateType[]): string {
+  const { types, names } = sourcesOf(to, among);
+  const lit = (v: string) => `'${v.replace(/'/g, "''")}'`;
+  const parts: string[] = [];
+  if (types.length) parts.push(types.length === 1 ? `${alias}.state_type = ${lit(types[0]!)}` : `${alias}.state_type in (${types.map(lit).join(', ')})`);
+  if (names.length) parts.push(`(${alias}.state_type = ${lit(to.type)} and ${alias}.state_name in (${names.map(lit).join(', ')}))`);
+  return parts.length === 1 ? parts[0]! : `(${parts.join(' or ')})`;
 }

@@ -7,7 +7,8 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, withTransaction } from '../db/client.ts';
-import { advanceSchedules, claimDueSchedules, insertScheduledRuns, type PlannedRun } from '../queries/schedules.ts';
+import { advanceSchedules, claimDueSchedules } from '../queries/schedules.ts';
+import { runInsertScheduledMany, type PlannedRun } from '../runs/store-insert.ts';
 import { insertJobs, QUEUES } from '../queue/catalog.ts';
 import { planFires } from './plan.ts';
 import type { ScheduleSpec } from './fire-times.ts';
@@ -66,7 +67,7 @@ export async function materialiseBatch(deps: MaterialiseDeps, options: Materiali
         advances.push({ id: s.id, nextRunAt: new Date(now.getTime() + 3_600_000), lastRunAt: null });
       }
     }
-    const runs = await insertScheduledRuns(tx, planned);
+    const runs = await runInsertScheduledMany(tx, planned);
     if (runs.length > 0) {
       await insertJobs(
         deps.boss,

@@ -9,8 +9,8 @@
  */
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
-import type { RunContext, TargetOutcome } from './types.ts';
-import type { TaskInput } from '../queries/runs.ts';
+import type { RunContext, Target, TargetOutcome } from '../types.ts';
+import type { TaskInput } from '../types.ts';
 import { PermanentError, UserInputError } from '../errors.ts';
 
 export type FlowHandlerResult = void | { message?: string; tasks?: TaskInput[] };
@@ -100,4 +100,11 @@ export async function runFunctionTarget(registry: HandlerRegistry, handlerName: 
     const e = err as Error & { tasks?: TaskInput[] };
     return { kind: 'failed', message: e?.message ?? String(err), tasks: e?.tasks };
   }
+}
+
+/** The `function` Target: the claim has already recorded the run RUNNING (src/dispatch/claim.ts). */
+export function functionTarget(registry: HandlerRegistry): Target {
+  return {
+    dispatch: (_run, flow, ctx) => runFunctionTarget(registry, (flow.target as { handler?: string }).handler ?? flow.name, ctx),
+  };
 }

@@ -11,11 +11,12 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { KyInstance } from 'ky';
 import { RESERVED_HEADERS, type HttpTargetSpec } from './spec.ts';
-import type { RunContext, TargetOutcome } from './types.ts';
+import type { RunContext, Target, TargetOutcome } from '../types.ts';
 import { PermanentError, RateLimitedError } from '../errors.ts';
 import { parseRetryAfter } from '../http.ts';
-import type { TaskInput } from '../queries/runs.ts';
+import type { TaskInput } from '../types.ts';
 import { registerSecrets } from '../log.ts';
+import { safeUrl, secretUrlParts } from './safe-url.ts';
 
 export const SIGNATURE_HEADER = 'x-flowwarden-signature';
 
@@ -56,55 +57,6 @@ export function verifySignature(
 /** Headers whose values are credentials (redacted from logs by value once a target is loaded). */
 const SECRET_HEADER = /auth|token|key|secret|cookie|signature|password|session/i;
 
-/**
- * A path segment kept in messages: lower-case words of up to 12 letters joined by `-`, `_` or `.`
- * (`api`, `run`, `hooks`, `nightly-report`), at most 32 characters, or a short number or version
- * (`v2`, `42`). Anything else — ids, random strings, a token of letters only (`xoxbQwErTyUiOpAs`,
- * `abcdefghijklmnopqrst`), bad %-escapes — is masked.
- */
-const PLAIN_SEGMENT = /^(?=.{1,32}$)(?:[a-z]{1,12}(?:[-_.][a-z]{1,12})*|v?\d{1,6})$/;
-
-function plainSegment(seg: string): boolean {
-  try {
-    return PLAIN_SEGMENT.test(decodeURIComponent(seg));
-  } catch {
-    return false; // a malformed %-escape: not a word
-  }
-}
-
-/**
- * A target URL as it may appear in logs and run state messages: scheme, host and port, the path with
- * every segment that does not look like a plain word masked (`***`), and no query or fragment. A
- * token in the path (`/hooks/<token>/run`) or the query never leaves the process this way.
- */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    const path = u.pathname
-      .split('/')
-      .map((seg) => (seg === '' || plainSegment(seg) ? seg : '***'))
-      .join('/');
-    return `${u.protocol}//${u.host}${path}`;
-  } catch {
-    return '[invalid url]';
-  }
-}
-
-/**
- * The parts of a target URL `safeUrl` hides — masked path segments and query values — to redact by
- * value from every log line. Plain words stay loggable (a flow named like its endpoint is not a secret).
- */
-export function secretUrlParts(url: string): string[] {
-  try {
-    const u = new URL(url);
-    return [
-      ...u.pathname.split('/').filter((seg) => seg !== '' && !plainSegment(seg)),
-      ...[...u.searchParams.values()].flatMap((v) => [v, encodeURIComponent(v)]),
-    ];
-  } catch {
-    return [url];
-  }
-}
 
 export async function runHttpTarget(
   http: KyInstance,
@@ -181,4 +133,23 @@ export async function runHttpTarget(
     return { kind: 'failed', stateType: reported.state, message: reported.message ?? `${where}: reported ${reported.state}`, tasks: reported.tasks };
   }
   return { kind: 'completed', message: reported.message ?? `${res.status}`, tasks: reported.tasks };
+}
+
+/** The `http` Target: signs with the flow's secret (or FLOWWARDEN_HTTP_SECRET); async runs get a report token. */
+export function httpTarget(deps: {
+  http: KyInstance;
+  config: { httpSecret: string | undefined; httpTimeoutMs: number };
+  /** Issues the async run's report token (src/security/keys.ts: a key only flowwarden holds). */
+  reportToken: (runId: string) => Promise<string>;
+}): Target {
+  return {
+    async dispatch(run, flow, ctx) {
+      const target = flow.target as HttpTargetSpec;
+      return runHttpTarget(deps.http, target, ctx, {
+        secret: deps.config.httpSecret,
+        timeoutMs: deps.config.httpTimeoutMs,
+        reportToken: target.mode === 'async' ? await deps.reportToken(run.id) : undefined,
+      });
+    },
+  };
 }

@@ -3,7 +3,7 @@
  * files, API, producer) and stored as jsonb on the flow.
  */
 import { z } from 'zod';
-import { safeUrl } from './http.ts';
+import { safeUrl } from './safe-url.ts';
 
 export const FunctionTarget = z
   .object({

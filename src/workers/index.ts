@@ -6,7 +6,7 @@ import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import { JobPool } from '../queue/pool.ts';
 import { QUEUE_OPTIONS } from '../queue/catalog.ts';
 import type { Inflight } from '../util/inflight.ts';
-import { dispatchWorker } from './dispatch.ts';
+import { dispatchWorker } from '../dispatch/worker.ts';
 import { healthWorker } from './health.ts';
 import { eventsWorker } from './events.ts';
 import { notifyWorker } from './notify.ts';

@@ -1,53 +1,20 @@
 /**
- * poll — follow a run executing elsewhere (a Prefect flow run) until it is terminal.
- *
- * One job per poll: `{ runId, polls }` where `polls` counts the polls already done. The job id is
- * derived from (runId, polls), so re-sending the same poll (a redelivery that already sent its
- * successor, two dispatch attempts racing) inserts nothing; and a run that is already terminal makes
- * any poll a no-op. Each poll either finishes the run or sends the next one with `startAfter`
- * (evaluated by Postgres), in the same transaction as the state it recorded.
- *
- * Rate limits: a 429 whose Retry-After is longer than the connector waits inline (RateLimitedError)
- * does not fail the job — pg-boss's own backoff (2 s doubling) would ignore the wait and burn the
- * retries. The poll is re-sent instead, `startAfter` = Retry-After, as the same poll with `deferred`
- * + 1 (its own job id, so a redelivery re-sends nothing) and the retries this job had left; then
- * this job completes. A deferral neither counts as a poll (maxPolls) nor consumes a retry.
+ * poll — follow a run executing elsewhere (a Prefect flow run) until it is terminal: one job per
+ * poll, `{ runId, polls }`, id from (runId, polls) so a re-sent poll inserts nothing. A long 429
+ * re-sends the poll for when Retry-After ends, using no retry and not counting as a poll.
+ * The protocol: docs/architecture.md ("Path of a run", step 6).
  */
-import { z } from 'zod';
-import type { JobWithMetadata, PgBoss } from 'pg-boss';
-import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
+import type { JobWithMetadata } from 'pg-boss';
+import { QUEUES } from '../queue/catalog.ts';
+import { sendPoll } from '../runs/poll-jobs.ts';
 import { PollPayload as Payload } from '../queue/payloads.ts';
-import { bossDb, type Queryable } from '../db/client.ts';
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
-import type { PrefectConnector } from '../prefect/connector.ts';
 import { RateLimitedError, resendAfterRateLimit } from '../errors.ts';
 
 
-/** A stable UUID for (runId, polls, deferred): the dedup key of a poll job. */
-export function pollJobId(runId: string, polls: number, deferred = 0): string {
-  return stableJobId(`flowwarden:poll:${runId}:${polls}${deferred > 0 ? `:deferred:${deferred}` : ''}`);
-}
-
-/**
- * Enqueue poll number `polls` for a run, `afterSeconds` from Postgres's now, inside `tx`. A poll
- * re-sent after a long 429 passes `deferred` (its own job id) and the retries it keeps.
- */
-export async function sendPoll(
-  boss: PgBoss, tx: Queryable, runId: string, polls: number, afterSeconds: number,
-  options: { deferred?: number; retryLimit?: number } = {},
-): Promise<void> {
-  const deferred = options.deferred ?? 0;
-  await sendJob(boss, QUEUES.poll, { runId, polls, ...(deferred > 0 ? { deferred } : {}) }, {
-    id: pollJobId(runId, polls, deferred),
-    ...(afterSeconds > 0 ? { startAfter: afterSeconds } : {}),
-    ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
-    db: bossDb(tx),
-  });
-}
-
-async function handle(deps: WorkerDeps, job: JobWithMetadata<z.infer<typeof Payload>>, log: Logger): Promise<void> {
-  const connector = deps.extensions.get('prefect') as PrefectConnector | undefined;
+async function handle(deps: WorkerDeps, job: JobWithMetadata<Payload>, log: Logger): Promise<void> {
+  const connector = deps.poller;
   if (!connector) throw new Error('cannot poll: the Prefect connector is not configured in this worker (set PREFECT_API_URL)');
   const { runId, polls } = job.data;
   try {

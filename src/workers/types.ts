@@ -9,6 +9,15 @@ import type { QueueName } from '../queue/catalog.ts';
 import type { GuardActionRegistry } from '../guard/actions.ts';
 import type { PoolJob } from '../queue/pool.ts';
 import type { Metrics } from '../metrics.ts';
+import type { Target, TargetType } from '../types.ts';
+import type { TransitionDeps } from '../runs/service.ts';
+import type { OutcomeWriter } from '../runs/outcomes.ts';
+import type { ClaimBatcher } from '../dispatch/claim.ts';
+
+/** Follows runs executing elsewhere (the Prefect connector's poll; src/workers/poll.ts). */
+export interface RunPoller {
+  poll(deps: WorkerDeps, input: { runId: string; polls: number }, ctx: { signal?: AbortSignal; log: Logger; lastAttempt?: boolean }): Promise<unknown>;
+}
 
 /** What every worker handler gets: built once in src/app.ts. */
 export interface WorkerDeps {
@@ -20,8 +29,16 @@ export interface WorkerDeps {
   registry: HandlerRegistry;
   /** Actions connectors add to disable/enforce/reactivate (src/guard/actions.ts). */
   guardActions: GuardActionRegistry;
-  /** Extension point for connectors (Prefect) registered by later components. */
-  extensions: Map<string, unknown>;
+  /** What run transitions need for their consequences (events, the guard's failure hook). */
+  transitions: TransitionDeps;
+  /** Where runs execute, by target type (src/app.ts wires them). */
+  targets: Record<TargetType, Target>;
+  /** The Prefect connector's poller, when Prefect is configured. */
+  poller: RunPoller | undefined;
+  /** This app's group claim (one per app). */
+  claims: ClaimBatcher;
+  /** This app's group-committed outcome writer (one per app). */
+  outcomes: OutcomeWriter;
   /** This app's Prometheus metrics (src/metrics.ts): e.g. deps.metrics.notificationDelivered('discord'). */
   metrics: Metrics;
   /** Aborted when the pod starts draining: long loops stop early, /readyz answers 503. */

@@ -14,7 +14,7 @@ import { errorMessage } from '../../src/errors.ts';
 import type { PgBoss } from 'pg-boss';
 import { migrateAll } from '../../src/db/migrate.ts';
 import { withTransaction } from '../../src/db/client.ts';
-import { upsertFlowTx } from '../../src/producers/operations.ts';
+import { upsertFlowTx } from '../../src/flows/operations.ts';
 import { BOSS_SCHEMA, QUEUES } from '../../src/queue/catalog.ts';
 import type { FlowInputRaw } from '../../src/flows/spec.ts';
 import { freePort, withDatabase } from '../support/server.ts';

@@ -6,7 +6,7 @@
  * exhausted, no 2xx); every call carries the run id as idempotency-key; repeated calls for a run
  * are retries (distinct, increasing attempt numbers, spaced by the backoff), never duplicates.
  *
- * The dispatch queue's retry delay is 2 s doubling up to 300 s (src/workers/dispatch.ts); for a
+ * The dispatch queue's retry delay is 2 s doubling up to 300 s (src/dispatch/worker.ts); for a
  * bounded test the scenario shortens it to 1 s doubling up to 4 s with pg-boss's updateQueue,
  * after the pods have started (each pod re-applies the code's queue options at start-up).
  */

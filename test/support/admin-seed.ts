@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { withTransaction } from '../../src/db/client.ts';
-import { upsertFlowTx } from '../../src/producers/operations.ts';
+import { upsertFlowTx } from '../../src/flows/operations.ts';
 
 export interface SeededHistory {
   flows: string[];

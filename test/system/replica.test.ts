@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { createApp, type App } from '../../src/app.ts';
 import { withTransaction } from '../../src/db/client.ts';
-import { upsertFlowTx } from '../../src/producers/operations.ts';
+import { upsertFlowTx } from '../../src/flows/operations.ts';
 import { silentLogger } from '../../src/log.ts';
 import { TEST_ADMIN_TOKEN, TEST_READ_TOKEN, testConfig } from '../support/app.ts';
 import { runCli } from '../support/cli.ts';

@@ -2,7 +2,7 @@
  * The admin pages' bodies. Each takes plain data already read from the database and returns
  * markup (escaped by construction, see html.ts); the routes in src/api/routes/admin.ts do the reads.
  */
-import type { RunRow } from '../../queries/runs.ts';
+import type { RunRow } from '../../types.ts';
 import type { FlowRow, ScheduleRow } from '../../queries/flows.ts';
 import { GUARD_NOTE_PREFIX, type DisabledFlowRow } from '../../queries/guard.ts';
 import type { DisabledFlowSummary } from '../../queries/overview.ts';

@@ -1,6 +1,6 @@
 /**
  * Flows, their schedules and their guard history: /api/flows..., /api/guard/history.
- * Writes go through the shared operations (producers/operations.ts, guard/operations.ts), each in
+ * Writes go through the shared operations (flows/operations.ts, runs/operations.ts, guard/operations.ts), each in
  * one transaction, so the API does exactly what the CLI and the producer client do.
  */
 import type { FastifyInstance } from 'fastify';
@@ -28,14 +28,15 @@ import {
 import { dbNow, withTransaction, type Queryable } from '../../db/client.ts';
 import { getScheduleByName, listSchedules, pageFlows, requireFlow, scheduleSpecOf, setScheduleEnabled, type FlowRow } from '../../queries/flows.ts';
 import { openHold, pageGuardHistory, recentTerminalRuns } from '../../queries/guard.ts';
-import { refuseScheduleOnWatchedFlow, upsertFlowTx } from '../../producers/operations.ts';
+import { refuseScheduleOnWatchedFlow, upsertFlowTx } from '../../flows/operations.ts';
 import { disableFlowTx, reactivateFlowTx } from '../../guard/operations.ts';
 import { resolvePolicy } from '../../guard/health.ts';
 import { holdJson } from '../../guard/json.ts';
 import { flowJson, scheduleJson } from '../../runs/json.ts';
 import { FlowInput } from '../../flows/spec.ts';
 import { nextFireTimes } from '../../scheduling/fire-times.ts';
-import { FAILURE_TYPES, type StateType } from '../../runs/states.ts';
+import { FAILURE_TYPES } from '../../runs/states.ts';
+import { type StateType } from '../../types.ts';
 import { ConflictError, NotFoundError, UserInputError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
 

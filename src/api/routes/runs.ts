@@ -11,12 +11,12 @@ import { route, type ApiDocs } from '../openapi.ts';
 import { badCursor, decodeCursor, pageOf } from '../validate.ts';
 import { CancelBody, FlowParams, IsoTime, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
 import { withTransaction, type Queryable } from '../../db/client.ts';
-import { getRun, pageRuns, runHistory, runTasks } from '../../queries/runs.ts';
-import { reportRunStateTx, triggerRunTx } from '../../producers/operations.ts';
+import { getRun, pageRuns, runHistory, runTasks } from '../../runs/read.ts';
+import { reportRunStateTx, triggerRunTx } from '../../runs/operations.ts';
 import { applyLockedTransition } from '../../runs/service.ts';
 import { runJson } from '../../runs/json.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
-import { STATE_TYPES } from '../../runs/states.ts';
+import { STATE_TYPES } from '../../types.ts';
 
 const ReportBody = z
   .object({
@@ -81,7 +81,7 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
         if (current.stateType !== 'SCHEDULED') {
           throw new ConflictError(`run ${current.id} is ${current.stateType}/${current.stateName}: only a run not yet dispatched (SCHEDULED) can be cancelled`);
         }
-        const { run } = await applyLockedTransition(ctx.boss, tx, current, {
+        const { run } = await applyLockedTransition(ctx.transitions, tx, current, {
           to: 'CANCELLED',
           name: 'Cancelled',
           message: body.reason ? `cancelled via API: ${body.reason}` : 'cancelled via API',
@@ -105,7 +105,7 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
       responses: { 200: { description: 'the run after the transition', schema: RunJson } },
     }, async ({ params, body }) => {
       const run = await withTransaction(ctx.pool, (tx) =>
-        reportRunStateTx(ctx.boss, tx, params.id, body.state, { name: body.name, message: body.message, tasks: body.tasks }),
+        reportRunStateTx(ctx.transitions, tx, params.id, body.state, { name: body.name, message: body.message, tasks: body.tasks }),
       );
       return runJson(run);
     });

@@ -1,5 +1,6 @@
 /** Prefect's state types and how they map onto flowwarden's run states (src/runs/states.ts). */
-import { DEFAULT_NAMES, type StateType } from '../../runs/states.ts';
+import { DEFAULT_NAMES } from '../../runs/states.ts';
+import type { StateType } from '../../types.ts';
 
 export const PREFECT_STATE_TYPES = [
   'SCHEDULED',
