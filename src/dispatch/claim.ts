@@ -115,7 +115,10 @@ export class ClaimBatcher {
     const batch: ClaimItem[] = [];
     const singles: ClaimItem[] = [];
     const seen = new Set<string>();
-    for (const i of all) (seen.has(i.runId) ? singles : batch).push(i), seen.add(i.runId);
+    for (const i of all) {
+      (seen.has(i.runId) ? singles : batch).push(i);
+      seen.add(i.runId);
+    }
     const { pool } = this.#deps;
     let claimed = new Map<string, RunRow & { flow: RunFlow }>();
     try {

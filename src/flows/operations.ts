@@ -6,7 +6,7 @@ import { dbNow, type Queryable } from '../db/client.ts';
 import { getFlowByName, listSchedules, requireFlow, upsertFlowRow, upsertScheduleRow, type FlowRow, type UpsertScheduleResult } from '../queries/flows.ts';
 import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
 import { isWatchedTarget } from '../targets/spec.ts';
-import { checkParametersSize, parseFlowInput, parseScheduleInput, type FlowInputRaw, type ScheduleInputRaw } from './spec.ts';
+import { checkParametersSize, parseFlowInput, parseScheduleInput } from './spec.ts';
 import { DEFAULT_MAX_PARAMETERS_BYTES } from '../runs/operations.ts';
 import { UserInputError } from '../errors.ts';
 
@@ -28,9 +28,9 @@ export function refuseScheduleOnWatchedFlow(flow: Pick<FlowRow, 'name' | 'target
   );
 }
 
-/** Create or update a flow and the schedules it lists (schedules not listed are left alone). */
-export async function upsertFlowTx(tx: Queryable, raw: FlowInputRaw | unknown, options: { maxParametersBytes?: number } = {}): Promise<UpsertFlowOutcome> {
-  const input = parseFlowInput(raw, `flow${raw && typeof raw === 'object' && 'name' in raw ? ` '${String((raw as { name: unknown }).name)}'` : ''}`);
+/** Create or update a flow (`raw`: a FlowInputRaw, validated here) and the schedules it lists (schedules not listed are left alone). */
+export async function upsertFlowTx(tx: Queryable, raw: unknown, options: { maxParametersBytes?: number } = {}): Promise<UpsertFlowOutcome> {
+  const input = parseFlowInput(raw, `flow${raw && typeof raw === 'object' && 'name' in raw ? ` '${String((raw).name)}'` : ''}`);
   input.schedules.forEach((s, i) =>
     checkParametersSize(s.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${input.name}' schedules[${i}]`),
   );
@@ -53,7 +53,7 @@ export async function upsertFlowTx(tx: Queryable, raw: FlowInputRaw | unknown, o
   return { flow, created, schedules };
 }
 
-export async function upsertScheduleTx(tx: Queryable, flowName: string, raw: ScheduleInputRaw | unknown, options: { maxParametersBytes?: number } = {}): Promise<UpsertScheduleResult> {
+export async function upsertScheduleTx(tx: Queryable, flowName: string, raw: unknown /* a ScheduleInputRaw, validated here */, options: { maxParametersBytes?: number } = {}): Promise<UpsertScheduleResult> {
   const input = parseScheduleInput(raw, `schedule of flow '${flowName}'`);
   checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${flowName}' schedule '${input.name}'`);
   const flow = await requireFlow(tx, flowName);

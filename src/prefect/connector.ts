@@ -11,7 +11,7 @@ import type { WorkerDeps } from '../workers/types.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import { getRun } from '../runs/read.ts';
 import { type TaskInput } from '../types.ts';
-import type { PrefectTargetSpec, TargetSpec } from '../targets/spec.ts';
+import type { PrefectTargetSpec } from '../targets/spec.ts';
 import { prefectIdempotencyKey, type PrefectClient, type PrefectFlowRun } from './client/index.ts';
 import { withTransaction } from '../db/client.ts';
 import type { Target } from '../types.ts';
@@ -123,7 +123,7 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
       if (isTerminal(run.stateType)) return { kind: 'noop', reason: `already ${run.stateType}` };
       if (!run.externalId) return { kind: 'noop', reason: 'no Prefect flow run recorded for this run' };
       const flow = await flowOf(deps, run.flowId);
-      const target = flow?.target as TargetSpec | undefined;
+      const target = flow?.target;
       if (!target || target.type !== 'prefect') return { kind: 'noop', reason: 'the flow no longer targets Prefect' };
       const opts = { signal: ctx.signal, log: ctx.log };
 

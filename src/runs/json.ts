@@ -4,7 +4,7 @@
  */
 import type { RunRow } from '../types.ts';
 import type { FlowRow, ScheduleRow } from '../queries/flows.ts';
-import { redactTarget, type TargetSpec } from '../targets/spec.ts';
+import { redactTarget } from '../targets/spec.ts';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
@@ -52,7 +52,7 @@ export function flowJson(f: FlowRow, schedules?: ScheduleRow[]) {
     id: f.id,
     name: f.name,
     description: f.description,
-    target: redactTarget(f.target as TargetSpec),
+    target: redactTarget(f.target),
     health: f.health,
     lateAfterSeconds: f.lateAfterSeconds,
     validSince: iso(f.validSince),

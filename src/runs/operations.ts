@@ -6,7 +6,7 @@
 import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
 import { runInsertTriggered } from './store-insert.ts';
-import type { RunRow, StateType, TaskInput } from '../types.ts';
+import type { RunRow, TaskInput } from '../types.ts';
 import { STATE_TYPES } from '../types.ts';
 import { requireFlow } from '../queries/flows.ts';
 import { checkParametersSize } from '../flows/spec.ts';
@@ -84,7 +84,7 @@ export async function reportRunStateTx(
   }
   const { run } = await applyTransition(fx, tx, {
     runId,
-    to: state as StateType,
+    to: state,
     name: options.name,
     message: options.message ?? null,
     tasks: options.tasks,

@@ -36,7 +36,7 @@ export interface TransitionDeps {
 }
 
 export async function publishEvent(boss: PgBoss, tx: Queryable, payload: EventPayload): Promise<void> {
-  await boss.publish(payload.event, payload as unknown as object, { db: bossDb(tx) });
+  await boss.publish(payload.event, payload, { db: bossDb(tx) });
 }
 
 /**
