@@ -1,7 +1,7 @@
 /**
  * Declared routes and the OpenAPI 3.1 document built from them: `route(...)` registers the fastify
  * route (auth, zod parsing, handler) and records it for the document, so the document cannot drift
- * from what is served. Details: docs/architecture.md ("API: declared routes").
+ * from what is served. Details: docs/internals.md ("API: declared routes").
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';

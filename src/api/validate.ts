@@ -1,7 +1,7 @@
 /**
  * Input validation and cursor pagination shared by every API route: zod at the edge (a failure is
  * a 400 naming every bad field); lists answer `{ items, nextCursor }` with an opaque keyset cursor.
- * Why the cursor is safe: docs/architecture.md ("API: validation and pagination").
+ * Why the cursor is safe: docs/internals.md ("API: validation and pagination").
  */
 import { z } from 'zod';
 import { UserInputError } from '../errors.ts';

@@ -2,7 +2,7 @@
  * `flowwarden import celery-beat --compare`: the fires Beat would make against flowwarden's, per
  * task, over a window, and every difference with its reason. Beat's side is computed the way
  * Celery 5.2 / django-celery-beat 2.4 do it (checked against Celery in
- * test/system/celery-beat.test.ts); the rules are in docs/architecture.md, "Celery Beat import".
+ * test/system/celery-beat.test.ts); the rules are in docs/internals.md, "Celery Beat import".
  */
 import type { Queryable } from '../db/client.ts';
 import { fireTimesBetween, type ScheduleSpec } from '../scheduling/fire-times.ts';

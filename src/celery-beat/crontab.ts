@@ -1,7 +1,7 @@
 /**
  * Celery's crontab, read the way Celery reads it (celery/schedules.py 5.2: crontab_parser,
  * crontab.remaining_delta), and written as a flowwarden cron expression. Where Celery and cron
- * differ (day-of-week 0-6 only, month AND day-of-month AND day-of-week): docs/architecture.md
+ * differ (day-of-week 0-6 only, month AND day-of-month AND day-of-week): docs/internals.md
  * ("Celery Beat: crontab").
  */
 import { UserInputError } from '../errors.ts';

@@ -2,7 +2,7 @@
  * Import django-celery-beat PeriodicTasks as flowwarden flows (docs/celery-beat.md): one task, one
  * flow with at most one schedule `beat` (clocked/one_off: one run). `translateTask` is pure;
  * `importCeleryBeat` diffs and writes in one transaction. Django wins on every sync; the guard's hold
- * always stays. Details: docs/architecture.md, "Celery Beat import".
+ * always stays. Details: docs/internals.md, "Celery Beat import".
  */
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';

@@ -2,7 +2,7 @@
  * Zero-setup Postgres: without DATABASE_URL every command uses one embedded server whose data lives
  * in `<dataDir>/pg` and survives restarts. Commands share it (postmaster.pid); a process stops only
  * a server it started and nobody else uses. As root, Postgres runs as `postgres`, so keep dataDir
- * world-traversable. Design: docs/architecture.md ("Database: the embedded server").
+ * world-traversable. Design: docs/internals.md ("Database: the embedded server").
  */
 import fs from 'node:fs';
 import net from 'node:net';

@@ -2,7 +2,7 @@
  * Where a pod's connections go and how many it opens (docs/scaling.md): DATABASE_URL (direct or
  * through PgBouncer), FLOWWARDEN_DIRECT_URL (migrations, dispatch LISTEN), FLOWWARDEN_READ_URL (a
  * replica, with read-your-writes) and the FLOWWARDEN_MAX_CONNECTIONS budget split across roles.
- * Details: docs/architecture.md, "Database".
+ * Details: docs/internals.md, "Database".
  */
 import pg from 'pg';
 import type { Config, Role } from '../config.ts';

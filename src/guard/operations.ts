@@ -2,7 +2,7 @@
  * Disable and reactivate: the guard's writes, shared by the health worker, the CLI, the producer
  * client and the HTTP API. Each `*Tx` function does everything inside the caller's transaction.
  * Connector actions (GuardActions) talk to other systems, so they never run inside it: operator
- * changes enqueue a health job that runs them. Details: docs/architecture.md, "Guard".
+ * changes enqueue a health job that runs them. Details: docs/internals.md, "Guard".
  */
 import { runCancelMany } from '../runs/store.ts';
 import type { PgBoss } from 'pg-boss';

@@ -2,7 +2,7 @@
  * Chat channels: which kind a webhook URL is (discord, slack, webhook), how long a message may be,
  * what JSON to send (mentions neutralised per kind) and how to read the answer (2xx delivered, 429
  * rate-limited, 408/5xx/network transient, other 4xx permanent). Webhook URLs are secrets: no error
- * message ever contains one. Details: docs/architecture.md, "Notifications".
+ * message ever contains one. Details: docs/internals.md, "Notifications".
  */
 import type { KyInstance } from 'ky';
 import { parseRetryAfter, transportCause } from '../http.ts';

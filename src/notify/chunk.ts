@@ -2,7 +2,7 @@
  * Split a rendered notification into chunks that each fit a chat channel's message limit: greedy,
  * breaking at a line, else after spaces, else at a grapheme boundary; code fences are closed at a
  * chunk's end and reopened in the next; no non-whitespace content is lost and no chunk is
- * whitespace only. Length is UTF-16 code units. Design and limits: docs/architecture.md
+ * whitespace only. Length is UTF-16 code units. Design and limits: docs/internals.md
  * ("Notifications: chunking").
  */
 

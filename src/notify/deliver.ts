@@ -2,7 +2,7 @@
  * Delivering one stored message, chunk by chunk, in order, resumable from `chunks_delivered`.
  * 429 waits in the job (bounded) or defers the message; a PermanentError fails only this message;
  * anything else is transient and rethrown for pg-boss to retry (the last attempt marks it failed).
- * Design: docs/architecture.md ("Notifications: delivering a message"); guarantees for users:
+ * Design: docs/internals.md ("Notifications: delivering a message"); guarantees for users:
  * docs/notifications.md ("Delivery guarantees").
  */
 import { setTimeout as sleep } from 'node:timers/promises';

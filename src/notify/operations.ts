@@ -2,7 +2,7 @@
  * Notification operations shared by the CLI, the HTTP API, the producer client and app start. Every
  * function takes a Queryable (possibly the caller's transaction): an event and its notify job commit
  * or roll back together. Also parses FLOWWARDEN_NOTIFY_URLS (upserted by name at every start).
- * Names, URL secrecy and the configuration format: docs/architecture.md, "Notifications".
+ * Names, URL secrecy and the configuration format: docs/internals.md, "Notifications".
  */
 import type { PgBoss } from 'pg-boss';
 import { bossDb, type Queryable } from '../db/client.ts';

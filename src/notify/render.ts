@@ -2,7 +2,7 @@
  * What a notification says: `eventText` fixes an event's text when it fans in (headline + detail),
  * `renderMessages` turns a channel's pending events into messages (producer messages verbatim, the
  * rest one text or one capped digest), chunked later to the channel's limit.
- * Details: docs/architecture.md, "Notifications".
+ * Details: docs/internals.md, "Notifications".
  */
 import type { EventName, EventPayload } from '../queue/payloads.ts';
 import type { PendingEvent } from '../queries/notifications.ts';

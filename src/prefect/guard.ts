@@ -3,7 +3,7 @@
  * keep running from Prefect's own schedules. onDisable switches its active schedules off (held in
  * prefect_schedule_holds) and cancels past-due auto-scheduled runs; enforce repeats that after a
  * redeploy; onReactivate switches on exactly the held schedules. Why each step is needed (Prefect's
- * own behaviour): docs/architecture.md, "Prefect".
+ * own behaviour): docs/internals.md, "Prefect".
  */
 import type pg from 'pg';
 import type { GuardActions } from '../guard/actions.ts';

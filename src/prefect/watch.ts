@@ -1,5 +1,5 @@
 /**
- * Watch mode's work (docs/prefect.md; design in docs/architecture.md, "Prefect watch"): import the
+ * Watch mode's work (docs/prefect.md; design in docs/internals.md, "Prefect watch"): import the
  * runs Prefect schedules itself, page by page under each flow's cursor lock, mirror their states,
  * re-read the ones still open (closing those Prefect deleted), and record task runs Prefect wrote
  * after the run finished. Runs flowwarden created in Prefect ('flowwarden:' key) are skipped: the
@@ -62,7 +62,7 @@ const FLOWWARDEN_KEY_PREFIX = 'flowwarden:';
 
 /**
  * Import one watched flow, page by page, each page one transaction under its cursor lock (a pod
- * that finds it locked leaves the flow to the pod holding it); see docs/architecture.md for the
+ * that finds it locked leaves the flow to the pod holding it); see docs/internals.md for the
  * paging and why it leaves no gap and no duplicate.
  */
 export async function importWatchedFlow(ctx: WatchContext, flow: FlowRow, total: ImportCounts, maxPages: number, signal?: AbortSignal): Promise<void> {

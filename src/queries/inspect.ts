@@ -2,7 +2,7 @@
  * Read-only inspection queries for operators: queue depth, open runs, disabled flows, schema
  * versions (`flowwarden queues`, GET /api/queues, /readyz, /metrics). Queue numbers come from the
  * SQL views of migration `sql_views`, one definition for CLI, API, Prometheus and psql; why those
- * views reach pg-boss through plpgsql: docs/architecture.md ("Inspection views").
+ * views reach pg-boss through plpgsql: docs/internals.md ("Inspection views").
  */
 import { createRequire } from 'node:module';
 import type { Queryable } from '../db/client.ts';

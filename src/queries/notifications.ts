@@ -1,7 +1,7 @@
 /**
  * Notification channels, pending events and messages. Functions of (db, params); `db` may be the
  * caller's transaction. Raw SQL throughout (SKIP LOCKED takes, compare-and-set progress). Indexes
- * relied on: docs/architecture.md, "Notifications".
+ * relied on: docs/internals.md, "Notifications".
  */
 import type { Queryable } from '../db/client.ts';
 import type { MessageStatus, StoredChannelKind } from '../schema/enums.ts';

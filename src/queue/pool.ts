@@ -2,7 +2,7 @@
  * A capacity-driven consumer for the hot dispatch queue, built on pg-boss's public fetch / complete /
  * fail API: up to `capacity` handlers at once, a fetch the moment a slot frees, no head-of-line
  * blocking, completions flushed in batches. Slots, prefetch, wake-ups and drain are described in
- * docs/architecture.md, "Queue".
+ * docs/internals.md, "Queue".
  */
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from '../log.ts';

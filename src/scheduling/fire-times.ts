@@ -2,7 +2,7 @@
  * Fire-time math for schedules: pure functions, no database, no clock (callers pass `after`).
  * Cron expressions are compiled in ./cron.ts, timezones tabled in ./timezone.ts; this file walks
  * the timeline as constant-offset segments (inside one, instant = wall - offset) and applies the
- * DST rule (docs/scheduling.md; the design is in docs/architecture.md, "Scheduling").
+ * DST rule (docs/scheduling.md; the design is in docs/internals.md, "Scheduling").
  */
 import { UserInputError } from '../errors.ts';
 import { compileCron, nextWallMatch, SEARCH_HORIZON_YEARS, type CompiledCron } from './cron.ts';

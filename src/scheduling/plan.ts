@@ -1,7 +1,7 @@
 /**
  * Which fire times a claimed schedule materialises on this tick — pure, `now` injected. Fire times
  * older than `now - grace` were missed, and the catch-up policy (skip, latest, all) decides what
- * happens to them; the rest always run. Details: docs/architecture.md, "Scheduling".
+ * happens to them; the rest always run. Details: docs/internals.md, "Scheduling".
  */
 import { fireTimesBetween, nextFireAfter, type ScheduleSpec } from './fire-times.ts';
 import type { CatchupMode } from '../schema/enums.ts';

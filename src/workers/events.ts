@@ -2,7 +2,7 @@
  * events — fan every published event into notification_events, one row per subscribed channel,
  * and send each channel's debounced notify job. Exactly once: the job is completed in the same
  * transaction as the inserts. With no channel configured, events go to the console sink (logged at
- * warn). Details: docs/architecture.md, "Notifications".
+ * warn). Details: docs/internals.md, "Notifications".
  */
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';

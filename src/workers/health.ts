@@ -2,7 +2,7 @@
  * health — evaluate a flow's health rules, or act for a held flow. By payload reason: a failure or
  * a sweep evaluates the rules and disables the flow if one fires (a held flow, on sweep: connector
  * enforce actions); disabled/reactivated run the connectors' onDisable/onReactivate actions.
- * Idempotent; errors are rethrown for pg-boss to retry. Details: docs/architecture.md, "Guard".
+ * Idempotent; errors are rethrown for pg-boss to retry. Details: docs/internals.md, "Guard".
  */
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';

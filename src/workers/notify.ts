@@ -2,7 +2,7 @@
  * notify — post a channel's notifications. Payload `{ channelId }`, debounced per channel. Under a
  * per-channel lock: resume undelivered messages, take and render pending events into chunked
  * messages, deliver them; repeat while events keep arriving. A long 429 re-queues the job without
- * spending an attempt. Details: docs/architecture.md, "Notifications".
+ * spending an attempt. Details: docs/internals.md, "Notifications".
  */
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type pg from 'pg';

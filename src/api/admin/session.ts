@@ -2,7 +2,7 @@
  * Admin page sessions, kept server-side (flowwarden.admin_sessions): login with a token, an
  * HttpOnly SameSite=Strict cookie that never holds the token, a CSRF value derived from it, expiry,
  * logout and token rotation end a session; failed sign-ins are throttled per address.
- * Design: docs/architecture.md ("API: admin sessions"); for operators: docs/operations.md.
+ * Design: docs/internals.md ("API: admin sessions"); for operators: docs/operations.md.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';

@@ -2,7 +2,7 @@
  * A small typed client for the Prefect 2/3 REST API: the calls flowwarden needs to launch a flow run
  * from a deployment, watch it, and switch deployment schedules off and on. `apiUrl` is the API
  * root: `<server>/api` self-hosted, or `https://api.prefect.cloud/api/accounts/{a}/workspaces/{w}`.
- * Transport and error classification: ./transport.ts; design notes: docs/architecture.md, "Prefect".
+ * Transport and error classification: ./transport.ts; design notes: docs/internals.md, "Prefect".
  */
 import { z } from 'zod';
 import { UserInputError } from '../../errors.ts';
