@@ -7,7 +7,7 @@
  */
 import { QUEUES } from '../queue/catalog.ts';
 import { DispatchPayload as Payload } from '../queue/payloads.ts';
-import type { WorkerDefinition, WorkerDeps } from '../workers/types.ts';
+import { singleJobWorkOptions, type WorkerDefinition, type WorkerDeps } from '../workers/types.ts';
 import { HandedBackError, type PoolJob } from '../queue/pool.ts';
 import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -86,13 +86,7 @@ async function handle(deps: WorkerDeps, job: PoolJob<Payload>, log: Logger): Pro
 
 export const dispatchWorker: WorkerDefinition<typeof Payload> = {
   queue: QUEUES.dispatch,
-  workOptions: (config) => ({
-    includeMetadata: true,
-    localConcurrency: config.concurrency,
-    batchSize: 1,
-    pollingIntervalSeconds: 0.5,
-    notifyPollingIntervalSeconds: 0.5,
-  }),
+  workOptions: singleJobWorkOptions,
   payload: Payload,
   consumer: 'pool',
   handle,

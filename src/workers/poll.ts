@@ -8,7 +8,7 @@ import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../queue/catalog.ts';
 import { sendPoll } from '../runs/poll-jobs.ts';
 import { PollPayload as Payload } from '../queue/payloads.ts';
-import type { WorkerDefinition, WorkerDeps } from './types.ts';
+import { singleJobWorkOptions, type WorkerDefinition, type WorkerDeps } from './types.ts';
 import type { Logger } from '../log.ts';
 import { RateLimitedError, resendAfterRateLimit } from '../errors.ts';
 
@@ -31,13 +31,7 @@ async function handle(deps: WorkerDeps, job: JobWithMetadata<Payload>, log: Logg
 
 export const pollWorker: WorkerDefinition<typeof Payload> = {
   queue: QUEUES.poll,
-  workOptions: (config) => ({
-    includeMetadata: true,
-    localConcurrency: config.concurrency,
-    batchSize: 1,
-    pollingIntervalSeconds: 0.5,
-    notifyPollingIntervalSeconds: 0.5,
-  }),
+  workOptions: singleJobWorkOptions,
   payload: Payload,
   handle,
 };

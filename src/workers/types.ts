@@ -57,3 +57,8 @@ export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
   consumer?: 'work' | 'pool';
   handle: (deps: WorkerDeps, job: PoolJob<z.infer<S>>, log: Logger) => Promise<void>;
 }
+
+/** One job per handler call, `concurrency` at once, polled every 0.5 s (and woken by NOTIFY). */
+export function singleJobWorkOptions(config: Config): WorkOptions & { includeMetadata: true } {
+  return { includeMetadata: true, localConcurrency: config.concurrency, batchSize: 1, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5 };
+}

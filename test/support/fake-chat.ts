@@ -117,7 +117,7 @@ async function startFake(
       }
       const url = new URL(req.url ?? '/', 'http://fake');
       if (url.pathname !== path) {
-        json(res, 404, { message: 'Unknown Webhook', code: 10015 });
+        json(res, 404, { message: 'Unknown Webhook', code: 10015 }); // Source: discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes (10015 Unknown Webhook)
         return;
       }
       handler(req, res, Buffer.concat(chunks).toString('utf8'), internals);
@@ -165,12 +165,15 @@ async function startFake(
   return fake;
 }
 
+// Source: discord.com/developers/docs/resources/webhook#execute-webhook (content: up to 2000 characters)
 export const DISCORD_MAX_CONTENT = 2000;
 
 export function discordRateLimitBody(retryAfterSeconds: number): unknown {
+  // Source: discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit (429 body: message, retry_after in seconds, global)
   return { message: 'You are being rate limited.', retry_after: retryAfterSeconds, global: false };
 }
 
+// 50035 Invalid Form Body with per-field `errors`: Source: discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes#example-json-error-response
 function invalidFormBody(errors: unknown): unknown {
   return { code: 50035, message: 'Invalid Form Body', errors };
 }
@@ -183,12 +186,12 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
     }
     if (!isJson(req)) {
       // Discord reads a non-JSON body as a form without `content`.
-      json(res, 400, { message: 'Cannot send an empty message', code: 50006 });
+      json(res, 400, { message: 'Cannot send an empty message', code: 50006 }); // Source: discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes (50006)
       return;
     }
     const parsed = tryParse(raw);
     if (!parsed.ok || !parsed.value || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
-      json(res, 400, { message: 'The request body contains invalid JSON.', code: 50109 });
+      json(res, 400, { message: 'The request body contains invalid JSON.', code: 50109 }); // Source: discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes (50109)
       return;
     }
     const body = parsed.value as Record<string, unknown>;
@@ -220,7 +223,7 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
       }
     }
     if (typeof content !== 'string' || content.trim() === '') {
-      json(res, 400, { message: 'Cannot send an empty message', code: 50006 });
+      json(res, 400, { message: 'Cannot send an empty message', code: 50006 }); // Source: discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes (50006)
       return;
     }
     fake.accept(req, raw, body);
@@ -257,21 +260,22 @@ export function startFakeSlack(opts: FakeChatOptions = {}): Promise<FakeChatServ
     }
     const parsed = tryParse(raw);
     if (!parsed.ok || !parsed.value || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
-      text(res, 400, 'invalid_payload');
+      text(res, 400, 'invalid_payload'); // Source: api.slack.com/messaging/webhooks#handling_errors (400 invalid_payload)
       return;
     }
     const body = parsed.value as Record<string, unknown>;
     if (typeof body.text !== 'string' || body.text.trim() === '') {
-      text(res, 400, 'no_text');
+      text(res, 400, 'no_text'); // Source: api.slack.com/messaging/webhooks#handling_errors (400 no_text)
       return;
     }
     fake.accept(req, raw, body);
-    text(res, 200, 'ok', { 'content-type': 'text/html' });
+    text(res, 200, 'ok', { 'content-type': 'text/html' }); // Source: api.slack.com/messaging/webhooks (200, body "ok")
   };
   return startFake(
     '/services/T00000000/B00000000/fakesecrettoken',
     handler,
     (res, f) => {
+      // Source: api.slack.com/apis/rate-limits (429 with a Retry-After header, in seconds)
       if (f.kind === '429') text(res, 429, 'rate_limited', { 'retry-after': String(Math.ceil(f.retryAfterSeconds)) });
       else text(res, 500, 'internal_error');
     },

@@ -38,6 +38,16 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
     return deployment;
   }
 
+  /** POST /deployments/{id}/pause_deployment or /resume_deployment (Prefect: api/deployments.py). */
+  async function deploymentAction(id: string, action: 'pause_deployment' | 'resume_deployment', signal?: AbortSignal): Promise<void> {
+    await transport.request({
+      method: 'POST',
+      path: `/deployments/${idOf(id, 'deployment')}/${action}`,
+      notFound: `Prefect deployment '${id}' not found at ${shownUrl}: check the deployment id (prefect deployment ls)`,
+      signal,
+    });
+  }
+
   const client: PrefectClient = {
     apiUrl: shownUrl,
     get pageLimit() {
@@ -190,23 +200,8 @@ export function createPrefectClient(opts: PrefectClientOptions): PrefectClient {
       return { status: data.status, state: data.state, reason: data.details?.reason ?? null };
     },
 
-    async pauseDeployment(id, callOpts = {}) {
-      await transport.request({
-        method: 'POST',
-        path: `/deployments/${idOf(id, 'deployment')}/pause_deployment`,
-        notFound: `Prefect deployment '${id}' not found at ${shownUrl}: check the deployment id (prefect deployment ls)`,
-        signal: callOpts.signal,
-      });
-    },
-
-    async resumeDeployment(id, callOpts = {}) {
-      await transport.request({
-        method: 'POST',
-        path: `/deployments/${idOf(id, 'deployment')}/resume_deployment`,
-        notFound: `Prefect deployment '${id}' not found at ${shownUrl}: check the deployment id (prefect deployment ls)`,
-        signal: callOpts.signal,
-      });
-    },
+    pauseDeployment: (id, callOpts = {}) => deploymentAction(id, 'pause_deployment', callOpts.signal),
+    resumeDeployment: (id, callOpts = {}) => deploymentAction(id, 'resume_deployment', callOpts.signal),
   };
   return client;
 }
