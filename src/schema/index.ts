@@ -18,7 +18,7 @@ export const flows = fw.table('flows', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),
   description: text('description'),
-  /** Where runs execute: see src/targets/types.ts (TargetSpec). */
+  /** Where runs execute: see src/targets/spec.ts (TargetSpec). */
   target: jsonb('target').notNull(),
   /** Health-rule overrides: see src/guard/policy.ts. Empty object = global defaults. */
   health: jsonb('health').notNull().default(sql`'{}'::jsonb`),
