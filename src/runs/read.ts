@@ -5,7 +5,7 @@
 import { orm } from '../db/drizzle.ts';
 import type { Queryable } from '../db/client.ts';
 import { dz } from '../db/client.ts';
-import { runStateHistory, taskResults } from '../schema/index.ts';
+import { taskResults } from '../schema/index.ts';
 import type { RunFlow, RunRow, StateType } from '../types.ts';
 
 const { eq } = orm;
@@ -46,19 +46,26 @@ export async function getRunsForUpdate(tx: Queryable, runIds: string[]): Promise
   return rows;
 }
 
-export async function runHistory(db: Queryable, runId: string) {
-  return dz(db)
-    .select({
-      fromType: runStateHistory.fromType,
-      fromName: runStateHistory.fromName,
-      toType: runStateHistory.toType,
-      toName: runStateHistory.toName,
-      message: runStateHistory.message,
-      at: runStateHistory.at,
-    })
-    .from(runStateHistory)
-    .where(eq(runStateHistory.runId, runId))
-    .orderBy(runStateHistory.id);
+/**
+ * A run's history, oldest first: run_state_history rows merged with the moves recorded on the run
+ * row (the view flowwarden.run_history, migration 0014; docs/state-machine.md "How history is stored").
+ */
+export async function runHistory(db: Queryable, runId: string): Promise<RunHistoryEntry[]> {
+  const { rows } = await db.query<RunHistoryEntry>(
+    `select from_type as "fromType", from_name as "fromName", to_type as "toType", to_name as "toName", message, at
+       from flowwarden.run_history where run_id = $1 order by seq`,
+    [runId],
+  );
+  return rows;
+}
+
+export interface RunHistoryEntry {
+  fromType: string | null;
+  fromName: string | null;
+  toType: string;
+  toName: string;
+  message: string | null;
+  at: Date;
 }
 
 export async function runTasks(db: Queryable, runId: string) {

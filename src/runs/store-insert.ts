@@ -1,6 +1,7 @@
 /**
- * New runs: inserted SCHEDULED with their first history row (through store.ts's HISTORY), by the
- * tick, a trigger (API, CLI, producer) or the Prefect watch import.
+ * New runs: inserted SCHEDULED by the tick, a trigger (API, CLI, producer) or the Prefect watch
+ * import. The tick and triggers record their creation on the row (implied bit 1, shown by the view
+ * flowwarden.run_history); an import writes a history row (through store.ts's HISTORY).
  */
 import type { Queryable } from '../db/client.ts';
 import { ConflictError } from '../errors.ts';
@@ -14,7 +15,8 @@ export interface NewRun {
   scheduledFor: Date;
   parameters: Record<string, unknown>;
   idempotencyKey?: string | null;
-  origin: 'schedule' | 'manual' | 'api' | 'watch';
+  /** Its creation entry reads 'created (<origin>)' (flowwarden.run_history). */
+  origin: 'manual' | 'api';
 }
 
 /**
@@ -24,16 +26,11 @@ export interface NewRun {
  */
 export async function runInsertTriggered(tx: Queryable, run: NewRun): Promise<{ id: string; created: boolean }> {
   const { rows } = await tx.query<{ id: string }>(
-    `with ins as (
-       insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, idempotency_key, origin)
-       values ($1, $2, $3, 'SCHEDULED', 'Scheduled', $4, $5, $6)
-       on conflict (idempotency_key) where idempotency_key is not null do nothing
-       returning id
-     ), h as (
-       ${HISTORY} select id, null::text, null::text, 'SCHEDULED', 'Scheduled', $7::text from ins
-     )
-     select id from ins`,
-    [run.flowId, run.scheduleId ?? null, run.scheduledFor, run.parameters, run.idempotencyKey ?? null, run.origin, `created (${run.origin})`],
+    `insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, idempotency_key, origin, implied)
+     values ($1, $2, $3, 'SCHEDULED', 'Scheduled', $4, $5, $6, 1)
+     on conflict (idempotency_key) where idempotency_key is not null do nothing
+     returning id`,
+    [run.flowId, run.scheduleId ?? null, run.scheduledFor, run.parameters, run.idempotencyKey ?? null, run.origin],
   );
   if (rows[0]) return { id: rows[0].id, created: true };
   const existing = await tx.query<{ id: string; flowId: string; flowName: string; requested: string | null }>(
@@ -61,23 +58,19 @@ export interface PlannedRun {
 }
 
 /**
- * Insert the planned runs of the tick (one statement) and their first history row. The unique index
+ * Insert the planned runs of the tick (one statement), their creation recorded on the row ('created
+ * by schedule' in flowwarden.run_history). The unique index
  * on (schedule_id, scheduled_for) makes a second insert of the same fire a no-op, so only rows this
  * transaction created come back — and only those get dispatch jobs.
  */
 export async function runInsertScheduledMany(tx: Queryable, planned: PlannedRun[]): Promise<Array<{ id: string; scheduledFor: Date }>> {
   if (planned.length === 0) return [];
   const { rows } = await tx.query<{ id: string; scheduledFor: Date }>(
-    `with ins as (
-       insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, origin)
-       select p.flow_id, p.schedule_id, p.scheduled_for, 'SCHEDULED', 'Scheduled', p.parameters, 'schedule'
-         from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) as p(flow_id, schedule_id, scheduled_for, parameters)
-       on conflict (schedule_id, scheduled_for) where schedule_id is not null do nothing
-       returning id, scheduled_for
-     ), hist as (
-       ${HISTORY} select id, null::text, null::text, 'SCHEDULED', 'Scheduled', 'created by schedule' from ins
-     )
-     select id, scheduled_for as "scheduledFor" from ins`,
+    `insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, origin, implied)
+     select p.flow_id, p.schedule_id, p.scheduled_for, 'SCHEDULED', 'Scheduled', p.parameters, 'schedule', 1
+       from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) as p(flow_id, schedule_id, scheduled_for, parameters)
+     on conflict (schedule_id, scheduled_for) where schedule_id is not null do nothing
+     returning id, scheduled_for as "scheduledFor"`,
     [
       planned.map((p) => p.flowId),
       planned.map((p) => p.scheduleId),

@@ -2,9 +2,10 @@
  * The one owner of run state: every write of a run's state and its history is a statement here.
  * Single runs go through `runTransition` (validated by src/runs/states.ts); set-based writers
  * (claim, completion, cancel, late marking) take their allowed from-states from the same machine
- * (`sqlFromStates`) and append history through the one `HISTORY` insert. Statement names are
- * entity-first (run…, run…Many); new runs are inserted by store-insert.ts. Consequences (events,
- * guard, metrics): src/runs/service.ts.
+ * (`sqlFromStates`) and append history through the one `HISTORY` insert, except the plain moves of
+ * the fast claim and completion, recorded on the row (`runs.implied`; read through the view
+ * flowwarden.run_history). Statement names are entity-first (run…, run…Many); new runs are inserted
+ * by store-insert.ts. Consequences (events, guard, metrics): src/runs/service.ts.
  */
 import type pg from 'pg';
 import type { Queryable } from '../db/client.ts';
@@ -292,7 +293,8 @@ with v as (
   select * from unnest($1::uuid[], $2::int[]) as v(id, attempt)
 ),
 c as (
-  select r.id, r.state_type as from_type, r.state_name as from_name, v.attempt, (f.target->>'type') = 'function' as fn
+  select r.id, r.state_type as from_type, r.state_name as from_name, v.attempt, (f.target->>'type') = 'function' as fn,
+         v.attempt = 0 as first, v.attempt = 0 and r.started_at is null as starts
     from flowwarden.runs r
     join v on v.id = r.id
     join flowwarden.flows f on f.id = r.flow_id
@@ -310,6 +312,8 @@ u as (
     state_message = case when c.fn then null else 'dispatch attempt ' || (c.attempt + 1) end,
     dispatch_attempt = c.attempt,
     started_at = case when c.fn and r.started_at is null then now() else r.started_at end,
+    pending_at = case when c.first then now() else r.pending_at end,
+    implied = r.implied | case when c.first then 2 else 0 end | case when c.fn and c.starts then 4 else 0 end,
     updated_at = now()
     from c
    where r.id = c.id
@@ -325,7 +329,7 @@ h as (
       (1, c.from_type, c.from_name, 'PENDING', $3::text, 'dispatch attempt ' || (c.attempt + 1)),
       (2, 'PENDING', $3::text, 'RUNNING', $4::text, null)
     ) as x(n, from_type, from_name, to_type, to_name, message)
-   where x.n = 1 or c.fn
+   where (x.n = 1 and not c.first) or (x.n = 2 and c.fn and not c.starts)
    order by c.id, x.n
 )
 select ${RUN_COLUMNS}, ${RUN_FLOW_COLUMN}
@@ -334,11 +338,12 @@ select ${RUN_COLUMNS}, ${RUN_FLOW_COLUMN}
 /**
  * Claim SCHEDULED runs in one statement, plain cases only (flow not held, overlap not `skip`): a
  * function run goes SCHEDULED → PENDING → RUNNING in one row version (both moves in the history),
- * any other target stops at PENDING. Returns the claimed runs with their flows.
+ * any other target stops at PENDING. A first attempt records the moves on the row (implied bits 2
+ * and 4, pending_at); a retried one writes history rows. Returns the claimed runs with their flows.
  */
 export async function runClaimMany(pool: pg.Pool, items: Array<{ runId: string; attempt: number }>): Promise<Array<RunRow & { flow: RunFlow }>> {
   if (items.length === 0) return [];
-  const { rows } = await namedQuery<RunRow & { flow: RunFlow }>(pool, 'flowwarden_claim_scheduled_v2', CLAIM_SCHEDULED_SQL, [
+  const { rows } = await namedQuery<RunRow & { flow: RunFlow }>(pool, 'flowwarden_claim_scheduled_v3', CLAIM_SCHEDULED_SQL, [
     items.map((i) => i.runId), items.map((i) => i.attempt), DEFAULT_NAMES.PENDING, DEFAULT_NAMES.RUNNING,
   ]);
   return withFlowDates(rows);
@@ -352,7 +357,7 @@ with v as (
   select * from unnest($1::uuid[], $2::text[]) as v(id, message)
 ),
 c as (
-  select r.id, r.state_type as from_type, r.state_name as from_name, v.message
+  select r.id, v.message
     from flowwarden.runs r
     join v on v.id = r.id
    where ${COMPLETE_FROM}
@@ -362,25 +367,21 @@ c as (
 u as (
   update flowwarden.runs r set
     state_type = 'COMPLETED', state_name = $3, state_message = c.message,
-    ended_at = now(), updated_at = now()
+    ended_at = now(), updated_at = now(), implied = r.implied | 8
     from c
    where r.id = c.id
   returning r.id, r.flow_id
-),
-h as (
-  ${HISTORY}
-  select c.id, c.from_type, c.from_name, 'COMPLETED', $3, c.message from c order by c.id
 )
 select u.id, f.name as "flowName" from u join flowwarden.flows f on f.id = u.flow_id`;
 
 /**
- * Record COMPLETED (no task results) for runs that are PENDING or RUNNING, in one statement, with
- * their history. Returns the runs it completed. Publishes nothing: use it only when no consequence
+ * Record COMPLETED (no task results) for runs that are PENDING or RUNNING, in one statement; the
+ * move is recorded on the row (implied bit 8: ended_at, state_message). Returns the runs it completed. Publishes nothing: use it only when no consequence
  * (event, hook) is due.
  */
 export async function runCompleteMany(pool: pg.Pool, items: Array<{ runId: string; message: string | null }>): Promise<Array<{ id: string; flowName: string }>> {
   if (items.length === 0) return [];
-  const { rows } = await namedQuery<{ id: string; flowName: string }>(pool, 'flowwarden_complete_open_v1', COMPLETE_OPEN_SQL, [
+  const { rows } = await namedQuery<{ id: string; flowName: string }>(pool, 'flowwarden_complete_open_v2', COMPLETE_OPEN_SQL, [
     items.map((i) => i.runId), items.map((i) => i.message), DEFAULT_NAMES.COMPLETED,
   ]);
   return rows;

@@ -7,7 +7,7 @@
 import { orm, pgCore } from '../db/drizzle.ts';
 
 const { sql } = orm;
-const { bigserial, boolean, index, integer, jsonb, pgSchema, text, timestamp, uniqueIndex, uuid } = pgCore;
+const { bigserial, boolean, index, integer, jsonb, pgSchema, smallint, text, timestamp, uniqueIndex, uuid } = pgCore;
 
 export const fw = pgSchema('flowwarden');
 
@@ -91,6 +91,13 @@ export const runs = fw.table(
     startedAt: tz('started_at'),
     endedAt: tz('ended_at'),
     updatedAt: tz('updated_at').notNull().defaultNow(),
+    /**
+     * History entries recorded on this row instead of run_state_history (bits: 1 created, 2 claimed,
+     * 4 started, 8 ended); the view flowwarden.run_history merges both (docs/state-machine.md).
+     */
+    implied: smallint('implied').notNull().default(0),
+    /** When the fast claim moved the run to PENDING (with the `claimed` bit). */
+    pendingAt: tz('pending_at'),
   },
   (t) => [
     // Exactly one run per (schedule, fire time), however many pods tick.
