@@ -202,7 +202,7 @@ describe('SIGTERM drains the pod', () => {
       await waitFor(async () => (await jobState(env, runId)) === 'completed', { what: 'the retried job to complete' });
     });
     const { rows: history } = await env.pool.query<{ to: string }>(
-      `select to_type || '/' || to_name as "to" from flowwarden.run_state_history where run_id = $1 order by id`,
+      `select to_type || '/' || to_name as "to" from flowwarden.run_history where run_id = $1 order by seq`,
       [runId],
     );
     assert.deepEqual(history.map((h) => h.to), [

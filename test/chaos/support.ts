@@ -339,13 +339,19 @@ export async function fireProblems(pool: pg.Pool, window: { enabledAt: Date; dis
   return { problems: problems.slice(0, 20).concat(problems.length > 20 ? [`... and ${problems.length - 20} more`] : []), schedules: rows.length };
 }
 
-/** Fire lag: fire time → the run's first PENDING transition (dispatch claim), Postgres clock on both ends. */
+/**
+ * Fire lag: fire time → the run's first PENDING transition (dispatch claim), Postgres clock on both
+ * ends. A first fast claim records it on the row (pending_at); any other claim as a history row.
+ */
 export async function fireLag(pool: pg.Pool): Promise<{ max: number; p99: number; p50: number }> {
   const { rows } = await pool.query<{ max: number | null; p99: number | null; p50: number | null }>(
     `with claims as (
-       select r.id, extract(epoch from min(h.at) - r.scheduled_for)::float8 as lag
-         from flowwarden.runs r join flowwarden.run_state_history h on h.run_id = r.id and h.to_type = 'PENDING'
-        group by r.id, r.scheduled_for)
+       select r.id, extract(epoch from coalesce(r.pending_at, (
+                select min(h.at) from flowwarden.run_state_history h where h.run_id = r.id and h.to_type = 'PENDING'
+              )) - r.scheduled_for)::float8 as lag
+         from flowwarden.runs r
+        where r.pending_at is not null
+           or exists (select 1 from flowwarden.run_state_history h where h.run_id = r.id and h.to_type = 'PENDING'))
      select max(lag) as max, percentile_cont(0.99) within group (order by lag) as p99,
             percentile_cont(0.5) within group (order by lag) as p50 from claims`,
   );
