@@ -39,11 +39,10 @@ async function throughput(primary: PgServer, url: (db: string) => string, overri
       await withTransaction(direct, async (tx) => {
         const { rows } = await tx.query<{ id: string }>(
           `with ins as (
-             insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin)
-             select f.id, now() - interval '1 second', 'SCHEDULED', 'Scheduled', 'manual'
+             insert into flowwarden.runs (flow_id, scheduled_for, state_type, state_name, origin, implied)
+             select f.id, now() - interval '1 second', 'SCHEDULED', 'Scheduled', 'manual', 1
                from flowwarden.flows f, generate_series(1, $1) where f.name = 'bench-noop'
              returning id)
-           , h as (insert into flowwarden.run_state_history (run_id, to_type, to_name) select id, 'SCHEDULED', 'Scheduled' from ins)
            select id from ins`,
           [size],
         );
