@@ -178,7 +178,7 @@ describe('run history', () => {
 
     const res = await app.api!.inject({ url: `/api/runs/${runId}`, headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } });
     assert.equal(res.statusCode, 200, res.body);
-    const body = res.json() as { history: Array<{ fromType: string | null; fromName: string | null; toType: string; toName: string; message: string | null; at: string }> };
+    const body = res.json<{ history: Array<{ fromType: string | null; fromName: string | null; toType: string; toName: string; message: string | null; at: string }> }>();
     assert.deepEqual(shown(body.history), PLAIN_SCHEDULED);
     assert.ok(body.history.every((h) => !Number.isNaN(Date.parse(h.at))));
 
