@@ -170,7 +170,7 @@ describe('run history', () => {
     assert.deepEqual(await storage(async), { tableRows: 2, viewRows: 4, implied: 1 | 2 });
   });
 
-  test('GET /api/runs/:id and `runs show` show the four entries of a plain run', async () => {
+  test('GET /api/runs/:id, `runs show` and the admin run page show the four entries of a plain run', async () => {
     await flow({ name: 'h-shown', target: { type: 'function', handler: 'ok' }, schedules: [{ name: 's', every: '1s' }] });
     const runId = await scheduledRun('h-shown', new Date());
     await handle(await fetchJob(runId));
@@ -187,6 +187,16 @@ describe('run history', () => {
     assert.deepEqual(shown((JSON.parse(json.stdout) as { history: Parameters<typeof shown>[0] }).history), PLAIN_SCHEDULED);
     const text = await runCli(['runs', 'show', runId], { DATABASE_URL: app.db.url });
     assert.equal(text.code, 0, text.stderr);
+    const login = await app.api!.inject({
+      method: 'POST', url: '/admin/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TEST_ADMIN_TOKEN}`,
+    });
+    assert.equal(login.statusCode, 303);
+    const page = await app.api!.inject({ url: `/admin/runs/${runId}`, headers: { cookie: String(login.headers['set-cookie']).split(';')[0]! } });
+    assert.equal(page.statusCode, 200);
+    const section = page.body.slice(page.body.indexOf('<section id="history">'), page.body.indexOf('<section id="tasks">'));
+    assert.equal(section.match(/<tr>/g)?.length, 1 + 4, 'a header row and four entries on the admin run page');
+    assert.match(section, /created by schedule[\s\S]*dispatch attempt 1[\s\S]*Running[\s\S]*Completed[\s\S]*done/);
+
     // AT  FROM  TO  MESSAGE, columns two spaces apart.
     const lines = text.stdout.slice(text.stdout.indexOf('history:')).split('\n').filter((l) => l.includes('/'));
     assert.deepEqual(lines.map((l) => l.split(/\s{2,}/).slice(1, 3).join(' ')), [
