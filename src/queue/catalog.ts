@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { PgBoss, Queue, SendOptions, JobInsert } from 'pg-boss';
 import type { DispatchPayload, EventsJobPayload, HealthPayload, NotifyPayload, PollPayload } from './payloads.ts';
+import { DISPATCH_BATCH_MAX } from './payloads.ts';
 
 export { EVENTS, type EventName, type EventPayload } from './payloads.ts';
 
@@ -133,4 +134,30 @@ export function stableJobId(key: string): string {
   const h = createHash('sha1').update(key).digest('hex');
   const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * The dispatch jobs of newly created runs: runs due at the same instant share a job (up to
+ * DISPATCH_BATCH_MAX, in the order given), due at that instant, with the dedup key of its first
+ * run; a run alone keeps a single-run job whose id is the run id.
+ */
+export function dispatchJobs(runs: ReadonlyArray<{ id: string; scheduledFor: Date }>): Array<Omit<JobInsert<DispatchPayload>, 'data'> & { data: DispatchPayload }> {
+  const byInstant = new Map<number, string[]>();
+  for (const r of runs) {
+    const at = r.scheduledFor.getTime();
+    const ids = byInstant.get(at);
+    if (ids) ids.push(r.id);
+    else byInstant.set(at, [r.id]);
+  }
+  const jobs: Array<Omit<JobInsert<DispatchPayload>, 'data'> & { data: DispatchPayload }> = [];
+  for (const [at, ids] of byInstant) {
+    for (let i = 0; i < ids.length; i += DISPATCH_BATCH_MAX) {
+      const chunk = ids.slice(i, i + DISPATCH_BATCH_MAX);
+      const startAfter = new Date(at);
+      jobs.push(chunk.length === 1
+        ? { id: chunk[0]!, data: { runId: chunk[0]! }, startAfter }
+        : { id: stableJobId(`flowwarden:dispatch:batch:${chunk[0]!}`), data: { runIds: chunk }, startAfter });
+    }
+  }
+  return jobs;
 }

@@ -9,7 +9,7 @@ import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, withTransaction } from '../db/client.ts';
 import { advanceSchedules, claimDueSchedules } from '../queries/schedules.ts';
 import { runInsertScheduledMany, type PlannedRun } from '../runs/store-insert.ts';
-import { insertJobs, QUEUES } from '../queue/catalog.ts';
+import { dispatchJobs, insertJobs, QUEUES } from '../queue/catalog.ts';
 import { planFires } from './plan.ts';
 import type { ScheduleSpec } from './fire-times.ts';
 import type { Logger } from '../log.ts';
@@ -69,12 +69,7 @@ export async function materialiseBatch(deps: MaterialiseDeps, options: Materiali
     }
     const runs = await runInsertScheduledMany(tx, planned);
     if (runs.length > 0) {
-      await insertJobs(
-        deps.boss,
-        QUEUES.dispatch,
-        runs.map((r) => ({ id: r.id, data: { runId: r.id }, startAfter: r.scheduledFor })),
-        { db: bossDb(tx) },
-      );
+      await insertJobs(deps.boss, QUEUES.dispatch, dispatchJobs(runs), { db: bossDb(tx) });
     }
     await advanceSchedules(tx, advances);
     return { claimed: due.length, runs };
