@@ -12,7 +12,7 @@ import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dispatchWorker } from '../src/dispatch/worker.ts';
 import { retryDispatchJobId } from '../src/dispatch/settle.ts';
 import { DISPATCH_BATCH_MAX, type DispatchPayload } from '../src/queue/payloads.ts';
-import { dispatchJobs, QUEUES } from '../src/queue/catalog.ts';
+import { dispatchJobs, planDispatchJobs, QUEUES } from '../src/queue/catalog.ts';
 import { Scheduler } from '../src/maintenance/tick.ts';
 import { getRun } from '../src/runs/read.ts';
 import { silentLogger } from '../src/log.ts';
@@ -69,18 +69,23 @@ async function runsOf(flows: string[]): Promise<Array<{ id: string; scheduledFor
 }
 
 describe('multi-run dispatch jobs', () => {
-  test('dispatchJobs: one job per instant, at most DISPATCH_BATCH_MAX runs each; a run alone keeps a job named after it', () => {
+  test('planDispatchJobs + dispatchJobs: one job per instant, at most DISPATCH_BATCH_MAX runs each, its id on every run; a run alone keeps a job named after it', () => {
     const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
-    const many = Array.from({ length: DISPATCH_BATCH_MAX + 1 }, (_, i) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, scheduledFor: at(0) }));
-    const alone = { id: '11111111-1111-4111-8111-111111111111', scheduledFor: at(1) };
-    const jobs = dispatchJobs([...many, alone]);
+    const planned = planDispatchJobs([...Array.from({ length: DISPATCH_BATCH_MAX + 1 }, () => ({ scheduledFor: at(0) })), { scheduledFor: at(1) }]);
+    assert.equal(new Set(planned.map((p) => p.id)).size, planned.length, 'each run gets an id of its own');
+    const first = planned.slice(0, DISPATCH_BATCH_MAX);
+    assert.ok(first[0]!.dispatchJobId && first.every((p) => p.dispatchJobId === first[0]!.dispatchJobId), 'the first 100 runs of the instant share a job id');
+    assert.equal(planned[DISPATCH_BATCH_MAX]!.dispatchJobId, null, 'the 101st run of the instant is alone');
+    assert.equal(planned.at(-1)!.dispatchJobId, null, 'the run of the other instant is alone');
+    // Say the insert created all but the second run (a fire another pod inserted first).
+    const created = planned.filter((_, i) => i !== 1);
+    const jobs = dispatchJobs(created);
     assert.equal(jobs.length, 3);
-    assert.deepEqual(jobs[0]!.data.runIds, many.slice(0, DISPATCH_BATCH_MAX).map((r) => r.id));
-    assert.deepEqual(jobs[1]!.data, { runId: many.at(-1)!.id }, 'the 101st run of the instant is a job alone');
-    assert.deepEqual(jobs[2], { id: alone.id, data: { runId: alone.id }, startAfter: at(1) });
-    assert.deepEqual(jobs[0]!.startAfter, at(0));
-    assert.notEqual(jobs[0]!.id, many[0]!.id, 'a batch has an id of its own (derived from its first run: its dedup key)');
-    assert.equal(dispatchJobs(many.slice(0, 5))[0]!.id, dispatchJobs(many.slice(0, 5))[0]!.id, 'the same runs give the same id');
+    const batch = jobs.find((j) => j.id === first[0]!.dispatchJobId)!;
+    assert.deepEqual(batch.data.runIds, first.filter((_, i) => i !== 1).map((p) => p.id), 'the created runs of the batch, in order');
+    assert.deepEqual(batch.startAfter, at(0));
+    const alone = planned.at(-1)!;
+    assert.ok(jobs.some((j) => j.id === alone.id && j.data.runId === alone.id && (j.startAfter as Date).getTime() === at(1).getTime()));
   });
 
   test('a malformed dispatch payload is refused with a message that says what is wrong', async () => {
@@ -102,9 +107,19 @@ describe('multi-run dispatch jobs', () => {
     assert.ok(instants.size >= 2 && runs.length === instants.size * 3, `three runs per instant (${runs.length} runs, ${instants.size} instants)`);
     const jobs = await fetchJobsOf(runs.map((r) => r.id));
     assert.equal(jobs.length, instants.size, 'one job per instant');
+    const { rows: carried } = await app.pool.query<{ id: string; dispatchJobId: string; jobState: string }>(
+      `select run_id as id, (select dispatch_job_id from flowwarden.runs where id = run_id) as "dispatchJobId", job_state as "jobState"
+         from flowwarden.v_open_runs where run_id = any($1)`,
+      [runs.map((r) => r.id)],
+    );
     for (const job of jobs) {
       const ids = job.data.runIds!;
       assert.equal(ids.length, 3);
+      for (const id of ids) {
+        const c = carried.find((r) => r.id === id);
+        assert.equal(c?.dispatchJobId, job.id, 'each run names its multi-run job (runs.dispatch_job_id)');
+        assert.equal(c?.jobState, 'active', 'and v_open_runs finds it (fetched by this test)');
+      }
       const times = new Set(ids.map((id) => runs.find((r) => r.id === id)!.scheduledFor.getTime()));
       assert.equal(times.size, 1, 'a job carries runs of one instant');
     }
@@ -117,32 +132,6 @@ describe('multi-run dispatch jobs', () => {
       assert.equal((await getRun(app.pool, r.id))?.stateType, 'COMPLETED');
       assert.equal(calls.get(r.id), 1, `handler of ${r.id} ran once`);
     }
-  });
-
-  test('with the workers running, a batch is fetched, each run dispatched once, and the job completed', async () => {
-    const names = ['live-a', 'live-b'];
-    for (const name of names) await flow({ name, target: { type: 'function', handler: 'count-each' }, schedules: [{ name: 's', every: '1s' }] });
-    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
-    await tick(names, new Date(now.getTime() - 1000), now);
-    const runs = await runsOf(names);
-    await app.start();
-    await waitFor(async () => {
-      const { rows } = await app.pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where id = any($1) and state_type = 'COMPLETED'`, [runs.map((r) => r.id)]);
-      return rows[0]!.n === runs.length;
-    }, { what: 'every run of the batch completed' });
-    for (const r of runs) assert.equal(calls.get(r.id), 1);
-    const { rows } = await app.pool.query<{ state: string; n: number }>(
-      `select state, count(*)::int as n from flowwarden_queue.job where name = $1 and data ? 'runIds' and (data->'runIds') ?| $2 group by state`,
-      [QUEUES.dispatch, runs.map((r) => r.id)],
-    );
-    await waitFor(async () => {
-      const { rows: left } = await app.pool.query<{ n: number }>(
-        `select count(*)::int as n from flowwarden_queue.job where name = $1 and data ? 'runIds' and (data->'runIds') ?| $2 and state <> 'completed'`,
-        [QUEUES.dispatch, runs.map((r) => r.id)],
-      );
-      return left[0]!.n === 0;
-    }, { what: 'the batch jobs completed' });
-    assert.ok(rows.reduce((n, r) => n + r.n, 0) >= 1, 'the runs travelled in multi-run jobs');
   });
 
   test('a transient failure of one run of a batch retries that run alone, with the same idempotency key; the others complete', async () => {
@@ -171,6 +160,11 @@ describe('multi-run dispatch jobs', () => {
     assert.deepEqual(retry.data, { runId: first, attemptOffset: 1 });
     assert.ok(retry.startAfter.getTime() > Date.now(), 'after a backoff');
     assert.equal(retry.retryLimit, job!.retryLimit - 1, 'with the retries the batch had left');
+    assert.equal(retry.retryDelay, Math.min(job!.retryDelayMax ?? Infinity, job!.retryDelay * 2), 'its backoff goes on from the next step (pg-boss counts its retries from 0)');
+    const runRow = await app.pool.query<{ dispatchJobId: string }>(`select dispatch_job_id as "dispatchJobId" from flowwarden.runs where id = $1`, [first]);
+    assert.equal(runRow.rows[0]!.dispatchJobId, retry.id, 'the run names the job that carries it now');
+    const open = await app.pool.query<{ job_state: string }>(`select job_state from flowwarden.v_open_runs where run_id = $1`, [first]);
+    assert.equal(open.rows[0]!.job_state, 'created', 'v_open_runs shows the retry job');
     // Its delivery completes the run, sending the same idempotency key.
     const fetched = await app.boss.fetch<DispatchPayload>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 100 });
     const mine = fetched.find((j) => j.id === retry.id)!;
@@ -182,4 +176,31 @@ describe('multi-run dispatch jobs', () => {
     const sent = target.calls.slice(n).filter((c) => c.headers['idempotency-key'] === first);
     assert.equal(sent.length, 2, 'the run was sent twice (503, then 200), with its own id as the key');
   });
+  // Last: it starts the app's loops and workers for the rest of this file.
+  test('with the workers running, a batch is fetched, each run dispatched once, and the job completed', async () => {
+    const names = ['live-a', 'live-b'];
+    for (const name of names) await flow({ name, target: { type: 'function', handler: 'count-each' }, schedules: [{ name: 's', every: '1s' }] });
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+    await tick(names, new Date(now.getTime() - 1000), now);
+    const runs = await runsOf(names);
+    await app.start();
+    await waitFor(async () => {
+      const { rows } = await app.pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where id = any($1) and state_type = 'COMPLETED'`, [runs.map((r) => r.id)]);
+      return rows[0]!.n === runs.length;
+    }, { what: 'every run of the batch completed' });
+    for (const r of runs) assert.equal(calls.get(r.id), 1);
+    const { rows } = await app.pool.query<{ state: string; n: number }>(
+      `select state, count(*)::int as n from flowwarden_queue.job where name = $1 and data ? 'runIds' and (data->'runIds') ?| $2 group by state`,
+      [QUEUES.dispatch, runs.map((r) => r.id)],
+    );
+    await waitFor(async () => {
+      const { rows: left } = await app.pool.query<{ n: number }>(
+        `select count(*)::int as n from flowwarden_queue.job where name = $1 and data ? 'runIds' and (data->'runIds') ?| $2 and state <> 'completed'`,
+        [QUEUES.dispatch, runs.map((r) => r.id)],
+      );
+      return left[0]!.n === 0;
+    }, { what: 'the batch jobs completed' });
+    assert.ok(rows.reduce((n, r) => n + r.n, 0) >= 1, 'the runs travelled in multi-run jobs');
+  });
+
 });

@@ -8,6 +8,7 @@ import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
 import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { getRun } from '../runs/read.ts';
 import { applyLockedTransition } from '../runs/service.ts';
+import { runSetDispatchJob } from '../runs/store.ts';
 import type { RateLimitedError} from '../errors.ts';
 import { errorMessage, resendAfterRateLimit } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -60,18 +61,24 @@ export function retryDispatchJobId(runId: string, attempt: number): string {
 /**
  * A transient failure of one run of a multi-run job: the job cannot be retried for one run, so in
  * one transaction the run waits as PENDING/AwaitingRetry and a single-run dispatch is sent for its
- * next attempt, after pg-boss's own backoff (retryDelay × 2^attempt, at most retryDelayMax), with
+ * next attempt, after pg-boss's own backoff, with
  * the retries the job had left. The job's other runs go on; this unit settles normally.
  */
 export async function retryAlone(deps: WorkerDeps, job: JobWithMetadata<unknown>, runId: string, attempt: number, message: string): Promise<void> {
-  const delay = job.retryBackoff ? job.retryDelay * 2 ** Math.min(16, job.retryCount) : job.retryDelay;
+  // pg-boss's own backoff (its failJobs): retryDelay × 2^retryCount × (1 + jitter), at most retryDelayMax.
+  const delay = job.retryBackoff ? Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount) * (1 + Math.random()) : job.retryDelay;
   const afterSeconds = Math.max(1, Math.ceil(job.retryDelayMax ? Math.min(job.retryDelayMax, delay) : delay));
   await withTransaction(deps.pool, async (tx) => {
     if (!(await markForRetryTx(deps, tx, runId, attempt, message))) return;
+    const id = retryDispatchJobId(runId, attempt + 1);
+    await runSetDispatchJob(tx, runId, id);
     await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
-      id: retryDispatchJobId(runId, attempt + 1),
+      id,
       startAfter: afterSeconds,
       retryLimit: Math.max(0, job.retryLimit - job.retryCount - 1),
+      // pg-boss counts this job's retries from 0: a base delay that far along the backoff keeps the
+      // run's later retries spaced as they would have been in one job.
+      ...(job.retryBackoff ? { retryDelay: Math.min(job.retryDelayMax ?? Infinity, Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount + 1)) } : {}),
       db: bossDb(tx),
     });
   });
@@ -118,8 +125,10 @@ export async function deferForRateLimit(
       to: 'PENDING', name: 'AwaitingRetry',
       message: `attempt ${attempt + 1}: rate limited (429); dispatch deferred ${afterSeconds}s as Retry-After asks: ${errorMessage(err)}`,
     });
+    const id = deferredDispatchJobId(runId, attempt + 1);
+    await runSetDispatchJob(tx, runId, id);
     await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
-      id: deferredDispatchJobId(runId, attempt + 1),
+      id,
       startAfter: afterSeconds,
       retryLimit,
       db: bossDb(tx),

@@ -4,7 +4,7 @@
  * through `sendJob`/`insertJobs`, which only accept a payload of the queue's type. How a queue is
  * *consumed* (batch size, concurrency, handler) lives with its worker in src/workers/<queue>.ts.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { PgBoss, Queue, SendOptions, JobInsert } from 'pg-boss';
 import type { DispatchPayload, EventsJobPayload, HealthPayload, NotifyPayload, PollPayload } from './payloads.ts';
 import { DISPATCH_BATCH_MAX } from './payloads.ts';
@@ -136,28 +136,50 @@ export function stableJobId(key: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+type DispatchJob = Omit<JobInsert<DispatchPayload>, 'data'> & { data: DispatchPayload };
+
 /**
- * The dispatch jobs of newly created runs: runs due at the same instant share a job (up to
- * DISPATCH_BATCH_MAX, in the order given), due at that instant, with the dedup key of its first
- * run; a run alone keeps a single-run job whose id is the run id.
+ * Give runs about to be inserted their ids and dispatch jobs: runs due at the same instant share a
+ * job (up to DISPATCH_BATCH_MAX, in the order given) whose id goes on each run row
+ * (dispatch_job_id: the job a run is in can be found from the run); a run alone gets null, its job
+ * id being its own.
  */
-export function dispatchJobs(runs: ReadonlyArray<{ id: string; scheduledFor: Date }>): Array<Omit<JobInsert<DispatchPayload>, 'data'> & { data: DispatchPayload }> {
-  const byInstant = new Map<number, string[]>();
+export function planDispatchJobs<T extends { scheduledFor: Date }>(runs: readonly T[]): Array<T & { id: string; dispatchJobId: string | null }> {
+  const byInstant = new Map<number, T[]>();
   for (const r of runs) {
     const at = r.scheduledFor.getTime();
-    const ids = byInstant.get(at);
-    if (ids) ids.push(r.id);
-    else byInstant.set(at, [r.id]);
+    const same = byInstant.get(at);
+    if (same) same.push(r);
+    else byInstant.set(at, [r]);
   }
-  const jobs: Array<Omit<JobInsert<DispatchPayload>, 'data'> & { data: DispatchPayload }> = [];
-  for (const [at, ids] of byInstant) {
-    for (let i = 0; i < ids.length; i += DISPATCH_BATCH_MAX) {
-      const chunk = ids.slice(i, i + DISPATCH_BATCH_MAX);
-      const startAfter = new Date(at);
-      jobs.push(chunk.length === 1
-        ? { id: chunk[0]!, data: { runId: chunk[0]! }, startAfter }
-        : { id: stableJobId(`flowwarden:dispatch:batch:${chunk[0]!}`), data: { runIds: chunk }, startAfter });
+  const planned: Array<T & { id: string; dispatchJobId: string | null }> = [];
+  for (const same of byInstant.values()) {
+    for (let i = 0; i < same.length; i += DISPATCH_BATCH_MAX) {
+      const chunk = same.slice(i, i + DISPATCH_BATCH_MAX);
+      const jobId = chunk.length > 1 ? randomUUID() : null;
+      for (const r of chunk) planned.push({ ...r, id: randomUUID(), dispatchJobId: jobId });
     }
   }
+  return planned;
+}
+
+/**
+ * The dispatch jobs of the runs an insert created (planned by planDispatchJobs): one per
+ * dispatch_job_id with the created runs of it, due at their instant; a run with no job id of its
+ * own gets a single-run job whose id is the run id.
+ */
+export function dispatchJobs(runs: ReadonlyArray<{ id: string; scheduledFor: Date; dispatchJobId: string | null }>): DispatchJob[] {
+  const jobs: DispatchJob[] = [];
+  const batches = new Map<string, { runIds: string[]; startAfter: Date }>();
+  for (const r of runs) {
+    if (!r.dispatchJobId) {
+      jobs.push({ id: r.id, data: { runId: r.id }, startAfter: r.scheduledFor });
+      continue;
+    }
+    const batch = batches.get(r.dispatchJobId);
+    if (batch) batch.runIds.push(r.id);
+    else batches.set(r.dispatchJobId, { runIds: [r.id], startAfter: r.scheduledFor });
+  }
+  for (const [id, b] of batches) jobs.push({ id, data: { runIds: b.runIds }, startAfter: b.startAfter });
   return jobs;
 }
