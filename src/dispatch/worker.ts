@@ -1,8 +1,9 @@
 /**
  * dispatch — hand a run to its target: claim (src/dispatch/claim.ts), call the target (a `Target`
- * from deps.targets), record the outcome (src/runs/outcomes.ts). Idempotent: the job id is the run
- * id and the run row decides what a delivery may do. Errors: PermanentError fails the run at once,
- * a long 429 defers the dispatch, anything else retries with backoff (src/dispatch/settle.ts).
+ * from deps.targets), record the outcome (src/runs/outcomes.ts). One call per run: a multi-run job
+ * is called once per run (its units). Idempotent: the run row decides what a delivery may do.
+ * Errors: PermanentError fails the run at once, a long 429 defers the dispatch, anything else
+ * retries with backoff (src/dispatch/settle.ts; a run of a multi-run job is retried alone).
  * The whole path: docs/architecture.md, "Path of a run".
  */
 import { QUEUES } from '../queue/catalog.ts';
