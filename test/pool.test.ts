@@ -143,6 +143,82 @@ describe('JobPool', () => {
   });
 });
 
+describe('JobPool: jobs of several units', () => {
+  const unitsOf = (job: { data: unknown }) => (job.data as { units?: number }).units ?? 1;
+
+  test('each unit takes a slot and one handler call; the job completes once all its units have', async () => {
+    const name = await queue();
+    const [batchId] = await insert(name, 1, { units: 7 });
+    const [singleId] = await insert(name, 1);
+    const calls: Array<{ id: string; unit: number | undefined; units: number | undefined }> = [];
+    let running = 0;
+    let maxRunning = 0;
+    const pool = new JobPool(boss, { queue: name, capacity: 3, pollIntervalMs: 20, now: () => 0, unitsOf }, async (job: PoolJob) => {
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      calls.push({ id: job.id, unit: job.unit, units: job.units });
+      await new Promise((r) => setImmediate(r));
+      running--;
+    }, silentLogger);
+    pool.start();
+    try {
+      await waitFor(async () => (await state(name, batchId!)) === 'completed' && (await state(name, singleId!)) === 'completed', { what: 'both jobs completed' });
+    } finally {
+      await pool.stop(1000);
+    }
+    const units = calls.filter((c) => c.id === batchId).map((c) => c.unit).sort();
+    assert.deepEqual(units, [0, 1, 2, 3, 4, 5, 6], 'one call per unit, each once');
+    assert.ok(calls.filter((c) => c.id === batchId).every((c) => c.units === 7), 'each call knows the job has 7 units');
+    assert.deepEqual(calls.filter((c) => c.id === singleId).map((c) => [c.unit, c.units]), [[undefined, undefined]], 'a one-unit job is called as before');
+    assert.ok(maxRunning <= 3, `units share the 3 slots (saw ${maxRunning} at once)`);
+  });
+
+  test('a unit that throws fails the whole job for retry once the others have settled', async () => {
+    const name = await queue({ retryLimit: 2 });
+    const [id] = await insert(name, 1, { units: 4 });
+    const settled: number[] = [];
+    const pool = new JobPool(boss, { queue: name, capacity: 2, pollIntervalMs: 20, unitsOf }, async (job: PoolJob) => {
+      settled.push(job.unit!);
+      if (job.unit === 1 && job.retryCount === 0) throw new Error('unit 1 broke');
+    }, silentLogger);
+    pool.start();
+    try {
+      await waitFor(async () => (await state(name, id!)) === 'retry', { what: 'the job failed and went back for retry' });
+      assert.deepEqual([...settled].sort(), [0, 1, 2, 3], 'every unit ran before the job was failed');
+      const job = await boss.getJobById(name, id!);
+      assert.equal(job?.state, 'retry');
+      assert.match(String((job?.output as { message?: string } | null)?.message), /unit 1 broke/);
+    } finally {
+      await pool.stop(1000);
+    }
+  });
+
+  test('the drain hands a partly started job back whole, after its started units finish; on its last attempt it still comes back', async () => {
+    const name = await queue({ retryLimit: 0 });
+    const [id] = await insert(name, 1, { units: 5 });
+    const started: number[] = [];
+    const hold = gate();
+    const pool = new JobPool(boss, { queue: name, capacity: 2, pollIntervalMs: 20, unitsOf }, async (job: PoolJob) => {
+      started.push(job.unit!);
+      await hold.wait;
+    }, silentLogger);
+    pool.start();
+    try {
+      await waitFor(() => started.length === 2, { what: 'two units started (the slots are full)' });
+      const stopping = pool.stop(10_000);
+      assert.equal(await state(name, id!), 'active', 'not handed back while two of its units run');
+      hold.open();
+      await stopping;
+      assert.deepEqual(started.sort(), [0, 1], 'the three waiting units never started');
+      // retryLimit 0: the hand-back failed it for good, so the pool gave the attempt back (retry).
+      await waitFor(async () => (await state(name, id!)) === 'retry', { what: 'the job is back for another pod' });
+    } finally {
+      hold.open();
+      await pool.stop(1000);
+    }
+  });
+});
+
 describe('prepared pg-boss statements', () => {
   test("pg-boss's repeated fetch runs as a named prepared statement and still fetches each job once; multi-statement texts are left alone", async () => {
     const own = new PgBoss({ connectionString: db.url, schema: 'pool_test_boss', supervise: false, schedule: false, max: 1, migrate: false });

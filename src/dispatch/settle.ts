@@ -5,9 +5,10 @@
  */
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
-import { bossDb, isConnectionError, withTransaction } from '../db/client.ts';
+import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { getRun } from '../runs/read.ts';
 import { applyLockedTransition } from '../runs/service.ts';
+import { runSetDispatchJob } from '../runs/store.ts';
 import type { RateLimitedError} from '../errors.ts';
 import { errorMessage, resendAfterRateLimit } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -42,11 +43,44 @@ export async function recordOutcome(deps: WorkerDeps, runId: string, outcome: Ta
 
 /** A transient failure: the run waits as PENDING/AwaitingRetry for pg-boss's retry. */
 export async function markForRetry(deps: WorkerDeps, runId: string, attempt: number, message: string): Promise<void> {
+  await withTransaction(deps.pool, (tx) => markForRetryTx(deps, tx, runId, attempt, message));
+}
+
+async function markForRetryTx(deps: WorkerDeps, tx: Queryable, runId: string, attempt: number, message: string): Promise<boolean> {
+  const current = await getRun(tx, runId, { forUpdate: true });
+  if (current?.stateType !== 'PENDING') return false;
+  await applyLockedTransition(deps.transitions, tx, current, { to: 'PENDING', name: 'AwaitingRetry', message: `attempt ${attempt + 1} failed: ${message}` });
+  return true;
+}
+
+/** The id of the single-run dispatch that retries one run of a multi-run job (see retryAlone). */
+export function retryDispatchJobId(runId: string, attempt: number): string {
+  return stableJobId(`flowwarden:dispatch:${runId}:retry:${attempt}`);
+}
+
+/**
+ * A transient failure of one run of a multi-run job: the job cannot be retried for one run, so in
+ * one transaction the run waits as PENDING/AwaitingRetry and a single-run dispatch is sent for its
+ * next attempt, after pg-boss's own backoff, with
+ * the retries the job had left. The job's other runs go on; this unit settles normally.
+ */
+export async function retryAlone(deps: WorkerDeps, job: JobWithMetadata<unknown>, runId: string, attempt: number, message: string): Promise<void> {
+  // pg-boss's own backoff (its failJobs): retryDelay × 2^retryCount × (1 + jitter), at most retryDelayMax.
+  const delay = job.retryBackoff ? Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount) * (1 + Math.random()) : job.retryDelay;
+  const afterSeconds = Math.max(1, Math.ceil(job.retryDelayMax ? Math.min(job.retryDelayMax, delay) : delay));
   await withTransaction(deps.pool, async (tx) => {
-    const current = await getRun(tx, runId, { forUpdate: true });
-    if (current?.stateType === 'PENDING') {
-      await applyLockedTransition(deps.transitions, tx, current, { to: 'PENDING', name: 'AwaitingRetry', message: `attempt ${attempt + 1} failed: ${message}` });
-    }
+    if (!(await markForRetryTx(deps, tx, runId, attempt, message))) return;
+    const id = retryDispatchJobId(runId, attempt + 1);
+    await runSetDispatchJob(tx, runId, id);
+    await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
+      id,
+      startAfter: afterSeconds,
+      retryLimit: Math.max(0, job.retryLimit - job.retryCount - 1),
+      // pg-boss counts this job's retries from 0: a base delay that far along the backoff keeps the
+      // run's later retries spaced as they would have been in one job.
+      ...(job.retryBackoff ? { retryDelay: Math.min(job.retryDelayMax ?? Infinity, Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount + 1)) } : {}),
+      db: bossDb(tx),
+    });
   });
 }
 
@@ -77,12 +111,12 @@ export async function requeueHandedBack(deps: WorkerDeps, runId: string, attempt
  */
 export async function deferForRateLimit(
   deps: WorkerDeps,
-  job: JobWithMetadata<{ runId: string }>,
+  job: JobWithMetadata<unknown>,
+  runId: string,
   attempt: number,
   err: RateLimitedError,
   log: Logger,
 ): Promise<void> {
-  const runId = job.data.runId;
   const { startAfter: afterSeconds, retryLimit } = resendAfterRateLimit(job, err);
   await withTransaction(deps.pool, async (tx) => {
     const current = await getRun(tx, runId, { forUpdate: true });
@@ -91,8 +125,10 @@ export async function deferForRateLimit(
       to: 'PENDING', name: 'AwaitingRetry',
       message: `attempt ${attempt + 1}: rate limited (429); dispatch deferred ${afterSeconds}s as Retry-After asks: ${errorMessage(err)}`,
     });
+    const id = deferredDispatchJobId(runId, attempt + 1);
+    await runSetDispatchJob(tx, runId, id);
     await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
-      id: deferredDispatchJobId(runId, attempt + 1),
+      id,
       startAfter: afterSeconds,
       retryLimit,
       db: bossDb(tx),

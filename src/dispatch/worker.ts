@@ -1,24 +1,28 @@
 /**
  * dispatch — hand a run to its target: claim (src/dispatch/claim.ts), call the target (a `Target`
- * from deps.targets), record the outcome (src/runs/outcomes.ts). Idempotent: the job id is the run
- * id and the run row decides what a delivery may do. Errors: PermanentError fails the run at once,
- * a long 429 defers the dispatch, anything else retries with backoff (src/dispatch/settle.ts).
+ * from deps.targets), record the outcome (src/runs/outcomes.ts). One call per run: a multi-run job
+ * is called once per run (its units). Idempotent: the run row decides what a delivery may do.
+ * Errors: PermanentError fails the run at once, a long 429 defers the dispatch, anything else
+ * retries with backoff (src/dispatch/settle.ts; a run of a multi-run job is retried alone).
  * The whole path: docs/architecture.md, "Path of a run".
  */
 import { QUEUES } from '../queue/catalog.ts';
-import { DispatchPayload as Payload } from '../queue/payloads.ts';
+import { DispatchPayload as Payload, runIdsOf } from '../queue/payloads.ts';
 import { singleJobWorkOptions, type WorkerDefinition, type WorkerDeps } from '../workers/types.ts';
 import { HandedBackError, type PoolJob } from '../queue/pool.ts';
 import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { DispatchOutcome } from '../metrics.ts';
 import type { RunContext, TargetOutcome, TargetType } from '../types.ts';
-import { deferForRateLimit, markForRetry, recordOutcome, requeueHandedBack } from './settle.ts';
+import { deferForRateLimit, markForRetry, recordOutcome, requeueHandedBack, retryAlone } from './settle.ts';
 
 
 
-async function handle(deps: WorkerDeps, job: PoolJob<Payload>, log: Logger): Promise<void> {
-  const runId = job.data.runId;
+async function handle(deps: WorkerDeps, job: PoolJob<Payload>, jobLog: Logger): Promise<void> {
+  // A multi-run job: this call is one of its runs (its unit); see src/queue/pool.ts.
+  const batch = (job.units ?? 1) > 1;
+  const runId = runIdsOf(job.data)[job.unit ?? 0]!;
+  const log = batch ? jobLog.child({ runId }) : jobLog;
   const attempt = job.retryCount + (job.data.attemptOffset ?? 0);
   const lastAttempt = job.retryCount >= job.retryLimit;
   const claimed = await deps.claims.claim(runId, attempt);
@@ -42,7 +46,7 @@ async function handle(deps: WorkerDeps, job: PoolJob<Payload>, log: Logger): Pro
     job.release?.();
     const message = errorMessage(err);
     if (err instanceof RateLimitedError && targetType === 'prefect' && !job.signal.aborted) {
-      await deferForRateLimit(deps, job, attempt, err, log);
+      await deferForRateLimit(deps, job, runId, attempt, err, log);
       observe('retry');
       return;
     }
@@ -56,6 +60,12 @@ async function handle(deps: WorkerDeps, job: PoolJob<Payload>, log: Logger): Pro
       return;
     }
     log.info({ err, attempt }, 'dispatch failed; will retry with backoff');
+    if (batch && !job.signal.aborted) {
+      // The other runs of the job go on: this one is retried by a job of its own.
+      await retryAlone(deps, job, runId, attempt, message);
+      observe('retry');
+      return;
+    }
     await markForRetry(deps, runId, attempt, message);
     observe(job.signal.aborted ? 'handed_back' : 'retry');
     throw err;
@@ -89,5 +99,6 @@ export const dispatchWorker: WorkerDefinition<typeof Payload> = {
   workOptions: singleJobWorkOptions,
   payload: Payload,
   consumer: 'pool',
+  unitsOf: (data) => runIdsOf(data).length,
   handle,
 };

@@ -4,9 +4,10 @@
  * through `sendJob`/`insertJobs`, which only accept a payload of the queue's type. How a queue is
  * *consumed* (batch size, concurrency, handler) lives with its worker in src/workers/<queue>.ts.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { PgBoss, Queue, SendOptions, JobInsert } from 'pg-boss';
 import type { DispatchPayload, EventsJobPayload, HealthPayload, NotifyPayload, PollPayload } from './payloads.ts';
+import { DISPATCH_BATCH_MAX } from './payloads.ts';
 
 export { EVENTS, type EventName, type EventPayload } from './payloads.ts';
 
@@ -133,4 +134,52 @@ export function stableJobId(key: string): string {
   const h = createHash('sha1').update(key).digest('hex');
   const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+type DispatchJob = Omit<JobInsert<DispatchPayload>, 'data'> & { data: DispatchPayload };
+
+/**
+ * Give runs about to be inserted their ids and dispatch jobs: runs due at the same instant share a
+ * job (up to DISPATCH_BATCH_MAX, in the order given) whose id goes on each run row
+ * (dispatch_job_id: the job a run is in can be found from the run); a run alone gets null, its job
+ * id being its own.
+ */
+export function planDispatchJobs<T extends { scheduledFor: Date }>(runs: readonly T[]): Array<T & { id: string; dispatchJobId: string | null }> {
+  const byInstant = new Map<number, T[]>();
+  for (const r of runs) {
+    const at = r.scheduledFor.getTime();
+    const same = byInstant.get(at);
+    if (same) same.push(r);
+    else byInstant.set(at, [r]);
+  }
+  const planned: Array<T & { id: string; dispatchJobId: string | null }> = [];
+  for (const same of byInstant.values()) {
+    for (let i = 0; i < same.length; i += DISPATCH_BATCH_MAX) {
+      const chunk = same.slice(i, i + DISPATCH_BATCH_MAX);
+      const jobId = chunk.length > 1 ? randomUUID() : null;
+      for (const r of chunk) planned.push({ ...r, id: randomUUID(), dispatchJobId: jobId });
+    }
+  }
+  return planned;
+}
+
+/**
+ * The dispatch jobs of the runs an insert created (planned by planDispatchJobs): one per
+ * dispatch_job_id with the created runs of it, due at their instant; a run with no job id of its
+ * own gets a single-run job whose id is the run id.
+ */
+export function dispatchJobs(runs: ReadonlyArray<{ id: string; scheduledFor: Date; dispatchJobId: string | null }>): DispatchJob[] {
+  const jobs: DispatchJob[] = [];
+  const batches = new Map<string, { runIds: string[]; startAfter: Date }>();
+  for (const r of runs) {
+    if (!r.dispatchJobId) {
+      jobs.push({ id: r.id, data: { runId: r.id }, startAfter: r.scheduledFor });
+      continue;
+    }
+    const batch = batches.get(r.dispatchJobId);
+    if (batch) batch.runIds.push(r.id);
+    else batches.set(r.dispatchJobId, { runIds: [r.id], startAfter: r.scheduledFor });
+  }
+  for (const [id, b] of batches) jobs.push({ id, data: { runIds: b.runIds }, startAfter: b.startAfter });
+  return jobs;
 }

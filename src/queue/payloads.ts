@@ -29,11 +29,28 @@ export type FailureCause = (typeof FAILURE_CAUSES)[number];
 export const HEALTH_REASONS = [...FAILURE_CAUSES, 'sweep', 'disabled', 'reactivated'] as const;
 export type HealthReason = (typeof HEALTH_REASONS)[number];
 
-export const DispatchPayload = z.object({
-  runId: z.string().uuid(),
-  /** Set on a dispatch re-sent after a long 429 Retry-After: attempts continue from here. */
-  attemptOffset: z.number().int().min(0).optional(),
-});
+/** Most runs one dispatch job carries (runs of one fire time: src/queue/catalog.ts dispatchJobs). */
+export const DISPATCH_BATCH_MAX = 100;
+
+/**
+ * One run (`runId`: manual triggers, retries, deferrals), or the runs due at one instant (`runIds`:
+ * the tick's, claimed together; each run is a unit of the job in the pool).
+ */
+export const DispatchPayload = z
+  .object({
+    runId: z.string().uuid().optional(),
+    runIds: z.array(z.string().uuid()).min(1).max(DISPATCH_BATCH_MAX).optional(),
+    /** Set on a dispatch re-sent after a long 429 Retry-After or a retry of one run of a batch: attempts continue from here. */
+    attemptOffset: z.number().int().min(0).optional(),
+  })
+  .refine((p) => (p.runId === undefined) !== (p.runIds === undefined), {
+    message: 'a dispatch job carries either runId (one run) or runIds (a batch), not both and not neither',
+  });
+
+/** The run ids a dispatch job carries, in order (a unit's run is `runIdsOf(data)[unit]`). */
+export function runIdsOf(data: z.infer<typeof DispatchPayload>): string[] {
+  return data.runIds ?? [data.runId!];
+}
 
 export const PollPayload = z.object({
   runId: z.string().uuid(),

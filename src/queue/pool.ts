@@ -32,6 +32,12 @@ export interface PoolOptions {
   completeLingerMs?: number;
   /** The clock slot times are measured with (ms; default performance.now). Tests inject one. */
   now?: () => number;
+  /**
+   * How many units of work a job carries (default 1): a multi-run dispatch job is one pg-boss job
+   * whose runs each take a slot. The handler is called once per unit; the job completes when all
+   * its units have, and is failed (retried whole) if one threw.
+   */
+  unitsOf?: (job: JobWithMetadata<unknown>) => number;
 }
 
 /**
@@ -39,7 +45,12 @@ export interface PoolOptions {
  * handler's promise settles: dispatch calls it once the target has returned, so the bookkeeping
  * that follows overlaps the next runs. Calling it more than once is harmless.
  */
-export type PoolJob<T = unknown> = JobWithMetadata<T> & { release?: () => void };
+export type PoolJob<T = unknown> = JobWithMetadata<T> & {
+  release?: () => void;
+  /** Which unit of the job this call is (0-based), and how many the job carries (absent: one). */
+  unit?: number;
+  units?: number;
+};
 
 type Handler = (job: PoolJob) => Promise<void>;
 
@@ -59,8 +70,24 @@ interface Held {
   job: JobWithMetadata<unknown>;
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
-  /** Settles when the handler has settled and the job is queued for completion or failed. */
+  units: number;
+  started: number;
+  settled: number;
+  /** The first error a unit's handler threw: the job is failed (retried whole). */
+  error: unknown;
+  /** The drain dropped its unstarted units: hand the job back once the started ones settle. */
+  cut: boolean;
+  /** Handed back at the drain deadline: its handlers' results no longer matter. */
+  gone: boolean;
+  /** Settles when every started unit has settled and the job is queued for completion or failed. */
   done: Promise<void>;
+  finish: () => void;
+}
+
+/** A unit of a held job waiting for a slot. */
+interface Unit {
+  held: Held;
+  index: number;
 }
 
 /** A wait of `ms` that `cut()` ends early. */
@@ -84,13 +111,17 @@ const EWMA_WEIGHT = 0.2;
 
 export class JobPool {
   readonly #boss: PgBoss;
-  readonly #options: Required<Omit<PoolOptions, 'now'>> & Pick<PoolOptions, 'now'>;
+  readonly #options: Required<Omit<PoolOptions, 'now' | 'unitsOf'>> & Pick<PoolOptions, 'now' | 'unitsOf'>;
   readonly #handler: Handler;
   readonly #log: Logger;
   /** Every job this pool holds in pg-boss (heartbeated, handed back at drain). */
   readonly #held = new Map<string, Held>();
-  /** Prefetched jobs waiting for a slot, oldest first. */
-  #waiting: Held[] = [];
+  /** Units of held jobs waiting for a slot, oldest first. */
+  #waiting: Unit[] = [];
+  /** Units held and not yet settled (waiting or running). */
+  #heldUnits = 0;
+  /** Running average of units per fetched job: a fetch asks for about as many jobs as there is room for units. */
+  #unitsPerJob = 1;
   /** Jobs holding a slot (handler started, not yet released). */
   #active = 0;
   /** Running average of how long a job holds its slot (ms); undefined until one has. */
@@ -125,7 +156,7 @@ export class JobPool {
   /** How many jobs to fetch now: free slots (plus the prefetch allowance) not already covered by waiting jobs. */
   #room(): number {
     const wanted = this.#options.capacity - this.#active + (this.prefetching ? this.#options.capacity : 0) - this.#waiting.length;
-    return Math.max(0, Math.min(wanted, this.#options.maxHeld - this.#held.size, this.#options.maxFetch));
+    return Math.max(0, Math.min(wanted, this.#options.maxHeld - this.#heldUnits, this.#options.maxFetch));
   }
 
   start(): void {
@@ -154,19 +185,22 @@ export class JobPool {
       await new Promise((r) => setImmediate(r));
       if (this.#stopping) break;
       const room = this.#room();
-      let fetched = 0;
+      let full = false;
       if (room > 0) {
         try {
           this.#woken = false;
-          const jobs = await this.#boss.fetch<unknown>(this.#options.queue, { batchSize: room, includeMetadata: true });
-          fetched = jobs.length;
-          for (const job of jobs) this.#hold(job);
+          const batchSize = Math.max(1, Math.floor(room / this.#unitsPerJob));
+          const jobs = await this.#boss.fetch<unknown>(this.#options.queue, { batchSize, includeMetadata: true });
+          let units = 0;
+          for (const job of jobs) units += this.#hold(job);
+          if (jobs.length > 0) this.#unitsPerJob += 0.5 * (units / jobs.length - this.#unitsPerJob);
+          full = jobs.length === batchSize;
           this.#startWaiting();
         } catch (err) {
           this.#log.error({ err }, 'fetch failed; retrying after the poll interval');
         }
         // A full fetch means there is probably more: go again at once (if there is room).
-        if (fetched > 0 && fetched === room && this.#room() > 0) continue;
+        if (full && this.#room() > 0) continue;
       }
       if (this.#stopping) break;
       if (this.#woken && this.#room() > 0) continue;
@@ -177,27 +211,57 @@ export class JobPool {
     }
   }
 
-  /** Take a fetched job: it is ours in pg-boss from now on, and waits for a slot. */
-  #hold(job: JobWithMetadata<unknown>): void {
+  /** Take a fetched job: it is ours in pg-boss from now on, and its units wait for slots. Returns its units. */
+  #hold(job: JobWithMetadata<unknown>): number {
     const controller = new AbortController();
     const timer = job.expireInSeconds > 0
       ? setTimeout(() => controller.abort(new Error(`job expired after ${job.expireInSeconds}s`)), job.expireInSeconds * 1000)
       : undefined;
     timer?.unref?.();
-    const entry: Held = { job, controller, timer, done: Promise.resolve() };
+    const units = Math.max(1, this.#options.unitsOf?.(job) ?? 1);
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const entry: Held = { job, controller, timer, units, started: 0, settled: 0, error: undefined, cut: false, gone: false, done, finish };
     this.#held.set(job.id, entry);
-    this.#waiting.push(entry);
+    this.#heldUnits += units;
+    for (let index = 0; index < units; index++) this.#waiting.push({ held: entry, index });
+    return units;
   }
 
-  /** Start waiting jobs while slots are free (never once the drain has begun). */
+  /** Start waiting units while slots are free (never once the drain has begun). */
   #startWaiting(): void {
     while (!this.#stopping && this.#active < this.#options.capacity && this.#waiting.length > 0) {
       this.#start(this.#waiting.shift()!);
     }
   }
 
-  #start(entry: Held): void {
-    const { job, controller, timer } = entry;
+  /** Every started unit of a job has settled (and no unit is left, or the drain cut them): settle the job. */
+  async #settle(entry: Held): Promise<void> {
+    const { job } = entry;
+    if (entry.timer) clearTimeout(entry.timer);
+    this.#held.delete(job.id);
+    try {
+      if (entry.gone) return;
+      if (entry.cut && entry.started < entry.units) {
+        await this.#handBack([entry], `handed back at shutdown: ${entry.units - entry.started} of its ${entry.units} units had not started`);
+        await this.#restoreSpent([entry]);
+      } else if (entry.error !== undefined) {
+        await this.#boss
+          .fail(this.#options.queue, { id: job.id, retryCount: job.retryCount }, { message: errorMessage(entry.error) })
+          .catch((e: unknown) => this.#log.error({ err: e, jobId: job.id }, 'could not record job failure; pg-boss expiry will retry it'));
+      } else {
+        this.#toComplete.push({ id: job.id, retryCount: job.retryCount });
+        this.#scheduleFlush();
+      }
+    } finally {
+      entry.finish();
+    }
+  }
+
+  #start(unit: Unit): void {
+    const entry = unit.held;
+    const { job, controller } = entry;
+    entry.started++;
     const now = this.#options.now ?? (() => performance.now());
     const startedAt = now();
     let holdsSlot = true;
@@ -212,22 +276,16 @@ export class JobPool {
       this.wake();
     };
     this.#active++;
-    entry.done = this.#handler({ ...job, signal: controller.signal, release })
-      .then(
-        () => {
-          this.#toComplete.push({ id: job.id, retryCount: job.retryCount });
-          this.#scheduleFlush();
-        },
-        async (err: unknown) => {
-          await this.#boss
-            .fail(this.#options.queue, { id: job.id, retryCount: job.retryCount }, { message: errorMessage(err) })
-            .catch((e: unknown) => this.#log.error({ err: e, jobId: job.id }, 'could not record job failure; pg-boss expiry will retry it'));
-        },
-      )
+    const call = entry.units > 1 ? { unit: unit.index, units: entry.units } : {};
+    void this.#handler({ ...job, ...call, signal: controller.signal, release })
+      .catch((err: unknown) => {
+        entry.error ??= err;
+      })
       .finally(() => {
-        if (timer) clearTimeout(timer);
-        this.#held.delete(job.id);
         release();
+        entry.settled++;
+        this.#heldUnits--;
+        if (entry.settled === entry.started && (entry.started === entry.units || entry.cut)) void this.#settle(entry);
       });
   }
 
@@ -266,27 +324,43 @@ export class JobPool {
       .catch((err: unknown) => this.#log.error({ err }, 'could not hand back jobs; they will be retried after expiry'));
   }
 
-  /** Drain: stop fetching, hand back prefetched jobs, wait for running ones until `deadlineMs`, hand back the rest. */
+  /** A job on its last attempt is failed for good by a hand-back although its work never ran: give it its attempt back. */
+  async #restoreSpent(entries: Held[]): Promise<void> {
+    const spent = entries.filter((e) => e.job.retryCount >= e.job.retryLimit).map((e) => e.job.id);
+    if (spent.length === 0) return;
+    await this.#boss
+      .retry(this.#options.queue, spent)
+      .catch((err: unknown) => this.#log.error({ err, jobs: spent }, 'could not restore handed-back jobs that were on their last attempt: their runs stay SCHEDULED until these jobs are retried (pg-boss retry)'));
+  }
+
+  /**
+   * Drain: stop fetching, hand back jobs none of whose units started, wait for running units until
+   * `deadlineMs`, hand back the rest. A job with some units started and some not is handed back
+   * whole once the started ones settle: its redelivery skips the runs already settled.
+   */
   async stop(deadlineMs: number): Promise<void> {
     this.#stopping = true;
     // Keep heartbeating through the drain: held jobs are still ours until they finish or are handed back.
     this.wake();
     await this.#loop;
-    const unstarted = this.#waiting;
+    const dropped = new Map<Held, number>();
+    for (const u of this.#waiting) dropped.set(u.held, (dropped.get(u.held) ?? 0) + 1);
     this.#waiting = [];
-    for (const e of unstarted) {
-      if (e.timer) clearTimeout(e.timer);
-      this.#held.delete(e.job.id);
+    const unstarted: Held[] = [];
+    for (const [e, n] of dropped) {
+      e.cut = true;
+      this.#heldUnits -= n;
+      if (e.started === 0) {
+        if (e.timer) clearTimeout(e.timer);
+        this.#held.delete(e.job.id);
+        unstarted.push(e);
+        e.finish();
+      } else if (e.settled === e.started) void this.#settle(e);
     }
     await this.#handBack(unstarted, 'handed back at shutdown before it started');
     // A job on its last attempt is now failed for good although it never ran here: give it back its
     // attempt (pg-boss's retry: state retry, one more allowed), or its run would never be dispatched.
-    const spent = unstarted.filter((e) => e.job.retryCount >= e.job.retryLimit).map((e) => e.job.id);
-    if (spent.length > 0) {
-      await this.#boss
-        .retry(this.#options.queue, spent)
-        .catch((err: unknown) => this.#log.error({ err, jobs: spent }, 'could not restore handed-back jobs that were on their last attempt: their runs stay SCHEDULED until these jobs are retried (pg-boss retry)'));
-    }
+    await this.#restoreSpent(unstarted);
     const all = Promise.all([...this.#held.values()].map((e) => e.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -299,6 +373,7 @@ export class JobPool {
       this.#log.warn({ jobs: left.length }, 'drain deadline reached: aborting and handing back unfinished jobs');
       // Fail before abort (as pg-boss does): the hand-back lands while the jobs are still active, so
       // an aborted handler that settles its run at once cannot complete the job first.
+      for (const e of left) e.gone = true;
       await this.#handBack(left, 'handed back at shutdown');
       for (const e of left) e.controller.abort(new HandedBackError());
     }

@@ -51,10 +51,14 @@ export async function runInsertTriggered(tx: Queryable, run: NewRun): Promise<{ 
 }
 
 export interface PlannedRun {
+  /** Chosen before the insert, so the run's dispatch job is known too (src/queue/catalog.ts planDispatchJobs). */
+  id: string;
   flowId: string;
   scheduleId: string;
   scheduledFor: Date;
   parameters: Record<string, unknown>;
+  /** A multi-run job's id; null when the job id is the run id. */
+  dispatchJobId: string | null;
 }
 
 /**
@@ -63,19 +67,22 @@ export interface PlannedRun {
  * on (schedule_id, scheduled_for) makes a second insert of the same fire a no-op, so only rows this
  * transaction created come back — and only those get dispatch jobs.
  */
-export async function runInsertScheduledMany(tx: Queryable, planned: PlannedRun[]): Promise<Array<{ id: string; scheduledFor: Date }>> {
+export async function runInsertScheduledMany(tx: Queryable, planned: PlannedRun[]): Promise<Array<{ id: string; scheduledFor: Date; dispatchJobId: string | null }>> {
   if (planned.length === 0) return [];
-  const { rows } = await tx.query<{ id: string; scheduledFor: Date }>(
-    `insert into flowwarden.runs (flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, origin, implied)
-     select p.flow_id, p.schedule_id, p.scheduled_for, 'SCHEDULED', 'Scheduled', p.parameters, 'schedule', 1
-       from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) as p(flow_id, schedule_id, scheduled_for, parameters)
+  const { rows } = await tx.query<{ id: string; scheduledFor: Date; dispatchJobId: string | null }>(
+    `insert into flowwarden.runs (id, flow_id, schedule_id, scheduled_for, state_type, state_name, parameters, origin, implied, dispatch_job_id)
+     select p.id, p.flow_id, p.schedule_id, p.scheduled_for, 'SCHEDULED', 'Scheduled', p.parameters, 'schedule', 1, p.dispatch_job_id
+       from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::jsonb[], $5::uuid[], $6::uuid[])
+            as p(flow_id, schedule_id, scheduled_for, parameters, id, dispatch_job_id)
      on conflict (schedule_id, scheduled_for) where schedule_id is not null do nothing
-     returning id, scheduled_for as "scheduledFor"`,
+     returning id, scheduled_for as "scheduledFor", dispatch_job_id as "dispatchJobId"`,
     [
       planned.map((p) => p.flowId),
       planned.map((p) => p.scheduleId),
       planned.map((p) => p.scheduledFor),
       planned.map((p) => JSON.stringify(p.parameters)),
+      planned.map((p) => p.id),
+      planned.map((p) => p.dispatchJobId),
     ],
   );
   return rows;

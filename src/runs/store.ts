@@ -135,6 +135,11 @@ export async function runSetAttempt(tx: Queryable, runId: string, attempt: numbe
   await tx.query(`update flowwarden.runs set dispatch_attempt = $2, updated_at = now() where id = $1`, [runId, attempt]);
 }
 
+/** The run is carried by another dispatch job from now on (a single-run retry or deferral; runs.dispatch_job_id). */
+export async function runSetDispatchJob(tx: Queryable, runId: string, jobId: string): Promise<void> {
+  await tx.query(`update flowwarden.runs set dispatch_job_id = $2 where id = $1`, [runId, jobId]);
+}
+
 /** Record the external (Prefect) id of a run that is already past PENDING. */
 export async function runSetExternalId(tx: Queryable, runId: string, externalId: string): Promise<void> {
   await tx.query(`update flowwarden.runs set external_id = $2, updated_at = now() where id = $1`, [runId, externalId]);

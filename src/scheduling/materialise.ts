@@ -9,7 +9,7 @@ import type { PgBoss } from 'pg-boss';
 import { bossDb, dbNow, withTransaction } from '../db/client.ts';
 import { advanceSchedules, claimDueSchedules } from '../queries/schedules.ts';
 import { runInsertScheduledMany, type PlannedRun } from '../runs/store-insert.ts';
-import { insertJobs, QUEUES } from '../queue/catalog.ts';
+import { dispatchJobs, insertJobs, planDispatchJobs, QUEUES } from '../queue/catalog.ts';
 import { planFires } from './plan.ts';
 import type { ScheduleSpec } from './fire-times.ts';
 import type { Logger } from '../log.ts';
@@ -48,7 +48,7 @@ export async function materialiseBatch(deps: MaterialiseDeps, options: Materiali
     const due = await claimDueSchedules(tx, until, options.claimBatch);
     if (due.length === 0) return { claimed: 0, runs: [] };
 
-    const planned: PlannedRun[] = [];
+    const planned: Array<Omit<PlannedRun, 'id' | 'dispatchJobId'>> = [];
     const advances: Array<{ id: string; nextRunAt: Date; lastRunAt: Date | null }> = [];
     for (const s of due) {
       const spec: ScheduleSpec = s.kind === 'cron'
@@ -67,14 +67,9 @@ export async function materialiseBatch(deps: MaterialiseDeps, options: Materiali
         advances.push({ id: s.id, nextRunAt: new Date(now.getTime() + 3_600_000), lastRunAt: null });
       }
     }
-    const runs = await runInsertScheduledMany(tx, planned);
+    const runs = await runInsertScheduledMany(tx, planDispatchJobs(planned));
     if (runs.length > 0) {
-      await insertJobs(
-        deps.boss,
-        QUEUES.dispatch,
-        runs.map((r) => ({ id: r.id, data: { runId: r.id }, startAfter: r.scheduledFor })),
-        { db: bossDb(tx) },
-      );
+      await insertJobs(deps.boss, QUEUES.dispatch, dispatchJobs(runs), { db: bossDb(tx) });
     }
     await advanceSchedules(tx, advances);
     return { claimed: due.length, runs };

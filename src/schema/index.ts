@@ -87,6 +87,11 @@ export const runs = fw.table(
     /** pg-boss retryCount of the dispatch attempt that owns the run (see docs/state-machine.md). */
     dispatchAttempt: integer('dispatch_attempt'),
     externalId: text('external_id'),
+    /**
+     * The pg-boss dispatch job carrying the run when its id is not the run's own: a multi-run job of
+     * the tick, or a single-run retry/deferral job sent later. Null: the job id is the run id.
+     */
+    dispatchJobId: uuid('dispatch_job_id'),
     createdAt: tz('created_at').notNull().defaultNow(),
     startedAt: tz('started_at'),
     endedAt: tz('ended_at'),

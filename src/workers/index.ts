@@ -46,6 +46,16 @@ export function startPools(deps: WorkerDeps, workers: WorkerDefinition[] = WORKE
   const pools: JobPool[] = [];
   for (const w of workers) {
     if (w.consumer !== 'pool') continue;
+    // A job's payload is parsed once (when it is fetched), not once per unit.
+    const parsedOf = new WeakMap<object, ReturnType<typeof w.payload.safeParse>>();
+    const parse = (data: unknown) => {
+      const known = typeof data === 'object' && data !== null ? parsedOf.get(data) : undefined;
+      if (known) return known;
+      const parsed = w.payload.safeParse(data);
+      if (typeof data === 'object' && data !== null) parsedOf.set(data, parsed);
+      return parsed;
+    };
+    const unitsOf = w.unitsOf;
     const pool = new JobPool(
       deps.boss,
       {
@@ -53,10 +63,11 @@ export function startPools(deps: WorkerDeps, workers: WorkerDefinition[] = WORKE
         capacity: deps.config.concurrency,
         pollIntervalMs: 500,
         heartbeatMs: heartbeatMs(QUEUE_OPTIONS[w.queue].heartbeatSeconds),
+        ...(unitsOf ? { unitsOf: (job) => { const p = parse(job.data); return p.success ? unitsOf(p.data) : 1; } } : {}),
       },
       async (job) => {
-        const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.data as object) });
-        const parsed = w.payload.safeParse(job.data);
+        const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.units ? { unit: job.unit } : (job.data as object)) });
+        const parsed = parse(job.data);
         if (!parsed.success) {
           log.error({ issues: parsed.error.issues }, 'dropping job with invalid payload');
           return;

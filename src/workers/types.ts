@@ -55,6 +55,8 @@ export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
    * for the hot dispatch queue, where throughput and no head-of-line blocking matter.
    */
   consumer?: 'work' | 'pool';
+  /** Pool consumers: how many units (each takes a slot, one handler call) a job carries; default 1. */
+  unitsOf?: (data: z.infer<S>) => number;
   handle: (deps: WorkerDeps, job: PoolJob<z.infer<S>>, log: Logger) => Promise<void>;
 }
 

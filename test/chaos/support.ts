@@ -294,14 +294,14 @@ export async function stateCounts(pool: pg.Pool): Promise<StateCounts> {
 }
 
 /**
- * "No dispatch was lost": every non-terminal run has its dispatch job (job id = run id) in a state
+ * "No dispatch was lost": every non-terminal run has its dispatch job (runs.dispatch_job_id, else the run id) in a state
  * from which it will still be worked: created, retry or active. Returns the offenders (at most 20).
  */
 export async function lostDispatches(pool: pg.Pool): Promise<Array<{ id: string; state: string; job: string | null }>> {
   const { rows } = await pool.query<{ id: string; state: string; job: string | null }>(
     `select r.id, r.state_type || '/' || r.state_name as state, j.state::text as job
        from flowwarden.runs r
-       left join ${BOSS_SCHEMA}.job j on j.name = $1 and j.id = r.id
+       left join ${BOSS_SCHEMA}.job j on j.name = $1 and j.id = coalesce(r.dispatch_job_id, r.id)
       where r.state_type not in ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')
         and (j.id is null or j.state::text not in ('created', 'retry', 'active'))
       limit 20`,
@@ -408,7 +408,7 @@ export async function invocationProblems(pool: pg.Pool, file: string): Promise<{
 export async function orphanedRuns(pool: pg.Pool, staleSeconds: number): Promise<Array<{ id: string; state: string; startedOn: Date }>> {
   const { rows } = await pool.query<{ id: string; state: string; startedOn: Date }>(
     `select r.id, r.state_type || '/' || r.state_name as state, j.started_on as "startedOn"
-       from flowwarden.runs r join ${BOSS_SCHEMA}.job j on j.name = $1 and j.id = r.id
+       from flowwarden.runs r join ${BOSS_SCHEMA}.job j on j.name = $1 and j.id = coalesce(r.dispatch_job_id, r.id)
       where r.state_type not in ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')
         and j.state = 'active' and j.started_on < now() - make_interval(secs => $2)`,
     [QUEUES.dispatch, staleSeconds],
@@ -419,7 +419,7 @@ export async function orphanedRuns(pool: pg.Pool, staleSeconds: number): Promise
 /** Active dispatch jobs of runs that are already terminal and older than `staleSeconds` (harmless leftovers). */
 export async function staleActiveJobsOfTerminalRuns(pool: pg.Pool, staleSeconds: number): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(
-    `select count(*)::int as n from ${BOSS_SCHEMA}.job j join flowwarden.runs r on r.id = j.id
+    `select count(*)::int as n from ${BOSS_SCHEMA}.job j join flowwarden.runs r on coalesce(r.dispatch_job_id, r.id) = j.id
       where j.name = $1 and j.state = 'active' and j.started_on < now() - make_interval(secs => $2)
         and r.state_type in ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')`,
     [QUEUES.dispatch, staleSeconds],

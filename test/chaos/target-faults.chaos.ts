@@ -69,8 +69,11 @@ test('target faults: runs retry with backoff under the same idempotency key and 
     const fires = await fireProblems(pool, { enabledAt, disabledAt, everySeconds: 1 });
     const lag = await fireLag(pool);
     const { rows: runs } = await pool.query<{ id: string; stateType: string; message: string | null; retryLimit: number | null }>(
-      `select r.id, r.state_type as "stateType", r.state_message as message, j.retry_limit as "retryLimit"
-         from flowwarden.runs r left join ${BOSS_SCHEMA}.job j on j.name = $1 and j.id = r.id`,
+      // A run's retries: its job's retry limit, plus the attempts before it when the job is a
+      // single-run retry of a run from a multi-run job (attemptOffset).
+      `select r.id, r.state_type as "stateType", r.state_message as message,
+              j.retry_limit + coalesce((j.data->>'attemptOffset')::int, 0) as "retryLimit"
+         from flowwarden.runs r left join ${BOSS_SCHEMA}.job j on j.name = $1 and j.id = coalesce(r.dispatch_job_id, r.id)`,
       [QUEUES.dispatch],
     );
 
