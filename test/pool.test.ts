@@ -177,9 +177,9 @@ describe('JobPool: jobs of several units', () => {
     const name = await queue({ retryLimit: 2 });
     const [id] = await insert(name, 1, { units: 4 });
     const settled: number[] = [];
-    const pool = new JobPool(boss, { queue: name, capacity: 2, pollIntervalMs: 20, unitsOf }, async (job: PoolJob) => {
+    const pool = new JobPool(boss, { queue: name, capacity: 2, pollIntervalMs: 20, unitsOf }, (job: PoolJob) => {
       settled.push(job.unit!);
-      if (job.unit === 1 && job.retryCount === 0) throw new Error('unit 1 broke');
+      return job.unit === 1 && job.retryCount === 0 ? Promise.reject(new Error('unit 1 broke')) : Promise.resolve();
     }, silentLogger);
     pool.start();
     try {

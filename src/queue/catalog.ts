@@ -113,7 +113,7 @@ export function sendJob<Q extends QueueName>(
   data: QueuePayloads[Q],
   options: SendOptions = {},
 ): Promise<string | null> {
-  return boss.send(queue, data as object, options);
+  return boss.send(queue, data, options);
 }
 
 export function insertJobs<Q extends QueueName>(
