@@ -31,6 +31,12 @@ export interface Cost {
   walBytes: number;
   /** CPU seconds of all Postgres processes (backends, walwriter, checkpointer, autovacuum...). */
   cpuSeconds: number | null;
+  /**
+   * That CPU by kind of process, from sampling /proc every 100 ms during the window: the
+   * contender's backends, autovacuum workers, background processes (walwriter, checkpointer...),
+   * other sessions (harness, probe), and what no sample saw (the last moments of exited processes).
+   */
+  cpuByKind: Record<string, number> | null;
   /** The statements that took the most execution time, per job. */
   top: Array<{ query: string; callsPerJob: number; rowsPerCall: number; msPerCall: number; usPerJob: number }>;
 }
@@ -67,6 +73,47 @@ function serverTicks(postmaster: number): number | null {
     if (t && t.ppid === postmaster) sum += t.own;
   }
   return sum;
+}
+
+/** What a server process is, from its title (postgres: <user> <db> <host> <state> / postgres: autovacuum worker ...). */
+function kindOf(pid: string, dbName: string): string {
+  let title = '';
+  try {
+    title = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return 'unseen';
+  }
+  if (/autovacuum (worker|launcher)/.test(title)) return 'autovacuum';
+  if (/walwriter|wal writer|checkpointer|background writer|io worker|archiver|logical replication|walsummarizer/.test(title)) return 'background';
+  return title.includes(` ${dbName} `) && !title.includes('pg_stat_statements') ? 'contender' : 'other sessions';
+}
+
+/** Samples the server's children every 100 ms: CPU ticks each was seen to use during the window, by kind. */
+function cpuSampler(postmaster: number, dbName: string): { stop(): Record<string, number> } {
+  const seen = new Map<string, { kind: string; first: number; last: number }>();
+  let initial = true;
+  const sample = () => {
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const t = ticksOf(entry);
+      if (!t || t.ppid !== postmaster) continue;
+      const known = seen.get(entry);
+      if (known) known.last = t.own;
+      else seen.set(entry, { kind: kindOf(entry, dbName), first: initial ? t.own : 0, last: t.own });
+    }
+    initial = false;
+  };
+  sample();
+  const timer = setInterval(sample, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      const byKind: Record<string, number> = {};
+      for (const v of seen.values()) byKind[v.kind] = (byKind[v.kind] ?? 0) + (v.last - v.first) / TICKS;
+      return byKind;
+    },
+  };
 }
 
 let statementsAvailable: boolean | undefined;
@@ -136,13 +183,16 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
   }
 
   let start: Snapshot | undefined;
+  let sampler: ReturnType<typeof cpuSampler> | undefined;
   return {
     before: async () => {
       start = await snapshot();
+      if (postmaster) sampler = cpuSampler(postmaster, dbName);
     },
     after: async (jobs) => {
       await contenderGone();
       const end = await snapshot();
+      const byKind = sampler?.stop() ?? null;
       const s = start!;
       const walBytes = Number((await admin.query<{ b: string }>('select pg_wal_lsn_diff($1, $2)::text as b', [end.lsn, s.lsn])).rows[0]!.b);
       await admin.end();
@@ -180,6 +230,9 @@ export async function costProbe(adminUrl: string, dbUrl: string): Promise<{ befo
         tables,
         walBytes,
         cpuSeconds: end.cpuTicks !== null && s.cpuTicks !== null ? (end.cpuTicks - s.cpuTicks) / TICKS : null,
+        cpuByKind: byKind && end.cpuTicks !== null && s.cpuTicks !== null
+          ? { ...byKind, unseen: (end.cpuTicks - s.cpuTicks) / TICKS - Object.values(byKind).reduce((a, b) => a + b, 0) }
+          : null,
         top,
       };
     },
