@@ -51,7 +51,9 @@ function bossVariants(concurrency: number, n: number): Array<{ label: string; ba
   ];
 }
 
-type Throughput = { seconds: number; perSecond: number; cost: Cost };
+/** clientCpuUs: this process's CPU per run/job in the window (µs; every contender's client runs here). */
+type Throughput = { seconds: number; perSecond: number; cost: Cost; clientCpuUs: number };
+const cpuUs = () => { const u = process.cpuUsage(); return u.user + u.system; };
 
 /**
  * Ours: runs pre-inserted (due now) with their dispatch jobs; time until all are COMPLETED.
@@ -95,11 +97,13 @@ export async function oursThroughput(n = N, concurrency = CONCURRENCY, jobs: 'ba
     let rssPeak = process.memoryUsage().rss;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 100);
     const t0 = performance.now();
+    const c0 = cpuUs();
     await app.start();
     // Done when no run is open (an index-only count that shrinks as runs finish, like the peers'
     // waits), then check that every run completed.
     await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from flowwarden.runs where state_type in ('SCHEDULED', 'PENDING', 'RUNNING')`)) === 0, 600_000, 50);
     const seconds = (performance.now() - t0) / 1000;
+    const clientCpuUs = (cpuUs() - c0) / n;
     clearInterval(sampler);
     const completed = await count(harness, `select ${HARNESS}, count(*)::int as n from flowwarden.runs where state_type = 'COMPLETED'`);
     if (completed !== n) throw new Error(`dispatch benchmark: ${completed} of ${n} runs COMPLETED`);
@@ -107,7 +111,7 @@ export async function oursThroughput(n = N, concurrency = CONCURRENCY, jobs: 'ba
     await app.stop({ timeoutMs: 1000 });
     await harness.end();
     const cost = await probe.after(n);
-    return { seconds, perSecond: n / seconds, rssPeakMb: rssPeak / 2 ** 20, cost };
+    return { seconds, perSecond: n / seconds, rssPeakMb: rssPeak / 2 ** 20, cost, clientCpuUs };
   } finally {
     if (!stopped) {
       await app.stop({ timeoutMs: 1000 });
@@ -144,6 +148,7 @@ export async function pgBossThroughput(n = N, concurrency = CONCURRENCY): Promis
       await probe.before();
       let done = 0;
       const t0 = performance.now();
+      const c0 = cpuUs();
       const finished = new Promise<void>((resolve) => {
         void boss.work('noop', { batchSize: v.batchSize, localConcurrency: v.localConcurrency, pollingIntervalSeconds: 0.5, burstWhenBatchFull: v.burst }, (jobs) => {
           done += jobs.length;
@@ -155,12 +160,13 @@ export async function pgBossThroughput(n = N, concurrency = CONCURRENCY): Promis
       // Completion is written after the handler returns: wait until pg-boss recorded every one.
       await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from bench_boss.job where state = 'completed'`)) >= total, 120_000, 20);
       const seconds = (performance.now() - t0) / 1000;
+      const clientCpuUs = (cpuUs() - c0) / total;
       stopped = true;
       await boss.stop({ graceful: false });
       await harness.end();
       const cost = await probe.after(total);
       all[v.label] = total / seconds;
-      if (!best || total / seconds > best.perSecond) best = { seconds, perSecond: total / seconds, settings: v.label, cost };
+      if (!best || total / seconds > best.perSecond) best = { seconds, perSecond: total / seconds, settings: v.label, cost, clientCpuUs };
     } finally {
       if (!stopped) {
         await boss.stop({ graceful: false });
@@ -198,6 +204,7 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
     const pool = new pg.Pool({ connectionString: db.url, max: concurrency + 1 });
     quietPool(pool);
     const t0 = performance.now();
+    const c0 = cpuUs();
     const runner = await runGraphile({
       logger: quiet,
       pgPool: pool,
@@ -209,11 +216,12 @@ export async function graphileThroughput(n = N, concurrency = CONCURRENCY): Prom
     });
     await waitUntil(async () => (await count(harness, `select ${HARNESS}, count(*)::int as n from graphile_worker._private_jobs`)) === 0, 600_000, 20);
     const seconds = (performance.now() - t0) / 1000;
+    const clientCpuUs = (cpuUs() - c0) / n;
     await runner.stop();
     await pool.end();
     await harness.end();
     const cost = await probe.after(n);
-    return { seconds, perSecond: n / seconds, cost };
+    return { seconds, perSecond: n / seconds, cost, clientCpuUs };
   } finally {
     await harness.end().catch(() => {});
     await db.drop();
@@ -296,6 +304,12 @@ export async function benchThroughput(): Promise<BenchResult> {
       rows.push({ metric: `flowwarden vs raw pg-boss at the same per-handler settings (batchSize=1 localConcurrency=${c})`, ours: `${fmt(ours.perSecond)} runs/s`, peer: `${fmt(one.perSecond)} jobs/s`, ratio: `${fmt(ours.perSecond / one.perSecond, 1)}x` });
     }
     costs.push(...costRows(c, ours.cost, boss.cost, gw.cost));
+    costs.push({
+      metric: `client CPU per run/job (the Node process the contender runs in, µs), concurrency ${c}: flowwarden vs raw pg-boss / graphile-worker`,
+      ours: fmt(ours.clientCpuUs, 0),
+      peer: `${fmt(boss.clientCpuUs, 0)} / ${fmt(gw.clientCpuUs, 0)}`,
+      ratio: `${fmt(ours.clientCpuUs / boss.clientCpuUs, 1)}x / ${fmt(ours.clientCpuUs / gw.clientCpuUs, 1)}x`,
+    });
   }
   return {
     name: 'dispatch-throughput',

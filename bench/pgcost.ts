@@ -77,7 +77,7 @@ function serverTicks(postmaster: number): number | null {
 
 /** What a server process is, from its title (postgres: <user> <db> <host> <state> / postgres: autovacuum worker ...). */
 function kindOf(pid: string, dbName: string): string {
-  let title = '';
+  let title: string;
   try {
     title = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
   } catch {
