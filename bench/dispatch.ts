@@ -242,6 +242,9 @@ function best<T extends { perSecond: number }>(runs: T[]): T {
 
 const perJob = (x: number | null, c: Cost) => (x === null ? NaN : x / c.jobs);
 
+/** ours ÷ peer, or a dash when the peer's figure is 0 or missing. */
+const ratioOf = (ours: number, peer: number) => (Number.isFinite(ours / peer) ? `${fmt(ours / peer, 1)}x` : '—');
+
 /** One docs row per cost figure: flowwarden's per run, the peers' per job, and ours ÷ each peer. */
 function costRows(concurrency: number, ours: Cost, boss: Cost, gw: Cost): BenchResult['rows'] {
   const figures: Array<[string, (c: Cost) => number, number]> = [
@@ -259,7 +262,7 @@ function costRows(concurrency: number, ours: Cost, boss: Cost, gw: Cost): BenchR
     metric: `${what}, concurrency ${concurrency}: flowwarden vs raw pg-boss / graphile-worker`,
     ours: fmt(f(ours), digits),
     peer: `${fmt(f(boss), digits)} / ${fmt(f(gw), digits)}`,
-    ratio: `${fmt(f(ours) / f(boss), 1)}x / ${fmt(f(ours) / f(gw), 1)}x`,
+    ratio: `${ratioOf(f(ours), f(boss))} / ${ratioOf(f(ours), f(gw))}`,
   }));
 }
 
