@@ -173,7 +173,9 @@ export function discordRateLimitBody(retryAfterSeconds: number): unknown {
   return { message: 'You are being rate limited.', retry_after: retryAfterSeconds, global: false };
 }
 
-// 50035 Invalid Form Body with per-field `errors`: Source: discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes#example-json-error-response
+// 50035 Invalid Form Body with per-field `errors`. Source: discord.com/developers/docs/topics/opcodes-and-status-codes#example-json-error-response
+// (the docs give the shape; the field codes used below — STRING_TYPE_CONVERT, BASE_TYPE_MAX_LENGTH,
+// BASE_TYPE_CHOICES, MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE — are Discord's validation codes as its API returns them).
 function invalidFormBody(errors: unknown): unknown {
   return { code: 50035, message: 'Invalid Form Body', errors };
 }
@@ -181,6 +183,8 @@ function invalidFormBody(errors: unknown): unknown {
 export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatServer> {
   const handler: Handler = (req, res, raw, fake) => {
     if (req.method !== 'POST') {
+      // Source: discord.com/developers/docs/resources/webhook#execute-webhook (POST only); code 0 =
+      // General error, opcodes-and-status-codes#json-json-error-codes; 405 per the HTTP status table there.
       json(res, 405, { message: '405: Method Not Allowed', code: 0 });
       return;
     }
@@ -196,6 +200,7 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
     }
     const body = parsed.value as Record<string, unknown>;
     const content = body.content;
+    // Source: discord.com/developers/docs/resources/webhook#execute-webhook-jsonform-params (content: string, up to 2000 characters)
     if (content !== undefined && content !== null && typeof content !== 'string') {
       json(res, 400, invalidFormBody({ content: { _errors: [{ code: 'STRING_TYPE_CONVERT', message: 'Could not interpret "{}" as string.' }] } }));
       return;
@@ -210,16 +215,29 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
       );
       return;
     }
+    // Source: discord.com/developers/docs/resources/message#allowed-mentions-object: parse is an array of
+    // "roles" | "users" | "everyone"; roles/users are arrays of at most 100 ids, and each is exclusive
+    // with its own type in parse ("users" in parse and a users array is an error).
     const am = body.allowed_mentions;
     if (am !== undefined) {
-      const parse = am !== null && typeof am === 'object' && 'parse' in am ? am.parse : undefined;
-      const valid =
-        am !== null &&
-        typeof am === 'object' &&
-        (parse === undefined || (Array.isArray(parse) && parse.every((p) => p === 'roles' || p === 'users' || p === 'everyone')));
-      if (!valid) {
-        json(res, 400, invalidFormBody({ allowed_mentions: { _errors: [{ code: 'MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE', message: 'Invalid allowed_mentions.' }] } }));
+      const fields = am !== null && typeof am === 'object' && !Array.isArray(am) ? (am as Record<string, unknown>) : undefined;
+      const parse = fields?.parse;
+      const choices = fields !== undefined && (parse === undefined || (Array.isArray(parse) && parse.every((p) => p === 'roles' || p === 'users' || p === 'everyone')));
+      if (!choices) {
+        json(res, 400, invalidFormBody({ allowed_mentions: { _errors: [{ code: 'BASE_TYPE_CHOICES', message: "Value must be one of ('roles', 'users', 'everyone')." }] } }));
         return;
+      }
+      for (const kind of ['roles', 'users'] as const) {
+        const ids = fields[kind];
+        if (ids === undefined) continue;
+        if (!Array.isArray(ids) || ids.length > 100) {
+          json(res, 400, invalidFormBody({ allowed_mentions: { [kind]: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH', message: 'Must be 100 or fewer in length.' }] } } }));
+          return;
+        }
+        if (Array.isArray(parse) && parse.includes(kind)) {
+          json(res, 400, invalidFormBody({ allowed_mentions: { _errors: [{ code: 'MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE', message: `parse:["${kind}"] and ${kind}: [ids...] are mutually exclusive.` }] } }));
+          return;
+        }
       }
     }
     if (typeof content !== 'string' || content.trim() === '') {
@@ -227,6 +245,8 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
       return;
     }
     fake.accept(req, raw, body);
+    // Source: discord.com/developers/docs/resources/webhook#execute-webhook-query-string-params (wait=true:
+    // 200 with the created message; otherwise 204 No Content)
     const wait = new URL(req.url ?? '/', 'http://fake').searchParams.get('wait') === 'true';
     if (wait) {
       json(res, 200, { id: String(Date.now()), type: 0, content, channel_id: '1', webhook_id: '1' });
@@ -240,12 +260,13 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
     handler,
     (res, f) => {
       if (f.kind === '429') {
+        // Source: discord.com/developers/docs/topics/rate-limits#header-format (Retry-After seconds, X-RateLimit-Scope)
         json(res, 429, discordRateLimitBody(f.retryAfterSeconds), {
           'retry-after': String(Math.ceil(f.retryAfterSeconds)),
           'x-ratelimit-scope': 'user',
         });
       } else {
-        json(res, 500, { message: '500: Internal Server Error', code: 0 });
+        json(res, 500, { message: '500: Internal Server Error', code: 0 }); // Source: opcodes-and-status-codes#http (5xx: server error; code 0 General error)
       }
     },
     opts,
@@ -255,6 +276,7 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
 export function startFakeSlack(opts: FakeChatOptions = {}): Promise<FakeChatServer> {
   const handler: Handler = (req, res, raw, fake) => {
     if (req.method !== 'POST') {
+      // Source: api.slack.com/messaging/webhooks#posting_with_webhooks (POST only); plain-text error bodies as in #handling_errors
       text(res, 405, 'invalid_method');
       return;
     }
@@ -269,7 +291,9 @@ export function startFakeSlack(opts: FakeChatOptions = {}): Promise<FakeChatServ
       return;
     }
     fake.accept(req, raw, body);
-    text(res, 200, 'ok', { 'content-type': 'text/html' }); // Source: api.slack.com/messaging/webhooks (200, body "ok")
+    // Source: api.slack.com/messaging/webhooks (200, body "ok"); docs.slack.dev/tools/python-slack-sdk/webhook
+    // (the SDK asserts response.body == "ok": a plain-text body, not JSON)
+    text(res, 200, 'ok', { 'content-type': 'text/html' });
   };
   return startFake(
     '/services/T00000000/B00000000/fakesecrettoken',
@@ -277,7 +301,7 @@ export function startFakeSlack(opts: FakeChatOptions = {}): Promise<FakeChatServ
     (res, f) => {
       // Source: api.slack.com/apis/rate-limits (429 with a Retry-After header, in seconds)
       if (f.kind === '429') text(res, 429, 'rate_limited', { 'retry-after': String(Math.ceil(f.retryAfterSeconds)) });
-      else text(res, 500, 'internal_error');
+      else text(res, 500, 'internal_error'); // Source: api.slack.com/messaging/webhooks#handling_errors (plain-text error codes)
     },
     opts,
   );
