@@ -4,14 +4,13 @@
  */
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { JobWithMetadata } from 'pg-boss';
-import { startTestApp, waitFor, TEST_HTTP_SECRET, type TestApp } from './support/app.ts';
+import { startTestApp, waitFor, TEST_HTTP_SECRET, type TestApp, fetchDispatchJobs } from './support/app.ts';
 import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dispatchWorker } from '../src/dispatch/worker.ts';
 import { retryDispatchJobId } from '../src/dispatch/settle.ts';
-import { DISPATCH_BATCH_MAX, type DispatchPayload } from '../src/queue/payloads.ts';
+import { DISPATCH_BATCH_MAX } from '../src/queue/payloads.ts';
 import { dispatchJobs, planDispatchJobs, QUEUES } from '../src/queue/catalog.ts';
 import { Scheduler } from '../src/maintenance/tick.ts';
 import { getRun } from '../src/runs/read.ts';
@@ -48,16 +47,8 @@ async function tick(flows: string[], from: Date, now: Date): Promise<void> {
   await app.pool.query(`update flowwarden.schedules s set enabled = false from flowwarden.flows f where f.id = s.flow_id and f.name = any($1)`, [flows]);
 }
 
-type Job = JobWithMetadata<DispatchPayload>;
 
-/** The dispatch jobs holding any of these runs, fetched from pg-boss (ignoring startAfter). */
-async function fetchJobsOf(runIds: string[]): Promise<Job[]> {
-  const wanted = new Set(runIds);
-  const jobs = await app.boss.fetch<DispatchPayload>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 100 });
-  const mine = jobs.filter((j) => (j.data.runIds ?? [j.data.runId]).some((id) => wanted.has(id!)));
-  for (const j of jobs) if (!mine.includes(j)) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
-  return mine;
-}
+const fetchJobsOf = (runIds: string[]) => fetchDispatchJobs(app, runIds, 100);
 
 async function runsOf(flows: string[]): Promise<Array<{ id: string; scheduledFor: Date }>> {
   const { rows } = await app.pool.query<{ id: string; scheduledFor: Date }>(
@@ -166,10 +157,9 @@ describe('multi-run dispatch jobs', () => {
     const open = await app.pool.query<{ job_state: string }>(`select job_state from flowwarden.v_open_runs where run_id = $1`, [first]);
     assert.equal(open.rows[0]!.job_state, 'created', 'v_open_runs shows the retry job');
     // Its delivery completes the run, sending the same idempotency key.
-    const fetched = await app.boss.fetch<DispatchPayload>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 100 });
-    const mine = fetched.find((j) => j.id === retry.id)!;
-    for (const j of fetched) if (j !== mine) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
-    await dispatchWorker.handle(app.deps, { ...mine, signal: new AbortController().signal }, silentLogger);
+    const [mine] = await fetchJobsOf([first!]);
+    assert.equal(mine!.id, retry.id, 'the run is now carried by its retry job');
+    await dispatchWorker.handle(app.deps, mine!, silentLogger);
     const done = await getRun(app.pool, first!);
     assert.equal(done?.stateType, 'COMPLETED');
     assert.equal(done?.dispatchAttempt, 1);

@@ -1,13 +1,12 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobWithMetadata } from 'pg-boss';
-import { startTestApp, waitFor, TEST_HTTP_SECRET, type TestApp } from './support/app.ts';
+import { startTestApp, waitFor, TEST_HTTP_SECRET, type TestApp, fetchDispatchJob } from './support/app.ts';
 import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx } from '../src/runs/operations.ts';
 import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dispatchWorker } from '../src/dispatch/worker.ts';
-import { QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory } from '../src/runs/read.ts';
 import { setScheduleEnabled } from '../src/queries/flows.ts';
 import { silentLogger } from '../src/log.ts';
@@ -49,16 +48,7 @@ async function trigger(flowName: string, parameters: Record<string, unknown> = {
 }
 
 /** Fetch the run's real dispatch job from pg-boss (ignoring startAfter, as a retry would be later). */
-async function fetchJob(runId: string): Promise<JobWithMetadata<{ runId: string }>> {
-  for (let i = 0; i < 50; i++) {
-    const jobs = await app.boss.fetch<{ runId: string }>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 20 });
-    const mine = jobs.find((j) => j.data.runId === runId);
-    // Put back anything that is not ours.
-    for (const j of jobs) if (j !== mine) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
-    if (mine) return { ...mine, signal: new AbortController().signal };
-  }
-  throw new Error(`no dispatch job for ${runId}`);
-}
+const fetchJob = (runId: string) => fetchDispatchJob(app, runId);
 
 const handle = (job: JobWithMetadata<{ runId: string }>) => dispatchWorker.handle(app.deps, job, silentLogger);
 

@@ -6,14 +6,13 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobWithMetadata } from 'pg-boss';
-import { startTestApp, TEST_HTTP_SECRET, TEST_READ_TOKEN, TEST_ADMIN_TOKEN, type TestApp } from './support/app.ts';
+import { startTestApp, TEST_HTTP_SECRET, TEST_READ_TOKEN, TEST_ADMIN_TOKEN, type TestApp, fetchDispatchJob } from './support/app.ts';
 import { startFakeTarget, type FakeTarget } from './support/http-target.ts';
 import { runCli } from './support/cli.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx } from '../src/runs/operations.ts';
 import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dispatchWorker } from '../src/dispatch/worker.ts';
-import { QUEUES } from '../src/queue/catalog.ts';
 import { runHistory } from '../src/runs/read.ts';
 import { runMarkLateMany } from '../src/runs/store.ts';
 import { silentLogger } from '../src/log.ts';
@@ -53,15 +52,7 @@ async function scheduledRun(flowName: string, now: Date): Promise<string> {
   return rows[0]!.id;
 }
 
-async function fetchJob(runId: string): Promise<JobWithMetadata<{ runId: string }>> {
-  for (let i = 0; i < 50; i++) {
-    const jobs = await app.boss.fetch<{ runId: string }>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 20 });
-    const mine = jobs.find((j) => j.data.runId === runId);
-    for (const j of jobs) if (j !== mine) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
-    if (mine) return { ...mine, signal: new AbortController().signal };
-  }
-  throw new Error(`no dispatch job for ${runId}`);
-}
+const fetchJob = (runId: string) => fetchDispatchJob(app, runId);
 
 const handle = (job: JobWithMetadata<{ runId: string }>) => dispatchWorker.handle(app.deps, job, silentLogger);
 

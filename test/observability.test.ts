@@ -1,8 +1,7 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import type { JobWithMetadata } from 'pg-boss';
-import { startTestApp, TEST_ADMIN_TOKEN, TEST_READ_TOKEN, type TestApp } from './support/app.ts';
+import { startTestApp, TEST_ADMIN_TOKEN, TEST_READ_TOKEN, type TestApp, fetchDispatchJob } from './support/app.ts';
 import { runCli } from './support/cli.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx } from '../src/runs/operations.ts';
@@ -33,15 +32,7 @@ async function trigger(flow: string, scheduledFor?: Date): Promise<string> {
   return runId;
 }
 
-async function fetchJob(runId: string): Promise<JobWithMetadata<{ runId: string }>> {
-  for (let i = 0; i < 50; i++) {
-    const jobs = await app.boss.fetch<{ runId: string }>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize: 20 });
-    const mine = jobs.find((j) => j.data.runId === runId);
-    for (const j of jobs) if (j !== mine) await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
-    if (mine) return { ...mine, signal: new AbortController().signal };
-  }
-  throw new Error(`no dispatch job for ${runId}`);
-}
+const fetchJob = (runId: string) => fetchDispatchJob(app, runId);
 
 async function row<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T | undefined> {
   return (await app.pool.query<T>(sql, params)).rows[0];

@@ -9,6 +9,9 @@ import { errorMessage } from '../../src/errors.ts';
 import { HandlerRegistry, registerBuiltins } from '../../src/targets/function.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { scaled } from './timeouts.ts';
+import type { JobWithMetadata } from 'pg-boss';
+import { QUEUES } from '../../src/queue/catalog.ts';
+import { runIdsOf, type DispatchPayload } from '../../src/queue/payloads.ts';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const TEST_READ_TOKEN = 'test-read-token-0123456789';
@@ -79,4 +82,30 @@ export async function waitFor<T>(check: () => Promise<T | undefined | null | fal
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${errorMessage(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * The dispatch jobs carrying any of `runIds` (single-run or multi-run), fetched from pg-boss as a
+ * worker would but ignoring startAfter; any other job fetched on the way is put back (failed for
+ * retry, which costs it an attempt: keep `batchSize` small where attempt numbers are asserted).
+ * Each comes with a fresh abort signal, ready for `dispatchWorker.handle`.
+ */
+export async function fetchDispatchJobs(app: Pick<App, 'boss'>, runIds: string[], batchSize = 20): Promise<Array<JobWithMetadata<DispatchPayload>>> {
+  const wanted = new Set(runIds);
+  const found: Array<JobWithMetadata<DispatchPayload>> = [];
+  for (let i = 0; i < 50 && found.length === 0; i++) {
+    const jobs = await app.boss.fetch<DispatchPayload>(QUEUES.dispatch, { includeMetadata: true, ignoreStartAfter: true, batchSize });
+    for (const j of jobs) {
+      if (runIdsOf(j.data).some((id) => wanted.has(id))) found.push({ ...j, signal: new AbortController().signal });
+      else await app.boss.fail(QUEUES.dispatch, j.id, { reason: 'test put-back' }).catch(() => {});
+    }
+  }
+  if (found.length === 0) throw new Error(`no dispatch job for ${runIds.join(', ')}`);
+  return found;
+}
+
+/** The single-run dispatch job of `runId` (see fetchDispatchJobs). */
+export async function fetchDispatchJob(app: Pick<App, 'boss'>, runId: string): Promise<JobWithMetadata<{ runId: string }>> {
+  const [job] = await fetchDispatchJobs(app, [runId]);
+  return job as JobWithMetadata<{ runId: string }>;
 }
