@@ -94,6 +94,18 @@ describe('retention sweep', () => {
     assert.equal((await sweeper({ keepRuns: 20, batchSize: 7 }).runOnce({ now: T0 })).runs, 0);
   });
 
+  test('a pass started as the pod drains deletes nothing: the sweep stops at its next batch once the signal aborts', async () => {
+    const flowId = await defineFlow({ name: 'ret-drain' });
+    const old = await insertRuns(flowId, 30, ago(10 * DAY), 'COMPLETED');
+    const draining = new AbortController();
+    draining.abort();
+    const cut = await sweeper({ keepRuns: 0, batchSize: 5 }).runOnce({ now: T0, signal: draining.signal });
+    assert.deepEqual({ runs: cut.runs, batches: cut.batches }, { runs: 0, batches: 0 });
+    assert.equal((await surviving(old)).size, 30, 'nothing was deleted after the drain began');
+    const full = await sweeper({ keepRuns: 0, batchSize: 5 }).runOnce({ now: T0 });
+    assert.ok(full.runs >= 30, 'the next pass (another pod, or after restart) deletes them');
+  });
+
   test("a flow's maxConsecutiveFailures raises keepRuns, and the evidence runs of an open hold are kept; disabled_flows is never deleted", async () => {
     const flowId = await defineFlow({ name: 'ret-guard', health: { maxConsecutiveFailures: 8 } });
     const failed = await insertRuns(flowId, 30, ago(20 * DAY), 'FAILED');

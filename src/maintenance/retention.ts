@@ -73,7 +73,7 @@ export class RetentionSweeper implements MaintenanceService {
   constructor(deps: RetentionDeps, config: Partial<RetentionSweepConfig> = {}) {
     this.config = retentionSweepConfig(config);
     this.#deps = { ...deps, log: deps.log.child({ component: 'retention' }) };
-    this.#loop = new Loop(this.name, this.config.intervalMs, () => this.runOnce().then(() => undefined), this.#deps.log);
+    this.#loop = new Loop(this.name, this.config.intervalMs, (signal) => this.runOnce({ signal }).then(() => undefined), this.#deps.log);
   }
 
   start(): void {
@@ -84,8 +84,11 @@ export class RetentionSweeper implements MaintenanceService {
     return this.#loop.stop();
   }
 
-  /** Delete expired rows batch by batch until a batch comes back short. `now` overrides Postgres time (tests). */
-  async runOnce(options: { now?: Date; maxBatches?: number } = {}): Promise<RetentionResult> {
+  /**
+   * Delete expired rows batch by batch until a batch comes back short; none after `signal` aborts
+   * (the drain). `now` overrides Postgres time (tests).
+   */
+  async runOnce(options: { now?: Date; maxBatches?: number; signal?: AbortSignal } = {}): Promise<RetentionResult> {
     const c = this.config;
     const { pool, log, metrics } = this.#deps;
     const maxBatches = options.maxBatches ?? c.maxBatches;
@@ -95,7 +98,7 @@ export class RetentionSweeper implements MaintenanceService {
       if (n > 0) metrics?.retentionDeleted(table, n);
     };
     // Runs: a flow's health.retention may keep runs even when the global window is 0 (forever), and vice versa.
-    for (let i = 0; i < maxBatches; i++) {
+    for (let i = 0; i < maxBatches && !options.signal?.aborted; i++) {
       const out = await withTransaction(pool, (tx) =>
         deleteExpiredRuns(tx, { retentionSeconds: c.runSeconds, keepRuns: c.keepRuns, defaultMaxFailures: c.maxConsecutiveFailures, limit: c.batchSize, now: options.now }),
       );
@@ -105,7 +108,7 @@ export class RetentionSweeper implements MaintenanceService {
       count('task_results', out.tasks);
       if (out.runs < c.batchSize) break;
     }
-    for (let i = 0; i < maxBatches && c.notifySeconds > 0; i++) {
+    for (let i = 0; i < maxBatches && c.notifySeconds > 0 && !options.signal?.aborted; i++) {
       const out = await withTransaction(pool, (tx) => deleteExpiredNotifications(tx, { retentionSeconds: c.notifySeconds, limit: c.batchSize, now: options.now }));
       result.batches++;
       count('notification_messages', out.messages);
