@@ -11,7 +11,7 @@ import { UserInputError } from './errors.ts';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
-import { configSecrets, type Config, type Role } from './config.ts';
+import { configSecrets, hasRole, type Config, type Role } from './config.ts';
 import { registerSecrets, type Logger } from './log.ts';
 import { createPool, onTransactionPoolingDetected } from './db/client.ts';
 import { connectionBudget, createReadPool, listenUrl, migrateForPod, ReadRouter, type ConnectionBudget } from './db/topology.ts';
@@ -91,10 +91,6 @@ export interface App {
   stop(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-function has(roles: Role[], role: Exclude<Role, 'all'>): boolean {
-  return roles.includes('all') || roles.includes(role);
-}
-
 export async function createApp(options: AppOptions): Promise<App> {
   const { config, log } = options;
   // Loggers from createLogger redact these values from every line (src/log.ts).
@@ -118,7 +114,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: budget.boss, transactionPooling });
   await ensureQueues(boss, { jobRetentionSeconds: config.retention.jobSeconds });
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
-  await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: has(roles, 'worker') });
+  await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: hasRole(roles, 'worker') });
   // Every failed run (whatever role reports it) requests a debounced health evaluation.
   const transitions: TransitionDeps = { boss, onFailure: guardFailureHook(log) };
   const http = createHttp({ timeoutMs: config.httpTimeoutMs });
@@ -150,7 +146,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     stopping: stopping.signal,
   };
   // Loaded only where the api role runs: fastify and the admin page cost ~20 MB a worker-only pod need not pay.
-  const api = has(roles, 'api') ? await (await import('./api/server.ts')).buildApi(deps, { databaseUrl: options.databaseUrl, reads }) : undefined;
+  const api = hasRole(roles, 'api') ? await (await import('./api/server.ts')).buildApi(deps, { databaseUrl: options.databaseUrl, reads }) : undefined;
   let workerIds: string[] = [];
   // Wake this pod's dispatch workers exactly at the fire times its tick materialised.
   let pools: JobPool[] = [];
@@ -184,7 +180,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     api,
     address: undefined,
     async start() {
-      if (has(roles, 'worker')) {
+      if (hasRole(roles, 'worker')) {
         workerIds = await startWorkers(deps, WORKERS, { inflight });
         pools = startPools(deps, WORKERS, { inflight });
         await listener?.start();

@@ -16,6 +16,11 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 export const ROLES = ['all', 'scheduler', 'worker', 'api'] as const;
 export type Role = (typeof ROLES)[number];
 
+/** Whether a process started with `roles` runs `role` ('all' runs every role). */
+export function hasRole(roles: readonly Role[], role: Exclude<Role, 'all'>): boolean {
+  return roles.includes('all') || roles.includes(role);
+}
+
 export const DEFAULTS = {
   dataDir: '.flowwarden',
   embeddedPort: 54329,

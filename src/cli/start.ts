@@ -8,7 +8,7 @@ import { runPod } from './pod.ts';
 export async function run(base: Base, _args: string[], values: Values): Promise<void> {
   const roles = (values.role ?? ['all']) as Role[];
   for (const r of roles) {
-    if (!(ROLES as readonly string[]).includes(r)) throw new UserInputError(`--role '${r}' is not a role; use all, scheduler, worker or api`);
+    if (!(ROLES as readonly string[]).includes(r)) throw new UserInputError(`--role '${r}' is not a role; use ${ROLES.join(', ')}`);
   }
   const handlers = values.handlers ?? base.config.handlersModule;
   if (handlers) await loadHandlersModule(handlers);

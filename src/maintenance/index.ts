@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import type { Config } from '../config.ts';
+import { hasRole, type Config, type Role } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Waker } from '../scheduling/waker.ts';
@@ -19,7 +19,8 @@ import { RetentionSweeper, type RetentionSweepConfig } from './retention.ts';
 import { PrefectWatcher, type PrefectWatchConfig } from './prefect-watch.ts';
 import { ChartRollup, type ChartRollupConfig } from './chart-rollup.ts';
 
-export type MaintenanceRole = 'all' | 'scheduler' | 'worker' | 'api';
+/** The pod roles, as src/config.ts defines them. */
+export type MaintenanceRole = Role;
 
 export interface MaintenanceLoops {
   scheduler: Scheduler;
@@ -86,10 +87,6 @@ export function maintenanceConfigs(config: Config): MaintenanceConfigs {
   };
 }
 
-function runs(roles: readonly MaintenanceRole[], role: Exclude<MaintenanceRole, 'all'>): boolean {
-  return roles.includes('all') || roles.includes(role);
-}
-
 /**
  * Every loop is built whatever the roles (tests drive `runOnce()` on any of them); `start()` and
  * `stop()` touch only the ones this pod's roles run, one after the other.
@@ -104,7 +101,7 @@ export class Maintainer {
     const configs = maintenanceConfigs(config);
     this.loops = {
       // Only a pod that dispatches wakes its own dispatch workers at the fire times its tick created.
-      scheduler: new Scheduler({ pool, boss, log, metrics, ...(runs(roles, 'worker') ? { waker: deps.waker } : {}) }, configs.tick),
+      scheduler: new Scheduler({ pool, boss, log, metrics, ...(hasRole(roles, 'worker') ? { waker: deps.waker } : {}) }, configs.tick),
       lateSweeper: new LateSweeper({ pool, boss, log, metrics }, configs.lateSweep),
       healthSweeper: new HealthSweeper({ pool, boss, log }, configs.healthSweep),
       retentionSweeper: new RetentionSweeper({ pool, log, metrics }, configs.retention),
@@ -115,7 +112,7 @@ export class Maintainer {
     };
     const names = new Set<keyof MaintenanceLoops>();
     for (const [role, loops] of Object.entries(LOOPS_BY_ROLE) as Array<[keyof typeof LOOPS_BY_ROLE, ReadonlyArray<keyof MaintenanceLoops>]>) {
-      if (runs(roles, role)) for (const name of loops) names.add(name);
+      if (hasRole(roles, role)) for (const name of loops) names.add(name);
     }
     this.running = [...names].flatMap((name) => this.loops[name] ?? []);
   }

@@ -11,7 +11,7 @@ import { advanceSchedules, claimDueSchedules } from '../queries/schedules.ts';
 import { runInsertScheduledMany, type PlannedRun } from '../runs/store-insert.ts';
 import { dispatchJobs, insertJobs, planDispatchJobs, QUEUES } from '../queue/catalog.ts';
 import { planFires } from './plan.ts';
-import type { ScheduleSpec } from './fire-times.ts';
+import { scheduleSpecOf } from '../queries/flows.ts';
 import type { Logger } from '../log.ts';
 
 export interface MaterialiseDeps {
@@ -51,9 +51,7 @@ export async function materialiseBatch(deps: MaterialiseDeps, options: Materiali
     const planned: Array<Omit<PlannedRun, 'id' | 'dispatchJobId'>> = [];
     const advances: Array<{ id: string; nextRunAt: Date; lastRunAt: Date | null }> = [];
     for (const s of due) {
-      const spec: ScheduleSpec = s.kind === 'cron'
-        ? { kind: 'cron', cron: s.cron!, timezone: s.timezone }
-        : { kind: 'interval', everySeconds: s.intervalSeconds!, anchor: s.anchor };
+      const spec = scheduleSpecOf(s);
       try {
         const plan = planFires(
           { spec, nextRunAt: s.nextRunAt, catchup: s.catchup, catchupWindowSeconds: s.catchupWindowSeconds, catchupMax: s.catchupMax },
