@@ -135,7 +135,6 @@ export async function createApp(options: AppOptions): Promise<App> {
     config,
     log,
     http,
-    registry,
     guardActions,
     transitions,
     targets,

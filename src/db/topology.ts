@@ -5,11 +5,10 @@
  * Details: docs/internals.md, "Database".
  */
 import pg from 'pg';
-import type { Config, Role } from '../config.ts';
+import { hasRole, type Config, type Role } from '../config.ts';
 import { UserInputError } from '../errors.ts';
 import { CONNECT_TIMEOUT_MS, createPool, type Queryable } from './client.ts';
 
-export type PoolRole = Role;
 
 /** The notify worker's local concurrency: in transaction mode each delivery pins one pool connection for its lock. */
 export const NOTIFY_LOCK_HOLDERS = 4;
@@ -28,9 +27,6 @@ export interface ConnectionBudget {
   total: number;
 }
 
-function has(roles: PoolRole[], role: Exclude<PoolRole, 'all'>): boolean {
-  return roles.includes('all') || roles.includes(role);
-}
 
 /** Whether the dispatch LISTEN runs, and on which URL. */
 export function listenUrl(config: Pick<Config, 'poolMode' | 'directUrl'>, databaseUrl: string): string | undefined {
@@ -44,11 +40,11 @@ export function listenUrl(config: Pick<Config, 'poolMode' | 'directUrl'>, databa
  * With it: the fixed connections (LISTENs) first, then a fifth for reads, two fifths of the rest
  * for pg-boss, the remainder for the main pool. Throws when the budget cannot run the roles.
  */
-export function connectionBudget(config: Pick<Config, 'poolMode' | 'directUrl' | 'readUrl' | 'maxConnections' | 'concurrency'>, roles: PoolRole[] = ['all']): ConnectionBudget {
-  const worker = has(roles, 'worker');
+export function connectionBudget(config: Pick<Config, 'poolMode' | 'directUrl' | 'readUrl' | 'maxConnections' | 'concurrency'>, roles: Role[] = ['all']): ConnectionBudget {
+  const worker = hasRole(roles, 'worker');
   const listen = worker && (config.directUrl || config.poolMode === 'session') ? 1 : 0;
   const bossListen = worker && config.poolMode === 'session' ? 1 : 0;
-  const wantsRead = Boolean(config.readUrl) && has(roles, 'api');
+  const wantsRead = Boolean(config.readUrl) && hasRole(roles, 'api');
   // In transaction mode a notify delivery holds its lock's transaction on one main connection and
   // queries on another: the main pool needs a free connection beyond the lock holders.
   const minMain = worker ? Math.min(config.concurrency, NOTIFY_LOCK_HOLDERS) + 2 : 2;

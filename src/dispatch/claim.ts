@@ -49,7 +49,7 @@ export async function claimRun(fx: TransitionDeps, tx: Queryable, runId: string,
       return { kind: 'skip', reason: 'overlap' };
     }
     let { run: claimed } = await applyLockedTransition(fx, tx, run, { to: 'PENDING', dispatchAttempt: attempt, message: dispatchMessage });
-    const lagSeconds = (claimed.updatedAt.getTime() - run.scheduledFor.getTime()) / 1000;
+    const lagSeconds = lagOf(claimed);
     if (isFunction(flow)) ({ run: claimed } = await applyLockedTransition(fx, tx, claimed, { to: 'RUNNING' }));
     return { kind: 'dispatch', run: claimed, flow, lagSeconds };
   }

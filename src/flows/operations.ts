@@ -7,7 +7,7 @@ import { getFlowByName, listSchedules, requireFlow, upsertFlowRow, upsertSchedul
 import { GUARD_NOTE_PREFIX } from '../queries/guard.ts';
 import { isWatchedTarget } from '../targets/spec.ts';
 import { checkParametersSize, parseFlowInput, parseScheduleInput } from './spec.ts';
-import { DEFAULT_MAX_PARAMETERS_BYTES } from '../runs/operations.ts';
+import { DEFAULTS } from '../config.ts';
 import { UserInputError } from '../errors.ts';
 
 export interface UpsertFlowOutcome {
@@ -32,7 +32,7 @@ export function refuseScheduleOnWatchedFlow(flow: Pick<FlowRow, 'name' | 'target
 export async function upsertFlowTx(tx: Queryable, raw: unknown, options: { maxParametersBytes?: number } = {}): Promise<UpsertFlowOutcome> {
   const input = parseFlowInput(raw, `flow${raw && typeof raw === 'object' && 'name' in raw ? ` '${String((raw).name)}'` : ''}`);
   input.schedules.forEach((s, i) =>
-    checkParametersSize(s.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${input.name}' schedules[${i}]`),
+    checkParametersSize(s.parameters, options.maxParametersBytes ?? DEFAULTS.maxParametersBytes, `flow '${input.name}' schedules[${i}]`),
   );
   const existing = isWatchedTarget(input.target) ? await getFlowByName(tx, input.name) : null;
   if (existing) {
@@ -55,7 +55,7 @@ export async function upsertFlowTx(tx: Queryable, raw: unknown, options: { maxPa
 
 export async function upsertScheduleTx(tx: Queryable, flowName: string, raw: unknown /* a ScheduleInputRaw, validated here */, options: { maxParametersBytes?: number } = {}): Promise<UpsertScheduleResult> {
   const input = parseScheduleInput(raw, `schedule of flow '${flowName}'`);
-  checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `flow '${flowName}' schedule '${input.name}'`);
+  checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULTS.maxParametersBytes, `flow '${flowName}' schedule '${input.name}'`);
   const flow = await requireFlow(tx, flowName);
   if (input.enabled) refuseScheduleOnWatchedFlow(flow, input.name);
   return upsertScheduleRow(tx, flow, input, await dbNow(tx));

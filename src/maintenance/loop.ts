@@ -70,13 +70,6 @@ export class Loop {
     this.#schedule(0);
   }
 
-  /** Run the next pass now instead of waiting out the interval. */
-  wake(): void {
-    if (this.#stopped || this.#running) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#schedule(0);
-  }
-
   #schedule(delay: number): void {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;

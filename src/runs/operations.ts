@@ -15,9 +15,7 @@ import { applyTransition, type TransitionDeps } from './service.ts';
 import { isStateType } from './states.ts';
 import { UserInputError } from '../errors.ts';
 import { DISPATCH_CHANNEL } from '../db/listen.ts';
-
-/** The default FLOWWARDEN_MAX_PARAMETERS_BYTES (config.maxParametersBytes). */
-export const DEFAULT_MAX_PARAMETERS_BYTES = 64 * 1024;
+import { DEFAULTS } from '../config.ts';
 
 export interface TriggerOptions {
   idempotencyKey?: string;
@@ -37,7 +35,7 @@ export async function triggerRunTx(
   if (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters)) {
     throw new UserInputError('parameters must be a JSON object, e.g. {"date": "2026-01-01"}');
   }
-  checkParametersSize(parameters, options.maxParametersBytes ?? DEFAULT_MAX_PARAMETERS_BYTES, `trigger of flow '${flowName}'`);
+  checkParametersSize(parameters, options.maxParametersBytes ?? DEFAULTS.maxParametersBytes, `trigger of flow '${flowName}'`);
   if (options.idempotencyKey !== undefined && (options.idempotencyKey.length === 0 || options.idempotencyKey.length > 200)) {
     throw new UserInputError('idempotencyKey must be 1 to 200 characters');
   }

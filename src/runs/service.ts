@@ -76,11 +76,6 @@ export async function completedIsWanted(tx: Queryable): Promise<boolean> {
   return completedWanted.value;
 }
 
-/** For tests: forget the cached answer. */
-export function resetEventCaches(): void {
-  completedWanted = { value: false, until: 0 };
-}
-
 function eventFor(run: RunRow): EventName | null {
   if (run.stateType === 'COMPLETED') return EVENTS.runCompleted;
   if (FAILURE_TYPES.has(run.stateType)) return EVENTS.runFailed;

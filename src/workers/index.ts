@@ -12,7 +12,6 @@ import { eventsWorker } from './events.ts';
 import { notifyWorker } from './notify.ts';
 import { pollWorker } from './poll.ts';
 
-// dispatch stays first: src/app.ts wakes the first worker id at fire times.
 export const WORKERS: WorkerDefinition[] = [dispatchWorker, healthWorker, eventsWorker, notifyWorker, pollWorker];
 
 /** Subscribe each worker's handler; returns the pg-boss worker ids. `inflight` tracks handler calls for shutdown. */

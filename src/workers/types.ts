@@ -4,7 +4,6 @@ import type { KyInstance } from 'ky';
 import type { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { HandlerRegistry } from '../targets/function.ts';
 import type { QueueName } from '../queue/catalog.ts';
 import type { GuardActionRegistry } from '../guard/actions.ts';
 import type { PoolJob } from '../queue/pool.ts';
@@ -26,7 +25,6 @@ export interface WorkerDeps {
   config: Config;
   log: Logger;
   http: KyInstance;
-  registry: HandlerRegistry;
   /** Actions connectors add to disable/enforce/reactivate (src/guard/actions.ts). */
   guardActions: GuardActionRegistry;
   /** What run transitions need for their consequences (events, the guard's failure hook). */

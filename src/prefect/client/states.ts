@@ -57,10 +57,6 @@ export function mapPrefectState(stateType: string | null | undefined, stateName?
   }
 }
 
-export function isTerminalPrefectState(stateType: string | null | undefined, stateName?: string | null): boolean {
-  return mapPrefectState(stateType, stateName).terminal;
-}
-
 /** Prefect idempotency keys are unique per flow, not per deployment: put the deployment in the key. */
 export function prefectIdempotencyKey(deploymentId: string, runId: string): string {
   return `flowwarden:${deploymentId}:${runId}`;
