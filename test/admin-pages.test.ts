@@ -92,6 +92,8 @@ describe('the runs page', () => {
     assert.match(body, /since ‘yesterday’ is not an ISO 8601 time with a zone, e\.g\. \d{4}-/);
     assert.deepEqual(runIds(body), await idsWhere(`f.name = 'report-builder' and r.scheduled_for <= now()`));
     assert.match(await get('/admin/runs?after=nonsense', 400), /page cursor is not valid/);
+    // An inherited property name is not a range either (it used to reach Postgres as an invalid date: 500).
+    assert.match(await get('/admin/runs?range=constructor', 400), /range ‘constructor’ is not one of 15m, /);
   });
 
   test('pages deep through every run, newest first, without a gap or a repeat', async () => {

@@ -21,7 +21,7 @@ import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import { sendPoll } from '../runs/poll-jobs.ts';
 import { DeploymentResolver } from './deployments.ts';
 import { DEFAULT_MAX_INLINE_WAIT_MS, withRateLimit } from './retry.ts';
-import { describeFlowRun, fetchTaskResults, mappedStateOf, mirrorLockedRun, TASKS_UNREAD_MARKER } from './mirror.ts';
+import { describeFlowRun, fetchTaskResults, mappedStateOf, mirrorLockedRun, tasksUnreadNote } from './mirror.ts';
 
 /** Tag added to every flow run flowwarden creates, so they are easy to find in Prefect's UI. */
 export const FLOWWARDEN_TAG = 'flowwarden';
@@ -161,7 +161,7 @@ export function createPrefectConnector(options: PrefectConnectorOptions): Prefec
         const current = await getRun(tx, run.id, { forUpdate: true });
         if (!current || isTerminal(current.stateType)) return { kind: 'noop', reason: 'finished meanwhile' };
         if (mapped.terminal) {
-          const note = tasksUnread ? ` ${TASKS_UNREAD_MARKER} ${tasksUnread}; read again by the next Prefect watch pass)` : '';
+          const note = tasksUnread ? tasksUnreadNote(tasksUnread) : '';
           await mirrorLockedRun(deps.transitions, tx, current, fr, { tasks, ...(note ? { suffix: note } : {}) });
           ctx.log.info({ flowRunId: fr.id, state: mapped.stateType, tasks: tasks.length }, `Prefect flow run ${mapped.stateName}`);
           return { kind: 'finished', state: mapped.stateType };

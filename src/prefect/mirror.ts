@@ -25,6 +25,11 @@ import { transitionAllowed } from '../runs/states.ts';
 /** In a finished run's message when its task runs could not be read yet (the watch pass retries). */
 export const TASKS_UNREAD_MARKER = '(task results not read yet:';
 
+/** The note a run's message carries while its task results could not be read (found again by TASKS_UNREAD_MARKER). */
+export function tasksUnreadNote(reason: string): string {
+  return ` ${TASKS_UNREAD_MARKER} ${reason}; read again by the next Prefect watch pass)`;
+}
+
 export function mappedStateOf(fr: Pick<PrefectFlowRun, 'state_type' | 'state_name' | 'state'>): MappedState {
   return mapPrefectState(fr.state_type ?? fr.state?.type, fr.state_name ?? fr.state?.name);
 }

@@ -28,7 +28,7 @@ import type { PrefectFlowRun } from './client/index.ts';
 import { isTerminal } from '../runs/states.ts';
 import { NotFoundError, errorMessage } from '../errors.ts';
 import type { PrefectConnector } from './connector.ts';
-import { fetchTaskResults, mappedStateOf, mirrorLockedRun, TASKS_UNREAD_MARKER } from './mirror.ts';
+import { fetchTaskResults, mappedStateOf, mirrorLockedRun, TASKS_UNREAD_MARKER, tasksUnreadNote } from './mirror.ts';
 
 /** What the import and refresh read with (src/maintenance/prefect-watch.ts documents each). */
 export interface WatchSettings {
@@ -190,7 +190,7 @@ async function mirrorRuns(ctx: WatchContext, tx: Queryable, flowRuns: PrefectFlo
     try {
       tasks = await fetchTaskResults(connector.client, needTasks, (what, fn) => connector.call(what, fn, { log: ctx.log }));
     } catch (err) {
-      unread = ` ${TASKS_UNREAD_MARKER} ${errorMessage(err)}; read again by the next Prefect watch pass)`;
+      unread = tasksUnreadNote(errorMessage(err));
       ctx.log.warn({ err, runs: needTasks.length }, 'cannot read task runs of finished Prefect runs; recording their states now, tasks on a later pass');
     }
   }

@@ -60,8 +60,10 @@ export function parseRunsFilter(q: Record<string, unknown>, now: Date): { filter
   const badOrigins = origins.filter((o) => !(RUN_ORIGINS as readonly string[]).includes(o));
   if (badOrigins.length) errors.push(`origin ${badOrigins.join(', ')} is not one of ${RUN_ORIGINS.join(', ')}`);
   const rangeRaw = typeof q.range === 'string' ? q.range : '24h';
-  const range: RunRange = rangeRaw in RUN_RANGES ? (rangeRaw as RunRange) : '24h';
-  if (!(rangeRaw in RUN_RANGES)) errors.push(`range ‘${rangeRaw}’ is not one of ${Object.keys(RUN_RANGES).join(', ')}`);
+  // Own keys only: `in` would accept inherited names such as 'constructor'.
+  const known = Object.hasOwn(RUN_RANGES, rangeRaw);
+  const range: RunRange = known ? (rangeRaw as RunRange) : '24h';
+  if (!known) errors.push(`range ‘${rangeRaw}’ is not one of ${Object.keys(RUN_RANGES).join(', ')}`);
   const time = (name: string): Date | undefined => {
     const v = q[name];
     if (typeof v !== 'string' || v === '') return undefined;
