@@ -48,20 +48,24 @@ export async function claimRun(fx: TransitionDeps, tx: Queryable, runId: string,
       });
       return { kind: 'skip', reason: 'overlap' };
     }
-    let { run: claimed } = await applyLockedTransition(fx, tx, run, { to: 'PENDING', dispatchAttempt: attempt, message: dispatchMessage });
-    const lagSeconds = lagOf(claimed);
-    if (isFunction(flow)) ({ run: claimed } = await applyLockedTransition(fx, tx, claimed, { to: 'RUNNING' }));
-    return { kind: 'dispatch', run: claimed, flow, lagSeconds };
+    // A function run goes on to RUNNING in the same row version (both moves in its history).
+    const { run: claimed } = await applyLockedTransition(fx, tx, run, isFunction(flow)
+      ? { to: 'RUNNING', via: { to: 'PENDING', message: dispatchMessage }, dispatchAttempt: attempt }
+      : { to: 'PENDING', dispatchAttempt: attempt, message: dispatchMessage });
+    return { kind: 'dispatch', run: claimed, flow, lagSeconds: lagOf(claimed) };
   }
   if (run.stateType === 'PENDING' && previous < attempt) {
     // The previous attempt died or failed transiently: reclaim (http/prefect get the run id as idempotency key).
     let claimed: RunRow;
     if (run.stateName === 'AwaitingRetry') {
-      ({ run: claimed } = await applyLockedTransition(fx, tx, run, { to: 'PENDING', name: 'Pending', dispatchAttempt: attempt, message: dispatchMessage }));
-    } else {
-      await runSetAttempt(tx, run.id, attempt);
-      claimed = { ...run, dispatchAttempt: attempt };
+      const pending = { to: 'PENDING' as const, name: 'Pending', message: dispatchMessage };
+      ({ run: claimed } = await applyLockedTransition(fx, tx, run, isFunction(flow)
+        ? { to: 'RUNNING', via: pending, dispatchAttempt: attempt }
+        : { ...pending, dispatchAttempt: attempt }));
+      return { kind: 'dispatch', run: claimed, flow };
     }
+    await runSetAttempt(tx, run.id, attempt);
+    claimed = { ...run, dispatchAttempt: attempt };
     if (isFunction(flow)) ({ run: claimed } = await applyLockedTransition(fx, tx, claimed, { to: 'RUNNING' }));
     return { kind: 'dispatch', run: claimed, flow };
   }
