@@ -3,6 +3,7 @@
  * nothing here imports from the rooms above (runs, dispatch, targets, prefect, api…).
  */
 import type { Logger } from './log.ts';
+import type { TargetSpec } from './targets/spec.ts';
 
 export const STATE_TYPES = ['SCHEDULED', 'PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED'] as const;
 export type StateType = (typeof STATE_TYPES)[number];
@@ -37,7 +38,7 @@ export interface RunRow {
 export interface RunFlow {
   id: string;
   name: string;
-  target: unknown;
+  target: TargetSpec;
   health: unknown;
   disabledAt: Date | null;
   disabledReason: string | null;

@@ -23,7 +23,7 @@ export interface ClaimDeps {
   transitions: TransitionDeps;
 }
 
-const isFunction = (flow: RunFlow) => (flow.target as { type?: string } | null)?.type === 'function';
+const isFunction = (flow: RunFlow) => flow.target.type === 'function';
 const lagOf = (run: RunRow) => (run.updatedAt.getTime() - run.scheduledFor.getTime()) / 1000;
 
 /** The claim of one run, under its row lock (`tx` must be a transaction). */

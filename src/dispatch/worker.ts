@@ -13,7 +13,7 @@ import { HandedBackError, type PoolJob } from '../queue/pool.ts';
 import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { DispatchOutcome } from '../metrics.ts';
-import type { RunContext, TargetOutcome, TargetType } from '../types.ts';
+import type { RunContext, TargetOutcome } from '../types.ts';
 import { deferForRateLimit, markForRetry, recordOutcome, requeueHandedBack, retryAlone } from './settle.ts';
 
 
@@ -31,7 +31,7 @@ async function handle(deps: WorkerDeps, job: PoolJob<Payload>, jobLog: Logger): 
     return;
   }
   const { run, flow } = claimed;
-  const targetType = (flow.target as { type: TargetType }).type;
+  const targetType = flow.target.type;
   if (claimed.lagSeconds !== undefined) deps.metrics.fireLag(targetType, claimed.lagSeconds);
   const started = performance.now();
   const observe = (outcome: DispatchOutcome) => deps.metrics.dispatchDone(targetType, outcome, (performance.now() - started) / 1000);

@@ -105,6 +105,6 @@ export async function runFunctionTarget(registry: HandlerRegistry, handlerName: 
 /** The `function` Target: the claim has already recorded the run RUNNING (src/dispatch/claim.ts). */
 export function functionTarget(registry: HandlerRegistry): Target {
   return {
-    dispatch: (_run, flow, ctx) => runFunctionTarget(registry, (flow.target as { handler?: string }).handler ?? flow.name, ctx),
+    dispatch: (_run, flow, ctx) => runFunctionTarget(registry, (flow.target.type === 'function' ? flow.target.handler : undefined) ?? flow.name, ctx),
   };
 }
