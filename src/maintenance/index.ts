@@ -78,11 +78,12 @@ export function maintenanceConfigs(config: Config): MaintenanceConfigs {
       maxConsecutiveFailures: config.maxConsecutiveFailures,
     },
     chartRollup: {},
+    // An absent value takes the loop's default (resolveConfig); only the interval needs converting.
     prefectWatch: {
-      ...(p.pageSize !== undefined ? { pageSize: p.pageSize } : {}),
-      ...(p.watchIntervalSeconds !== undefined ? { intervalMs: Math.round(p.watchIntervalSeconds * 1000) } : {}),
-      ...(p.watchLookbackSeconds !== undefined ? { lookbackSeconds: p.watchLookbackSeconds } : {}),
-      ...(p.taskGraceSeconds !== undefined ? { taskGraceSeconds: p.taskGraceSeconds } : {}),
+      pageSize: p.pageSize,
+      intervalMs: p.watchIntervalSeconds === undefined ? undefined : Math.round(p.watchIntervalSeconds * 1000),
+      lookbackSeconds: p.watchLookbackSeconds,
+      taskGraceSeconds: p.taskGraceSeconds,
     },
   };
 }

@@ -9,9 +9,10 @@ import type { PgBoss } from 'pg-boss';
 import type { TransitionDeps } from '../runs/service.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
+import { DEFAULTS } from '../config.ts';
 import type { FlowRow } from '../queries/flows.ts';
 import { listWatchedFlows } from '../queries/prefect.ts';
-import { PREFECT_MAX_LIMIT, PREFECT_PAGE_SIZE_MAX } from '../prefect/client/index.ts';
+import { PREFECT_PAGE_SIZE_MAX } from '../prefect/client/index.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
 import { importWatchedFlow, recordLateTaskRuns, refreshOpenWatchedRuns, type WatchContext, type WatchSettings } from '../prefect/watch.ts';
 import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
@@ -37,13 +38,13 @@ export interface PrefectWatchConfig extends WatchSettings {
 }
 
 export const WATCH_DEFAULTS: PrefectWatchConfig = {
-  intervalMs: 15_000,
-  pageSize: PREFECT_MAX_LIMIT,
-  lookbackSeconds: 86_400,
+  intervalMs: DEFAULTS.prefectWatchIntervalSeconds * 1000,
+  pageSize: DEFAULTS.prefectPageSize,
+  lookbackSeconds: DEFAULTS.prefectWatchLookbackSeconds,
   overlapSeconds: 120,
   maxPagesPerPass: 50,
   maxOpenPerPass: 2_000,
-  taskGraceSeconds: 900,
+  taskGraceSeconds: DEFAULTS.prefectTaskGraceSeconds,
 };
 
 export function prefectWatchConfig(input: Partial<PrefectWatchConfig> = {}): PrefectWatchConfig {
