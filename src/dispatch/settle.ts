@@ -3,7 +3,7 @@
  * database outage, the retry mark (PENDING/AwaitingRetry), the 429 deferral and the drain hand-back.
  * Every state write goes through src/runs/ (service.ts → store.ts).
  */
-import type { JobWithMetadata } from 'pg-boss';
+import type { JobWithMetadata, SendOptions } from 'pg-boss';
 import { QUEUES, sendJob, stableJobId } from '../queue/catalog.ts';
 import { bossDb, isConnectionError, withTransaction, type Queryable } from '../db/client.ts';
 import { getRun } from '../runs/read.ts';
@@ -43,14 +43,24 @@ export async function recordOutcome(deps: WorkerDeps, runId: string, outcome: Ta
 
 /** A transient failure: the run waits as PENDING/AwaitingRetry for pg-boss's retry. */
 export async function markForRetry(deps: WorkerDeps, runId: string, attempt: number, message: string): Promise<void> {
-  await withTransaction(deps.pool, (tx) => markForRetryTx(deps, tx, runId, attempt, message));
+  await withTransaction(deps.pool, (tx) => awaitRetryTx(deps, tx, runId, `attempt ${attempt + 1} failed: ${message}`));
 }
 
-async function markForRetryTx(deps: WorkerDeps, tx: Queryable, runId: string, attempt: number, message: string): Promise<boolean> {
+/** A PENDING run → PENDING/AwaitingRetry with `message`, under its lock; false when it is not PENDING (it moved on). */
+async function awaitRetryTx(deps: WorkerDeps, tx: Queryable, runId: string, message: string): Promise<boolean> {
   const current = await getRun(tx, runId, { forUpdate: true });
   if (current?.stateType !== 'PENDING') return false;
-  await applyLockedTransition(deps.transitions, tx, current, { to: 'PENDING', name: 'AwaitingRetry', message: `attempt ${attempt + 1} failed: ${message}` });
+  await applyLockedTransition(deps.transitions, tx, current, { to: 'PENDING', name: 'AwaitingRetry', message });
   return true;
+}
+
+/**
+ * Carry a PENDING/AwaitingRetry run on a single-run job of its own from now on (`runs.dispatch_job_id`),
+ * continuing its attempt numbers: the 429 deferral and the retry of one run of a multi-run job.
+ */
+async function resendAlone(deps: WorkerDeps, tx: Queryable, runId: string, nextAttempt: number, id: string, options: Pick<SendOptions, 'startAfter' | 'retryLimit' | 'retryDelay'>): Promise<void> {
+  await runSetDispatchJob(tx, runId, id);
+  await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: nextAttempt }, { ...options, id, db: bossDb(tx) });
 }
 
 /** The id of the single-run dispatch that retries one run of a multi-run job (see retryAlone). */
@@ -66,20 +76,17 @@ export function retryDispatchJobId(runId: string, attempt: number): string {
  */
 export async function retryAlone(deps: WorkerDeps, job: JobWithMetadata<unknown>, runId: string, attempt: number, message: string): Promise<void> {
   // pg-boss's own backoff (its failJobs): retryDelay × 2^retryCount × (1 + jitter), at most retryDelayMax.
-  const delay = job.retryBackoff ? Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount) * (1 + Math.random()) : job.retryDelay;
+  const base = Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount);
+  const delay = job.retryBackoff ? base * (1 + Math.random()) : job.retryDelay;
   const afterSeconds = Math.max(1, Math.ceil(job.retryDelayMax ? Math.min(job.retryDelayMax, delay) : delay));
   await withTransaction(deps.pool, async (tx) => {
-    if (!(await markForRetryTx(deps, tx, runId, attempt, message))) return;
-    const id = retryDispatchJobId(runId, attempt + 1);
-    await runSetDispatchJob(tx, runId, id);
-    await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
-      id,
+    if (!(await awaitRetryTx(deps, tx, runId, `attempt ${attempt + 1} failed: ${message}`))) return;
+    await resendAlone(deps, tx, runId, attempt + 1, retryDispatchJobId(runId, attempt + 1), {
       startAfter: afterSeconds,
       retryLimit: Math.max(0, job.retryLimit - job.retryCount - 1),
       // pg-boss counts this job's retries from 0: a base delay that far along the backoff keeps the
       // run's later retries spaced as they would have been in one job.
-      ...(job.retryBackoff ? { retryDelay: Math.min(job.retryDelayMax ?? Infinity, Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount + 1)) } : {}),
-      db: bossDb(tx),
+      ...(job.retryBackoff ? { retryDelay: Math.min(job.retryDelayMax ?? Infinity, base * 2) } : {}),
     });
   });
 }
@@ -119,20 +126,9 @@ export async function deferForRateLimit(
 ): Promise<void> {
   const { startAfter: afterSeconds, retryLimit } = resendAfterRateLimit(job, err);
   await withTransaction(deps.pool, async (tx) => {
-    const current = await getRun(tx, runId, { forUpdate: true });
-    if (current?.stateType !== 'PENDING') return;
-    await applyLockedTransition(deps.transitions, tx, current, {
-      to: 'PENDING', name: 'AwaitingRetry',
-      message: `attempt ${attempt + 1}: rate limited (429); dispatch deferred ${afterSeconds}s as Retry-After asks: ${errorMessage(err)}`,
-    });
-    const id = deferredDispatchJobId(runId, attempt + 1);
-    await runSetDispatchJob(tx, runId, id);
-    await sendJob(deps.boss, QUEUES.dispatch, { runId, attemptOffset: attempt + 1 }, {
-      id,
-      startAfter: afterSeconds,
-      retryLimit,
-      db: bossDb(tx),
-    });
+    const message = `attempt ${attempt + 1}: rate limited (429); dispatch deferred ${afterSeconds}s as Retry-After asks: ${errorMessage(err)}`;
+    if (!(await awaitRetryTx(deps, tx, runId, message))) return;
+    await resendAlone(deps, tx, runId, attempt + 1, deferredDispatchJobId(runId, attempt + 1), { startAfter: afterSeconds, retryLimit });
   });
   log.info({ attempt, afterSeconds }, 'dispatch rate limited (429): re-sent for when Retry-After ends (no retry used)');
 }
