@@ -240,6 +240,28 @@ describe('dispatch', () => {
     assert.match(run.stateMessage!, /still RUNNING \(overlap: skip\)/);
   });
 
+  test('a schedule-made run of a flow held by the guard is Skipped at dispatch; a manual run of the same flow still runs', async () => {
+    await flow({ name: 'held-at-dispatch', target: { type: 'function', handler: 'count' }, schedules: [{ name: 's', every: '1s' }] });
+    const now = new Date();
+    await app.pool.query(`update flowwarden.schedules s set next_run_at = $1, anchor = $1 from flowwarden.flows f where f.id = s.flow_id and f.name = 'held-at-dispatch'`, [now]);
+    await app.scheduler.runOnce({ now });
+    const { rows: [made] } = await app.pool.query<{ id: string }>(
+      `select r.id from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'held-at-dispatch' order by r.scheduled_for limit 1`,
+    );
+    const manual = await trigger('held-at-dispatch');
+    // Held after its runs were made, as when a hold's cancel (SKIP LOCKED) passed over a run being dispatched.
+    await app.pool.query(`update flowwarden.flows set disabled_at = now(), disabled_reason = 'held by the guard: 3 failures in a row' where name = 'held-at-dispatch'`);
+    const before = calls;
+    await handle(await fetchJob(made!.id));
+    const skipped = await getRun(app.pool, made!.id);
+    assert.equal(`${skipped?.stateType}/${skipped?.stateName}`, 'CANCELLED/Skipped');
+    assert.match(skipped!.stateMessage!, /flow is disabled: held by the guard: 3 failures in a row/);
+    await handle(await fetchJob(manual));
+    assert.equal((await getRun(app.pool, manual))?.stateType, 'COMPLETED', 'an operator asked for the manual run: it runs');
+    assert.equal(calls - before, 1, 'only the manual run called the handler');
+    await app.pool.query(`update flowwarden.schedules s set enabled = false from flowwarden.flows f where f.id = s.flow_id and f.name = 'held-at-dispatch'`);
+  });
+
   test('pausing a schedule cancels the runs pre-created for fire times still ahead, not the due ones', async () => {
     await flow({ name: 'paused-later', target: { type: 'function', handler: 'count' }, schedules: [{ name: 's', every: '1s' }] });
     const now = new Date();
