@@ -193,4 +193,18 @@ describe('multi-run dispatch jobs', () => {
     assert.ok(rows.reduce((n, r) => n + r.n, 0) >= 1, 'the runs travelled in multi-run jobs');
   });
 
+
+  test('a malformed dispatch job is dropped (completed, not retried forever) and the workers go on', async () => {
+    const bad = await app.boss.send(QUEUES.dispatch, { runIds: [] });
+    await waitFor(async () => (await app.boss.getJobById(QUEUES.dispatch, bad!))?.state === 'completed', { what: 'the malformed job completed' });
+    const names = ['after-bad'];
+    await flow({ name: names[0]!, target: { type: 'function', handler: 'count-each' }, schedules: [{ name: 's', every: '1s' }] });
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+    await tick(names, new Date(now.getTime() - 1000), now);
+    const runs = await runsOf(names);
+    await waitFor(async () => {
+      const { rows } = await app.pool.query<{ n: number }>(`select count(*)::int as n from flowwarden.runs where id = any($1) and state_type = 'COMPLETED'`, [runs.map((r) => r.id)]);
+      return rows[0]!.n === runs.length;
+    }, { what: 'later runs still dispatched' });
+  });
 });

@@ -3,7 +3,7 @@
  * one entry here.
  */
 import type { WorkerDefinition, WorkerDeps } from './types.ts';
-import { JobPool } from '../queue/pool.ts';
+import { JobPool, type PoolJob } from '../queue/pool.ts';
 import { QUEUE_OPTIONS } from '../queue/catalog.ts';
 import type { Inflight } from '../util/inflight.ts';
 import { dispatchWorker } from '../dispatch/worker.ts';
@@ -14,23 +14,33 @@ import { pollWorker } from './poll.ts';
 
 export const WORKERS: WorkerDefinition[] = [dispatchWorker, healthWorker, eventsWorker, notifyWorker, pollWorker];
 
+/** A job's log context: its scalar payload fields (ids), never its arrays (an events batch, a job's run list). */
+function bindingsOf(data: unknown): Record<string, unknown> {
+  if (typeof data !== 'object' || data === null) return {};
+  return Object.fromEntries(Object.entries(data).filter(([, v]) => v === null || ['string', 'number', 'boolean'].includes(typeof v)));
+}
+
+/** Parse a job's payload and call the worker's handler (tracked for shutdown); a malformed payload is logged and dropped. */
+async function runJob<S extends WorkerDefinition>(
+  deps: WorkerDeps, w: S, job: PoolJob, parsed: ReturnType<S['payload']['safeParse']>, inflight: Inflight | undefined,
+): Promise<void> {
+  const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.units ? { unit: job.unit } : {}), ...bindingsOf(job.data) });
+  if (!parsed.success) {
+    // A malformed payload can never succeed: log it and complete the job rather than retry forever.
+    log.error({ issues: parsed.error.issues }, 'dropping job with invalid payload');
+    return;
+  }
+  const work = w.handle(deps, { ...job, data: parsed.data }, log);
+  await (inflight ? inflight.track(work, job.signal) : work);
+}
+
 /** Subscribe each worker's handler; returns the pg-boss worker ids. `inflight` tracks handler calls for shutdown. */
 export async function startWorkers(deps: WorkerDeps, workers: WorkerDefinition[] = WORKERS, options: { inflight?: Inflight } = {}): Promise<string[]> {
   const ids: string[] = [];
   for (const w of workers) {
     if (w.consumer === 'pool') continue;
     const id = await deps.boss.work(w.queue, w.workOptions(deps.config), async (jobs) => {
-      for (const job of jobs) {
-        const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.data as object) });
-        const parsed = w.payload.safeParse(job.data);
-        if (!parsed.success) {
-          // A malformed payload can never succeed: log it and complete the job rather than retry forever.
-          log.error({ issues: parsed.error.issues }, 'dropping job with invalid payload');
-          continue;
-        }
-        const work = w.handle(deps, { ...job, data: parsed.data }, log);
-        await (options.inflight ? options.inflight.track(work, job.signal) : work);
-      }
+      for (const job of jobs) await runJob(deps, w, job, w.payload.safeParse(job.data), options.inflight);
     });
     ids.push(id);
   }
@@ -64,16 +74,7 @@ export function startPools(deps: WorkerDeps, workers: WorkerDefinition[] = WORKE
         heartbeatMs: heartbeatMs(QUEUE_OPTIONS[w.queue].heartbeatSeconds),
         ...(unitsOf ? { unitsOf: (job) => { const p = parse(job.data); return p.success ? unitsOf(p.data) : 1; } } : {}),
       },
-      async (job) => {
-        const log = deps.log.child({ queue: w.queue, jobId: job.id, ...(job.units ? { unit: job.unit } : (job.data as object)) });
-        const parsed = parse(job.data);
-        if (!parsed.success) {
-          log.error({ issues: parsed.error.issues }, 'dropping job with invalid payload');
-          return;
-        }
-        const work = w.handle(deps, { ...job, data: parsed.data }, log);
-        await (options.inflight ? options.inflight.track(work, job.signal) : work);
-      },
+      (job) => runJob(deps, w, job, parse(job.data), options.inflight),
       deps.log,
     );
     pool.start();
