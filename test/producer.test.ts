@@ -119,4 +119,33 @@ describe('producer client', () => {
     await assert.rejects(client.triggerRun('missing-flow'), /flow 'missing-flow' not found/);
     await assert.rejects(client.triggerRun('orders-export', [] as unknown as Record<string, unknown>), /parameters must be a JSON object/);
   });
+
+  test('bad arguments from an untyped caller are clear errors naming the field, and change nothing', async () => {
+    const { runId } = await client.triggerRun('orders-export');
+    const any = (v: unknown) => v as never;
+    const cases: Array<[() => Promise<unknown>, RegExp]> = [
+      [() => client.reportRunState(runId, 'RUNNING', { tasks: any({ name: 'write' }) }), /^invalid state report: tasks: tasks must be a list of \{name, stateType, message\?\}$/],
+      [() => client.reportRunState(runId, 'RUNNING', { tasks: [{ name: 'a', stateType: 'COMPLETED' }, any({ name: 'b', stateType: 'DONE' })] }), /tasks\[1\]\.stateType: each task needs a stateType: one of SCHEDULED/],
+      [() => client.reportRunState(runId, 'RUNNING', { tasks: [any({ stateType: 'COMPLETED' })] }), /tasks\[0\]\.name: each task needs a name/],
+      [() => client.reportRunState(runId, any('DONE')), /state: state must be one of SCHEDULED, PENDING, RUNNING/],
+      [() => client.reportRunState(runId, 'RUNNING', { message: any(42) }), /message: /],
+      [() => client.reportRunState('abc', 'RUNNING'), /runId: not a run id \(runs are named by a UUID\)/],
+      [() => client.triggerRun('orders-export', {}, { scheduledFor: any('2026-11-22T10:00:00Z') }), /^invalid trigger: scheduledFor: scheduledFor must be a valid Date/],
+      [() => client.triggerRun('orders-export', {}, { scheduledFor: new Date('not a date') }), /scheduledFor must be a valid Date/],
+      [() => client.triggerRun('orders-export', {}, { idempotencyKey: any(42) }), /idempotencyKey: idempotencyKey must be a string/],
+      [() => client.triggerRun('orders-export', {}, { idempotencyKey: '' }), /idempotencyKey must be 1 to 200 characters/],
+      [() => client.triggerRun(any(null)), /flowName: the flow name must be a string/],
+    ];
+    for (const [call, re] of cases) {
+      await assert.rejects(call, (err: unknown) => {
+        assert.ok(err instanceof UserInputError, `a UserInputError, not ${String(err)}`);
+        assert.match(err.message, re);
+        return true;
+      });
+    }
+    const { rows } = await app.pool.query(`select state_type as "stateType" from flowwarden.runs where id = $1`, [runId]);
+    assert.equal(rows[0].stateType, 'SCHEDULED', 'no bad report moved the run');
+    const { rows: all } = await app.pool.query(`select count(*)::int as n from flowwarden.runs r join flowwarden.flows f on f.id = r.flow_id where f.name = 'orders-export' and r.idempotency_key is null`);
+    assert.ok(all[0].n >= 1);
+  });
 });

@@ -4,18 +4,51 @@
  * a run row and its dispatch job are created together or not at all. Flows: src/flows/operations.ts.
  */
 import type { PgBoss } from 'pg-boss';
+import { z } from 'zod';
 import { bossDb, dbNow, type Queryable } from '../db/client.ts';
 import { runInsertTriggered } from './store-insert.ts';
 import type { RunRow, TaskInput } from '../types.ts';
 import { STATE_TYPES } from '../types.ts';
 import { requireFlow } from '../queries/flows.ts';
-import { checkParametersSize } from '../flows/spec.ts';
+import { checkParametersSize, formatIssues } from '../flows/spec.ts';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
 import { applyTransition, type TransitionDeps } from './service.ts';
-import { isStateType } from './states.ts';
 import { UserInputError } from '../errors.ts';
 import { DISPATCH_CHANNEL } from '../db/listen.ts';
 import { DEFAULTS } from '../config.ts';
+
+/** What a trigger takes (the API's body and the producer client's arguments are checked by it). */
+const TriggerInput = z.object({
+  flowName: z.string({ error: 'the flow name must be a string' }).min(1, 'the flow name is empty'),
+  parameters: z.record(z.string(), z.unknown(), { error: 'parameters must be a JSON object, e.g. {"date": "2026-01-01"}' }),
+  idempotencyKey: z.string({ error: 'idempotencyKey must be a string' }).min(1, 'idempotencyKey must be 1 to 200 characters').max(200, 'idempotencyKey must be 1 to 200 characters').optional(),
+  scheduledFor: z.date({ error: 'scheduledFor must be a valid Date, e.g. new Date("2026-11-22T10:00:00Z")' }).optional(),
+  origin: z.enum(['manual', 'api']).optional(),
+});
+
+/** A state report: POST /api/runs/:id/state's body, and the producer client's reportRunState. */
+export const ReportInput = z
+  .object({
+    state: z.enum(STATE_TYPES, { error: `state must be one of ${STATE_TYPES.join(', ')}` }),
+    name: z.string().min(1).max(64).optional(),
+    message: z.string().max(10_000).optional(),
+    tasks: z
+      .array(z.object({
+        name: z.string({ error: 'each task needs a name' }).min(1, 'each task needs a name'),
+        stateType: z.enum(STATE_TYPES, { error: `each task needs a stateType: one of ${STATE_TYPES.join(', ')}` }),
+        message: z.string().max(10_000).optional(),
+      }).strict(), { error: 'tasks must be a list of {name, stateType, message?}' })
+      .max(1000)
+      .optional(),
+  })
+  .strict();
+
+function parseInput<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const details = formatIssues(r.error.issues);
+  throw new UserInputError(`invalid ${what}: ${details.join('; ')}`, details);
+}
 
 export interface TriggerOptions {
   idempotencyKey?: string;
@@ -32,24 +65,16 @@ export async function triggerRunTx(
   parameters: Record<string, unknown> = {},
   options: TriggerOptions = {},
 ): Promise<{ runId: string; created: boolean }> {
-  if (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters)) {
-    throw new UserInputError('parameters must be a JSON object, e.g. {"date": "2026-01-01"}');
-  }
-  checkParametersSize(parameters, options.maxParametersBytes ?? DEFAULTS.maxParametersBytes, `trigger of flow '${flowName}'`);
-  if (options.idempotencyKey !== undefined && (options.idempotencyKey.length === 0 || options.idempotencyKey.length > 200)) {
-    throw new UserInputError('idempotencyKey must be 1 to 200 characters');
-  }
-  if (options.scheduledFor && Number.isNaN(options.scheduledFor.getTime())) {
-    throw new UserInputError('scheduledFor is not a valid date; use ISO 8601, e.g. 2026-11-22T10:00:00Z');
-  }
+  const input = parseInput(TriggerInput, { flowName, parameters, idempotencyKey: options.idempotencyKey, scheduledFor: options.scheduledFor, origin: options.origin }, 'trigger');
+  checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULTS.maxParametersBytes, `trigger of flow '${flowName}'`);
   const flow = await requireFlow(tx, flowName);
-  const scheduledFor = options.scheduledFor ?? (await dbNow(tx));
+  const scheduledFor = input.scheduledFor ?? (await dbNow(tx));
   const { id, created } = await runInsertTriggered(tx, {
     flowId: flow.id,
     scheduledFor,
-    parameters,
-    idempotencyKey: options.idempotencyKey ?? null,
-    origin: options.origin ?? 'api',
+    parameters: input.parameters,
+    idempotencyKey: input.idempotencyKey ?? null,
+    origin: input.origin ?? 'api',
   });
   if (created) {
     await sendJob(boss, QUEUES.dispatch, { runId: id }, { id, startAfter: scheduledFor, db: bossDb(tx) });
@@ -72,20 +97,13 @@ export async function reportRunStateTx(
   state: string,
   options: ReportOptions = {},
 ): Promise<RunRow> {
-  if (!isStateType(state)) {
-    throw new UserInputError(`unknown state '${state}': use one of ${STATE_TYPES.join(', ')}`);
-  }
-  for (const [i, t] of (options.tasks ?? []).entries()) {
-    if (!t || typeof t.name !== 'string' || !t.name || !isStateType(String(t.stateType))) {
-      throw new UserInputError(`tasks[${i}]: each task needs a name and a stateType (${STATE_TYPES.join(', ')})`);
-    }
-  }
+  const input = parseInput(ReportInput.extend({ runId: z.uuid({ error: 'not a run id (runs are named by a UUID)' }) }), { runId, state, name: options.name, message: options.message, tasks: options.tasks }, 'state report');
   const { run } = await applyTransition(fx, tx, {
     runId,
-    to: state,
-    name: options.name,
-    message: options.message ?? null,
-    tasks: options.tasks,
+    to: input.state,
+    name: input.name,
+    message: input.message ?? null,
+    tasks: input.tasks,
   });
   return run;
 }

@@ -12,23 +12,12 @@ import { badCursor, decodeCursor, pageOf } from '../validate.ts';
 import { CancelBody, FlowParams, IsoTime, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
 import { withTransaction, type Queryable } from '../../db/client.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../../runs/read.ts';
-import { reportRunStateTx, triggerRunTx } from '../../runs/operations.ts';
+import { ReportInput, reportRunStateTx, triggerRunTx } from '../../runs/operations.ts';
 import { applyLockedTransition } from '../../runs/service.ts';
 import { runJson } from '../../runs/json.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
-import { STATE_TYPES } from '../../types.ts';
 
-const ReportBody = z
-  .object({
-    state: z.enum(STATE_TYPES),
-    name: z.string().min(1).max(64).optional(),
-    message: z.string().max(10_000).optional(),
-    tasks: z
-      .array(z.object({ name: z.string().min(1), stateType: z.enum(STATE_TYPES), message: z.string().max(10_000).optional() }).strict())
-      .max(1000)
-      .optional(),
-  })
-  .strict();
+const ReportBody = ReportInput;
 
 const TriggerBody = z
   .object({
