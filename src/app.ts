@@ -112,7 +112,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const stopping = new AbortController();
   const inflight = new Inflight();
   const boss = await startBoss({ connectionString: options.databaseUrl, role: 'worker', log, max: budget.boss, transactionPooling });
-  await ensureQueues(boss, { jobRetentionSeconds: config.retention.jobSeconds });
+  // The start-up migration wrote the queues' options; without it (tests, `migrate: false`) write them here.
+  if (options.migrate === false) await ensureQueues(boss, { jobRetentionSeconds: config.retention.jobSeconds });
   // Channels from FLOWWARDEN_NOTIFY_URLS, events → fw.events, resume leftover deliveries (docs/notifications.md).
   await setupNotifications(boss, pool, { notifyUrls: config.notifyUrls, log, kick: hasRole(roles, 'worker') });
   // Every failed run (whatever role reports it) requests a debounced health evaluation.

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { runCli } from './support/cli.ts';
 import { formatWindow } from '../src/cli/status.ts';
+import { QUEUES } from '../src/queue/catalog.ts';
+import pg from 'pg';
 
 let db: TestDatabase;
 
@@ -30,6 +32,22 @@ describe('flowwarden status', () => {
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /finished runs kept\s+1h\s+FLOWWARDEN_RUN_RETENTION_SECONDS/);
     assert.match(text.stdout, /flowwarden\.runs\s+~?-?\S+\s+\d/);
+  });
+
+  test('flowwarden migrate keeps the configured job retention on every queue (it used to put the defaults back)', async () => {
+    const res = await runCli(['migrate'], { DATABASE_URL: db.url, FLOWWARDEN_JOB_RETENTION_SECONDS: '7200' });
+    assert.equal(res.code, 0, res.stderr);
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ name: string; deleteAfterSeconds: number }>(
+        `select name, deletion_seconds as "deleteAfterSeconds" from flowwarden_queue.queue where name = any($1) order by name`, [Object.values(QUEUES)],
+      );
+      assert.equal(rows.length, Object.values(QUEUES).length, 'every flowwarden queue exists');
+      for (const q of rows) assert.equal(q.deleteAfterSeconds, 7200, q.name);
+    } finally {
+      await c.end();
+    }
   });
 
   test('a bad retention setting is refused naming the variable', async () => {

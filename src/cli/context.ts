@@ -53,7 +53,7 @@ export function connectionFailure(err: unknown, db: Pick<ResolvedDatabase, 'url'
 export async function withDb<T>(ctx: Omit<Ctx, 'db'>, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
   const db = await resolveDatabase(ctx.config, ctx.log);
   try {
-    if (db.embedded) await (await import('../db/migrate.ts')).migrateAll(db.url);
+    if (db.embedded) await (await import('../db/migrate.ts')).migrateAll(db.url, { jobRetentionSeconds: ctx.config.retention.jobSeconds });
     return await fn({ ...ctx, db });
   } catch (err) {
     throw connectionFailure(err, db);

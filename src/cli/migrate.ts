@@ -6,7 +6,7 @@ import { print } from './output.ts';
 
 export async function run(base: Base): Promise<void> {
   await withDb(base, async (c) => {
-    await migrateAll(c.db.embedded ? c.db.url : migrationUrl(c.config, c.db.url));
+    await migrateAll(c.db.embedded ? c.db.url : migrationUrl(c.config, c.db.url), { jobRetentionSeconds: c.config.retention.jobSeconds });
     print('migrations applied\n');
   });
 }

@@ -32,21 +32,30 @@ export async function migrateDomain(connectionString: string): Promise<void> {
   }
 }
 
-/** Installs or upgrades pg-boss's schema and creates/updates flowwarden's queues. */
-export async function migrateQueue(connectionString: string): Promise<void> {
+/** What the queue migration writes into each queue's options (see ensureQueues). */
+export interface QueueSettings {
+  /** FLOWWARDEN_JOB_RETENTION_SECONDS; unset: each queue's own default. */
+  jobRetentionSeconds?: number;
+}
+
+/**
+ * Installs or upgrades pg-boss's schema and creates/updates flowwarden's queues with `settings`
+ * (the configured retention: a `flowwarden migrate` must not put the defaults back under running pods).
+ */
+export async function migrateQueue(connectionString: string, settings: QueueSettings = {}): Promise<void> {
   const boss = new PgBoss({ connectionString, schema: BOSS_SCHEMA, supervise: false, schedule: false, max: 2, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   boss.on('error', () => {});
   await boss.start();
   try {
-    await ensureQueues(boss);
+    await ensureQueues(boss, settings);
   } finally {
     await boss.stop({ graceful: false });
   }
 }
 
-export async function migrateAll(connectionString: string): Promise<void> {
+export async function migrateAll(connectionString: string, settings: QueueSettings = {}): Promise<void> {
   await migrateDomain(connectionString);
-  await migrateQueue(connectionString);
+  await migrateQueue(connectionString, settings);
 }
 
 /** The number of drizzle migrations shipped with this build (readiness compares it with the DB). */

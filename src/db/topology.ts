@@ -88,9 +88,10 @@ export function migrationUrl(config: Pick<Config, 'poolMode' | 'directUrl'>, dat
  * (`flowwarden migrate` ran on the primary); pg-boss's own migration and queue set-up take only
  * transaction-scoped locks and run through PgBouncer.
  */
-export async function migrateForPod(config: Pick<Config, 'poolMode' | 'directUrl'>, databaseUrl: string): Promise<void> {
+export async function migrateForPod(config: Pick<Config, 'poolMode' | 'directUrl' | 'retention'>, databaseUrl: string): Promise<void> {
   const { migrateAll, migrateQueue, appliedMigrationCount, shippedMigrationCount } = await import('./migrate.ts');
-  if (config.directUrl || config.poolMode === 'session') return migrateAll(migrationUrl(config, databaseUrl));
+  const settings = { jobRetentionSeconds: config.retention.jobSeconds };
+  if (config.directUrl || config.poolMode === 'session') return migrateAll(migrationUrl(config, databaseUrl), settings);
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   await client.connect();
   let applied: number;
@@ -100,7 +101,7 @@ export async function migrateForPod(config: Pick<Config, 'poolMode' | 'directUrl
     await client.end();
   }
   if (applied < shippedMigrationCount()) throw new UserInputError(`${NEEDS_DIRECT} (${applied} of ${shippedMigrationCount()} domain migrations applied)`);
-  await migrateQueue(databaseUrl);
+  await migrateQueue(databaseUrl, settings);
 }
 
 /**
