@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import { importCeleryBeat, type ImportResult } from './import.ts';
 import type { CeleryBeatMapping } from './mapping.ts';
 import type { BeatSnapshot } from './source.ts';
+import { Loop } from '../maintenance/loop.ts';
 
 export interface SyncConfig {
   pool: pg.Pool;
@@ -23,12 +24,15 @@ export interface SyncConfig {
 
 export class CeleryBeatSync {
   readonly #c: SyncConfig;
-  #timer: NodeJS.Timeout | null = null;
-  #stopped = false;
-  #running: Promise<void> | null = null;
+  readonly #loop: Loop;
 
   constructor(config: SyncConfig) {
     this.#c = config;
+    this.#loop = new Loop('celery-beat-sync', config.intervalSeconds * 1000, async () => {
+      const r = await this.runOnce();
+      const changed = r.counts.created + r.counts.updated + r.counts.removed;
+      if (changed > 0) this.#c.log.info({ counts: r.counts }, 'celery-beat sync: changes applied');
+    }, config.log);
   }
 
   async runOnce(): Promise<ImportResult> {
@@ -38,26 +42,12 @@ export class CeleryBeatSync {
     return result;
   }
 
+  /** Runs a pass now and then every interval; a failing pass is logged and retried next interval. */
   start(): void {
-    const loop = () => {
-      if (this.#stopped) return;
-      this.#running = this.runOnce()
-        .then((r) => {
-          const changed = r.counts.created + r.counts.updated + r.counts.removed;
-          if (changed > 0) this.#c.log.info({ counts: r.counts }, 'celery-beat sync: changes applied');
-        })
-        .catch((err: unknown) => this.#c.log.error({ err }, 'celery-beat sync pass failed; retrying next interval'))
-        .finally(() => {
-          this.#running = null;
-          if (!this.#stopped) this.#timer = setTimeout(loop, this.#c.intervalSeconds * 1000);
-        });
-    };
-    loop();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    await this.#running;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 }

@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import { rollupRunMinutes, ROLLUP_MINUTES_PER_PASS } from '../queries/chart.ts';
-import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
+import { LoopService, resolveConfig } from './loop.ts';
 
 export interface ChartRollupConfig {
   intervalMs: number;
@@ -41,24 +41,16 @@ export interface ChartRollupResult {
   more?: boolean;
 }
 
-export class ChartRollup implements MaintenanceService {
-  readonly name = 'chart-rollup';
+export class ChartRollup extends LoopService {
   readonly config: ChartRollupConfig;
   readonly #deps: ChartRollupDeps;
-  readonly #loop: Loop;
 
   constructor(deps: ChartRollupDeps, config: Partial<ChartRollupConfig> = {}) {
-    this.config = chartRollupConfig(config);
-    this.#deps = { ...deps, log: deps.log.child({ component: 'chart-rollup' }) };
-    this.#loop = new Loop(this.name, this.config.intervalMs, (signal) => this.runOnce({ signal }).then((r) => (r.more ? 'again' : undefined)), this.#deps.log);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    const resolved = chartRollupConfig(config);
+    const log = deps.log.child({ component: 'chart-rollup' });
+    super('chart-rollup', resolved.intervalMs, log);
+    this.config = resolved;
+    this.#deps = { ...deps, log };
   }
 
   /** Count every settled minute not counted yet, batch by batch. `now` overrides Postgres time (tests). */

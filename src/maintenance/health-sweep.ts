@@ -9,7 +9,7 @@ import type { PgBoss } from 'pg-boss';
 import { DEFAULTS } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { enforceHolds, requestSweepEvaluations, type Enforcement } from '../guard/health.ts';
-import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
+import { LoopService, resolveConfig } from './loop.ts';
 
 /** How far back the sweep looks for failures (the failure hook is the fast path). */
 export const HEALTH_SWEEP_WINDOW_SECONDS = 3600;
@@ -47,24 +47,16 @@ export interface SweepResult {
   requested: number;
 }
 
-export class HealthSweeper implements MaintenanceService {
-  readonly name = 'health-sweep';
+export class HealthSweeper extends LoopService {
   readonly config: HealthSweepConfig;
   readonly #deps: HealthSweepDeps;
-  readonly #loop: Loop;
 
   constructor(deps: HealthSweepDeps, config: Partial<HealthSweepConfig> = {}) {
-    this.config = healthSweepConfig(config);
-    this.#deps = { pool: deps.pool, boss: deps.boss, log: deps.log.child({ component: 'health-sweep' }) };
-    this.#loop = new Loop(this.name, this.config.intervalMs, (signal) => this.runOnce({ signal }).then(() => undefined), this.#deps.log);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    const resolved = healthSweepConfig(config);
+    const log = deps.log.child({ component: 'health-sweep' });
+    super('health-sweep', resolved.intervalMs, log);
+    this.config = resolved;
+    this.#deps = { pool: deps.pool, boss: deps.boss, log };
   }
 
   /** One pass: enforce holds in place, then request evaluations (failing flows) and connector enforcement (held flows). */

@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { markLateBatch } from '../guard/late.ts';
 import type { LateRun } from '../runs/store.ts';
-import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
+import { LoopService, resolveConfig } from './loop.ts';
 
 export const LATE_BATCH_SIZE = 2000;
 /** Batches per pass; a pass that hits it runs again at once (the loop yields to stop() in between). */
@@ -57,24 +57,16 @@ export interface LateSweepResult {
   more?: boolean;
 }
 
-export class LateSweeper implements MaintenanceService {
-  readonly name = 'late-sweep';
+export class LateSweeper extends LoopService {
   readonly config: LateSweepConfig;
   readonly #deps: LateSweepDeps;
-  readonly #loop: Loop;
 
   constructor(deps: LateSweepDeps, config: Partial<LateSweepConfig> = {}) {
-    this.config = lateSweepConfig(config);
-    this.#deps = { ...deps, log: deps.log.child({ component: 'late-sweep' }) };
-    this.#loop = new Loop(this.name, this.config.intervalMs, (signal) => this.runOnce({ signal }).then((r) => (r.more ? 'again' : undefined)), this.#deps.log);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    const resolved = lateSweepConfig(config);
+    const log = deps.log.child({ component: 'late-sweep' });
+    super('late-sweep', resolved.intervalMs, log);
+    this.config = resolved;
+    this.#deps = { ...deps, log };
   }
 
   /** Mark every late run, batch by batch. `now` overrides Postgres time (tests). */

@@ -1,8 +1,8 @@
 /**
  * What every maintenance loop shares (docs/architecture.md, "Maintenance loops"): the `Loop` that
- * runs a pass every interval and never throws, the `MaintenanceService` shape the Maintainer starts
- * and stops, and `resolveConfig`, which fills a loop's config from its named defaults and rejects
- * a bad value at construction.
+ * runs a pass every interval and never throws, the `LoopService` base that runs a service's
+ * `runOnce` on it as the Maintainer starts and stops it, and `resolveConfig`, which fills a loop's
+ * config from its named defaults and rejects a bad value at construction.
  */
 import type { Logger } from '../log.ts';
 
@@ -93,5 +93,33 @@ export class Loop {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#running;
+  }
+}
+
+/**
+ * A maintenance service whose loop runs its `runOnce({ signal })` every `intervalMs`; a pass that
+ * returns `{ more: true }` (it hit its batch bound with work left) runs again at once. Tests call
+ * `runOnce` directly.
+ */
+export abstract class LoopService implements MaintenanceService {
+  readonly name: string;
+  readonly #loop: Loop;
+
+  constructor(name: string, intervalMs: number, log: Logger) {
+    this.name = name;
+    this.#loop = new Loop(name, intervalMs, async (signal) => {
+      const result = await this.runOnce({ signal });
+      return (result as { more?: unknown } | undefined)?.more === true && !signal.aborted ? 'again' : undefined;
+    }, log);
+  }
+
+  abstract runOnce(options: { signal?: AbortSignal }): Promise<unknown>;
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 }

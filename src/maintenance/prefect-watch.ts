@@ -15,7 +15,7 @@ import { listWatchedFlows } from '../queries/prefect.ts';
 import { PREFECT_PAGE_SIZE_MAX } from '../prefect/client/index.ts';
 import type { PrefectConnector } from '../prefect/connector.ts';
 import { importWatchedFlow, recordLateTaskRuns, refreshOpenWatchedRuns, type WatchContext, type WatchSettings } from '../prefect/watch.ts';
-import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
+import { LoopService, resolveConfig } from './loop.ts';
 
 export interface PrefectWatchConfig extends WatchSettings {
   intervalMs: number;
@@ -80,27 +80,16 @@ export interface WatchPassResult {
   errors: string[];
 }
 
-export class PrefectWatcher implements MaintenanceService {
-  readonly name = 'prefect-watch';
+export class PrefectWatcher extends LoopService {
   readonly config: PrefectWatchConfig;
   readonly #ctx: WatchContext;
-  readonly #loop: Loop;
 
   constructor(deps: PrefectWatchDeps, config: Partial<PrefectWatchConfig> = {}) {
-    this.config = prefectWatchConfig(config);
+    const resolved = prefectWatchConfig(config);
     const log = deps.log.child({ loop: 'prefect-watch' });
-    this.#ctx = { pool: deps.pool, boss: deps.boss, transitions: deps.transitions, log, connector: deps.connector, settings: this.config };
-    this.#loop = new Loop(this.name, this.config.intervalMs, async (signal) => {
-      await this.runOnce({ signal });
-    }, log);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    super('prefect-watch', resolved.intervalMs, log);
+    this.config = resolved;
+    this.#ctx = { pool: deps.pool, boss: deps.boss, transitions: deps.transitions, log, connector: deps.connector, settings: resolved };
   }
 
   /** One import + refresh pass over every watched flow. Never throws: errors are logged and returned. */

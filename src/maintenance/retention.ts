@@ -11,7 +11,7 @@ import { withTransaction } from '../db/client.ts';
 import { deleteExpiredNotifications, deleteExpiredRuns } from '../queries/retention.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
+import { LoopService, resolveConfig } from './loop.ts';
 
 /** Batches per table per pass (a pass deletes at most maxBatches × batchSize runs). */
 export const RETENTION_MAX_BATCHES = 100;
@@ -64,24 +64,16 @@ export interface RetentionDeps {
 /** Rows deleted by one pass, per table. */
 export type RetentionResult = Record<RetentionTable, number> & { batches: number };
 
-export class RetentionSweeper implements MaintenanceService {
-  readonly name = 'retention';
+export class RetentionSweeper extends LoopService {
   readonly config: RetentionSweepConfig;
   readonly #deps: RetentionDeps;
-  readonly #loop: Loop;
 
   constructor(deps: RetentionDeps, config: Partial<RetentionSweepConfig> = {}) {
-    this.config = retentionSweepConfig(config);
-    this.#deps = { ...deps, log: deps.log.child({ component: 'retention' }) };
-    this.#loop = new Loop(this.name, this.config.intervalMs, (signal) => this.runOnce({ signal }).then(() => undefined), this.#deps.log);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    const resolved = retentionSweepConfig(config);
+    const log = deps.log.child({ component: 'retention' });
+    super('retention', resolved.intervalMs, log);
+    this.config = resolved;
+    this.#deps = { ...deps, log };
   }
 
   /**

@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { materialiseBatch, type MaterialisedBatch } from '../scheduling/materialise.ts';
 import type { Waker } from '../scheduling/waker.ts';
-import { Loop, resolveConfig, type MaintenanceService } from './loop.ts';
+import { LoopService, resolveConfig } from './loop.ts';
 
 /** 20 × claimBatch (500) = 10,000 schedules per tick at most; a tick that hits it runs again at once. */
 export const TICK_MAX_BATCHES = 20;
@@ -70,24 +70,16 @@ export interface TickRunOptions {
   maxBatches?: number;
 }
 
-export class Scheduler implements MaintenanceService {
-  readonly name = 'scheduler';
+export class Scheduler extends LoopService {
   readonly config: TickConfig;
   readonly #deps: TickDeps;
-  readonly #loop: Loop;
 
   constructor(deps: TickDeps, config: Partial<TickConfig> = {}) {
-    this.config = tickConfig(config);
-    this.#deps = { ...deps, log: deps.log.child({ component: 'scheduler' }) };
-    this.#loop = new Loop(this.name, this.config.intervalMs, (signal) => this.runOnce({ signal }).then((r) => (r.more && !signal.aborted ? 'again' : undefined)), this.#deps.log);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    const resolved = tickConfig(config);
+    const log = deps.log.child({ component: 'scheduler' });
+    super('scheduler', resolved.intervalMs, log);
+    this.config = resolved;
+    this.#deps = { ...deps, log };
   }
 
   async runOnce(options: TickRunOptions = {}): Promise<TickResult> {
