@@ -6,7 +6,7 @@ import { silentLogger } from '../src/log.ts';
 import { RETENTION_MAX_BATCHES, RetentionSweeper, type RetentionSweepConfig } from '../src/maintenance/retention.ts';
 import { upsertFlowTx } from '../src/flows/operations.ts';
 import { WORKERS } from '../src/workers/index.ts';
-import { ensureQueues, QUEUE_OPTIONS } from '../src/queue/catalog.ts';
+import { ensureQueues, QUEUE_OPTIONS, QUEUES } from '../src/queue/catalog.ts';
 import { tableSizes } from '../src/queries/retention.ts';
 import type { FlowInputRaw } from '../src/flows/spec.ts';
 
@@ -203,6 +203,13 @@ describe('retention sweep', () => {
     await ensureQueues(app.boss);
     const dispatch = WORKERS[0]!;
     assert.equal((await app.boss.getQueue(dispatch.queue))?.deleteAfterSeconds, QUEUE_OPTIONS[dispatch.queue].deleteAfterSeconds, 'unset: each queue keeps its own');
+  });
+
+  test("the dispatch queue's pg-boss notify is off (its pool wakes on flowwarden's own channel), also where an older version turned it on", async () => {
+    await app.boss.updateQueue(QUEUES.dispatch, { notify: true });
+    await ensureQueues(app.boss);
+    assert.equal((await app.boss.getQueue(QUEUES.dispatch))?.notify, false);
+    assert.equal((await app.boss.getQueue(QUEUES.poll))?.notify, true, 'queues pg-boss workers consume keep it');
   });
 
   test('table sizes list the runs table and the database size', async () => {

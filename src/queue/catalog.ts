@@ -36,7 +36,10 @@ export const QUEUE_OPTIONS: Record<QueueName, Omit<Queue, 'name'>> = {
     // stale after 30 s and is failed for retry by pg-boss's supervisor, not after the 1 h expiry.
     heartbeatSeconds: 30,
     deleteAfterSeconds: 7 * 86400,
-    notify: true,
+    // The dispatch pool (src/queue/pool.ts) is not a pg-boss worker: it wakes on flowwarden's own
+    // channel (DISPATCH_CHANNEL), so pg-boss's pg_notify on every insert would wake nobody. False,
+    // not absent: updateQueue keeps a stored value that is left out.
+    notify: false,
   },
   'fw.poll': {
     retryLimit: 10,
