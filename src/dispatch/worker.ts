@@ -8,7 +8,7 @@
  */
 import { QUEUES } from '../queue/catalog.ts';
 import { DispatchPayload as Payload, runIdsOf } from '../queue/payloads.ts';
-import { singleJobWorkOptions, type WorkerDefinition, type WorkerDeps } from '../workers/types.ts';
+import type { WorkerDefinition, WorkerDeps } from '../workers/types.ts';
 import { HandedBackError, type PoolJob } from '../queue/pool.ts';
 import { RateLimitedError, errorMessage, isPermanent } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -96,7 +96,6 @@ async function handle(deps: WorkerDeps, job: PoolJob<Payload>, jobLog: Logger): 
 
 export const dispatchWorker: WorkerDefinition<typeof Payload> = {
   queue: QUEUES.dispatch,
-  workOptions: singleJobWorkOptions,
   payload: Payload,
   consumer: 'pool',
   unitsOf: (data) => runIdsOf(data).length,

@@ -43,20 +43,25 @@ export interface WorkerDeps {
   stopping: AbortSignal;
 }
 
-/** One queue's consumer (its options are in src/queue/catalog.ts): payload schema and a plain handler. Wired by src/workers/index.ts. */
-export interface WorkerDefinition<S extends z.ZodType = z.ZodType> {
+/**
+ * One queue's consumer (its options are in src/queue/catalog.ts): payload schema and a plain handler,
+ * run by boss.work() with its `workOptions`, or (`consumer: 'pool'`) by the capacity-driven JobPool
+ * (src/queue/pool.ts), for the hot dispatch queue, where throughput and no head-of-line blocking
+ * matter. Wired by src/workers/index.ts.
+ */
+export type WorkerDefinition<S extends z.ZodType = z.ZodType> = {
   queue: QueueName;
-  workOptions: (config: Config) => WorkOptions & { includeMetadata: true };
   payload: S;
-  /**
-   * 'pool': consumed by the capacity-driven JobPool (src/queue/pool.ts) instead of boss.work();
-   * for the hot dispatch queue, where throughput and no head-of-line blocking matter.
-   */
-  consumer?: 'work' | 'pool';
-  /** Pool consumers: how many units (each takes a slot, one handler call) a job carries; default 1. */
-  unitsOf?: (data: z.infer<S>) => number;
-  handle: (deps: WorkerDeps, job: PoolJob<z.infer<S>>, log: Logger) => Promise<void>;
-}
+  // Method syntax: a list of definitions of different payloads is a WorkerDefinition[].
+  handle(this: void, deps: WorkerDeps, job: PoolJob<z.infer<S>>, log: Logger): Promise<void>;
+} & (
+  | { consumer?: 'work'; workOptions: (config: Config) => WorkOptions & { includeMetadata: true } }
+  | {
+    consumer: 'pool';
+    /** How many units (each takes a slot, one handler call) a job carries; default 1. */
+    unitsOf?(this: void, data: z.infer<S>): number;
+  }
+);
 
 /** One job per handler call, `concurrency` at once, polled every 0.5 s (and woken by NOTIFY). */
 export function singleJobWorkOptions(config: Config): WorkOptions & { includeMetadata: true } {
