@@ -7,11 +7,10 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobWithMetadata } from 'pg-boss';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { startTestApp, upsertFlow, usePrefect, type TestApp } from './support/app.ts';
 import { startFakePrefect, type FakePrefect, type FakeSchedule } from './support/fake-prefect.ts';
 import { withTransaction } from '../src/db/client.ts';
 import { triggerRunTx } from '../src/runs/operations.ts';
-import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dispatchWorker } from '../src/dispatch/worker.ts';
 import { QUEUES } from '../src/queue/catalog.ts';
 import { getRun, runHistory, runTasks } from '../src/runs/read.ts';
@@ -28,11 +27,6 @@ import { requireFlow, type FlowRow } from '../src/queries/flows.ts';
 import { evaluateFlowHealth } from '../src/guard/health.ts';
 import { loadConfig } from '../src/config.ts';
 
-/** Route this app's Prefect dispatches and polls through `c` (createApp wires deps.targets.prefect and deps.poller). */
-function usePrefect(c: PrefectConnector): void {
-  app.deps.targets.prefect = c;
-  app.deps.poller = c;
-}
 
 let app: TestApp;
 let fake: FakePrefect;
@@ -72,9 +66,7 @@ function wire(client: PrefectClient) {
   };
 }
 
-async function flow(def: FlowInputRaw): Promise<FlowRow> {
-  return (await withTransaction(app.pool, (tx) => upsertFlowTx(tx, def))).flow;
-}
+const flow = (def: FlowInputRaw): Promise<FlowRow> => upsertFlow(app, def);
 
 async function ours(flowId: string, externalId: string): Promise<RunRow> {
   const { rows } = await app.pool.query<{ id: string }>(`select id from flowwarden.runs where external_id = $1 and flow_id = $2`, [externalId, flowId]);
@@ -290,7 +282,7 @@ describe('7. bookkeeping never fails a completed run', () => {
     const capped = await otherFake({ auth: 'none', defaultLimit: 100 });
     const client = createPrefectClient({ apiUrl: capped.apiUrl });
     const w = wire(client);
-    usePrefect(w.connector);
+    usePrefect(app, w.connector);
     try {
       capped.addDeployment({ flowName: 'fid-book', name: 'prod', runScript: [{ type: 'COMPLETED', message: 'All states completed.' }] });
       const f = await flow({ name: 'fid-book', target: { type: 'prefect', deployment: 'fid-book/prod' }, health: { criticalTasks: ['run_dbt'] } });
@@ -322,7 +314,7 @@ describe('7. bookkeeping never fails a completed run', () => {
       const outcome = await evaluateFlowHealth(app.deps, f.id);
       assert.equal('verdict' in outcome ? outcome.verdict.rule : outcome.action, 'critical_task');
     } finally {
-      usePrefect(connector);
+      usePrefect(app, connector);
     }
   });
 });

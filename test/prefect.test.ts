@@ -2,11 +2,10 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { JobWithMetadata } from 'pg-boss';
-import { startTestApp, waitFor, type TestApp } from './support/app.ts';
+import { startTestApp, upsertFlow, usePrefect, waitFor, type TestApp } from './support/app.ts';
 import { startFakePrefect, type FakePrefect, type FakeStep } from './support/fake-prefect.ts';
 import { createPool, withTransaction } from '../src/db/client.ts';
 import { triggerRunTx } from '../src/runs/operations.ts';
-import { upsertFlowTx } from '../src/flows/operations.ts';
 import { dispatchWorker } from '../src/dispatch/worker.ts';
 import { deferredDispatchJobId } from '../src/dispatch/settle.ts';
 import { pollWorker } from '../src/workers/poll.ts';
@@ -30,11 +29,6 @@ import { disableFlowTx, reactivateFlowTx } from '../src/guard/operations.ts';
 import { healthWorker } from '../src/workers/health.ts';
 import { guardFailureHook } from '../src/guard/health.ts';
 
-/** Route this app's Prefect dispatches and polls through `c` (createApp wires deps.targets.prefect and deps.poller). */
-function usePrefect(c: PrefectConnector): void {
-  app.deps.targets.prefect = c;
-  app.deps.poller = c;
-}
 
 let app: TestApp;
 let fake: FakePrefect;
@@ -56,10 +50,7 @@ after(async () => {
   await fake.close();
 });
 
-async function flow(def: FlowInputRaw): Promise<FlowRow> {
-  const out = await withTransaction(app.pool, (tx) => upsertFlowTx(tx, def));
-  return out.flow;
-}
+const flow = (def: FlowInputRaw): Promise<FlowRow> => upsertFlow(app, def);
 
 async function trigger(flowName: string, parameters: Record<string, unknown> = {}): Promise<string> {
   const { runId } = await withTransaction(app.pool, (tx) => triggerRunTx(app.boss, tx, flowName, parameters));
@@ -127,14 +118,14 @@ describe('prefect target', () => {
         return out;
       },
     };
-    usePrefect(createPrefectConnector({ client: lossy, config: app.config, log: silentLogger }));
+    usePrefect(app, createPrefectConnector({ client: lossy, config: app.config, log: silentLogger }));
     try {
       await assert.rejects(dispatch(runId, 1), /ECONNRESET/);
       assert.equal(flowRunsOf(dep.id).length, 1, 'the lost attempt did create the Prefect run');
       // Attempt 3: same idempotency key → Prefect answers 200 with the run it has.
       await dispatch(runId, 2);
     } finally {
-      usePrefect(connector);
+      usePrefect(app, connector);
     }
 
     const created = flowRunsOf(dep.id);
@@ -340,14 +331,14 @@ describe('prefect target', () => {
     const dep = fake.addDeployment({ flowName: 'noisy', name: 'd' });
     await flow({ name: 'noisy', target: { type: 'prefect', deployment: dep.id } });
     const runId = await trigger('noisy');
-    usePrefect(noisy);
+    usePrefect(app, noisy);
     try {
       fake.failNext('create_flow_run', '429', 1, { retryAfter: '0.05' });
       fake.failNext('create_flow_run', '500', 1);
       await assert.rejects(dispatchWorker.handle(app.deps, dispatchJob(runId, 0), log));
       await dispatchWorker.handle(app.deps, dispatchJob(runId, 1), log);
     } finally {
-      usePrefect(connector);
+      usePrefect(app, connector);
     }
     assert.ok(lines.length > 0);
     assert.ok(!lines.join('\n').includes(fake.apiKey), 'the key is not in any log line');

@@ -12,6 +12,11 @@ import { scaled } from './timeouts.ts';
 import type { JobWithMetadata } from 'pg-boss';
 import { QUEUES } from '../../src/queue/catalog.ts';
 import { runIdsOf, type DispatchPayload } from '../../src/queue/payloads.ts';
+import type { PrefectConnector } from '../../src/prefect/connector.ts';
+import { withTransaction } from '../../src/db/client.ts';
+import { upsertFlowTx } from '../../src/flows/operations.ts';
+import type { FlowInputRaw } from '../../src/flows/spec.ts';
+import type { FlowRow } from '../../src/queries/flows.ts';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const TEST_READ_TOKEN = 'test-read-token-0123456789';
@@ -108,4 +113,15 @@ export async function fetchDispatchJobs(app: Pick<App, 'boss'>, runIds: string[]
 export async function fetchDispatchJob(app: Pick<App, 'boss'>, runId: string): Promise<JobWithMetadata<{ runId: string }>> {
   const [job] = await fetchDispatchJobs(app, [runId]);
   return job as JobWithMetadata<{ runId: string }>;
+}
+
+/** Create or update a flow on the app's database; returns its row. */
+export async function upsertFlow(app: Pick<App, 'pool'>, def: FlowInputRaw): Promise<FlowRow> {
+  return (await withTransaction(app.pool, (tx) => upsertFlowTx(tx, def))).flow;
+}
+
+/** Route the app's Prefect dispatches and polls through `c` (createApp wires deps.targets.prefect and deps.poller). */
+export function usePrefect(app: Pick<App, 'deps'>, c: PrefectConnector): void {
+  app.deps.targets.prefect = c;
+  app.deps.poller = c;
 }
