@@ -112,6 +112,19 @@ interface Env {
 }
 
 /** Start another pod, run `check` while it is up, then SIGTERM it and expect a clean exit. */
+/**
+ * SIGTERM `pod` while `runId`'s handler never finishes on its own: the pod exits 0 through the
+ * drain deadline (not a speed bound), and the run's job is handed back, failed for retry rather
+ * than left active until its expiry.
+ */
+async function drainPastDeadline(env: Env, pod: Pod, runId: string): Promise<void> {
+  pod.child.kill('SIGTERM');
+  const exit = await pod.exited;
+  assert.equal(exit.code, 0, pod.output());
+  assert.match(pod.output(), /drain deadline reached/);
+  assert.equal(await jobState(env, runId), 'retry');
+}
+
 async function withNextPod(env: Env, check: () => Promise<unknown>): Promise<void> {
   const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
   try {
@@ -183,13 +196,8 @@ describe('SIGTERM drains the pod', () => {
     const runId = await trigger(env, { release });
     await untilRunning(env, runId);
 
-    pod.child.kill('SIGTERM');
-    const exit = await pod.exited;
-    // Exited through the drain deadline (the handler never finishes on its own), not a speed bound.
-    assert.equal(exit.code, 0, pod.output());
-    assert.match(pod.output(), /drain deadline reached/);
-    // Handed back: failed for retry, not left active until its expiry; the run waits for that retry.
-    assert.equal(await jobState(env, runId), 'retry');
+    await drainPastDeadline(env, pod, runId);
+    // The run waits for that retry.
     const run = await runState(env, runId);
     assert.deepEqual([run.stateType, run.stateName], ['PENDING', 'AwaitingRetry']);
     assert.match(run.message ?? '', /interrupted by pod shutdown .*; will be retried/);
@@ -255,12 +263,7 @@ describe('SIGTERM drains the pod', () => {
     const runId = await trigger(env, { release: path.join(dir, 'never-b2'), ignoreAbort: true });
     await untilRunning(env, runId);
 
-    pod.child.kill('SIGTERM');
-    const exit = await pod.exited;
-    // Exited through the drain deadline (the handler never finishes on its own), not a speed bound.
-    assert.equal(exit.code, 0, pod.output());
-    assert.match(pod.output(), /drain deadline reached/);
-    assert.equal(await jobState(env, runId), 'retry');
+    await drainPastDeadline(env, pod, runId);
     assert.equal((await runState(env, runId)).stateType, 'RUNNING', 'nobody settled it yet');
 
     // Not lost: the next pod takes the retry, sees a function run that was RUNNING under an older

@@ -12,7 +12,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { startBoss } from '../../src/queue/boss.ts';
 import {
-  CHAOS_SECONDS, Pod, createFlows, drain, fireLag, fireProblems, invocationProblems, log, lostDispatches,
+  CHAOS_SECONDS, type Pod, startRecordingPods, drain, fireLag, fireProblems, invocationProblems, log, lostDispatches,
   printSummary, random, scenarioDatabase, scenarioSeed, setSchedulesEnabled, sleep, staleActiveJobsOfTerminalRuns,
   stateCounts, summarise, workDir,
 } from './support.ts';
@@ -32,17 +32,7 @@ test('pod kills: every fire runs exactly once, nothing is lost, killed handlers 
   const pods: Pod[] = [];
   let ok = false;
   try {
-    await createFlows(pool, {
-      prefix: 'chaos', flowCount: 10, scheduleCount: SCHEDULES, everySeconds: 1,
-      target: { type: 'function', handler: 'chaos-record' },
-      parameters: { invocations, maxSleepMs: 20 },
-      enabled: false,
-    });
-    for (let i = 0; i < PODS; i++) pods.push(await Pod.create({ name: `pod${i}`, databaseUrl: db.url, logDir: dir }));
-    for (const p of pods) p.start();
-    for (const p of pods) await p.waitReady();
-    const enabledAt = await setSchedulesEnabled(pool, true);
-    const enabledMs = Date.now();
+    const { enabledAt, enabledMs } = await startRecordingPods(pool, pods, { databaseUrl: db.url, dir, invocations, flowCount: 10, scheduleCount: SCHEDULES, podCount: PODS });
     log(SCENARIO, `seed ${seed}; ${SCHEDULES} schedules every 1 s on ${PODS} pods; killing pods for ${CHAOS_SECONDS} s (logs in ${dir})`);
 
     const kills: string[] = [];

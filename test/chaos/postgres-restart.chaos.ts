@@ -14,7 +14,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { startBoss } from '../../src/queue/boss.ts';
 import {
-  CHAOS_SECONDS, Pod, createFlows, drain, fireLag, fireProblems, invocationProblems, log, lostDispatches, ownedPostgres,
+  CHAOS_SECONDS, type Pod, startRecordingPods, drain, fireLag, fireProblems, invocationProblems, log, lostDispatches, ownedPostgres,
   pollUntil, printSummary, scenarioDatabase, setSchedulesEnabled, sleep, staleActiveJobsOfTerminalRuns, stateCounts,
   summarise, workDir,
 } from './support.ts';
@@ -37,17 +37,7 @@ test('Postgres restart: pods report not-ready while it is down, recover by thems
   let boss: Awaited<ReturnType<typeof startBoss>> | undefined;
   let ok = false;
   try {
-    await createFlows(pool, {
-      prefix: 'chaos', flowCount: 4, scheduleCount: SCHEDULES, everySeconds: 1,
-      target: { type: 'function', handler: 'chaos-record' },
-      parameters: { invocations, maxSleepMs: 20 },
-      enabled: false,
-    });
-    for (let i = 0; i < PODS; i++) pods.push(await Pod.create({ name: `pod${i}`, databaseUrl: db.url, logDir: dir }));
-    for (const p of pods) p.start();
-    for (const p of pods) await p.waitReady();
-    const enabledAt = await setSchedulesEnabled(pool, true);
-    const enabledMs = Date.now();
+    const { enabledAt, enabledMs } = await startRecordingPods(pool, pods, { databaseUrl: db.url, dir, invocations, flowCount: 4, scheduleCount: SCHEDULES, podCount: PODS });
     const outages = Math.max(1, Math.floor(CHAOS_SECONDS / 40));
     log(SCENARIO, `${SCHEDULES} schedules every 1 s on ${PODS} pods; ${outages} outage(s) of ${DOWN_SECONDS} s within ${CHAOS_SECONDS} s (logs in ${dir})`);
 

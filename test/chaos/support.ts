@@ -256,6 +256,29 @@ export async function createFlows(pool: pg.Pool, options: {
   }
 }
 
+/**
+ * The start both function-target scenarios share: `flowCount` flows with `scheduleCount` paused
+ * 1-second schedules whose handler records every invocation in `invocations`, `podCount` pods
+ * started and ready, then every schedule switched on. Pods go onto `pods` as they are created, so
+ * the caller's cleanup stops them whatever step fails. Returns when (Postgres and local time) the
+ * schedules went on.
+ */
+export async function startRecordingPods(pool: pg.Pool, pods: Pod[], options: {
+  databaseUrl: string; dir: string; invocations: string; flowCount: number; scheduleCount: number; podCount: number;
+}): Promise<{ enabledAt: Date; enabledMs: number }> {
+  await createFlows(pool, {
+    prefix: 'chaos', flowCount: options.flowCount, scheduleCount: options.scheduleCount, everySeconds: 1,
+    target: { type: 'function', handler: 'chaos-record' },
+    parameters: { invocations: options.invocations, maxSleepMs: 20 },
+    enabled: false,
+  });
+  for (let i = 0; i < options.podCount; i++) pods.push(await Pod.create({ name: `pod${i}`, databaseUrl: options.databaseUrl, logDir: options.dir }));
+  for (const p of pods) p.start();
+  for (const p of pods) await p.waitReady();
+  const enabledAt = await setSchedulesEnabled(pool, true);
+  return { enabledAt, enabledMs: Date.now() };
+}
+
 /** Switch every schedule on (from Postgres now) or off; returns Postgres now. */
 export async function setSchedulesEnabled(pool: pg.Pool, enabled: boolean): Promise<Date> {
   const { rows } = await pool.query<{ now: Date }>(
