@@ -111,7 +111,6 @@ interface Env {
   boss: PgBoss;
 }
 
-/** Start another pod, run `check` while it is up, then SIGTERM it and expect a clean exit. */
 /**
  * SIGTERM `pod` while `runId`'s handler never finishes on its own: the pod exits 0 through the
  * drain deadline (not a speed bound), and the run's job is handed back, failed for retry rather
@@ -125,6 +124,7 @@ async function drainPastDeadline(env: Env, pod: Pod, runId: string): Promise<voi
   assert.equal(await jobState(env, runId), 'retry');
 }
 
+/** Start another pod, run `check` while it is up, then SIGTERM it and expect a clean exit. */
 async function withNextPod(env: Env, check: () => Promise<unknown>): Promise<void> {
   const next = startPod(env.db, { FLOWWARDEN_DRAIN_TIMEOUT_SECONDS: '5' });
   try {

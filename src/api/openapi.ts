@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { requireScope, type AuthConfig, type Scope } from './auth.ts';
-import { parseInput } from './validate.ts';
+import { parseInput } from '../util/input.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 type AnyObject = z.ZodObject<z.ZodRawShape>;

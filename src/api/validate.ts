@@ -1,11 +1,10 @@
 /**
  * Input validation and cursor pagination shared by every API route: zod at the edge (a failure is
- * a 400 naming every bad field); lists answer `{ items, nextCursor }` with an opaque keyset cursor.
+ * a 400 naming every bad field; src/util/input.ts); lists answer `{ items, nextCursor }` with an opaque keyset cursor.
  * Why the cursor is safe: docs/internals.md ("API: validation and pagination").
  */
 import { z } from 'zod';
 import { UserInputError } from '../errors.ts';
-import { formatIssues } from '../flows/spec.ts';
 
 export const MAX_PAGE_SIZE = 500;
 export const DEFAULT_PAGE_SIZE = 50;
@@ -21,41 +20,6 @@ export const PageQuery = z.object({
     .describe(`page size, 1 to ${MAX_PAGE_SIZE} (default ${DEFAULT_PAGE_SIZE})`),
   cursor: z.string().min(1).max(2000).optional().describe('nextCursor from the previous page; omit for the first page'),
 });
-
-/** JSON nested deeper than this is refused (Postgres' jsonb and recursive code have limits too). */
-export const MAX_INPUT_DEPTH = 64;
-
-/**
- * Refuse what Postgres cannot store or would choke on, before any schema or SQL sees it: a NUL
- * character (`\u0000`) in any string or key (text and jsonb reject it), and nesting deeper than
- * MAX_INPUT_DEPTH. Iterative, so a 10,000-deep document cannot overflow the stack here.
- */
-export function checkInputBytes(value: unknown, where: string): void {
-  const stack: Array<[unknown, string, number]> = [[value, where, 0]];
-  while (stack.length > 0) {
-    const [v, path, depth] = stack.pop()!;
-    if (typeof v === 'string') {
-      if (v.includes('\u0000')) throw new UserInputError(`invalid ${where}: ${path}: must not contain a NUL character (\\u0000)`, [`${path}: must not contain a NUL character (\\u0000)`]);
-    } else if (v && typeof v === 'object') {
-      if (depth >= MAX_INPUT_DEPTH) throw new UserInputError(`invalid ${where}: ${path}: nested more than ${MAX_INPUT_DEPTH} levels deep`, [`${path}: nested more than ${MAX_INPUT_DEPTH} levels deep`]);
-      for (const [k, child] of Object.entries(v)) {
-        if (k.includes('\u0000')) throw new UserInputError(`invalid ${where}: ${path}: a key must not contain a NUL character (\\u0000)`, [`${path}: a key must not contain a NUL character`]);
-        stack.push([child, `${path}.${k}`, depth + 1]);
-      }
-    }
-  }
-}
-
-/** Parse `value` with `schema`; on failure throw a 400 naming each problem under `where`. */
-export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
-  checkInputBytes(value, where);
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const details = formatIssues(r.error.issues, where);
-    throw new UserInputError(`invalid ${where}: ${details.join('; ')}`, details);
-  }
-  return r.data;
-}
 
 export function encodeCursor(key: readonly (string | number)[]): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');

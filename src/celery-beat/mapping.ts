@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { TargetSpec } from '../targets/spec.ts';
-import { formatIssues } from '../flows/spec.ts';
+import { formatIssues } from '../util/input.ts';
 import { UserInputError } from '../errors.ts';
 
 export const SHADOW_TARGET = { type: 'function', handler: 'shadow' } as const;

@@ -32,7 +32,7 @@ export class CeleryBeatSync {
       const r = await this.runOnce();
       const changed = r.counts.created + r.counts.updated + r.counts.removed;
       if (changed > 0) this.#c.log.info({ counts: r.counts }, 'celery-beat sync: changes applied');
-    }, config.log);
+    }, config.log, { keepAlive: true });
   }
 
   async runOnce(): Promise<ImportResult> {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { TargetSpec, isWatchedTarget } from '../targets/spec.ts';
 import { validateScheduleSpec } from '../scheduling/fire-times.ts';
 import { UserInputError } from '../errors.ts';
+import { formatIssues } from '../util/input.ts';
 import { patternProblem } from '../guard/pattern.ts';
 import { CATCHUP_MODES, OVERLAP_MODES } from '../schema/enums.ts';
 
@@ -112,13 +113,6 @@ export const FlowInput = z
 // zod skips an object's refinements once any of its fields has an issue, so they went unreported.
 export type FlowInput = z.infer<typeof FlowInput>;
 export type FlowInputRaw = z.input<typeof FlowInput>;
-
-export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): string[] {
-  return issues.map((i) => {
-    const p = [prefix, ...i.path.map((x) => (typeof x === 'number' ? `[${x}]` : `.${String(x)}`))].join('').replace(/^\./, '');
-    return `${p || '(root)'}: ${i.message}`;
-  });
-}
 
 /** The name a raw list entry will have after parsing (`fallback` when absent), or null if it has none usable. */
 function rawName(entry: unknown, fallback?: string): string | null {

@@ -55,8 +55,11 @@ export class Loop {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = true;
+  readonly #keepAlive: boolean;
 
-  constructor(name: string, intervalMs: number, body: (signal: AbortSignal) => Promise<void | 'again'>, log: Logger) {
+  /** `keepAlive`: the timer holds the process open (a command whose only work is this loop); by default it does not. */
+  constructor(name: string, intervalMs: number, body: (signal: AbortSignal) => Promise<void | 'again'>, log: Logger, options: { keepAlive?: boolean } = {}) {
+    this.#keepAlive = options.keepAlive ?? false;
     this.#name = name;
     this.#intervalMs = intervalMs;
     this.#body = body;
@@ -84,7 +87,7 @@ export class Loop {
           if (!this.#stopped) this.#schedule(again ? 0 : this.#intervalMs);
         });
     }, delay);
-    this.#timer.unref?.();
+    if (!this.#keepAlive) this.#timer.unref?.();
   }
 
   async stop(): Promise<void> {

@@ -10,45 +10,50 @@ import { runInsertTriggered } from './store-insert.ts';
 import type { RunRow, TaskInput } from '../types.ts';
 import { STATE_TYPES } from '../types.ts';
 import { requireFlow } from '../queries/flows.ts';
-import { checkParametersSize, formatIssues } from '../flows/spec.ts';
+import { checkParametersSize } from '../flows/spec.ts';
+import { parseInput } from '../util/input.ts';
 import { QUEUES, sendJob } from '../queue/catalog.ts';
 import { applyTransition, type TransitionDeps } from './service.ts';
-import { UserInputError } from '../errors.ts';
 import { DISPATCH_CHANNEL } from '../db/listen.ts';
 import { DEFAULTS } from '../config.ts';
+import { RUN_ORIGINS } from '../schema/enums.ts';
 
-/** What a trigger takes (the API's body and the producer client's arguments are checked by it). */
+/** A trigger's parameters: the API's body and the producer client's arguments share the rule. */
+export const RunParameters = z.record(z.string(), z.unknown(), { error: 'must be a JSON object, e.g. {"date": "2026-01-01"}' });
+/** A trigger's idempotency key (API and producer client). */
+export const IdempotencyKey = z.string({ error: 'must be a string' }).min(1, 'must be 1 to 200 characters').max(200, 'must be 1 to 200 characters');
+
+/** triggerRunTx's arguments, checked whoever calls it (the API checks its body first, with the same rules). */
 const TriggerInput = z.object({
-  flowName: z.string({ error: 'the flow name must be a string' }).min(1, 'the flow name is empty'),
-  parameters: z.record(z.string(), z.unknown(), { error: 'parameters must be a JSON object, e.g. {"date": "2026-01-01"}' }),
-  idempotencyKey: z.string({ error: 'idempotencyKey must be a string' }).min(1, 'idempotencyKey must be 1 to 200 characters').max(200, 'idempotencyKey must be 1 to 200 characters').optional(),
-  scheduledFor: z.date({ error: 'scheduledFor must be a valid Date, e.g. new Date("2026-11-22T10:00:00Z")' }).optional(),
-  origin: z.enum(['manual', 'api']).optional(),
+  flowName: z.string({ error: 'must be a string (the name of the flow)' }).min(1, 'must not be empty'),
+  parameters: RunParameters,
+  idempotencyKey: IdempotencyKey.optional(),
+  scheduledFor: z.date({ error: 'must be a valid Date, e.g. new Date("2026-11-22T10:00:00Z")' }).optional(),
+  origin: z.enum(RUN_ORIGINS).extract(['manual', 'api'], { error: "must be 'manual' or 'api'" }).optional(),
 });
+
+const STATE_LIST = `one of ${STATE_TYPES.join(', ')}`;
+const TEXT_MAX = 10_000;
 
 /** A state report: POST /api/runs/:id/state's body, and the producer client's reportRunState. */
 export const ReportInput = z
   .object({
-    state: z.enum(STATE_TYPES, { error: `state must be one of ${STATE_TYPES.join(', ')}` }),
-    name: z.string().min(1).max(64).optional(),
-    message: z.string().max(10_000).optional(),
+    state: z.enum(STATE_TYPES, { error: `must be ${STATE_LIST}` }),
+    name: z.string({ error: 'must be a string (a state name, e.g. Retrying)' }).min(1, 'must not be empty').max(64, 'must be at most 64 characters').optional(),
+    message: z.string({ error: 'must be a string' }).max(TEXT_MAX, `must be at most ${TEXT_MAX} characters`).optional(),
     tasks: z
       .array(z.object({
-        name: z.string({ error: 'each task needs a name' }).min(1, 'each task needs a name'),
-        stateType: z.enum(STATE_TYPES, { error: `each task needs a stateType: one of ${STATE_TYPES.join(', ')}` }),
-        message: z.string().max(10_000).optional(),
-      }).strict(), { error: 'tasks must be a list of {name, stateType, message?}' })
-      .max(1000)
+        name: z.string({ error: 'must be a string (every task needs a name)' }).min(1, 'must not be empty'),
+        stateType: z.enum(STATE_TYPES, { error: `must be ${STATE_LIST}` }),
+        message: z.string({ error: 'must be a string or null' }).max(TEXT_MAX, `must be at most ${TEXT_MAX} characters`).nullish(),
+      }).strict(), { error: 'must be a list of {name, stateType, message?}' })
+      .max(1000, 'at most 1000 tasks per report; send the rest in another report')
       .optional(),
   })
   .strict();
 
-function parseInput<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(raw);
-  if (r.success) return r.data;
-  const details = formatIssues(r.error.issues);
-  throw new UserInputError(`invalid ${what}: ${details.join('; ')}`, details);
-}
+/** reportRunStateTx's arguments: the report and the run it is for. */
+const ReportArgs = ReportInput.extend({ runId: z.uuid({ error: 'not a run id (runs are named by a UUID)' }) });
 
 export interface TriggerOptions {
   idempotencyKey?: string;
@@ -65,7 +70,7 @@ export async function triggerRunTx(
   parameters: Record<string, unknown> = {},
   options: TriggerOptions = {},
 ): Promise<{ runId: string; created: boolean }> {
-  const input = parseInput(TriggerInput, { flowName, parameters, idempotencyKey: options.idempotencyKey, scheduledFor: options.scheduledFor, origin: options.origin }, 'trigger');
+  const input = parseInput(TriggerInput, { flowName, parameters, idempotencyKey: options.idempotencyKey, scheduledFor: options.scheduledFor, origin: options.origin }, '', 'trigger');
   checkParametersSize(input.parameters, options.maxParametersBytes ?? DEFAULTS.maxParametersBytes, `trigger of flow '${flowName}'`);
   const flow = await requireFlow(tx, flowName);
   const scheduledFor = input.scheduledFor ?? (await dbNow(tx));
@@ -97,7 +102,7 @@ export async function reportRunStateTx(
   state: string,
   options: ReportOptions = {},
 ): Promise<RunRow> {
-  const input = parseInput(ReportInput.extend({ runId: z.uuid({ error: 'not a run id (runs are named by a UUID)' }) }), { runId, state, name: options.name, message: options.message, tasks: options.tasks }, 'state report');
+  const input = parseInput(ReportArgs, { runId, state, name: options.name, message: options.message, tasks: options.tasks }, '', 'state report');
   const { run } = await applyTransition(fx, tx, {
     runId,
     to: input.state,

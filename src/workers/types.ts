@@ -55,7 +55,7 @@ export type WorkerDefinition<S extends z.ZodType = z.ZodType> = {
   // Method syntax: a list of definitions of different payloads is a WorkerDefinition[].
   handle(this: void, deps: WorkerDeps, job: PoolJob<z.infer<S>>, log: Logger): Promise<void>;
 } & (
-  | { consumer?: 'work'; workOptions: (config: Config) => WorkOptions & { includeMetadata: true } }
+  | { consumer?: 'work'; workOptions: (config: Config) => WorkOptions & { includeMetadata: true }; unitsOf?: never }
   | {
     consumer: 'pool';
     /** How many units (each takes a slot, one handler call) a job carries; default 1. */

@@ -12,7 +12,7 @@ import { badCursor, decodeCursor, pageOf } from '../validate.ts';
 import { CancelBody, FlowParams, IsoTime, RunDetailJson, RunJson, RunListQuery, RunParams, page } from '../schemas.ts';
 import { withTransaction, type Queryable } from '../../db/client.ts';
 import { getRun, pageRuns, runHistory, runTasks } from '../../runs/read.ts';
-import { ReportInput, reportRunStateTx, triggerRunTx } from '../../runs/operations.ts';
+import { IdempotencyKey, ReportInput, RunParameters, reportRunStateTx, triggerRunTx } from '../../runs/operations.ts';
 import { applyLockedTransition } from '../../runs/service.ts';
 import { runJson } from '../../runs/json.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
@@ -21,8 +21,8 @@ const ReportBody = ReportInput;
 
 const TriggerBody = z
   .object({
-    parameters: z.record(z.string(), z.unknown()).default({}),
-    idempotencyKey: z.string().min(1).max(200).optional(),
+    parameters: RunParameters.default({}),
+    idempotencyKey: IdempotencyKey.optional(),
     scheduledFor: IsoTime.optional().describe('ISO 8601 time with a zone, e.g. 2026-01-01T09:00:00Z; default now'),
   })
   .strict();
