@@ -41,15 +41,12 @@ export interface ChartRollupResult {
   more?: boolean;
 }
 
-export class ChartRollup extends LoopService {
-  readonly config: ChartRollupConfig;
+export class ChartRollup extends LoopService<ChartRollupConfig> {
   readonly #deps: ChartRollupDeps;
 
   constructor(deps: ChartRollupDeps, config: Partial<ChartRollupConfig> = {}) {
-    const resolved = chartRollupConfig(config);
     const log = deps.log.child({ component: 'chart-rollup' });
-    super('chart-rollup', resolved.intervalMs, log);
-    this.config = resolved;
+    super('chart-rollup', chartRollupConfig(config), log);
     this.#deps = { ...deps, log };
   }
 

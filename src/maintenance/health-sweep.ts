@@ -47,15 +47,12 @@ export interface SweepResult {
   requested: number;
 }
 
-export class HealthSweeper extends LoopService {
-  readonly config: HealthSweepConfig;
+export class HealthSweeper extends LoopService<HealthSweepConfig> {
   readonly #deps: HealthSweepDeps;
 
   constructor(deps: HealthSweepDeps, config: Partial<HealthSweepConfig> = {}) {
-    const resolved = healthSweepConfig(config);
     const log = deps.log.child({ component: 'health-sweep' });
-    super('health-sweep', resolved.intervalMs, log);
-    this.config = resolved;
+    super('health-sweep', healthSweepConfig(config), log);
     this.#deps = { pool: deps.pool, boss: deps.boss, log };
   }
 

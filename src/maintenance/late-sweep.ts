@@ -57,15 +57,12 @@ export interface LateSweepResult {
   more?: boolean;
 }
 
-export class LateSweeper extends LoopService {
-  readonly config: LateSweepConfig;
+export class LateSweeper extends LoopService<LateSweepConfig> {
   readonly #deps: LateSweepDeps;
 
   constructor(deps: LateSweepDeps, config: Partial<LateSweepConfig> = {}) {
-    const resolved = lateSweepConfig(config);
     const log = deps.log.child({ component: 'late-sweep' });
-    super('late-sweep', resolved.intervalMs, log);
-    this.config = resolved;
+    super('late-sweep', lateSweepConfig(config), log);
     this.#deps = { ...deps, log };
   }
 

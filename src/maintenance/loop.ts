@@ -100,17 +100,20 @@ export class Loop {
 }
 
 /**
- * A maintenance service whose loop runs its `runOnce({ signal })` every `intervalMs`; a pass that
- * returns `{ more: true }` (it hit its batch bound with work left) runs again at once. Tests call
- * `runOnce` directly.
+ * A maintenance service whose loop runs its `runOnce({ signal })` every `config.intervalMs`; a pass
+ * that returns `{ more: true }` (it hit its batch bound with work left) runs again at once. Tests
+ * call `runOnce` directly.
  */
-export abstract class LoopService implements MaintenanceService {
+export abstract class LoopService<C extends { intervalMs: number }> implements MaintenanceService {
   readonly name: string;
+  /** The resolved config (resolveConfig), fixed at construction. */
+  readonly config: C;
   readonly #loop: Loop;
 
-  constructor(name: string, intervalMs: number, log: Logger) {
+  constructor(name: string, config: C, log: Logger) {
     this.name = name;
-    this.#loop = new Loop(name, intervalMs, async (signal) => {
+    this.config = config;
+    this.#loop = new Loop(name, config.intervalMs, async (signal) => {
       const result = await this.runOnce({ signal });
       return (result as { more?: unknown } | undefined)?.more === true && !signal.aborted ? 'again' : undefined;
     }, log);

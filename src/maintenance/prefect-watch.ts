@@ -80,16 +80,13 @@ export interface WatchPassResult {
   errors: string[];
 }
 
-export class PrefectWatcher extends LoopService {
-  readonly config: PrefectWatchConfig;
+export class PrefectWatcher extends LoopService<PrefectWatchConfig> {
   readonly #ctx: WatchContext;
 
   constructor(deps: PrefectWatchDeps, config: Partial<PrefectWatchConfig> = {}) {
-    const resolved = prefectWatchConfig(config);
     const log = deps.log.child({ loop: 'prefect-watch' });
-    super('prefect-watch', resolved.intervalMs, log);
-    this.config = resolved;
-    this.#ctx = { pool: deps.pool, boss: deps.boss, transitions: deps.transitions, log, connector: deps.connector, settings: resolved };
+    super('prefect-watch', prefectWatchConfig(config), log);
+    this.#ctx = { pool: deps.pool, boss: deps.boss, transitions: deps.transitions, log, connector: deps.connector, settings: this.config };
   }
 
   /** One import + refresh pass over every watched flow. Never throws: errors are logged and returned. */

@@ -64,15 +64,12 @@ export interface RetentionDeps {
 /** Rows deleted by one pass, per table. */
 export type RetentionResult = Record<RetentionTable, number> & { batches: number };
 
-export class RetentionSweeper extends LoopService {
-  readonly config: RetentionSweepConfig;
+export class RetentionSweeper extends LoopService<RetentionSweepConfig> {
   readonly #deps: RetentionDeps;
 
   constructor(deps: RetentionDeps, config: Partial<RetentionSweepConfig> = {}) {
-    const resolved = retentionSweepConfig(config);
     const log = deps.log.child({ component: 'retention' });
-    super('retention', resolved.intervalMs, log);
-    this.config = resolved;
+    super('retention', retentionSweepConfig(config), log);
     this.#deps = { ...deps, log };
   }
 

@@ -70,15 +70,12 @@ export interface TickRunOptions {
   maxBatches?: number;
 }
 
-export class Scheduler extends LoopService {
-  readonly config: TickConfig;
+export class Scheduler extends LoopService<TickConfig> {
   readonly #deps: TickDeps;
 
   constructor(deps: TickDeps, config: Partial<TickConfig> = {}) {
-    const resolved = tickConfig(config);
     const log = deps.log.child({ component: 'scheduler' });
-    super('scheduler', resolved.intervalMs, log);
-    this.config = resolved;
+    super('scheduler', tickConfig(config), log);
     this.#deps = { ...deps, log };
   }
 
