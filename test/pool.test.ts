@@ -26,7 +26,7 @@ after(async () => {
   await db.drop();
 });
 
-async function queue(options: { retryLimit?: number } = {}): Promise<string> {
+async function queue(options: { retryLimit?: number; expireInSeconds?: number } = {}): Promise<string> {
   const name = `pool-test-${queueNo++}`;
   await boss.createQueue(name, { retryDelay: 60, ...options });
   return name;
@@ -176,18 +176,42 @@ describe('JobPool: jobs of several units', () => {
   test('a unit that throws fails the whole job for retry once the others have settled', async () => {
     const name = await queue({ retryLimit: 2 });
     const [id] = await insert(name, 1, { units: 4 });
-    const settled: number[] = [];
-    const pool = new JobPool(boss, { queue: name, capacity: 2, pollIntervalMs: 20, unitsOf }, (job: PoolJob) => {
-      settled.push(job.unit!);
-      return job.unit === 1 && job.retryCount === 0 ? Promise.reject(new Error('unit 1 broke')) : Promise.resolve();
+    const started: number[] = [];
+    const lastUnit = gate();
+    const pool = new JobPool(boss, { queue: name, capacity: 2, pollIntervalMs: 20, unitsOf }, async (job: PoolJob) => {
+      started.push(job.unit!);
+      if (job.unit === 1 && job.retryCount === 0) throw new Error('unit 1 broke');
+      if (job.unit === 3 && job.retryCount === 0) await lastUnit.wait;
     }, silentLogger);
     pool.start();
     try {
+      await waitFor(() => started.includes(3), { what: 'the last unit started (unit 1 has thrown by then)' });
+      assert.equal(await state(name, id!), 'active', 'not failed while a unit of it still runs');
+      lastUnit.open();
       await waitFor(async () => (await state(name, id!)) === 'retry', { what: 'the job failed and went back for retry' });
-      assert.deepEqual([...settled].sort(), [0, 1, 2, 3], 'every unit ran before the job was failed');
+      assert.deepEqual(started.slice(0, 4).sort(), [0, 1, 2, 3], 'every unit ran before the job was failed');
       const job = await boss.getJobById(name, id!);
-      assert.equal(job?.state, 'retry');
       assert.match(String((job?.output as { message?: string } | null)?.message), /unit 1 broke/);
+    } finally {
+      lastUnit.open();
+      await pool.stop(1000);
+    }
+  });
+
+  test("a job that outlives its expiry starts none of its waiting units (pg-boss retries it whole) and is neither completed nor failed here", async () => {
+    const name = await queue({ expireInSeconds: 1 });
+    const [id] = await insert(name, 1, { units: 3 });
+    const started: number[] = [];
+    const pool = new JobPool(boss, { queue: name, capacity: 1, pollIntervalMs: 20, unitsOf }, async (job: PoolJob) => {
+      started.push(job.unit!);
+      // The first unit holds the only slot until the job's expiry aborts it.
+      if (!job.signal.aborted) await new Promise((r) => job.signal.addEventListener('abort', r, { once: true }));
+    }, silentLogger);
+    pool.start();
+    try {
+      await waitFor(() => started.length > 0 && pool.inflight === 0, { what: 'the expired job let go' });
+      assert.deepEqual(started, [0], 'the two waiting units never started with an expired job');
+      assert.equal(await state(name, id!), 'active', 'left to pg-boss (its supervisor retries an expired job), not completed');
     } finally {
       await pool.stop(1000);
     }

@@ -77,7 +77,7 @@ interface Held {
   error: unknown;
   /** The drain dropped its unstarted units: hand the job back once the started ones settle. */
   cut: boolean;
-  /** Handed back at the drain deadline: its handlers' results no longer matter. */
+  /** Handed back at the drain deadline, or expired: pg-boss has it again, so it is neither completed nor failed here. */
   gone: boolean;
   /** Settles when every started unit has settled and the job is queued for completion or failed. */
   done: Promise<void>;
@@ -213,19 +213,32 @@ export class JobPool {
 
   /** Take a fetched job: it is ours in pg-boss from now on, and its units wait for slots. Returns its units. */
   #hold(job: JobWithMetadata<unknown>): number {
-    const controller = new AbortController();
-    const timer = job.expireInSeconds > 0
-      ? setTimeout(() => controller.abort(new Error(`job expired after ${job.expireInSeconds}s`)), job.expireInSeconds * 1000)
-      : undefined;
-    timer?.unref?.();
     const units = Math.max(1, this.#options.unitsOf?.(job) ?? 1);
     let finish!: () => void;
     const done = new Promise<void>((resolve) => (finish = resolve));
-    const entry: Held = { job, controller, timer, units, started: 0, settled: 0, error: undefined, cut: false, gone: false, done, finish };
+    const entry: Held = { job, controller: new AbortController(), timer: undefined, units, started: 0, settled: 0, error: undefined, cut: false, gone: false, done, finish };
+    if (job.expireInSeconds > 0) {
+      entry.timer = setTimeout(() => this.#expire(entry), job.expireInSeconds * 1000);
+      entry.timer.unref?.();
+    }
     this.#held.set(job.id, entry);
     this.#heldUnits += units;
     for (let index = 0; index < units; index++) this.#waiting.push({ held: entry, index });
     return units;
+  }
+
+  /**
+   * The job outlived its expireInSeconds (pg-boss retries it whole, on any pod, whatever heartbeats
+   * say): abort its running units, and its units still waiting for a slot never start here.
+   */
+  #expire(entry: Held): void {
+    entry.controller.abort(new Error(`job expired after ${entry.job.expireInSeconds}s`));
+    const waiting = this.#waiting.length;
+    this.#waiting = this.#waiting.filter((u) => u.held !== entry);
+    if (this.#waiting.length === waiting) return;
+    this.#heldUnits -= waiting - this.#waiting.length;
+    entry.cut = entry.gone = true;
+    if (entry.settled === entry.started) void this.#settle(entry);
   }
 
   /** Start waiting units while slots are free (never once the drain has begun). */
