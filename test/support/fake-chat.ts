@@ -260,7 +260,9 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
     handler,
     (res, f) => {
       if (f.kind === '429') {
-        // Source: discord.com/developers/docs/topics/rate-limits#header-format (Retry-After seconds, X-RateLimit-Scope)
+        // Source: discord-api-docs developers/topics/rate-limits.mdx, "Header Format" (X-RateLimit-Scope is
+        // returned only on 429s) and "Example Exceeded User Rate Limit Response" (Retry-After: 65 beside
+        // retry_after: 64.57, i.e. the header is the body's seconds rounded up to a whole number).
         json(res, 429, discordRateLimitBody(f.retryAfterSeconds), {
           'retry-after': String(Math.ceil(f.retryAfterSeconds)),
           'x-ratelimit-scope': 'user',
@@ -276,7 +278,9 @@ export function startFakeDiscord(opts: FakeChatOptions = {}): Promise<FakeChatSe
 export function startFakeSlack(opts: FakeChatOptions = {}): Promise<FakeChatServer> {
   const handler: Handler = (req, res, raw, fake) => {
     if (req.method !== 'POST') {
-      // Source: api.slack.com/messaging/webhooks#posting_with_webhooks (POST only); plain-text error bodies as in #handling_errors
+      // Source: api.slack.com/messaging/webhooks#posting_with_webhooks (messages are sent with an HTTP POST).
+      // The status and body Slack gives another method are not documented; 405 with a plain-text code
+      // in the style of the documented errors (docs.slack.dev/messaging/sending-messages-using-incoming-webhooks#handling_errors).
       text(res, 405, 'invalid_method');
       return;
     }
@@ -301,12 +305,17 @@ export function startFakeSlack(opts: FakeChatOptions = {}): Promise<FakeChatServ
     (res, f) => {
       // Source: api.slack.com/apis/rate-limits (429 with a Retry-After header, in seconds)
       if (f.kind === '429') text(res, 429, 'rate_limited', { 'retry-after': String(Math.ceil(f.retryAfterSeconds)) });
-      else text(res, 500, 'internal_error'); // Source: api.slack.com/messaging/webhooks#handling_errors (plain-text error codes)
+      // Source: api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks (5xx with a
+      // plain-text body; the one 500 code it names is `rollup_error`). The body here stays the Web API's
+      // generic `internal_error` (api.slack.com/methods: common errors) because test/channels.test.ts pins it.
+      else text(res, 500, 'internal_error');
     },
     opts,
   );
 }
 
+// Not a fake of any peer: the generic webhook is flowwarden's own contract (docs/internals.md,
+// "Notifications"), so nothing here is taken from an external source.
 export function startFakeWebhook(opts: FakeChatOptions = {}): Promise<FakeChatServer> {
   const handler: Handler = (req, res, raw, fake) => {
     if (req.method !== 'POST') {
