@@ -140,6 +140,9 @@ describe('producer client', () => {
       [() => client.triggerRun('orders-export', {}, { idempotencyKey: '' }), /idempotencyKey: must be 1 to 200 characters/],
       [() => client.triggerRun('orders-export', { note: 'bad \u0000 byte' }), /^invalid trigger: parameters\.note: must not contain a NUL character/],
       [() => client.triggerRun(any(null)), /flowName: must be a string \(the name of the flow\)/],
+      [() => client.triggerRun('orders-export', { n: any(1n) }), /^invalid trigger: parameters\.n: is a BigInt, which JSON cannot carry: pass a number or a string$/],
+      [() => client.upsertFlow({ name: 'orders-export', description: 'bad \u0000 byte', target: { type: 'function', handler: 'noop' } }), /^invalid flow 'orders-export': flow 'orders-export'\.description: must not contain a NUL character/],
+      [() => client.upsertSchedule('orders-export', { name: 'nul', cron: '0 * * * *', parameters: { note: 'bad \u0000' } }), /^invalid schedule of flow 'orders-export': schedule of flow 'orders-export'\.parameters\.note: must not contain a NUL character/],
     ];
     for (const [call, re] of cases) {
       await assert.rejects(call, (err: unknown) => {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { TargetSpec, isWatchedTarget } from '../targets/spec.ts';
 import { validateScheduleSpec } from '../scheduling/fire-times.ts';
 import { UserInputError } from '../errors.ts';
-import { formatIssues } from '../util/input.ts';
+import { formatIssues, inputBytesProblem, parseInput } from '../util/input.ts';
 import { patternProblem } from '../guard/pattern.ts';
 import { CATCHUP_MODES, OVERLAP_MODES } from '../schema/enums.ts';
 
@@ -145,6 +145,8 @@ export function duplicateNames(list: unknown, prefix: string, what: string, opti
  * list, so they are reported alongside any other error). `data` is set only when there is no problem.
  */
 export function checkFlowInput(raw: unknown, where: string): { data: FlowInput | null; details: string[] } {
+  const bytes = inputBytesProblem(raw, where);
+  if (bytes) return { data: null, details: [bytes] };
   const r = FlowInput.safeParse(raw);
   const details = r.success ? [] : formatIssues(r.error.issues, where);
   if (raw && typeof raw === 'object' && (raw as { target?: unknown }).target === undefined) {
@@ -184,12 +186,7 @@ export function parseFlowInput(raw: unknown, where = 'flow'): FlowInput {
 }
 
 export function parseScheduleInput(raw: unknown, where = 'schedule'): ScheduleInput {
-  const r = ScheduleInput.safeParse(raw);
-  if (!r.success) {
-    const details = formatIssues(r.error.issues, where);
-    throw new UserInputError(`invalid ${where}: ${details.join('; ')}`, details);
-  }
-  return r.data;
+  return parseInput(ScheduleInput, raw, where);
 }
 
 export function checkParametersSize(parameters: unknown, maxBytes: number, where: string): void {

@@ -15,32 +15,42 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): 
 }
 
 /** JSON nested deeper than this is refused (Postgres' jsonb and recursive code have limits too). */
-export const MAX_INPUT_DEPTH = 64;
+const MAX_INPUT_DEPTH = 64;
 
 /**
- * Refuse what Postgres cannot store or would choke on, before any schema or SQL sees it: a NUL
- * character (`\u0000`) in any string or key (text and jsonb reject it), and nesting deeper than
- * MAX_INPUT_DEPTH. Iterative, so a 10,000-deep document cannot overflow the stack here. Paths
- * start at `where` ('' for top-level fields); the message says `invalid ${what}`.
+ * What Postgres cannot store or would choke on, found before any schema or SQL sees it: a NUL
+ * character (`\u0000`) in any string or key (text and jsonb reject it), nesting deeper than
+ * MAX_INPUT_DEPTH, and values JSON cannot carry (a BigInt, a function, a symbol: a caller of the
+ * producer client can pass them). Iterative, so a 10,000-deep document cannot overflow the stack
+ * here. Returns the first problem as "path: problem" (paths start at `where`, '' for top-level
+ * fields), or null.
  */
-export function checkInputBytes(value: unknown, where: string, what = where): void {
-  const fail = (path: string, problem: string) => {
-    const detail = `${path || '(root)'}: ${problem}`;
-    return new UserInputError(`invalid ${what}: ${detail}`, [detail]);
-  };
+export function inputBytesProblem(value: unknown, where: string): string | null {
+  const at = (path: string, problem: string) => `${path || '(root)'}: ${problem}`;
   const stack: Array<[unknown, string, number]> = [[value, where, 0]];
   while (stack.length > 0) {
     const [v, path, depth] = stack.pop()!;
     if (typeof v === 'string') {
-      if (v.includes('\u0000')) throw fail(path, 'must not contain a NUL character (\\u0000)');
+      if (v.includes('\u0000')) return at(path, 'must not contain a NUL character (\\u0000)');
+    } else if (typeof v === 'bigint') {
+      return at(path, 'is a BigInt, which JSON cannot carry: pass a number or a string');
+    } else if (typeof v === 'function' || typeof v === 'symbol') {
+      return at(path, `is a ${typeof v}: only JSON values (strings, numbers, booleans, null, arrays, objects) can be stored`);
     } else if (v && typeof v === 'object') {
-      if (depth >= MAX_INPUT_DEPTH) throw fail(path, `nested more than ${MAX_INPUT_DEPTH} levels deep`);
+      if (depth >= MAX_INPUT_DEPTH) return at(path, `nested more than ${MAX_INPUT_DEPTH} levels deep`);
       for (const [k, child] of Object.entries(v)) {
-        if (k.includes('\u0000')) throw fail(path, 'a key must not contain a NUL character (\\u0000)');
+        if (k.includes('\u0000')) return at(path, 'a key must not contain a NUL character (\\u0000)');
         stack.push([child, path ? `${path}.${k}` : k, depth + 1]);
       }
     }
   }
+  return null;
+}
+
+/** inputBytesProblem as a UserInputError saying `invalid ${what}: ...`. */
+export function checkInputBytes(value: unknown, where: string, what = where): void {
+  const detail = inputBytesProblem(value, where);
+  if (detail) throw new UserInputError(`invalid ${what}: ${detail}`, [detail]);
 }
 
 /**
