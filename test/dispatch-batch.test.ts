@@ -150,7 +150,7 @@ describe('multi-run dispatch jobs', () => {
     const retry = await app.boss.getJobById(QUEUES.dispatch, retryDispatchJobId(first!, 1));
     assert.ok(retry, 'a single-run retry job was sent');
     assert.deepEqual(retry.data, { runId: first, attemptOffset: 1 });
-    assert.ok(retry.startAfter.getTime() > Date.now(), 'after a backoff');
+    assert.ok(retry.startAfter.getTime() > retry.createdOn.getTime(), 'after a backoff (both Postgres times)');
     assert.equal(retry.retryLimit, job!.retryLimit - 1, 'with the retries the batch had left');
     assert.equal(retry.retryDelay, Math.min(job!.retryDelayMax ?? Infinity, job!.retryDelay * 2), 'its backoff goes on from the next step (pg-boss counts its retries from 0)');
     const runRow = await app.pool.query<{ dispatchJobId: string }>(`select dispatch_job_id as "dispatchJobId" from flowwarden.runs where id = $1`, [first]);
