@@ -5,7 +5,8 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { Maintainer, type MaintenanceRole } from '../src/maintenance/index.ts';
+import { Maintainer } from '../src/maintenance/index.ts';
+import type { Role } from '../src/config.ts';
 import { Scheduler, TICK_DEFAULTS } from '../src/maintenance/tick.ts';
 import { LATE_SWEEP_DEFAULTS, LateSweeper } from '../src/maintenance/late-sweep.ts';
 import { HEALTH_SWEEP_DEFAULTS, HealthSweeper } from '../src/maintenance/health-sweep.ts';
@@ -31,7 +32,7 @@ after(async () => {
 
 const deps = () => ({ pool: app.pool, boss: app.boss, log: silentLogger, transitions: app.deps.transitions });
 
-function maintainer(roles: MaintenanceRole[], waker: Waker, prefect?: PrefectConnector): Maintainer {
+function maintainer(roles: Role[], waker: Waker, prefect?: PrefectConnector): Maintainer {
   return new Maintainer({ ...deps(), metrics: app.deps.metrics, waker, prefect }, app.config, roles);
 }
 
@@ -57,7 +58,7 @@ describe('maintenance loops', () => {
 
   test('the scheduler role runs the tick and the sweeps; the worker role runs the Prefect watch, only when Prefect is configured', () => {
     const waker = new Waker(() => {});
-    const running = (roles: MaintenanceRole[], prefect?: PrefectConnector) => maintainer(roles, waker, prefect).running.map((l) => l.name);
+    const running = (roles: Role[], prefect?: PrefectConnector) => maintainer(roles, waker, prefect).running.map((l) => l.name);
     assert.deepEqual(running(['scheduler']), ['scheduler', 'late-sweep', 'health-sweep', 'retention', 'chart-rollup']);
     assert.deepEqual(running(['worker']), []);
     assert.deepEqual(running(['worker'], connector), ['prefect-watch']);

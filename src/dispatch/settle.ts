@@ -75,7 +75,8 @@ export function retryDispatchJobId(runId: string, attempt: number): string {
  * the retries the job had left. The job's other runs go on; this unit settles normally.
  */
 export async function retryAlone(deps: WorkerDeps, job: JobWithMetadata<unknown>, runId: string, attempt: number, message: string): Promise<void> {
-  // pg-boss's own backoff (its failJobs): retryDelay × 2^retryCount × (1 + jitter), at most retryDelayMax.
+  // pg-boss's own backoff, copied from pg-boss 12's plans.js (failJobsBody, its start_after
+  // statement): retryDelay × 2^retryCount × (1 + random), at most retryDelayMax. Re-check on upgrade.
   const base = Math.max(job.retryDelay, 1) * 2 ** Math.min(16, job.retryCount);
   const delay = job.retryBackoff ? base * (1 + Math.random()) : job.retryDelay;
   const afterSeconds = Math.max(1, Math.ceil(job.retryDelayMax ? Math.min(job.retryDelayMax, delay) : delay));

@@ -19,9 +19,6 @@ import { RetentionSweeper, type RetentionSweepConfig } from './retention.ts';
 import { PrefectWatcher, type PrefectWatchConfig } from './prefect-watch.ts';
 import { ChartRollup, type ChartRollupConfig } from './chart-rollup.ts';
 
-/** The pod roles, as src/config.ts defines them. */
-export type MaintenanceRole = Role;
-
 export interface MaintenanceLoops {
   scheduler: Scheduler;
   lateSweeper: LateSweeper;
@@ -37,7 +34,7 @@ export const LOOPS_BY_ROLE = {
   scheduler: ['scheduler', 'lateSweeper', 'healthSweeper', 'retentionSweeper', 'chartRollup'],
   worker: ['prefectWatcher'],
   api: [],
-} as const satisfies Record<Exclude<MaintenanceRole, 'all'>, ReadonlyArray<keyof MaintenanceLoops>>;
+} as const satisfies Record<Exclude<Role, 'all'>, ReadonlyArray<keyof MaintenanceLoops>>;
 
 export interface MaintenanceDeps {
   pool: pg.Pool;
@@ -97,7 +94,7 @@ export class Maintainer {
   /** The loops this pod runs, in start order. */
   readonly running: readonly MaintenanceService[];
 
-  constructor(deps: MaintenanceDeps, config: Config, roles: readonly MaintenanceRole[]) {
+  constructor(deps: MaintenanceDeps, config: Config, roles: readonly Role[]) {
     const { pool, boss, log, metrics } = deps;
     const configs = maintenanceConfigs(config);
     this.loops = {

@@ -17,8 +17,6 @@ import { applyLockedTransition } from '../../runs/service.ts';
 import { runJson } from '../../runs/json.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
 
-const ReportBody = ReportInput;
-
 const TriggerBody = z
   .object({
     parameters: RunParameters.default({}),
@@ -90,7 +88,7 @@ export function runRoutes(ctx: ApiContext, docs: ApiDocs) {
         return z.uuid().safeParse(id).success && (await reportTokenValid(ctx.pool, id, token));
       },
       summary: "Report a run's state (async targets; operate token or the run's own report token)",
-      params: RunParams, body: ReportBody, errors: { 404: 'no such run', 409: 'invalid state transition' },
+      params: RunParams, body: ReportInput, errors: { 404: 'no such run', 409: 'invalid state transition' },
       responses: { 200: { description: 'the run after the transition', schema: RunJson } },
     }, async ({ params, body }) => {
       const run = await withTransaction(ctx.pool, (tx) =>
