@@ -5,6 +5,8 @@ import { runCli } from './support/cli.ts';
 import { formatWindow } from '../src/cli/status.ts';
 import { QUEUES } from '../src/queue/catalog.ts';
 import pg from 'pg';
+import { migrateForPod } from '../src/db/topology.ts';
+import { loadConfig } from '../src/config.ts';
 
 let db: TestDatabase;
 
@@ -14,6 +16,21 @@ before(async () => {
 after(async () => {
   await db.drop();
 });
+
+/** Every flowwarden queue keeps finished jobs for `seconds` (pg-boss deletion_seconds). */
+async function assertQueueRetention(seconds: number): Promise<void> {
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ name: string; deleteAfterSeconds: number }>(
+      `select name, deletion_seconds as "deleteAfterSeconds" from flowwarden_queue.queue where name = any($1) order by name`, [Object.values(QUEUES)],
+    );
+    assert.equal(rows.length, Object.values(QUEUES).length, 'every flowwarden queue exists');
+    for (const q of rows) assert.equal(q.deleteAfterSeconds, seconds, q.name);
+  } finally {
+    await c.end();
+  }
+}
 
 describe('flowwarden status', () => {
   test('shows the retention settings in force and the size of every table', async () => {
@@ -37,17 +54,12 @@ describe('flowwarden status', () => {
   test('flowwarden migrate keeps the configured job retention on every queue (it used to put the defaults back)', async () => {
     const res = await runCli(['migrate'], { DATABASE_URL: db.url, FLOWWARDEN_JOB_RETENTION_SECONDS: '7200' });
     assert.equal(res.code, 0, res.stderr);
-    const c = new pg.Client({ connectionString: db.url });
-    await c.connect();
-    try {
-      const { rows } = await c.query<{ name: string; deleteAfterSeconds: number }>(
-        `select name, deletion_seconds as "deleteAfterSeconds" from flowwarden_queue.queue where name = any($1) order by name`, [Object.values(QUEUES)],
-      );
-      assert.equal(rows.length, Object.values(QUEUES).length, 'every flowwarden queue exists');
-      for (const q of rows) assert.equal(q.deleteAfterSeconds, 7200, q.name);
-    } finally {
-      await c.end();
-    }
+    await assertQueueRetention(7200);
+  });
+
+  test("a pod's start-up migration writes the configured job retention into every queue too", async () => {
+    await migrateForPod(loadConfig({ FLOWWARDEN_JOB_RETENTION_SECONDS: '3600' }), db.url);
+    await assertQueueRetention(3600);
   });
 
   test('a bad retention setting is refused naming the variable', async () => {
