@@ -289,6 +289,8 @@ describe('prefect target', () => {
     assert.ok(again && extra.length === 0, 'one follow-up dispatch');
     assert.deepEqual(again.data, { runId, attemptOffset: 3 });
     assert.equal(again.id, deferredDispatchJobId(runId, 3));
+    const carried = await app.pool.query<{ job: string }>(`select dispatch_job_id as job from flowwarden.runs where id = $1`, [runId]);
+    assert.equal(carried.rows[0]!.job, again.id, 'the run names the job that carries it now (v_open_runs follows it)');
     assert.ok(again.delay > 115 && again.delay <= 120, `starts after Retry-After (${again.delay}s)`);
     assert.deepEqual([again.retryCount, again.retryLimit], [0, 3], 'the 3 retries left, none used');
     // A redelivery of the deferring job does nothing: no Prefect call, no second follow-up.
